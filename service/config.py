@@ -1,0 +1,81 @@
+"""Settings read from the environment: one typed object, overridable in tests."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/service.db"
+DEFAULT_QUEUE_URL = "sqlite:///./var/queue.db"
+DEFAULT_MODELS_DIR = "./models_store"
+
+
+class Settings(BaseSettings):
+    """Everything the API, the workers and the migrations read from the environment."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    # Where things live.
+    database_url: str = DEFAULT_DATABASE_URL
+    queue_url: str = DEFAULT_QUEUE_URL
+    models_dir: str = DEFAULT_MODELS_DIR
+    models_url: str | None = Field(
+        default=None, description="fsspec URL of the model store; MODELS_DIR when unset"
+    )
+    work_dir: str = "./var/work"
+    mnist_path: str | None = None
+
+    # Serving the HTTP API.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    api_token: str | None = None
+    protect_reads: bool = False
+
+    # Workers.
+    worker_slots: int = Field(default=1, ge=1, le=64)
+    worker_label: str | None = None
+    training_threads: int = Field(default=0, ge=0, description="TF threads per training; 0 = auto")
+    lease_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    sweep_seconds: float = Field(default=10.0, gt=0)
+    cancel_grace_seconds: float = Field(default=10.0, ge=0)
+    max_attempts: int = Field(default=3, ge=1)
+
+    # Limits a user meets before any work starts.
+    max_params: int = Field(default=5_000_000, ge=1)
+    max_epochs: int = Field(default=100, ge=1)
+    max_layers: int = Field(default=64, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_predict_batch: int = Field(default=256, ge=1)
+    max_image_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=25_000_000, ge=784)
+    max_queued_per_client: int = Field(default=50, ge=1)
+    max_train_seconds: float = Field(default=3600.0, gt=0)
+
+    # Serving models.
+    model_cache_size: int = Field(default=8, ge=1)
+
+    @model_validator(mode="after")
+    def _heartbeat_inside_lease(self) -> Settings:
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError(
+                "HEARTBEAT_SECONDS must be shorter than LEASE_SECONDS, "
+                "or every running job would look dead between two heartbeats"
+            )
+        return self
+
+    @property
+    def model_store_url(self) -> str:
+        return self.models_url or str(Path(self.models_dir).resolve())
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Persistence: the engine, ORM models and the repository functions (ORM rows stay in here)."""

@@ -1,0 +1,237 @@
+"""Experiment reads and user-side writes; rows are turned into domain objects before leaving."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from service.db.models import AttemptRow, EpochRow, ExperimentRow, ModelAliasRow, utcnow
+from service.domain import FINISHED, Attempt, EpochRecord, Experiment, Status
+from service.errors import ExperimentNotFound, NotCancellable, NotDeletable
+
+Order = Literal["created", "-created", "test_accuracy", "-test_accuracy"]
+
+
+def to_experiment(
+    row: ExperimentRow, *, epochs_done: int = 0, aliases: Sequence[str] = ()
+) -> Experiment:
+    versions = {
+        name: value
+        for name, value in (("tensorflow", row.tf_version), ("keras", row.keras_version))
+        if value
+    }
+    return Experiment(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        spec=row.spec,
+        summary=row.summary,
+        status=Status(row.status),
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        test_loss=row.test_loss,
+        test_accuracy=row.test_accuracy,
+        error=row.error,
+        attempt=row.attempt,
+        max_attempts=row.max_attempts,
+        cancel_requested=row.cancel_requested,
+        model_uri=row.model_uri,
+        worker=row.lease_owner,
+        versions=versions,
+        epochs_done=epochs_done,
+        aliases=tuple(sorted(aliases)),
+    )
+
+
+def to_epoch(row: EpochRow) -> EpochRecord:
+    return EpochRecord(
+        epoch=row.epoch,
+        loss=row.loss,
+        accuracy=row.accuracy,
+        val_loss=row.val_loss,
+        val_accuracy=row.val_accuracy,
+        seconds=row.seconds,
+        attempt=row.attempt,
+    )
+
+
+def create_experiment(
+    session: Session,
+    *,
+    name: str,
+    description: str | None,
+    spec: dict[str, Any],
+    summary: dict[str, Any],
+    client_id: str,
+    max_attempts: int,
+) -> Experiment:
+    row = ExperimentRow(
+        id=uuid.uuid4().hex,
+        name=name,
+        description=description,
+        spec=spec,
+        summary=summary,
+        status=Status.QUEUED,
+        client_id=client_id,
+        created_at=utcnow(),
+        attempt=0,
+        max_attempts=max_attempts,
+        cancel_requested=False,
+    )
+    session.add(row)
+    session.flush()
+    return to_experiment(row)
+
+
+def count_queued(session: Session, *, client_id: str) -> int:
+    query = select(func.count()).where(
+        ExperimentRow.client_id == client_id, ExperimentRow.status == Status.QUEUED
+    )
+    return session.scalar(query) or 0
+
+
+def _epochs_done(session: Session, experiment_id: str) -> int:
+    query = select(func.count()).where(EpochRow.experiment_id == experiment_id)
+    return session.scalar(query) or 0
+
+
+def _aliases(session: Session, experiment_ids: Sequence[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    if not experiment_ids:
+        return found
+    query = select(ModelAliasRow.alias, ModelAliasRow.experiment_id).where(
+        ModelAliasRow.experiment_id.in_(experiment_ids)
+    )
+    for alias, experiment_id in session.execute(query):
+        found.setdefault(experiment_id, []).append(alias)
+    return found
+
+
+def _row(session: Session, experiment_id: str) -> ExperimentRow:
+    row = session.get(ExperimentRow, experiment_id)
+    if row is None:
+        raise ExperimentNotFound(
+            f"no experiment with id {experiment_id!r}; list them with GET /experiments"
+        )
+    return row
+
+
+def get_experiment(session: Session, experiment_id: str) -> Experiment:
+    row = _row(session, experiment_id)
+    return to_experiment(
+        row,
+        epochs_done=_epochs_done(session, experiment_id),
+        aliases=_aliases(session, [experiment_id]).get(experiment_id, []),
+    )
+
+
+def list_experiments(
+    session: Session,
+    *,
+    status: Status | None = None,
+    order: Order = "-created",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Experiment], int]:
+    query = select(ExperimentRow)
+    count = select(func.count()).select_from(ExperimentRow)
+    if status is not None:
+        query = query.where(ExperimentRow.status == status)
+        count = count.where(ExperimentRow.status == status)
+    column = {
+        "created": ExperimentRow.created_at.asc(),
+        "-created": ExperimentRow.created_at.desc(),
+        "test_accuracy": ExperimentRow.test_accuracy.asc().nulls_last(),
+        "-test_accuracy": ExperimentRow.test_accuracy.desc().nulls_last(),
+    }[order]
+    rows = session.scalars(
+        query.order_by(column, ExperimentRow.id).limit(limit).offset(offset)
+    ).all()
+    epoch_counts = dict(
+        session.execute(
+            select(EpochRow.experiment_id, func.count())
+            .where(EpochRow.experiment_id.in_([row.id for row in rows]))
+            .group_by(EpochRow.experiment_id)
+        ).all()
+    )
+    aliases = _aliases(session, [row.id for row in rows])
+    items = [
+        to_experiment(row, epochs_done=epoch_counts.get(row.id, 0), aliases=aliases.get(row.id, []))
+        for row in rows
+    ]
+    return items, session.scalar(count) or 0
+
+
+def history(session: Session, experiment_id: str) -> tuple[Status, list[EpochRecord]]:
+    row = _row(session, experiment_id)
+    epochs = session.scalars(
+        select(EpochRow).where(EpochRow.experiment_id == experiment_id).order_by(EpochRow.epoch)
+    ).all()
+    return Status(row.status), [to_epoch(epoch) for epoch in epochs]
+
+
+def attempts(session: Session, experiment_id: str) -> list[Attempt]:
+    _row(session, experiment_id)
+    rows = session.scalars(
+        select(AttemptRow)
+        .where(AttemptRow.experiment_id == experiment_id)
+        .order_by(AttemptRow.number)
+    ).all()
+    return [
+        Attempt(
+            number=row.number,
+            worker=row.worker,
+            start_epoch=row.start_epoch,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            outcome=row.outcome,
+        )
+        for row in rows
+    ]
+
+
+def request_cancel(session: Session, experiment_id: str) -> Experiment:
+    """Cancel a queued experiment at once; flag a running one for its worker to stop."""
+    row = _row(session, experiment_id)
+    status = Status(row.status)
+    if status.is_finished:
+        raise NotCancellable(
+            f"experiment {experiment_id} already {status.value}; only queued or running "
+            "experiments can be cancelled"
+        )
+    if status is Status.QUEUED:
+        session.execute(
+            update(ExperimentRow)
+            .where(ExperimentRow.id == experiment_id, ExperimentRow.status == Status.QUEUED)
+            .values(
+                status=Status.CANCELLED,
+                cancel_requested=True,
+                finished_at=utcnow(),
+                error="cancelled before it started",
+            )
+        )
+    else:
+        row.cancel_requested = True
+    session.flush()
+    session.refresh(row)
+    return get_experiment(session, experiment_id)
+
+
+def delete_experiment(session: Session, experiment_id: str) -> Experiment:
+    row = _row(session, experiment_id)
+    if Status(row.status) not in FINISHED:
+        raise NotDeletable(
+            f"experiment {experiment_id} is {row.status}; cancel it first "
+            f"(POST /experiments/{experiment_id}/cancel), then delete it"
+        )
+    experiment = to_experiment(row)
+    session.execute(delete(EpochRow).where(EpochRow.experiment_id == experiment_id))
+    session.execute(delete(AttemptRow).where(AttemptRow.experiment_id == experiment_id))
+    session.execute(delete(ModelAliasRow).where(ModelAliasRow.experiment_id == experiment_id))
+    session.delete(row)
+    return experiment

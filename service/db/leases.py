@@ -1,0 +1,275 @@
+"""Worker-side state transitions, each fenced by the attempt number a claim handed out.
+
+A write from a stale attempt (an old process that wakes up after its lease was swept) matches no
+row and is dropped: the fencing update also takes the row's write lock, so a sweep and a stale
+write cannot interleave inside one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from service.db.models import AttemptRow, EpochRow, ExperimentRow, utcnow
+from service.domain import Claim, EpochRecord, Status
+
+
+@dataclass(frozen=True)
+class Pulse:
+    """What a heartbeat learns: whether the lease is still ours, and whether to stop."""
+
+    alive: bool
+    cancel_requested: bool
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    requeued: list[str]
+    failed: list[str]
+    cancelled: list[str]
+
+
+def claim(
+    session: Session, *, experiment_id: str, worker: str, lease_seconds: float
+) -> Claim | None:
+    """Take a queued experiment for a new attempt; None when it is no longer queued."""
+    now = utcnow()
+    taken = session.execute(
+        update(ExperimentRow)
+        .where(
+            ExperimentRow.id == experiment_id,
+            ExperimentRow.status == Status.QUEUED,
+            ExperimentRow.cancel_requested.is_(False),
+        )
+        .values(
+            status=Status.RUNNING,
+            attempt=ExperimentRow.attempt + 1,
+            lease_owner=worker,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        )
+    )
+    if taken.rowcount != 1:
+        return None
+    row = session.get(ExperimentRow, experiment_id, populate_existing=True)
+    assert row is not None
+    if row.started_at is None:
+        row.started_at = now
+    done = session.scalar(
+        select(EpochRow.epoch)
+        .where(EpochRow.experiment_id == experiment_id)
+        .order_by(EpochRow.epoch.desc())
+        .limit(1)
+    )
+    session.add(
+        AttemptRow(
+            experiment_id=experiment_id,
+            number=row.attempt,
+            worker=worker,
+            start_epoch=done or 0,
+            started_at=now,
+        )
+    )
+    return Claim(
+        experiment_id=experiment_id,
+        attempt=row.attempt,
+        worker=worker,
+        spec=row.spec,
+        start_epoch=done or 0,
+    )
+
+
+def _fence(
+    session: Session, experiment_id: str, attempt: int, lease_seconds: float | None = None
+) -> bool:
+    """Lock the experiment row if `attempt` still owns it; extend the lease when asked."""
+    values: dict[str, object] = {"attempt": attempt}
+    if lease_seconds is not None:
+        values["lease_expires_at"] = utcnow() + timedelta(seconds=lease_seconds)
+    result = session.execute(
+        update(ExperimentRow)
+        .where(
+            ExperimentRow.id == experiment_id,
+            ExperimentRow.attempt == attempt,
+            ExperimentRow.status == Status.RUNNING,
+        )
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def heartbeat(session: Session, *, experiment_id: str, attempt: int, lease_seconds: float) -> Pulse:
+    if not _fence(session, experiment_id, attempt, lease_seconds):
+        return Pulse(alive=False, cancel_requested=False)
+    cancel = session.scalar(
+        select(ExperimentRow.cancel_requested).where(ExperimentRow.id == experiment_id)
+    )
+    return Pulse(alive=True, cancel_requested=bool(cancel))
+
+
+def begin_epochs(
+    session: Session,
+    *,
+    experiment_id: str,
+    attempt: int,
+    start_epoch: int,
+    restored: list[EpochRecord],
+) -> bool:
+    """Make the history match the checkpoint this attempt resumes from: no gap, no duplicate."""
+    if not _fence(session, experiment_id, attempt):
+        return False
+    session.execute(delete(EpochRow).where(EpochRow.experiment_id == experiment_id))
+    for record in restored[:start_epoch]:
+        session.add(_epoch_row(experiment_id, record))
+    session.execute(
+        update(AttemptRow)
+        .where(AttemptRow.experiment_id == experiment_id, AttemptRow.number == attempt)
+        .values(start_epoch=start_epoch)
+    )
+    return True
+
+
+def _epoch_row(experiment_id: str, record: EpochRecord) -> EpochRow:
+    return EpochRow(
+        experiment_id=experiment_id,
+        epoch=record.epoch,
+        loss=record.loss,
+        accuracy=record.accuracy,
+        val_loss=record.val_loss,
+        val_accuracy=record.val_accuracy,
+        seconds=record.seconds,
+        attempt=record.attempt,
+        recorded_at=utcnow(),
+    )
+
+
+def record_epoch(
+    session: Session,
+    *,
+    experiment_id: str,
+    attempt: int,
+    record: EpochRecord,
+    lease_seconds: float,
+) -> Pulse:
+    """Store one finished epoch (replacing any stale copy) and renew the lease."""
+    if not _fence(session, experiment_id, attempt, lease_seconds):
+        return Pulse(alive=False, cancel_requested=False)
+    session.execute(
+        delete(EpochRow).where(
+            EpochRow.experiment_id == experiment_id, EpochRow.epoch >= record.epoch
+        )
+    )
+    session.add(_epoch_row(experiment_id, record))
+    cancel = session.scalar(
+        select(ExperimentRow.cancel_requested).where(ExperimentRow.id == experiment_id)
+    )
+    return Pulse(alive=True, cancel_requested=bool(cancel))
+
+
+def succeed(
+    session: Session,
+    *,
+    experiment_id: str,
+    attempt: int,
+    test_loss: float,
+    test_accuracy: float,
+    model_uri: str,
+    versions: dict[str, str],
+) -> bool:
+    if not _fence(session, experiment_id, attempt):
+        return False
+    now = utcnow()
+    session.execute(
+        update(ExperimentRow)
+        .where(ExperimentRow.id == experiment_id)
+        .values(
+            status=Status.SUCCEEDED,
+            test_loss=test_loss,
+            test_accuracy=test_accuracy,
+            model_uri=model_uri,
+            tf_version=versions.get("tensorflow"),
+            keras_version=versions.get("keras"),
+            finished_at=now,
+            lease_expires_at=None,
+            error=None,
+        )
+    )
+    _end_attempt(session, experiment_id, attempt, "succeeded", now)
+    return True
+
+
+def finish(
+    session: Session, *, experiment_id: str, attempt: int, status: Status, error: str | None
+) -> bool:
+    """End an attempt as failed or cancelled."""
+    if not _fence(session, experiment_id, attempt):
+        return False
+    now = utcnow()
+    session.execute(
+        update(ExperimentRow)
+        .where(ExperimentRow.id == experiment_id)
+        .values(status=status, error=error, finished_at=now, lease_expires_at=None)
+    )
+    _end_attempt(
+        session, experiment_id, attempt, f"{status.value}: {error}" if error else status, now
+    )
+    return True
+
+
+def _end_attempt(
+    session: Session, experiment_id: str, attempt: int, outcome: str, now: datetime
+) -> None:
+    session.execute(
+        update(AttemptRow)
+        .where(AttemptRow.experiment_id == experiment_id, AttemptRow.number == attempt)
+        .values(ended_at=now, outcome=outcome)
+    )
+
+
+def sweep(session: Session, *, now: datetime | None = None) -> SweepResult:
+    """Requeue running experiments whose lease expired while attempts remain; fail the rest."""
+    now = now or utcnow()
+    expired = session.execute(
+        select(
+            ExperimentRow.id,
+            ExperimentRow.attempt,
+            ExperimentRow.max_attempts,
+            ExperimentRow.cancel_requested,
+            ExperimentRow.lease_owner,
+        ).where(ExperimentRow.status == Status.RUNNING, ExperimentRow.lease_expires_at < now)
+    ).all()
+    result = SweepResult(requeued=[], failed=[], cancelled=[])
+    for experiment_id, attempt, max_attempts, cancel_requested, owner in expired:
+        lost = f"worker {owner} stopped renewing its lease (attempt {attempt})"
+        if cancel_requested:
+            status, error, bucket = Status.CANCELLED, None, result.cancelled
+        elif attempt < max_attempts:
+            status, error, bucket = Status.QUEUED, None, result.requeued
+        else:
+            status, error, bucket = (
+                Status.FAILED,
+                f"{lost}; gave up after {attempt} attempts",
+                result.failed,
+            )
+        changed = session.execute(
+            update(ExperimentRow)
+            .where(
+                ExperimentRow.id == experiment_id,
+                ExperimentRow.attempt == attempt,
+                ExperimentRow.status == Status.RUNNING,
+                ExperimentRow.lease_expires_at < now,
+            )
+            .values(
+                status=status,
+                error=error,
+                lease_owner=None,
+                lease_expires_at=None,
+                finished_at=None if status is Status.QUEUED else now,
+            )
+        )
+        if changed.rowcount == 1:
+            _end_attempt(session, experiment_id, attempt, f"lost: {lost}", now)
+            bucket.append(experiment_id)
+    return result

@@ -1,0 +1,86 @@
+"""Plain domain objects shared by the API, the queue and the workers (never ORM rows)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    """Where an experiment is in its life."""
+
+    QUEUED = "queued"
+    """Accepted and waiting for a worker slot (also after a lost worker, while attempts remain)."""
+    RUNNING = "running"
+    """A worker holds its lease and is training it."""
+    SUCCEEDED = "succeeded"
+    """Trained, evaluated on the test set, and its model saved for serving."""
+    FAILED = "failed"
+    """Stopped for good; `error` says why and what to change."""
+    CANCELLED = "cancelled"
+    """Stopped on a user's request; finished epochs are kept."""
+
+    @property
+    def is_finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    loss: float
+    accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    seconds: float
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    number: int
+    worker: str | None
+    start_epoch: int
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str | None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: str
+    name: str
+    description: str | None
+    spec: dict[str, Any]
+    summary: dict[str, Any] | None
+    status: Status
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    test_loss: float | None
+    test_accuracy: float | None
+    error: str | None
+    attempt: int
+    max_attempts: int
+    cancel_requested: bool
+    model_uri: str | None
+    worker: str | None
+    versions: dict[str, str] = field(default_factory=dict)
+    epochs_done: int = 0
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on one attempt of an experiment; `attempt` fences every write."""
+
+    experiment_id: str
+    attempt: int
+    worker: str
+    spec: dict[str, Any]
+    start_epoch: int

@@ -1,0 +1,142 @@
+"""Spec -> compiled Keras model, and the per-layer summary the API shows before training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from service.schemas.architecture import INPUT_SHAPE
+from service.schemas.layers import (
+    ActivationLayer,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    MaxPooling2D,
+    Reshape,
+)
+from service.schemas.layers import Layer as LayerSpec
+from service.schemas.spec import ExperimentSpec
+from service.schemas.training import Optimizer as OptimizerSpec
+
+# Keras's own automatic names, given explicitly so that building a model twice in one process
+# names its layers the same way (no global name counter, no clear_session between builds).
+_KERAS_NAMES = {
+    "Flatten": "flatten",
+    "Dense": "dense",
+    "Activation": "activation",
+    "LeakyReLU": "leaky_re_lu",
+    "BatchNormalization": "batch_normalization",
+    "Dropout": "dropout",
+    "Conv2D": "conv2d",
+    "MaxPooling2D": "max_pooling2d",
+    "Reshape": "reshape",
+}
+
+
+def _names(layers: list[LayerSpec]) -> list[str]:
+    seen: dict[str, int] = {}
+    names = []
+    for layer in layers:
+        base = _KERAS_NAMES[layer.type]
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        names.append(base if count == 0 else f"{base}_{count}")
+    return names
+
+
+def _layer(spec: LayerSpec, name: str) -> keras.layers.Layer:
+    match spec:
+        case Flatten():
+            return keras.layers.Flatten(name=name)
+        case Dense():
+            return keras.layers.Dense(
+                spec.units,
+                name=name,
+                activation=spec.activation,
+                kernel_initializer=spec.kernel_initializer,
+                use_bias=spec.use_bias,
+            )
+        case ActivationLayer():
+            return keras.layers.Activation(spec.activation, name=name)
+        case LeakyReLU():
+            return keras.layers.LeakyReLU(negative_slope=spec.negative_slope, name=name)
+        case BatchNormalization():
+            return keras.layers.BatchNormalization(
+                momentum=spec.momentum, epsilon=spec.epsilon, name=name
+            )
+        case Dropout():
+            return keras.layers.Dropout(spec.rate, name=name)
+        case Conv2D():
+            return keras.layers.Conv2D(
+                spec.filters,
+                spec.kernel,
+                name=name,
+                strides=spec.stride,
+                padding=spec.padding,
+                activation=spec.activation,
+                kernel_initializer=spec.kernel_initializer,
+                use_bias=spec.use_bias,
+            )
+        case MaxPooling2D():
+            return keras.layers.MaxPooling2D(
+                spec.pool, strides=spec.stride, padding=spec.padding, name=name
+            )
+        case Reshape():
+            return keras.layers.Reshape(tuple(spec.target_shape), name=name)
+    raise TypeError(f"unsupported layer {spec!r}")  # pragma: no cover - the union is closed
+
+
+def build_model(spec: ExperimentSpec) -> keras.Sequential:
+    """The same Sequential a notebook would write; weights depend on the global Keras seed."""
+    layers = [
+        _layer(layer, name) for layer, name in zip(spec.layers, _names(spec.layers), strict=True)
+    ]
+    return keras.Sequential([keras.Input(shape=INPUT_SHAPE), *layers], name="sequential")
+
+
+def make_optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:
+    arguments = spec.model_dump(exclude={"type"})
+    return getattr(keras.optimizers, spec.type)(**arguments)
+
+
+def compile_model(
+    model: keras.Model, spec: ExperimentSpec, *, steps_per_execution: int = 1
+) -> None:
+    model.compile(
+        optimizer=make_optimizer(spec.compile.optimizer),
+        loss=spec.compile.loss,
+        metrics=list(spec.compile.metrics),
+        steps_per_execution=steps_per_execution,
+    )
+
+
+def summarize(model: keras.Model) -> dict[str, Any]:
+    """Per layer: name, type, output shape, parameters; then the totals, as `model.summary()`."""
+    layers = []
+    for layer in model.layers:
+        output_shape = tuple(layer.output.shape)[1:]
+        layers.append(
+            {
+                "name": layer.name,
+                "type": type(layer).__name__,
+                "output_shape": [None, *output_shape],
+                "params": int(layer.count_params()),
+            }
+        )
+    trainable = sum(int(keras.ops.size(weight)) for weight in model.trainable_weights)
+    non_trainable = sum(int(keras.ops.size(weight)) for weight in model.non_trainable_weights)
+    return {
+        "layers": layers,
+        "total_params": trainable + non_trainable,
+        "trainable_params": trainable,
+        "non_trainable_params": non_trainable,
+    }
+
+
+def dry_run(spec: ExperimentSpec) -> dict[str, Any]:
+    """Build the model for real, summarise it, and throw it away."""
+    return summarize(build_model(spec))

@@ -1,0 +1,124 @@
+"""MNIST, loaded the notebook's way: pixels / 255, the first N training images for validation.
+
+`MNIST_PATH` names a local `.npz` in Keras's layout (read with numpy: Keras's cache would
+reject its hash); unset, the real `keras.datasets.mnist.load_data()` is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from service.errors import DataUnavailable
+
+KEYS = ("x_train", "y_train", "x_test", "y_test")
+EXPECTED = {
+    "x_train": ((60_000, 28, 28), np.uint8),
+    "y_train": ((60_000,), np.uint8),
+    "x_test": ((10_000, 28, 28), np.uint8),
+    "y_test": ((10_000,), np.uint8),
+}
+
+
+@dataclass(frozen=True)
+class Mnist:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+@dataclass(frozen=True)
+class Split:
+    """Float32 images in [0, 1] and integer labels, ready for `fit` and `evaluate`."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_valid: np.ndarray
+    y_valid: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def _check(arrays: dict[str, np.ndarray], source: str) -> Mnist:
+    for key, (shape, dtype) in EXPECTED.items():
+        if key not in arrays:
+            raise DataUnavailable(f"{source} has no {key!r} array; expected Keras's MNIST layout")
+        array = arrays[key]
+        if array.shape != shape:
+            raise DataUnavailable(f"{source}: {key} has shape {array.shape}, expected {shape}")
+        if array.dtype != dtype and not np.can_cast(array.dtype, dtype, casting="same_kind"):
+            raise DataUnavailable(f"{source}: {key} has dtype {array.dtype}, expected {dtype}")
+    for key in ("y_train", "y_test"):
+        if arrays[key].min() < 0 or arrays[key].max() > 9:
+            raise DataUnavailable(f"{source}: {key} holds labels outside 0..9")
+    return Mnist(*(np.asarray(arrays[key], dtype=np.uint8) for key in KEYS))
+
+
+def load_npz(path: str | Path) -> Mnist:
+    source = f"MNIST_PATH={path}"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files if key in KEYS}
+    except FileNotFoundError:
+        raise DataUnavailable(f"{source} does not exist; point MNIST_PATH at mnist.npz") from None
+    except Exception as error:  # numpy raises many kinds for a corrupt archive
+        raise DataUnavailable(f"{source} is not a readable .npz file ({error})") from None
+    return _check(arrays, source)
+
+
+def load_keras() -> Mnist:
+    import keras
+
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as error:
+        raise DataUnavailable(
+            f"could not download MNIST ({error}); set MNIST_PATH to a local mnist.npz"
+        ) from None
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    return _check(arrays, "keras.datasets.mnist")
+
+
+@lru_cache(maxsize=2)
+def load_mnist(mnist_path: str | None) -> Mnist:
+    return load_npz(mnist_path) if mnist_path else load_keras()
+
+
+def split(data: Mnist, *, validation_size: int, train_size: int | None = None) -> Split:
+    """The notebook's split: the first `validation_size` training images validate."""
+    # Divide in float64 like the notebook does, then narrow: the same bits Keras would feed.
+    x_train_full = (data.x_train / 255.0).astype(np.float32)
+    y_train_full = data.y_train.astype(np.int32)
+    x_valid, x_train = x_train_full[:validation_size], x_train_full[validation_size:]
+    y_valid, y_train = y_train_full[:validation_size], y_train_full[validation_size:]
+    if train_size is not None:
+        x_train, y_train = x_train[:train_size], y_train[:train_size]
+    return Split(
+        x_train=x_train,
+        y_train=y_train,
+        x_valid=x_valid,
+        y_valid=y_valid,
+        x_test=(data.x_test / 255.0).astype(np.float32),
+        y_test=data.y_test.astype(np.int32),
+    )
+
+
+def probe(mnist_path: str | None) -> str | None:
+    """Why the data is unavailable, or None when it looks usable (cheap: no full load)."""
+    if mnist_path is None:
+        return None
+    path = Path(mnist_path)
+    if not path.is_file():
+        return f"MNIST_PATH={mnist_path} does not exist"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [key for key in KEYS if key not in npz.files]
+    except Exception as error:
+        return f"MNIST_PATH={mnist_path} is not a readable .npz file ({error})"
+    if missing:
+        return f"MNIST_PATH={mnist_path} lacks {', '.join(missing)}"
+    return None

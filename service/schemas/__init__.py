@@ -1,0 +1,1 @@
+"""Pydantic request and response models: the service's public vocabulary."""

@@ -1,0 +1,126 @@
+"""Shape and parameter inference for a layer list, without TensorFlow.
+
+The API rejects impossible nets (a Conv2D on a flattened tensor, a last layer that is not
+10 probabilities) with a message naming the layer, before anything is built or queued.
+The authoritative summary still comes from really building the Keras model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from service.schemas.layers import (
+    ActivationLayer,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    MaxPooling2D,
+    Reshape,
+)
+from service.schemas.layers import Layer as LayerSpec
+
+INPUT_SHAPE: tuple[int, ...] = (28, 28)
+CLASSES = 10
+LAST_LAYER_HINT = (
+    'end the net with {"type": "Dense", "units": 10, "activation": "softmax"} '
+    '(or a Dense with 10 units followed by {"type": "Activation", "activation": "softmax"})'
+)
+
+
+class ArchitectureError(ValueError):
+    """A layer cannot take the tensor the previous layer gives it."""
+
+
+@dataclass(frozen=True)
+class InferredLayer:
+    output_shape: tuple[int, ...]
+    params: int
+    trainable_params: int
+
+
+def _spatial(size: int, window: int, stride: int, padding: str) -> int:
+    if padding == "same":
+        return math.ceil(size / stride)
+    return (size - window) // stride + 1
+
+
+def _infer_one(index: int, layer: LayerSpec, shape: tuple[int, ...]) -> InferredLayer:
+    where = f"layers[{index}] ({layer.type})"
+    match layer:
+        case Flatten():
+            return InferredLayer((math.prod(shape),), 0, 0)
+        case Dense():
+            params = shape[-1] * layer.units + (layer.units if layer.use_bias else 0)
+            return InferredLayer((*shape[:-1], layer.units), params, params)
+        case BatchNormalization():
+            features = shape[-1]
+            return InferredLayer(shape, 4 * features, 2 * features)
+        case ActivationLayer() | LeakyReLU() | Dropout():
+            return InferredLayer(shape, 0, 0)
+        case Reshape():
+            target = tuple(layer.target_shape)
+            if math.prod(target) != math.prod(shape):
+                raise ArchitectureError(
+                    f"{where}: cannot reshape {shape} ({math.prod(shape)} values) into "
+                    f"{target} ({math.prod(target)} values)"
+                )
+            return InferredLayer(target, 0, 0)
+        case Conv2D() | MaxPooling2D():
+            if len(shape) != 3:
+                raise ArchitectureError(
+                    f"{where} needs a (height, width, channels) tensor but gets {shape}; "
+                    + (
+                        'put {"type": "Reshape", "target_shape": [28, 28, 1]} before it'
+                        if len(shape) == 2
+                        else "it cannot follow a Flatten or a Dense on a flat tensor; "
+                        "put convolutions and pooling before the Flatten"
+                    )
+                )
+            height, width, channels = shape
+            if isinstance(layer, Conv2D):
+                (kh, kw), (sh, sw) = layer.kernel, layer.stride
+            else:
+                (kh, kw), (sh, sw) = layer.pool, layer.stride
+            out_h = _spatial(height, kh, sh, layer.padding)
+            out_w = _spatial(width, kw, sw, layer.padding)
+            if out_h < 1 or out_w < 1:
+                raise ArchitectureError(
+                    f"{where}: a {kh}x{kw} window does not fit the {height}x{width} input; "
+                    'use a smaller window or padding "same"'
+                )
+            if isinstance(layer, MaxPooling2D):
+                return InferredLayer((out_h, out_w, channels), 0, 0)
+            params = kh * kw * channels * layer.filters + (layer.filters if layer.use_bias else 0)
+            return InferredLayer((out_h, out_w, layer.filters), params, params)
+    raise ArchitectureError(f"{where}: unsupported layer")  # pragma: no cover - union is closed
+
+
+def infer_architecture(layers: list[LayerSpec]) -> list[InferredLayer]:
+    """Each layer's output shape and parameter counts; raises ArchitectureError on a bad net."""
+    if not layers:
+        raise ArchitectureError(f"give at least one layer; {LAST_LAYER_HINT}")
+    inferred: list[InferredLayer] = []
+    shape = INPUT_SHAPE
+    for index, layer in enumerate(layers):
+        result = _infer_one(index, layer, shape)
+        inferred.append(result)
+        shape = result.output_shape
+    _check_probabilities(layers, shape)
+    return inferred
+
+
+def _check_probabilities(layers: list[LayerSpec], shape: tuple[int, ...]) -> None:
+    last = layers[-1]
+    ends_in_softmax = (isinstance(last, Dense) and last.activation == "softmax") or (
+        isinstance(last, ActivationLayer) and last.activation == "softmax"
+    )
+    if shape != (CLASSES,) or not ends_in_softmax:
+        raise ArchitectureError(
+            f"the last layer gives {'softmax' if ends_in_softmax else 'non-softmax'} output of "
+            f"shape {shape}, but sparse_categorical_crossentropy needs 10 probabilities of "
+            f"shape (10,): {LAST_LAYER_HINT}"
+        )

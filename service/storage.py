@@ -1,0 +1,107 @@
+"""The model store: trained models and per-epoch checkpoints, behind one fsspec URL.
+
+A local directory by default; a shared mount or an object store (`s3://bucket/prefix`) when
+the API and the workers run on different machines. Nothing else touches model files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from fsspec.core import url_to_fs
+
+from service.errors import ServiceError
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_.\-]+)*$")
+
+
+class UnsafeKey(ServiceError):
+    code = "unsafe_store_key"
+
+
+def experiment_prefix(experiment_id: str) -> str:
+    return f"experiments/{experiment_id}"
+
+
+def model_key(experiment_id: str) -> str:
+    return f"{experiment_prefix(experiment_id)}/model.keras"
+
+
+def checkpoint_key(experiment_id: str) -> str:
+    return f"{experiment_prefix(experiment_id)}/checkpoint/last.keras"
+
+
+def checkpoint_meta_key(experiment_id: str) -> str:
+    return f"{experiment_prefix(experiment_id)}/checkpoint/last.json"
+
+
+class ModelStore:
+    """Keys are relative paths such as `experiments/<id>/model.keras`, checked before use."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.fs: fsspec.AbstractFileSystem
+        self.fs, self.root = url_to_fs(self.url, **(storage_options or {}))
+        self.root = self.root.rstrip("/")
+        self.is_local = self.fs.protocol in ("file", "local") or "file" in self.fs.protocol
+        if self.is_local:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> str:
+        if not _SAFE_KEY.match(key) or ".." in key.split("/"):
+            raise UnsafeKey(f"refusing store key {key!r}")
+        return f"{self.root}/{key}"
+
+    def uri(self, key: str) -> str:
+        return f"{self.url}/{key}"
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self._path(key)))
+
+    def put_file(self, local_path: str | Path, key: str) -> str:
+        """Upload atomically where the filesystem allows it: readers never see half a file."""
+        path = self._path(key)
+        if self.is_local:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            partial = Path(f"{path}.partial")
+            partial.write_bytes(Path(local_path).read_bytes())
+            partial.replace(path)
+        else:
+            self.fs.put_file(str(local_path), path)
+        return self.uri(key)
+
+    def get_file(self, key: str, local_path: str | Path) -> Path:
+        local = Path(local_path)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        self.fs.get_file(self._path(key), str(local))
+        return local
+
+    def write_json(self, key: str, value: Any) -> None:
+        path = self._path(key)
+        data = json.dumps(value).encode()
+        if self.is_local:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            partial = Path(f"{path}.partial")
+            partial.write_bytes(data)
+            partial.replace(path)
+        else:
+            self.fs.pipe_file(path, data)
+
+    def read_json(self, key: str) -> Any:
+        return json.loads(self.fs.cat_file(self._path(key)))
+
+    def delete_prefix(self, prefix: str) -> None:
+        path = self._path(prefix)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def key_of(self, uri: str) -> str:
+        if not uri.startswith(f"{self.url}/"):
+            raise UnsafeKey(f"{uri!r} is not inside the model store {self.url!r}")
+        key = uri[len(self.url) + 1 :]
+        self._path(key)
+        return key
