@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,11 @@ class Settings(BaseSettings):
     models_dir: str = DEFAULT_MODELS_DIR
     models_url: str | None = Field(
         default=None, description="fsspec URL of the model store; MODELS_DIR when unset"
+    )
+    models_storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for MODELS_URL, as JSON: "
+        '{"client_kwargs": {"endpoint_url": "http://minio:9000"}, "key": "...", "secret": "..."}',
     )
     work_dir: str = "./var/work"
     mnist_path: str | None = None

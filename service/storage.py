@@ -14,6 +14,7 @@ from typing import Any
 import fsspec
 from fsspec.core import url_to_fs
 
+from service.config import Settings
 from service.errors import ServiceError
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_.\-]+)*$")
@@ -105,3 +106,8 @@ class ModelStore:
         key = uri[len(self.url) + 1 :]
         self._path(key)
         return key
+
+
+def store_from_settings(settings: Settings) -> ModelStore:
+    """The one store the API and the workers share: MODELS_URL (or MODELS_DIR) and its options."""
+    return ModelStore(settings.model_store_url, settings.models_storage_options)
