@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,8 @@ from fsspec.core import url_to_fs
 from service.config import Settings
 from service.errors import ServiceError
 
-_SAFE_KEY = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_.\-]+)*$")
+_SAFE_KEY = re.compile(r"[A-Za-z0-9_\-]+(/[A-Za-z0-9_.\-]+)*")
+_DOT_SEGMENTS = frozenset({".", ".."})  # `a/./b` would alias `a/b`; `..` would escape the root
 
 
 class UnsafeKey(ServiceError):
@@ -53,7 +57,8 @@ class ModelStore:
             Path(self.root).mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> str:
-        if not _SAFE_KEY.match(key) or ".." in key.split("/"):
+        # fullmatch, not match: `$` would let a trailing newline through.
+        if not _SAFE_KEY.fullmatch(key) or not _DOT_SEGMENTS.isdisjoint(key.split("/")):
             raise UnsafeKey(f"refusing store key {key!r}")
         return f"{self.root}/{key}"
 
@@ -67,10 +72,7 @@ class ModelStore:
         """Upload atomically where the filesystem allows it: readers never see half a file."""
         path = self._path(key)
         if self.is_local:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            partial = Path(f"{path}.partial")
-            partial.write_bytes(Path(local_path).read_bytes())
-            partial.replace(path)
+            _replace_local(path, lambda partial: shutil.copyfile(local_path, partial))
         else:
             self.fs.put_file(str(local_path), path)
         return self.uri(key)
@@ -85,10 +87,7 @@ class ModelStore:
         path = self._path(key)
         data = json.dumps(value).encode()
         if self.is_local:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            partial = Path(f"{path}.partial")
-            partial.write_bytes(data)
-            partial.replace(path)
+            _replace_local(path, lambda partial: partial.write_bytes(data))
         else:
             self.fs.pipe_file(path, data)
 
@@ -106,6 +105,22 @@ class ModelStore:
         key = uri[len(self.url) + 1 :]
         self._path(key)
         return key
+
+
+def _replace_local(path: str, write: Callable[[Path], object]) -> None:
+    """Write a sibling file, then rename it over `path`: readers never see half a file.
+
+    The sibling's name is unique, so two writers of one key (a worker that lost its lease and
+    the one that took over) cannot rename each other's half-written file into place.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}.partial")
+    try:
+        write(partial)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def store_from_settings(settings: Settings) -> ModelStore:
