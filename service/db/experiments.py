@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from service.db.models import AttemptRow, EpochRow, ExperimentRow, ModelAliasRow, utcnow
@@ -143,12 +143,13 @@ def list_experiments(
     if status is not None:
         query = query.where(ExperimentRow.status == status)
         count = count.where(ExperimentRow.status == status)
-    column = {
+    orderings: dict[str, ColumnElement[Any]] = {
         "created": ExperimentRow.created_at.asc(),
         "-created": ExperimentRow.created_at.desc(),
         "test_accuracy": ExperimentRow.test_accuracy.asc().nulls_last(),
         "-test_accuracy": ExperimentRow.test_accuracy.desc().nulls_last(),
-    }[order]
+    }
+    column = orderings[order]
     rows = session.scalars(
         query.order_by(column, ExperimentRow.id).limit(limit).offset(offset)
     ).all()

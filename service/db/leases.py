@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from service.db.models import AttemptRow, EpochRow, ExperimentRow, utcnow
 from service.domain import Claim, EpochRecord, Status
+
+
+def _rowcount(result: object) -> int:
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ def claim(
             lease_expires_at=now + timedelta(seconds=lease_seconds),
         )
     )
-    if taken.rowcount != 1:
+    if _rowcount(taken) != 1:
         return None
     row = session.get(ExperimentRow, experiment_id, populate_existing=True)
     assert row is not None
@@ -97,7 +103,7 @@ def _fence(
         )
         .values(**values)
     )
-    return result.rowcount == 1
+    return _rowcount(result) == 1
 
 
 def heartbeat(session: Session, *, experiment_id: str, attempt: int, lease_seconds: float) -> Pulse:
@@ -269,7 +275,55 @@ def sweep(session: Session, *, now: datetime | None = None) -> SweepResult:
                 finished_at=None if status is Status.QUEUED else now,
             )
         )
-        if changed.rowcount == 1:
+        if _rowcount(changed) == 1:
             _end_attempt(session, experiment_id, attempt, f"lost: {lost}", now)
             bucket.append(experiment_id)
     return result
+
+
+def release(session: Session, *, experiment_id: str, attempt: int, reason: str) -> Status | None:
+    """Give up an attempt whose training process died: requeue while attempts remain.
+
+    Returns the new status, or None when the attempt no longer owned the experiment.
+    """
+    row = session.get(ExperimentRow, experiment_id)
+    if row is None or not _fence(session, experiment_id, attempt):
+        return None
+    now = utcnow()
+    if row.cancel_requested:
+        status, error = Status.CANCELLED, None
+    elif attempt < row.max_attempts:
+        status, error = Status.QUEUED, None
+    else:
+        status, error = Status.FAILED, f"{reason}; gave up after {attempt} attempts"
+    session.execute(
+        update(ExperimentRow)
+        .where(ExperimentRow.id == experiment_id)
+        .values(
+            status=status,
+            error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+            finished_at=None if status is Status.QUEUED else now,
+        )
+    )
+    _end_attempt(session, experiment_id, attempt, f"lost: {reason}", now)
+    return status
+
+
+def orphaned_queued(session: Session, *, older_than: datetime) -> list[str]:
+    """Queued experiments created before `older_than`, oldest first (for re-delivery)."""
+    return list(
+        session.scalars(
+            select(ExperimentRow.id)
+            .where(ExperimentRow.status == Status.QUEUED, ExperimentRow.created_at < older_than)
+            .order_by(ExperimentRow.created_at)
+        )
+    )
+
+
+def spec_if_owned(session: Session, *, experiment_id: str, attempt: int) -> dict[str, Any] | None:
+    row = session.get(ExperimentRow, experiment_id)
+    if row is None or row.attempt != attempt or row.status != Status.RUNNING:
+        return None
+    return row.spec

@@ -68,6 +68,9 @@ OPTIMIZER_TYPES = ("SGD", "Adagrad", "RMSprop", "Adam", "Adamax", "Nadam")
 _BY_LOWER_NAME = {name.lower(): name for name in OPTIMIZER_TYPES}
 
 
+Metric = Literal["accuracy"]
+
+
 class CompileSpec(BaseModel):
     """What `model.compile(...)` takes; the optimizer may be a name, as Keras allows."""
 
@@ -75,7 +78,7 @@ class CompileSpec(BaseModel):
 
     optimizer: Optimizer
     loss: Literal["sparse_categorical_crossentropy"] = "sparse_categorical_crossentropy"
-    metrics: list[Literal["accuracy"]] = Field(default_factory=lambda: ["accuracy"])
+    metrics: list[Metric] = Field(default_factory=lambda: list[Metric](["accuracy"]))
 
     @model_validator(mode="before")
     @classmethod

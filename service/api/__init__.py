@@ -1,0 +1,1 @@
+"""The HTTP API: the app factory, its dependencies and one router per resource."""

@@ -1,0 +1,150 @@
+"""The app factory: routers, the one error mapping, the body-size guard, start-up checks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service import __version__
+from service.api.routes import experiments, health
+from service.config import Settings, get_settings
+from service.db.migrations import upgrade_to_head
+from service.errors import ServiceError, TooLarge
+from service.runtime import Runtime
+from service.worker.consumer import sweep_once
+
+log = logging.getLogger(__name__)
+
+
+def _json_error(error: ServiceError) -> JSONResponse:
+    return JSONResponse(error.to_json(), status_code=error.status_code)
+
+
+def _field_errors(error: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {
+            "loc": list(item.get("loc", ())),
+            "msg": str(item.get("msg", "")),
+            "type": item.get("type"),
+        }
+        for item in error.errors()
+    ]
+
+
+def _validation_message(details: list[dict[str, Any]]) -> str:
+    parts = []
+    for item in details[:5]:
+        loc = ".".join(str(part) for part in item["loc"] if part != "body")
+        parts.append(f"{loc or 'body'}: {item['msg']}")
+    more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
+    return "; ".join(parts) + more
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, error: ServiceError) -> JSONResponse:
+        return _json_error(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        details = _field_errors(error)
+        body = {
+            "error": "invalid_request",
+            "detail": _validation_message(details),
+            "details": details,
+        }
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse(
+            {"error": code, "detail": str(error.detail)},
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=error)
+        return JSONResponse(
+            {"error": "internal_error", "detail": "the service hit an unexpected error"},
+            status_code=500,
+        )
+
+
+class BodySizeLimit:
+    """Refuse bodies over the limit before they are read into memory (413)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = TooLarge(
+            f"the request body is over the {self.max_bytes:,}-byte limit (MAX_BODY_BYTES); "
+            "send fewer or smaller images"
+        )
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await _json_error(too_large)(scope, receive, send)
+                return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise too_large
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.from_settings(settings)
+        if migrate:
+            upgrade_to_head(settings.database_url, runtime.db.engine)
+        if not settings.api_token:
+            log.warning("API_TOKEN is not set: anyone who can reach this API may write to it")
+        try:
+            sweep_once(runtime.db, runtime.queue)
+        except Exception:  # the workers sweep too; a failed start-up sweep is not fatal
+            log.exception("start-up sweep failed")
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    app = FastAPI(
+        title="MNIST lab",
+        version=__version__,
+        description=(
+            "Define Keras networks as JSON, have them trained on MNIST by workers, compare "
+            "their learning curves and test scores, and recognise handwritten digits."
+        ),
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(experiments.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,96 @@
+"""Dependencies declared once and reused by every route."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.db.session import Database
+from service.errors import Unauthorized
+from service.jobs.queue import JobQueue
+from service.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_settings(runtime: RuntimeDep) -> Settings:
+    return runtime.settings
+
+
+def get_database(runtime: RuntimeDep) -> Database:
+    return runtime.db
+
+
+def get_queue(runtime: RuntimeDep) -> JobQueue:
+    return runtime.queue
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+QueueDep = Annotated[JobQueue, Depends(get_queue)]
+
+
+def get_session(db: DatabaseDep) -> Iterator[Session]:
+    with db.scope() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def _check_token(settings: Settings, authorization: str | None) -> None:
+    expected = settings.api_token
+    if not expected:
+        return
+    if not authorization:
+        raise Unauthorized(
+            "this endpoint needs an API token: send the header 'Authorization: Bearer <token>'"
+        )
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), expected.encode()
+    ):
+        raise Unauthorized("the API token is wrong: send 'Authorization: Bearer <API_TOKEN>'")
+
+
+def require_writer(
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header(description="Bearer <API_TOKEN>")] = None,
+) -> None:
+    """Creating, changing and deleting need the token whenever API_TOKEN is set."""
+    _check_token(settings, authorization)
+
+
+def require_reader(
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header(description="Bearer <API_TOKEN>")] = None,
+) -> None:
+    """Reads and predictions stay open unless PROTECT_READS is set too."""
+    if settings.protect_reads:
+        _check_token(settings, authorization)
+
+
+def client_id(
+    request: Request,
+    x_client_id: Annotated[
+        str | None, Header(max_length=200, description="who to count queued experiments against")
+    ] = None,
+) -> str:
+    if x_client_id:
+        return x_client_id
+    return request.client.host if request.client else "anonymous"
+
+
+ClientIdDep = Annotated[str, Depends(client_id)]
+ExperimentId = Annotated[str, Path(min_length=1, max_length=64, description="the experiment's id")]

@@ -1,0 +1,132 @@
+"""Experiments: submit a spec, read it back, watch its history, cancel, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from service.api.deps import (
+    ClientIdDep,
+    DatabaseDep,
+    ExperimentId,
+    QueueDep,
+    RuntimeDep,
+    SessionDep,
+    SettingsDep,
+    require_reader,
+    require_writer,
+)
+from service.db import experiments as repository
+from service.domain import Status
+from service.experiments import submit_experiment
+from service.schemas.errors import error_responses
+from service.schemas.experiments import (
+    EpochPublic,
+    ExperimentPublic,
+    ExperimentsPublic,
+    HistoryPublic,
+)
+from service.schemas.spec import ExperimentCreate
+from service.storage import experiment_prefix
+
+router = APIRouter(prefix="/experiments", tags=["experiments"])
+Reader = Depends(require_reader)
+Writer = Depends(require_writer)
+
+
+@router.post(
+    "",
+    response_model=ExperimentPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Writer],
+    responses=error_responses(401, 413, 422, 429),
+)
+def create_experiment(
+    spec_in: ExperimentCreate,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    queue: QueueDep,
+    client: ClientIdDep,
+) -> ExperimentPublic:
+    """Validate the spec, build it once for its summary, and queue its training."""
+    experiment = submit_experiment(
+        spec_in=spec_in, settings=settings, db=db, queue=queue, client_id=client
+    )
+    return ExperimentPublic.of(experiment)
+
+
+@router.get(
+    "",
+    response_model=ExperimentsPublic,
+    dependencies=[Reader],
+    responses=error_responses(401, 422),
+)
+def list_experiments(
+    session: SessionDep,
+    status_filter: Annotated[Status | None, Query(alias="status")] = None,
+    order: Annotated[
+        repository.Order,
+        Query(description="created, -created (newest first), test_accuracy, -test_accuracy"),
+    ] = "-created",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> ExperimentsPublic:
+    items, count = repository.list_experiments(
+        session, status=status_filter, order=order, limit=limit, offset=offset
+    )
+    return ExperimentsPublic(
+        data=[ExperimentPublic.of(item) for item in items], count=count, limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/{experiment_id}",
+    response_model=ExperimentPublic,
+    dependencies=[Reader],
+    responses=error_responses(401, 404, 422),
+)
+def read_experiment(experiment_id: ExperimentId, session: SessionDep) -> ExperimentPublic:
+    experiment = repository.get_experiment(session, experiment_id)
+    return ExperimentPublic.of(experiment, repository.attempts(session, experiment_id))
+
+
+@router.get(
+    "/{experiment_id}/history",
+    response_model=HistoryPublic,
+    dependencies=[Reader],
+    responses=error_responses(401, 404, 422),
+)
+def read_history(experiment_id: ExperimentId, session: SessionDep) -> HistoryPublic:
+    current, epochs = repository.history(session, experiment_id)
+    return HistoryPublic(
+        experiment_id=experiment_id,
+        status=current,
+        epochs=[EpochPublic.of(epoch) for epoch in epochs],
+    )
+
+
+@router.post(
+    "/{experiment_id}/cancel",
+    response_model=ExperimentPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Writer],
+    responses=error_responses(401, 404, 409, 422),
+)
+def cancel_experiment(experiment_id: ExperimentId, session: SessionDep) -> ExperimentPublic:
+    """A queued experiment never starts; a running one stops within an epoch."""
+    return ExperimentPublic.of(repository.request_cancel(session, experiment_id))
+
+
+@router.delete(
+    "/{experiment_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Writer],
+    responses=error_responses(401, 404, 409, 422),
+)
+def delete_experiment(experiment_id: ExperimentId, runtime: RuntimeDep) -> Response:
+    """Remove a finished or cancelled experiment, its history and its model files."""
+    with runtime.db.scope() as session:
+        repository.delete_experiment(session, experiment_id)
+    runtime.store.delete_prefix(experiment_prefix(experiment_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

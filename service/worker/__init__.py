@@ -1,0 +1,1 @@
+"""Workers: the Huey consumer, the supervisor of each training, and the training process."""

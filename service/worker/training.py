@@ -1,0 +1,229 @@
+"""The training process: one attempt of one experiment, in a fresh interpreter.
+
+Started by the supervisor with `python -m service.worker.training <experiment_id> <attempt>`,
+never forked from a process that has loaded TensorFlow (such a child hangs in `fit`). Every write
+names its attempt, so a process whose lease was taken away writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from service.config import Settings
+from service.db import leases
+from service.db.session import Database
+from service.domain import EpochRecord, Status
+from service.errors import ServiceError, TrainingFailed
+from service.schemas.spec import ExperimentSpec
+from service.storage import (
+    ModelStore,
+    checkpoint_key,
+    checkpoint_meta_key,
+    model_key,
+    store_from_settings,
+)
+from service.worker.lifeline import watch_parent
+
+log = logging.getLogger("service.training")
+
+EXIT_OK = 0
+EXIT_LOST_LEASE = 3
+CANCEL_SIGNAL = signal.SIGUSR1
+
+
+class Attempt:
+    """Implements the trainer's hooks: checkpoint, then record, each epoch; stop on request."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        store: ModelStore,
+        experiment_id: str,
+        attempt: int,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.experiment_id = experiment_id
+        self.attempt = attempt
+        self.cancel = threading.Event()
+        self.lost = False
+        self.local_dir = Path(settings.work_dir) / experiment_id / f"attempt-{attempt}"
+        self.local_dir.mkdir(parents=True, exist_ok=True)
+
+    # Trainer hooks -------------------------------------------------------------------------
+    def stop_requested(self) -> bool:
+        return self.cancel.is_set()
+
+    def epoch_finished(self, model: Any, record: EpochRecord, history: list[EpochRecord]) -> bool:
+        # Checkpoint first: if we die before the row is written, the next attempt restores the
+        # row from the checkpoint's history; the other order could leave a gap.
+        self._checkpoint(model, history)
+        with self.db.scope() as session:
+            pulse = leases.record_epoch(
+                session,
+                experiment_id=self.experiment_id,
+                attempt=self.attempt,
+                record=record,
+                lease_seconds=self.settings.lease_seconds,
+            )
+        if not pulse.alive:
+            self.lost = True
+            return False
+        if pulse.cancel_requested:
+            self.cancel.set()
+            return False
+        return True
+
+    # Checkpoints ---------------------------------------------------------------------------
+    def _checkpoint(self, model: Any, history: list[EpochRecord]) -> None:
+        local = self.local_dir / "checkpoint.keras"
+        model.save(local)
+        self.store.put_file(local, checkpoint_key(self.experiment_id))
+        self.store.write_json(
+            checkpoint_meta_key(self.experiment_id),
+            {"attempt": self.attempt, "history": [record.__dict__ for record in history]},
+        )
+
+    def restore(self) -> tuple[Any, list[EpochRecord]] | None:
+        if not self.store.exists(checkpoint_meta_key(self.experiment_id)):
+            return None
+        import keras
+
+        meta = self.store.read_json(checkpoint_meta_key(self.experiment_id))
+        local = self.store.get_file(
+            checkpoint_key(self.experiment_id), self.local_dir / "restored.keras"
+        )
+        model = keras.models.load_model(local)
+        history = [EpochRecord(**record) for record in meta["history"]]
+        return model, history
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.local_dir.parent, ignore_errors=True)
+
+
+def _configure_tensorflow(settings: Settings) -> None:
+    import tensorflow as tf
+
+    threads = settings.training_threads or max(1, (os.cpu_count() or 1) // settings.worker_slots)
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
+
+
+def run(experiment_id: str, attempt_number: int, settings: Settings) -> int:
+    db = Database(settings.database_url)
+    store = store_from_settings(settings)
+    attempt = Attempt(
+        settings=settings, db=db, store=store, experiment_id=experiment_id, attempt=attempt_number
+    )
+    signal.signal(CANCEL_SIGNAL, lambda *_: attempt.cancel.set())
+    try:
+        return _train(attempt, settings)
+    except (ServiceError, TrainingFailed) as error:
+        message = getattr(error, "message", str(error))
+        return _end(attempt, Status.FAILED, message)
+    except Exception as error:
+        log.exception("training %s crashed", experiment_id)
+        return _end(attempt, Status.FAILED, f"training crashed: {type(error).__name__}: {error}")
+    finally:
+        attempt.cleanup()
+        db.dispose()
+
+
+def _end(attempt: Attempt, status: Status, error: str | None) -> int:
+    with attempt.db.scope() as session:
+        owned = leases.finish(
+            session,
+            experiment_id=attempt.experiment_id,
+            attempt=attempt.attempt,
+            status=status,
+            error=error,
+        )
+    return EXIT_OK if owned else EXIT_LOST_LEASE
+
+
+def _train(attempt: Attempt, settings: Settings) -> int:
+    from service.ml import data as mnist
+    from service.ml.train import Resume, check_finite, train
+
+    with attempt.db.scope() as session:
+        spec_json = leases.spec_if_owned(
+            session, experiment_id=attempt.experiment_id, attempt=attempt.attempt
+        )
+    if spec_json is None:
+        return EXIT_LOST_LEASE
+    spec = ExperimentSpec.model_validate(spec_json)
+    _configure_tensorflow(settings)
+    split = mnist.split(
+        mnist.load_mnist(settings.mnist_path),
+        validation_size=spec.fit.validation_size,
+        train_size=spec.fit.train_size,
+    )
+    restored = attempt.restore()
+    resume = Resume(model=restored[0], history=restored[1]) if restored else None
+    with attempt.db.scope() as session:
+        owned = leases.begin_epochs(
+            session,
+            experiment_id=attempt.experiment_id,
+            attempt=attempt.attempt,
+            start_epoch=resume.start_epoch if resume else 0,
+            restored=resume.history if resume else [],
+        )
+    if not owned:
+        return EXIT_LOST_LEASE
+    log.info(
+        "experiment %s attempt %s starts at epoch %s",
+        attempt.experiment_id,
+        attempt.attempt,
+        resume.start_epoch if resume else 0,
+    )
+    result = train(spec, split, hooks=attempt, resume=resume, attempt=attempt.attempt)
+    if attempt.lost:
+        return EXIT_LOST_LEASE
+    if attempt.cancel.is_set():
+        return _end(attempt, Status.CANCELLED, None)
+    diverged = check_finite(result.history)
+    if diverged or result.test_accuracy is None or result.test_loss is None:
+        return _end(attempt, Status.FAILED, diverged or "training stopped before evaluation")
+    local_model = attempt.local_dir / "model.keras"
+    result.model.save(local_model)
+    uri = attempt.store.put_file(local_model, model_key(attempt.experiment_id))
+    with attempt.db.scope() as session:
+        owned = leases.succeed(
+            session,
+            experiment_id=attempt.experiment_id,
+            attempt=attempt.attempt,
+            test_loss=result.test_loss,
+            test_accuracy=result.test_accuracy,
+            model_uri=uri,
+            versions=result.versions,
+        )
+    if owned:
+        attempt.store.delete_prefix(f"experiments/{attempt.experiment_id}/checkpoint")
+    return EXIT_OK if owned else EXIT_LOST_LEASE
+
+
+def main(argv: list[str] | None = None) -> int:
+    watch_parent()
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m service.worker.training <experiment_id> <attempt>", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s [training %(process)d] %(message)s"
+    )
+    return run(args[0], int(args[1]), Settings())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
