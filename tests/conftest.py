@@ -6,6 +6,7 @@ scaled CI run), the same tests run against those, with the database and queue wi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -87,13 +88,13 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings]) -> Iterator[Settings]:
+def settings(make_settings: Callable[..., Settings]) -> Settings:
     settings = make_settings()
     if settings.database_url.startswith("postgresql"):
         _reset_postgres(settings.database_url)
     if settings.queue_url.startswith("redis"):
         JobQueue(settings.queue_url).flush()
-    yield settings
+    return settings
 
 
 @pytest.fixture
@@ -129,10 +130,8 @@ class ServiceProcess:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.process.wait(timeout=30)
         self._log.close()
 
