@@ -25,7 +25,8 @@ class SGD(_Optimizer):
 class Adagrad(_Optimizer):
     type: Literal["Adagrad"]
     learning_rate: LearningRate = 0.001
-    initial_accumulator_value: float = Field(default=0.1, ge=0.0)
+    # Unbounded above, so refuse Infinity: JSON stores it as null, and the spec would not reload.
+    initial_accumulator_value: float = Field(default=0.1, ge=0.0, allow_inf_nan=False)
     epsilon: Epsilon = 1e-7
 
 
@@ -97,7 +98,8 @@ class EarlyStoppingSpec(BaseModel):
 
     monitor: Monitor = "val_loss"
     patience: int = Field(default=0, ge=0, le=1000)
-    min_delta: float = Field(default=0.0, ge=0.0)
+    # Unbounded above, so refuse Infinity: JSON stores it as null, and the spec would not reload.
+    min_delta: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     restore_best_weights: bool = False
 
 
