@@ -286,9 +286,12 @@ def release(session: Session, *, experiment_id: str, attempt: int, reason: str) 
 
     Returns the new status, or None when the attempt no longer owned the experiment.
     """
-    row = session.get(ExperimentRow, experiment_id)
-    if row is None or not _fence(session, experiment_id, attempt):
+    if not _fence(session, experiment_id, attempt):
         return None
+    # Read only now that the fence holds the row's lock: a cancel that landed since anything
+    # read the row must win, or the experiment is requeued flagged, and a claim refuses those.
+    row = session.get(ExperimentRow, experiment_id, populate_existing=True)
+    assert row is not None
     now = utcnow()
     if row.cancel_requested:
         status, error = Status.CANCELLED, None
