@@ -1,0 +1,169 @@
+"""Specs built into real Keras models: the summary, its layer names, the promised counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from service.ml.build import build_model, dry_run, make_optimizer
+from service.schemas.architecture import infer_architecture
+from service.schemas.spec import ExperimentCreate
+from tests.factories import (
+    EVERY_OPTIMIZER_ARGUMENT,
+    FLATTEN,
+    IMAGE,
+    NOTEBOOK_NETS,
+    SOFTMAX_10,
+    Spec,
+    batchnorm_spec,
+    conv_spec,
+    dropout_spec,
+    leaky_relu_spec,
+    tiny_spec,
+)
+
+
+def _spec(data: Spec) -> ExperimentCreate:
+    return ExperimentCreate.model_validate(data)
+
+
+@pytest.mark.parametrize("net", NOTEBOOK_NETS)
+def test_notebook_nets_have_the_notebook_parameter_counts(net: str) -> None:
+    factory, counts = NOTEBOOK_NETS[net]
+
+    summary = dry_run(_spec(factory()))
+
+    assert (
+        summary["total_params"],
+        summary["trainable_params"],
+        summary["non_trainable_params"],
+    ) == counts
+
+
+def test_summary_lists_each_layer_as_keras_does() -> None:
+    summary = dry_run(_spec(leaky_relu_spec()))
+
+    assert summary["layers"] == [
+        {"name": "flatten", "type": "Flatten", "output_shape": [None, 784], "params": 0},
+        {"name": "dense", "type": "Dense", "output_shape": [None, 300], "params": 235_500},
+        {"name": "leaky_re_lu", "type": "LeakyReLU", "output_shape": [None, 300], "params": 0},
+        {"name": "dense_1", "type": "Dense", "output_shape": [None, 100], "params": 30_100},
+        {"name": "leaky_re_lu_1", "type": "LeakyReLU", "output_shape": [None, 100], "params": 0},
+        {"name": "dense_2", "type": "Dense", "output_shape": [None, 10], "params": 1_010},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("factory", "names"),
+    [
+        (
+            batchnorm_spec,
+            [
+                "flatten",
+                "batch_normalization",
+                "dense",
+                "batch_normalization_1",
+                "dense_1",
+                "batch_normalization_2",
+                "dense_2",
+            ],
+        ),
+        (
+            dropout_spec,
+            ["flatten", "dropout", "dense", "dropout_1", "dense_1", "dropout_2", "dense_2"],
+        ),
+        (conv_spec, ["reshape", "conv2d", "max_pooling2d", "flatten", "dense"]),
+    ],
+)
+def test_layer_names_are_keras_names(factory: Any, names: list[str]) -> None:
+    summary = dry_run(_spec(factory()))
+
+    assert [layer["name"] for layer in summary["layers"]] == names
+
+
+def test_building_the_same_spec_twice_gives_the_same_names() -> None:
+    spec = _spec(batchnorm_spec())
+
+    first, second = build_model(spec), build_model(spec)
+
+    assert [layer.name for layer in first.layers] == [layer.name for layer in second.layers]
+    assert dry_run(spec) == dry_run(spec)
+
+
+def _net(*layers: Spec) -> Spec:
+    return {**tiny_spec(), "layers": list(layers)}
+
+
+AGREEMENT_NETS = [
+    pytest.param(leaky_relu_spec(), id="leaky-relu"),
+    pytest.param(batchnorm_spec(), id="batchnorm"),
+    pytest.param(dropout_spec(), id="dropout"),
+    pytest.param(conv_spec(), id="conv"),
+    pytest.param(
+        _net(
+            IMAGE,
+            {"type": "Conv2D", "filters": 16, "kernel_size": 5, "strides": 2, "padding": "same"},
+            {"type": "BatchNormalization"},
+            {"type": "Activation", "activation": "relu"},
+            {"type": "Conv2D", "filters": 8, "kernel_size": [3, 2], "strides": [2, 1]},
+            {"type": "MaxPooling2D", "pool_size": 3, "strides": 2, "padding": "same"},
+            FLATTEN,
+            {"type": "Dropout", "rate": 0.3},
+            SOFTMAX_10,
+        ),
+        id="conv-same-stride-2-batchnorm",
+    ),
+    pytest.param(
+        _net(
+            {"type": "Reshape", "target_shape": [7, 112]},
+            {"type": "Dense", "units": 16, "use_bias": False},
+            {"type": "BatchNormalization", "momentum": 0.9},
+            {"type": "Reshape", "target_shape": [7, 16, 1]},
+            {"type": "Conv2D", "filters": 4, "kernel_size": 2, "use_bias": False},
+            {"type": "MaxPooling2D", "pool_size": [2, 3], "padding": "valid"},
+            FLATTEN,
+            {"type": "Dense", "units": 10},
+            {"type": "Activation", "activation": "softmax"},
+        ),
+        id="dense-on-rows-no-bias",
+    ),
+    pytest.param(
+        _net(
+            {"type": "BatchNormalization"},
+            {"type": "Dense", "units": 32, "activation": "tanh"},
+            FLATTEN,
+            SOFTMAX_10,
+        ),
+        id="batchnorm-and-dense-before-flatten",
+    ),
+]
+
+
+@pytest.mark.parametrize("data", AGREEMENT_NETS)
+def test_pure_python_inference_agrees_with_keras(data: Spec) -> None:
+    spec = _spec(data)
+    inferred = infer_architecture(spec.layers)
+
+    summary = dry_run(spec)
+
+    assert [layer["output_shape"][1:] for layer in summary["layers"]] == [
+        list(layer.output_shape) for layer in inferred
+    ]
+    assert [layer["params"] for layer in summary["layers"]] == [layer.params for layer in inferred]
+    assert spec.parameter_count == summary["total_params"]
+    assert sum(layer.trainable_params for layer in inferred) == summary["trainable_params"]
+
+
+@pytest.mark.parametrize("optimizer", EVERY_OPTIMIZER_ARGUMENT, ids=lambda o: o["type"])
+def test_optimizer_is_built_with_every_argument(optimizer: Spec) -> None:
+    data = tiny_spec()
+    data["compile"]["optimizer"] = optimizer
+
+    built = make_optimizer(_spec(data).compile.optimizer)
+
+    config = built.get_config()
+    assert type(built).__name__ == optimizer["type"]
+    for argument, value in optimizer.items():
+        if argument != "type":
+            assert config[argument] == pytest.approx(value, rel=1e-6), argument
