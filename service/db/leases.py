@@ -266,6 +266,8 @@ def sweep(session: Session, *, now: datetime | None = None) -> SweepResult:
                 ExperimentRow.attempt == attempt,
                 ExperimentRow.status == Status.RUNNING,
                 ExperimentRow.lease_expires_at < now,
+                # A cancel since the select changes the verdict; the next sweep takes it.
+                ExperimentRow.cancel_requested == cancel_requested,
             )
             .values(
                 status=status,
