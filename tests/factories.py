@@ -60,12 +60,12 @@ def batchnorm_spec(**overrides: Any) -> Spec:
         {"type": "BatchNormalization"},
         SOFTMAX_10,
     ]
-    optimizer = {"type": "SGD", "learning_rate": 0.01}
+    optimizer = {"type": "SGD", "learning_rate": 0.001}
     return _spec("batchnorm", layers, optimizer, NOTEBOOK_FIT, overrides)
 
 
 def dropout_spec(**overrides: Any) -> Spec:
-    """The notebook's Dropout net: 266,610 parameters, Nadam."""
+    """The notebook's Dropout net: 266,610 parameters, SGD with learning rate 1e-3."""
     layers = [
         FLATTEN,
         {"type": "Dropout", "rate": 0.2},
@@ -75,7 +75,7 @@ def dropout_spec(**overrides: Any) -> Spec:
         {"type": "Dropout", "rate": 0.2},
         SOFTMAX_10,
     ]
-    optimizer = {"type": "Nadam", "learning_rate": 0.001}
+    optimizer = {"type": "SGD", "learning_rate": 0.001}
     return _spec("dropout", layers, optimizer, NOTEBOOK_FIT, overrides)
 
 

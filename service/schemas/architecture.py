@@ -120,7 +120,8 @@ def _check_probabilities(layers: list[LayerSpec], shape: tuple[int, ...]) -> Non
     )
     if shape != (CLASSES,) or not ends_in_softmax:
         raise ArchitectureError(
-            f"the last layer gives {'softmax' if ends_in_softmax else 'non-softmax'} output of "
+            f"layers[{len(layers) - 1}] ({last.type}): the last layer gives "
+            f"{'softmax' if ends_in_softmax else 'non-softmax'} output of "
             f"shape {shape}, but sparse_categorical_crossentropy needs 10 probabilities of "
             f"shape (10,): {LAST_LAYER_HINT}"
         )

@@ -1,0 +1,166 @@
+"""Seconds per epoch: the notebook's own Keras code versus the service's training path.
+
+Runs both on the same spec and seed in one process and prints their figures, the ratio, and
+whether the two histories match.
+
+    MNIST_PATH=../shared/data/mnist.npz python bench/train.py --net leaky_relu --epochs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+
+from service.ml.data import load_mnist, split
+from service.ml.train import STEPS_PER_EXECUTION, train
+from service.schemas.spec import ExperimentSpec
+
+SGD = {"type": "SGD", "learning_rate": 0.001}
+FLATTEN = {"type": "Flatten"}
+SOFTMAX = {"type": "Dense", "units": 10, "activation": "softmax"}
+NETS: dict[str, list[dict[str, Any]]] = {
+    "leaky_relu": [
+        FLATTEN,
+        {"type": "Dense", "units": 300, "kernel_initializer": "he_normal"},
+        {"type": "LeakyReLU"},
+        {"type": "Dense", "units": 100, "kernel_initializer": "he_normal"},
+        {"type": "LeakyReLU"},
+        SOFTMAX,
+    ],
+    "batchnorm": [
+        FLATTEN,
+        {"type": "BatchNormalization"},
+        {"type": "Dense", "units": 300, "activation": "relu"},
+        {"type": "BatchNormalization"},
+        {"type": "Dense", "units": 100, "activation": "relu"},
+        {"type": "BatchNormalization"},
+        SOFTMAX,
+    ],
+    "dropout": [
+        FLATTEN,
+        {"type": "Dropout", "rate": 0.2},
+        {"type": "Dense", "units": 300, "activation": "elu", "kernel_initializer": "he_normal"},
+        {"type": "Dropout", "rate": 0.2},
+        {"type": "Dense", "units": 100, "activation": "elu", "kernel_initializer": "he_normal"},
+        {"type": "Dropout", "rate": 0.2},
+        SOFTMAX,
+    ],
+}
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def notebook(net: str, epochs: int, mnist_path: str | None) -> tuple[list[float], list[float]]:
+    """The notebook, as a user would write it (the model built from Keras classes directly)."""
+    data = load_mnist(mnist_path)
+    x_train_full, y_train_full = data.x_train, data.y_train
+    x_valid, x_train = x_train_full[:5000] / 255.0, x_train_full[5000:] / 255.0
+    y_valid, y_train = y_train_full[:5000], y_train_full[5000:]
+    keras.utils.set_random_seed(42)
+    layer = {
+        "leaky_relu": lambda: [
+            keras.layers.Dense(300, kernel_initializer="he_normal"),
+            keras.layers.LeakyReLU(),
+            keras.layers.Dense(100, kernel_initializer="he_normal"),
+            keras.layers.LeakyReLU(),
+        ],
+        "batchnorm": lambda: [
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(300, activation="relu"),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(100, activation="relu"),
+            keras.layers.BatchNormalization(),
+        ],
+        "dropout": lambda: [
+            keras.layers.Dropout(rate=0.2),
+            keras.layers.Dense(300, activation="elu", kernel_initializer="he_normal"),
+            keras.layers.Dropout(rate=0.2),
+            keras.layers.Dense(100, activation="elu", kernel_initializer="he_normal"),
+            keras.layers.Dropout(rate=0.2),
+        ],
+    }[net]
+    model = keras.Sequential(
+        [
+            keras.layers.Input(shape=[28, 28]),
+            keras.layers.Flatten(),
+            *layer(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        loss="sparse_categorical_crossentropy",
+        optimizer=keras.optimizers.SGD(learning_rate=1e-3),
+        metrics=["accuracy"],
+    )
+    timer = EpochTimer()
+    history = model.fit(
+        x_train,
+        y_train,
+        epochs=epochs,
+        validation_data=(x_valid, y_valid),
+        callbacks=[timer],
+        verbose=0,
+    )
+    return timer.seconds, history.history["val_loss"]
+
+
+def service(net: str, epochs: int, mnist_path: str | None) -> tuple[list[float], list[float], float]:
+    spec = ExperimentSpec.model_validate(
+        {"layers": NETS[net], "compile": {"optimizer": SGD}, "fit": {"epochs": epochs, "seed": 42}}
+    )
+    data = split(load_mnist(mnist_path), validation_size=spec.fit.validation_size)
+    result = train(spec, data)
+    assert result.test_accuracy is not None
+    return (
+        [record.seconds for record in result.history],
+        [record.val_loss or 0.0 for record in result.history],
+        result.test_accuracy,
+    )
+
+
+def _steady(seconds: list[float]) -> float:
+    """Mean seconds per epoch after the first (which also traces and compiles the graph)."""
+    return float(np.mean(seconds[1:] if len(seconds) > 1 else seconds))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--net", choices=sorted(NETS), default="leaky_relu")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--mnist", default=os.environ.get("MNIST_PATH"))
+    args = parser.parse_args()
+
+    base_seconds, base_val = notebook(args.net, args.epochs, args.mnist)
+    ours_seconds, ours_val, test_accuracy = service(args.net, args.epochs, args.mnist)
+
+    print(f"net={args.net} epochs={args.epochs} steps_per_execution={STEPS_PER_EXECUTION}")
+    print(f"notebook model.fit : {_steady(base_seconds):.2f} s/epoch  all={base_seconds}")
+    print(f"service training   : {_steady(ours_seconds):.2f} s/epoch  all={ours_seconds}")
+    print(f"speed-up           : {_steady(base_seconds) / _steady(ours_seconds):.2f}x")
+    same = np.array_equal(np.array(base_val), np.array(ours_val))
+    close = np.allclose(base_val, ours_val, rtol=1e-5)
+    print(f"val_loss histories : {'identical' if same else 'close' if close else 'DIFFERENT'}")
+    print(f"  notebook {['%.6f' % v for v in base_val]}")
+    print(f"  service  {['%.6f' % v for v in ours_val]}")
+    print(f"service test accuracy: {test_accuracy:.4f}")
+
+
+if __name__ == "__main__":
+    main()
