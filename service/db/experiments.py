@@ -112,8 +112,8 @@ def _aliases(session: Session, experiment_ids: Sequence[str]) -> dict[str, list[
     return found
 
 
-def _row(session: Session, experiment_id: str) -> ExperimentRow:
-    row = session.get(ExperimentRow, experiment_id)
+def _row(session: Session, experiment_id: str, *, fresh: bool = False) -> ExperimentRow:
+    row = session.get(ExperimentRow, experiment_id, populate_existing=fresh)
     if row is None:
         raise ExperimentNotFound(
             f"no experiment with id {experiment_id!r}; list them with GET /experiments"
@@ -197,8 +197,22 @@ def attempts(session: Session, experiment_id: str) -> list[Attempt]:
 
 
 def request_cancel(session: Session, experiment_id: str) -> Experiment:
-    """Cancel a queued experiment at once; flag a running one for its worker to stop."""
-    row = _row(session, experiment_id)
+    """Cancel a queued experiment at once; flag a running one for its worker to stop.
+
+    The flag goes first, in one statement that takes the row's lock: a claim refuses a flagged
+    row, so no worker can take the experiment between the flag and the cancel, and a worker
+    that took it just before sees the flag at its next heartbeat.
+    """
+    session.execute(
+        update(ExperimentRow)
+        .where(
+            ExperimentRow.id == experiment_id,
+            ExperimentRow.status.in_([Status.QUEUED, Status.RUNNING]),
+        )
+        .values(cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    row = _row(session, experiment_id, fresh=True)
     status = Status(row.status)
     if status.is_finished:
         raise NotCancellable(
@@ -206,20 +220,10 @@ def request_cancel(session: Session, experiment_id: str) -> Experiment:
             "experiments can be cancelled"
         )
     if status is Status.QUEUED:
-        session.execute(
-            update(ExperimentRow)
-            .where(ExperimentRow.id == experiment_id, ExperimentRow.status == Status.QUEUED)
-            .values(
-                status=Status.CANCELLED,
-                cancel_requested=True,
-                finished_at=utcnow(),
-                error="cancelled before it started",
-            )
-        )
-    else:
-        row.cancel_requested = True
+        row.status = Status.CANCELLED
+        row.finished_at = utcnow()
+        row.error = "cancelled before it started"
     session.flush()
-    session.refresh(row)
     return get_experiment(session, experiment_id)
 
 
