@@ -1,0 +1,109 @@
+"""Learning curves as SVG: the picture a notebook user would plot, drawn without matplotlib."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Literal
+
+Metric = Literal["loss", "accuracy", "val_loss", "val_accuracy"]
+METRICS: tuple[Metric, ...] = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+# Colour-blind-safe (Okabe-Ito), in the order series are drawn.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+WIDTH, HEIGHT = 720, 420
+LEFT, RIGHT, TOP, BOTTOM = 64, 180, 40, 48
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    points: Sequence[tuple[int, float | None]]
+    dashed: bool = False
+
+
+def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    if high <= low:
+        high = low + 1.0
+    raw = (high - low) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw), default=raw)
+    first = math.floor(low / step + 1e-9)
+    last = math.ceil(high / step - 1e-9)
+    return [round(index * step, 10) for index in range(first, max(last, first + 1) + 1)]
+
+
+def _label(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def render(series: Sequence[Series], *, title: str, y_label: str) -> str:
+    """An SVG line chart: epochs on x, the metric on y, one coloured line per series."""
+    values = [y for s in series for _, y in s.points if y is not None and math.isfinite(y)]
+    epochs = [x for s in series for x, _ in s.points]
+    max_epoch = max(epochs, default=1)
+    y_ticks = _nice_ticks(min(values, default=0.0), max(values, default=1.0))
+    y_low, y_high = y_ticks[0], y_ticks[-1] if y_ticks[-1] > y_ticks[0] else y_ticks[0] + 1
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def sx(epoch: float) -> float:
+        return LEFT + (epoch - 1) / max(max_epoch - 1, 1) * plot_w
+
+    def sy(value: float) -> float:
+        return TOP + (1 - (value - y_low) / (y_high - y_low)) * plot_h
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
+        f'<text x="{LEFT}" y="24" font-size="15" font-weight="bold">{escape(title)}</text>',
+    ]
+    for tick in y_ticks:
+        y = sy(tick)
+        parts.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_label(tick)}</text>'
+        )
+    x_step = max(1, math.ceil(max_epoch / 10))
+    for epoch in range(1, max_epoch + 1, x_step):
+        x = sx(epoch)
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP + plot_h}" y2="{TOP + plot_h + 4}" '
+            f'stroke="#444"/><text x="{x:.1f}" y="{TOP + plot_h + 18}" '
+            f'text-anchor="middle">{epoch}</text>'
+        )
+    parts += [
+        f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" '
+        'fill="none" stroke="#444"/>',
+        f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 10}" text-anchor="middle">epoch</text>',
+        f'<text transform="translate(16 {TOP + plot_h / 2:.1f}) rotate(-90)" '
+        f'text-anchor="middle">{escape(y_label)}</text>',
+    ]
+    for index, line in enumerate(series):
+        colour = PALETTE[index % len(PALETTE)]
+        dash = ' stroke-dasharray="6 4"' if line.dashed else ""
+        points = [(x, y) for x, y in line.points if y is not None and math.isfinite(y)]
+        if points:
+            path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+            parts.append(
+                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>'
+            )
+            parts += [
+                f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>'
+                for x, y in points
+            ]
+        legend_y = TOP + 8 + index * 18
+        parts.append(
+            f'<line x1="{LEFT + plot_w + 12}" x2="{LEFT + plot_w + 36}" y1="{legend_y}" '
+            f'y2="{legend_y}" stroke="{colour}" stroke-width="2"{dash}/>'
+            f'<text x="{LEFT + plot_w + 42}" y="{legend_y + 4}">{escape(line.label[:22])}</text>'
+        )
+    if not values:
+        parts.append(
+            f'<text x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" '
+            'fill="#888">no finished epochs yet</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts)

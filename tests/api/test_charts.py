@@ -1,0 +1,105 @@
+"""Learning-curve pictures: valid SVG with one line per series and every finished epoch on it."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.charts import _nice_ticks
+from service.config import Settings
+from service.db import leases
+from service.db.session import Database
+from service.domain import EpochRecord
+from tests.factories import tiny_spec
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def _trained(client: TestClient, settings: Settings, name: str, losses: list[float]) -> str:
+    """An experiment with these epochs recorded, as a worker would have recorded them."""
+    spec = tiny_spec(epochs=len(losses))
+    spec["name"] = name
+    experiment_id: str = client.post("/experiments", json=spec).json()["id"]
+    db = Database(settings.database_url)
+    with db.scope() as session:
+        claim = leases.claim(session, experiment_id=experiment_id, worker="t", lease_seconds=60)
+        assert claim is not None
+    for epoch, loss in enumerate(losses, start=1):
+        record = EpochRecord(epoch, loss, 1 - loss / 3, loss * 1.1, 1 - loss / 2.5, 0.5, 1)
+        with db.scope() as session:
+            leases.record_epoch(
+                session, experiment_id=experiment_id, attempt=1, record=record, lease_seconds=60
+            )
+    db.dispose()
+    return experiment_id
+
+
+def _polylines(svg: str) -> list[list[tuple[float, float]]]:
+    root = ElementTree.fromstring(svg)
+    return [
+        [tuple(map(float, point.split(","))) for point in line.attrib["points"].split()]  # type: ignore[misc]
+        for line in root.iter(f"{SVG_NS}polyline")
+    ]
+
+
+def test_history_chart_draws_training_and_validation(
+    client: TestClient, settings: Settings
+) -> None:
+    experiment_id = _trained(client, settings, "leaky", [2.0, 1.0, 0.6, 0.5])
+    response = client.get(f"/experiments/{experiment_id}/history.svg")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/svg+xml"
+    lines = _polylines(response.text)
+    assert [len(line) for line in lines] == [4, 4]
+    training = lines[0]
+    assert training[0][1] < training[-1][1]  # a falling loss is drawn going down (y grows down)
+    assert "leaky: loss (running)" in response.text
+    assert ">validation<" in response.text
+    accuracy = client.get(
+        f"/experiments/{experiment_id}/history.svg", params={"metric": "accuracy"}
+    )
+    assert accuracy.status_code == 200
+    assert "leaky: accuracy" in accuracy.text
+
+
+def test_compare_chart_draws_one_line_per_experiment(
+    client: TestClient, settings: Settings
+) -> None:
+    fast = _trained(client, settings, "adam", [0.5, 0.3, 0.2])
+    slow = _trained(client, settings, "sgd", [1.5, 1.0, 0.8, 0.7, 0.6])
+    response = client.get("/compare.svg", params={"ids": [fast, slow], "metric": "val_loss"})
+    assert response.status_code == 200
+    assert [len(line) for line in _polylines(response.text)] == [3, 5]
+    assert ">adam<" in response.text
+    assert ">sgd<" in response.text
+
+
+def test_chart_without_epochs_says_so(client: TestClient) -> None:
+    experiment_id = client.post("/experiments", json=tiny_spec()).json()["id"]
+    response = client.get(f"/experiments/{experiment_id}/history.svg")
+    assert response.status_code == 200
+    assert "no finished epochs yet" in response.text
+    assert _polylines(response.text) == []
+
+
+def test_chart_errors(client: TestClient) -> None:
+    assert client.get("/experiments/nope/history.svg").status_code == 404
+    assert client.get("/compare.svg", params={"ids": ["nope"]}).status_code == 404
+    assert client.get("/compare.svg").status_code == 422
+    too_many = client.get("/compare.svg", params={"ids": [f"x{i}" for i in range(9)]})
+    assert too_many.status_code == 422
+    assert "1 to 8" in too_many.json()["detail"]
+    bad_metric = client.get("/compare.svg", params={"ids": ["x"], "metric": "f1"})
+    assert bad_metric.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [(0.0, 1.0), (0.69, 0.86), (0.4, 1.87), (5.0, 5.0), (-1.0, 3e5)]
+)
+def test_ticks_cover_the_data(low: float, high: float) -> None:
+    ticks = _nice_ticks(low, high)
+    assert ticks[0] <= low
+    assert ticks[-1] >= high
+    assert 2 <= len(ticks) <= 12
