@@ -82,7 +82,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodySizeLimit:
-    """Refuse bodies over the limit before they are read into memory (413)."""
+    """Refuse bodies over the limit (413) before the app reads them.
+
+    A declared Content-Length is refused at once. Otherwise the body is read here, up to the
+    limit, and handed on whole: an error raised from inside the app's own read would not do,
+    as FastAPI turns anything raised while it reads a body into a 400.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -92,26 +97,41 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = TooLarge(
-            f"the request body is over the {self.max_bytes:,}-byte limit (MAX_BODY_BYTES); "
-            "send fewer or smaller images"
+        too_large = _json_error(
+            TooLarge(
+                f"the request body is over the {self.max_bytes:,}-byte limit (MAX_BODY_BYTES); "
+                "send fewer or smaller images"
+            )
         )
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await _json_error(too_large)(scope, receive, send)
+                await too_large(scope, receive, send)
                 return
+        chunks: list[bytes] = []
         received = 0
-
-        async def counted() -> Message:
-            nonlocal received
+        more = True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise too_large
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                await too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
 
-        await self.app(scope, counted, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:  # after the body, the server reports a disconnect
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
