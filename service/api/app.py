@@ -65,6 +65,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
+            # FastAPI answers 422 to a body that is not JSON but 400 to one that is not even
+            # UTF-8; to a client both are the same mistake, so both get the same answer.
+            details = [{"loc": ["body"], "msg": str(error.__cause__), "type": "json_invalid"}]
+            return JSONResponse(
+                {
+                    "error": "invalid_request",
+                    "detail": f"body: not valid JSON ({error.__cause__})",
+                    "details": details,
+                },
+                status_code=422,
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return JSONResponse(
             {"error": code, "detail": str(error.detail)},
