@@ -121,7 +121,9 @@ def notebook(net: str, epochs: int, mnist_path: str | None) -> tuple[list[float]
     return timer.seconds, history.history["val_loss"]
 
 
-def service(net: str, epochs: int, mnist_path: str | None) -> tuple[list[float], list[float], float]:
+def service(
+    net: str, epochs: int, mnist_path: str | None
+) -> tuple[list[float], list[float], float]:
     spec = ExperimentSpec.model_validate(
         {"layers": NETS[net], "compile": {"optimizer": SGD}, "fit": {"epochs": epochs, "seed": 42}}
     )
@@ -157,8 +159,8 @@ def main() -> None:
     same = np.array_equal(np.array(base_val), np.array(ours_val))
     close = np.allclose(base_val, ours_val, rtol=1e-5)
     print(f"val_loss histories : {'identical' if same else 'close' if close else 'DIFFERENT'}")
-    print(f"  notebook {['%.6f' % v for v in base_val]}")
-    print(f"  service  {['%.6f' % v for v in ours_val]}")
+    print(f"  notebook {[f'{v:.6f}' for v in base_val]}")
+    print(f"  service  {[f'{v:.6f}' for v in ours_val]}")
     print(f"service test accuracy: {test_accuracy:.4f}")
 
 
