@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -51,7 +52,7 @@ def to_experiment(
 def to_epoch(row: EpochRow) -> EpochRecord:
     return EpochRecord(
         epoch=row.epoch,
-        loss=row.loss,
+        loss=math.nan if row.loss is None else row.loss,
         accuracy=row.accuracy,
         val_loss=row.val_loss,
         val_accuracy=row.val_accuracy,

@@ -7,6 +7,7 @@ write cannot interleave inside one transaction.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -141,7 +142,7 @@ def _epoch_row(experiment_id: str, record: EpochRecord) -> EpochRow:
     return EpochRow(
         experiment_id=experiment_id,
         epoch=record.epoch,
-        loss=record.loss,
+        loss=record.loss if math.isfinite(record.loss) else None,
         accuracy=record.accuracy,
         val_loss=record.val_loss,
         val_accuracy=record.val_accuracy,
