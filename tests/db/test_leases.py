@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -582,3 +583,17 @@ def test_sweep_honours_a_cancel_requested_after_it_looked(db: Database) -> None:
     if experiment_id not in first.cancelled:  # skipped this round, the next one takes it
         assert sweep(db).cancelled == [experiment_id]
     assert row(db, experiment_id)["status"] == Status.CANCELLED
+
+
+@pytest.mark.parametrize("loss", [math.nan, math.inf], ids=["nan", "inf"])
+def test_a_diverged_epoch_is_recorded(db: Database, loss: float) -> None:
+    """The worker records the epoch whose loss blew up, then fails the experiment saying so."""
+    experiment_id = create(db)
+    taken = claimed(db, experiment_id)
+    assert record_epoch(db, taken, record(1, loss=0.7)).alive
+    diverged = replace(record(2), loss=loss)
+    assert record_epoch(db, taken, diverged).alive
+    first, second = epochs(db, experiment_id)
+    assert first == record(1, loss=0.7)
+    assert math.isnan(second.loss)  # not a number, whatever the backend stores
+    assert replace(second, loss=0.0) == replace(diverged, loss=0.0)
