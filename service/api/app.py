@@ -17,7 +17,7 @@ from service import __version__
 from service.api.routes import charts, experiments, health
 from service.config import Settings, get_settings
 from service.db.migrations import upgrade_to_head
-from service.errors import ServiceError, TooLarge
+from service.errors import ServiceError, TooLarge, Unauthorized
 from service.runtime import Runtime
 from service.worker.consumer import sweep_once
 
@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 
 def _json_error(error: ServiceError) -> JSONResponse:
-    return JSONResponse(error.to_json(), status_code=error.status_code)
+    # HTTP requires a 401 to name the scheme that would have been accepted.
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+    return JSONResponse(error.to_json(), status_code=error.status_code, headers=headers)
 
 
 def _field_errors(error: RequestValidationError) -> list[dict[str, Any]]:
