@@ -122,6 +122,7 @@ def assert_unauthorized(response: httpx.Response, says: str) -> None:
     assert response.status_code == 401, f"{asked}: {response.status_code} {response.text}"
     body = response.json()
     assert body["error"] == "unauthorized", asked
+    assert response.headers["WWW-Authenticate"] == "Bearer", asked
     assert says in body["detail"], asked
     assert "Authorization: Bearer" in body["detail"], asked
 
