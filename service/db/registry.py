@@ -1,0 +1,139 @@
+"""Which trained model answers: `best`, `latest`, a named alias, or an experiment id."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from service.db.models import ExperimentRow, ModelAliasRow, utcnow
+from service.domain import Status
+from service.errors import ExperimentNotFound, InvalidInput, ModelNotFound, ModelNotReady
+
+BEST = "best"
+LATEST = "latest"
+RESERVED = frozenset({BEST, LATEST})
+ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+EXPERIMENT_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class ServableModel:
+    experiment_id: str
+    name: str
+    test_accuracy: float | None
+    test_loss: float | None
+    finished_at: datetime | None
+    model_uri: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Alias:
+    alias: str
+    experiment_id: str
+    updated_at: datetime
+
+
+def _servable(row: ExperimentRow, aliases: tuple[str, ...] = ()) -> ServableModel:
+    assert row.model_uri is not None
+    return ServableModel(
+        experiment_id=row.id,
+        name=row.name,
+        test_accuracy=row.test_accuracy,
+        test_loss=row.test_loss,
+        finished_at=row.finished_at,
+        model_uri=row.model_uri,
+        aliases=aliases,
+    )
+
+
+def _servable_rows() -> Select[ExperimentRow]:
+    return select(ExperimentRow).where(
+        ExperimentRow.status == Status.SUCCEEDED, ExperimentRow.model_uri.is_not(None)
+    )
+
+
+def _require_servable(row: ExperimentRow | None, reference: str) -> ServableModel:
+    if row is None:
+        raise ModelNotFound(
+            f"no experiment or alias {reference!r}; use 'best', 'latest', an alias from "
+            "GET /models, or an experiment id"
+        )
+    if row.status != Status.SUCCEEDED or row.model_uri is None:
+        raise ModelNotReady(
+            f"experiment {row.id} is {row.status}, so it has no trained model yet; "
+            "wait until it has succeeded or choose another model"
+        )
+    return _servable(row)
+
+
+def resolve(session: Session, reference: str) -> ServableModel:
+    """The model a request names: best (highest test accuracy), latest, an alias, or an id."""
+    if reference == BEST:
+        row = session.scalars(
+            _servable_rows()
+            .order_by(
+                ExperimentRow.test_accuracy.desc().nulls_last(), ExperimentRow.finished_at.desc()
+            )
+            .limit(1)
+        ).first()
+    elif reference == LATEST:
+        row = session.scalars(
+            _servable_rows().order_by(ExperimentRow.finished_at.desc()).limit(1)
+        ).first()
+    else:
+        alias = session.get(ModelAliasRow, reference)
+        row = session.get(ExperimentRow, alias.experiment_id if alias else reference)
+        return _require_servable(row, reference)
+    if row is None:
+        raise ModelNotFound(
+            f"no trained model yet for {reference!r}: no experiment has succeeded; "
+            "POST /experiments and wait for it to finish"
+        )
+    return _servable(row)
+
+
+def list_servable(session: Session) -> list[ServableModel]:
+    rows = session.scalars(
+        _servable_rows().order_by(
+            ExperimentRow.test_accuracy.desc().nulls_last(), ExperimentRow.finished_at.desc()
+        )
+    ).all()
+    aliases: dict[str, list[str]] = {}
+    for alias, experiment_id in session.execute(
+        select(ModelAliasRow.alias, ModelAliasRow.experiment_id)
+    ):
+        aliases.setdefault(experiment_id, []).append(alias)
+    return [_servable(row, tuple(sorted(aliases.get(row.id, [])))) for row in rows]
+
+
+def set_alias(session: Session, *, alias: str, experiment_id: str) -> Alias:
+    if alias in RESERVED or not ALIAS_PATTERN.match(alias) or EXPERIMENT_ID_PATTERN.match(alias):
+        raise InvalidInput(
+            f"alias {alias!r} is not allowed: use 1-64 lowercase letters, digits, '-' or '_', "
+            "starting with a letter, not 'best' or 'latest' and not an experiment id"
+        )
+    row = session.get(ExperimentRow, experiment_id)
+    if row is None:
+        raise ExperimentNotFound(f"no experiment with id {experiment_id!r}")
+    _require_servable(row, experiment_id)
+    existing = session.get(ModelAliasRow, alias)
+    now = utcnow()
+    if existing is None:
+        session.add(ModelAliasRow(alias=alias, experiment_id=experiment_id, updated_at=now))
+    else:
+        existing.experiment_id = experiment_id
+        existing.updated_at = now
+    session.flush()
+    return Alias(alias=alias, experiment_id=experiment_id, updated_at=now)
+
+
+def delete_alias(session: Session, alias: str) -> None:
+    existing = session.get(ModelAliasRow, alias)
+    if existing is None:
+        raise ModelNotFound(f"no alias {alias!r}; GET /models lists them")
+    session.delete(existing)
