@@ -7,6 +7,7 @@ names its attempt, so a process whose lease was taken away writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -108,7 +109,11 @@ class Attempt:
         return model, history
 
     def cleanup(self) -> None:
-        shutil.rmtree(self.local_dir.parent, ignore_errors=True)
+        # This attempt's files only: workers on one machine may share a WORK_DIR, and the
+        # attempt that took over a lost lease may be training from the same experiment folder.
+        shutil.rmtree(self.local_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # not empty: another attempt still works in it
+            self.local_dir.parent.rmdir()
 
 
 def _configure_tensorflow(settings: Settings) -> None:
