@@ -30,6 +30,9 @@ class Pulse:
 
     alive: bool
     cancel_requested: bool
+    ended: bool = False
+    """Not alive because the experiment finished on this very attempt (normally its training
+    wrote the outcome and is exiting), not because another attempt took it over."""
 
 
 @dataclass(frozen=True)
@@ -109,11 +112,20 @@ def _fence(
 
 def heartbeat(session: Session, *, experiment_id: str, attempt: int, lease_seconds: float) -> Pulse:
     if not _fence(session, experiment_id, attempt, lease_seconds):
-        return Pulse(alive=False, cancel_requested=False)
+        return Pulse(
+            alive=False, cancel_requested=False, ended=_ended_on(session, experiment_id, attempt)
+        )
     cancel = session.scalar(
         select(ExperimentRow.cancel_requested).where(ExperimentRow.id == experiment_id)
     )
     return Pulse(alive=True, cancel_requested=bool(cancel))
+
+
+def _ended_on(session: Session, experiment_id: str, attempt: int) -> bool:
+    row = session.execute(
+        select(ExperimentRow.status, ExperimentRow.attempt).where(ExperimentRow.id == experiment_id)
+    ).one_or_none()
+    return row is not None and row.attempt == attempt and Status(row.status).is_finished
 
 
 def begin_epochs(

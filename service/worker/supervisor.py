@@ -25,6 +25,8 @@ from service.worker.training import CANCEL_SIGNAL
 log = logging.getLogger(__name__)
 
 TERMINATE_GRACE_SECONDS = 5.0
+# How long a training that already wrote its outcome may take to exit (TensorFlow's teardown).
+EXIT_GRACE_SECONDS = 30.0
 
 
 @dataclass
@@ -32,6 +34,7 @@ class _Watch:
     cancel_signalled_at: float | None = None
     timed_out: bool = False
     lost: bool = False
+    ended: bool = False
 
 
 class Supervisor:
@@ -87,6 +90,12 @@ class Supervisor:
                     lease_seconds=settings.lease_seconds,
                 )
             now = time.monotonic()
+            if pulse.ended:
+                # The training wrote its own outcome and is still shutting down: let it finish
+                # its clean-up (checkpoint, work files) instead of killing it half-way.
+                watch.ended = True
+                _await_exit(process, grace=EXIT_GRACE_SECONDS)
+                return watch
             if not pulse.alive:
                 log.warning("lost the lease on %s; stopping its training", claim.experiment_id)
                 watch.lost = True
@@ -108,7 +117,7 @@ class Supervisor:
 
     def _settle(self, claim: Claim, returncode: int | None, watch: _Watch) -> None:
         """Decide the ending the training process could not write itself."""
-        if watch.lost:
+        if watch.lost or watch.ended:
             return
         with self.db.scope() as session:
             if watch.timed_out:
@@ -147,6 +156,13 @@ def _describe(returncode: int | None) -> str:
     if returncode is not None and returncode < 0:
         return f"killed by {signal.Signals(-returncode).name}"
     return f"exit code {returncode}"
+
+
+def _await_exit(process: subprocess.Popen[bytes], *, grace: float) -> None:
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        _stop(process, grace=0)
 
 
 def _stop(process: subprocess.Popen[bytes], *, grace: float) -> None:
