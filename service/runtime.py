@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from service.config import Settings
 from service.db.session import Database
 from service.jobs.queue import JobQueue
+from service.ml.inference import ModelCache
+from service.predictions import Predictions
 from service.storage import ModelStore, store_from_settings
 
 
@@ -16,15 +18,25 @@ class Runtime:
     db: Database
     queue: JobQueue
     store: ModelStore
+    predictions: Predictions
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
+        db = Database(settings.database_url)
+        store = store_from_settings(settings)
         return cls(
             settings=settings,
-            db=Database(settings.database_url),
+            db=db,
             queue=JobQueue(settings.queue_url),
-            store=store_from_settings(settings),
+            store=store,
+            predictions=Predictions(
+                settings=settings,
+                db=db,
+                store=store,
+                cache=ModelCache(settings.model_cache_size),
+            ),
         )
 
     def close(self) -> None:
+        self.predictions.cache.clear()
         self.db.dispose()

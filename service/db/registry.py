@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Select, select
@@ -69,6 +69,13 @@ def _require_servable(row: ExperimentRow | None, reference: str) -> ServableMode
             "wait until it has succeeded or choose another model"
         )
     return _servable(row)
+
+
+def with_aliases(session: Session, model: ServableModel) -> ServableModel:
+    aliases = session.scalars(
+        select(ModelAliasRow.alias).where(ModelAliasRow.experiment_id == model.experiment_id)
+    ).all()
+    return replace(model, aliases=tuple(sorted(aliases)))
 
 
 def resolve(session: Session, reference: str) -> ServableModel:

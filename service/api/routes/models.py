@@ -1,0 +1,65 @@
+"""Servable models and the aliases that name them (`production`, `staging`, ...)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response, status
+
+from service.api.deps import SessionDep, require_reader, require_writer
+from service.db import registry
+from service.schemas.errors import error_responses
+from service.schemas.predict import (
+    AliasName,
+    AliasPublic,
+    AliasUpdate,
+    ModelName,
+    ModelPublic,
+    ModelsPublic,
+)
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+@router.get(
+    "",
+    response_model=ModelsPublic,
+    dependencies=[Depends(require_reader)],
+    responses=error_responses(401),
+)
+def list_models(session: SessionDep) -> ModelsPublic:
+    """Succeeded experiments with a saved model, most accurate first, with their aliases."""
+    return ModelsPublic.of(registry.list_servable(session))
+
+
+@router.get(
+    "/{reference}",
+    response_model=ModelPublic,
+    dependencies=[Depends(require_reader)],
+    responses=error_responses(401, 404, 409, 422),
+)
+def read_model(reference: ModelName, session: SessionDep) -> ModelPublic:
+    """What `best`, `latest`, an alias or an experiment id points at right now."""
+    return ModelPublic.of(registry.with_aliases(session, registry.resolve(session, reference)))
+
+
+@router.put(
+    "/{alias}",
+    response_model=AliasPublic,
+    dependencies=[Depends(require_writer)],
+    responses=error_responses(401, 404, 409, 422),
+)
+def put_alias(alias: AliasName, update: AliasUpdate, session: SessionDep) -> AliasPublic:
+    """Point an alias at a succeeded experiment; usable wherever a model id is."""
+    return AliasPublic.of(
+        registry.set_alias(session, alias=alias, experiment_id=update.experiment_id)
+    )
+
+
+@router.delete(
+    "/{alias}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(require_writer)],
+    responses=error_responses(401, 404, 422),
+)
+def delete_alias(alias: AliasName, session: SessionDep) -> Response:
+    registry.delete_alias(session, alias)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

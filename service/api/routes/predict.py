@@ -1,0 +1,40 @@
+"""Digit recognition with any trained model: pixel lists, base64 images, or file uploads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+
+from service.api.deps import RuntimeDep, require_reader
+from service.schemas.errors import error_responses
+from service.schemas.predict import (
+    BatchPredictResponse,
+    ModelName,
+    PredictRequest,
+    PredictResponse,
+)
+
+router = APIRouter(prefix="/predict", tags=["predict"], dependencies=[Depends(require_reader)])
+ERRORS = error_responses(401, 404, 409, 413, 422)
+
+
+@router.post("", response_model=PredictResponse | BatchPredictResponse, responses=ERRORS)
+def predict(request: PredictRequest, runtime: RuntimeDep) -> PredictResponse | BatchPredictResponse:
+    """One image (`image`, `image_base64`) answers one prediction; a batch answers in order."""
+    return runtime.predictions.predict(request)
+
+
+@router.post("/upload", response_model=BatchPredictResponse, responses=ERRORS)
+def predict_upload(
+    runtime: RuntimeDep,
+    file: Annotated[list[UploadFile], File(description="PNG or JPEG files of digits")],
+    model: Annotated[ModelName, Form()] = "best",
+) -> BatchPredictResponse:
+    """Multipart upload of one or more photos or drawings; each is normalised like MNIST."""
+    limit = runtime.settings.max_image_bytes
+    files = [(upload.filename or "upload", upload.file.read(limit + 1)) for upload in file]
+    batch = runtime.predictions.uploaded(files)
+    answer = runtime.predictions.answer(model, batch, [None] * len(files), is_batch=True)
+    assert isinstance(answer, BatchPredictResponse)
+    return answer

@@ -1,0 +1,133 @@
+"""Answering a prediction: which model, which images, one compiled forward pass for the batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from service.config import Settings
+from service.db import registry
+from service.db.registry import ServableModel
+from service.db.session import Database
+from service.errors import InvalidInput, ModelNotReady
+from service.ml.images import AssumedScale, decode_base64_image, decode_image, pixels_to_array
+from service.ml.inference import ModelCache, Predictor, load_keras_model
+from service.schemas.predict import (
+    BatchPredictResponse,
+    ModelRef,
+    PredictionPublic,
+    PredictRequest,
+    PredictResponse,
+)
+from service.storage import ModelStore
+
+
+class Predictions:
+    """Resolves model references, keeps models warm, and runs batches through them."""
+
+    def __init__(
+        self, *, settings: Settings, db: Database, store: ModelStore, cache: ModelCache
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.cache = cache
+        self.download_dir = Path(settings.work_dir) / "serving"
+
+    def resolve(self, reference: str) -> ServableModel:
+        with self.db.scope() as session:
+            return registry.resolve(session, reference)
+
+    def predictor(self, model: ServableModel) -> Predictor:
+        return self.cache.get(model.experiment_id, lambda: self._load(model))
+
+    def _load(self, model: ServableModel) -> object:
+        key = self.store.key_of(model.model_uri)
+        if self.store.is_local:
+            path = Path(self.store.root) / key
+        else:
+            path = self.store.get_file(key, self.download_dir / model.experiment_id / "model.keras")
+        if not path.is_file():
+            raise ModelNotReady(
+                f"the model file of experiment {model.experiment_id} is missing from the store"
+            )
+        return load_keras_model(path)
+
+    def images(self, request: PredictRequest) -> tuple[np.ndarray, list[AssumedScale | None]]:
+        """The request's images as float32 [n, 28, 28] in [0, 1], checked before TensorFlow."""
+        limit = self.settings.max_predict_batch
+        if request.batch_size > limit:
+            raise InvalidInput(
+                f"{request.batch_size} images is over the limit of {limit} per request "
+                "(MAX_PREDICT_BATCH); split the batch"
+            )
+        arrays: list[np.ndarray] = []
+        scales: list[AssumedScale | None] = []
+        if request.image is not None:
+            array, scale = pixels_to_array(request.image, request.scale)
+            arrays.append(array)
+            scales.append(scale)
+        for index, values in enumerate(request.images or []):
+            array, scale = pixels_to_array(values, request.scale, field=f"images[{index}]")
+            arrays.append(array)
+            scales.append(scale)
+        encoded = [request.image_base64] if request.image_base64 is not None else []
+        fields = ["image_base64"] if encoded else []
+        for index, text in enumerate(request.images_base64 or []):
+            encoded.append(text)
+            fields.append(f"images_base64[{index}]")
+        for text, field in zip(encoded, fields, strict=True):
+            arrays.append(
+                decode_base64_image(
+                    text,
+                    max_bytes=self.settings.max_image_bytes,
+                    max_pixels=self.settings.max_image_pixels,
+                    field=field,
+                )
+            )
+            scales.append(None)
+        return np.stack(arrays), scales
+
+    def uploaded(self, files: list[tuple[str, bytes]]) -> np.ndarray:
+        limit = self.settings.max_predict_batch
+        if not files:
+            raise InvalidInput("upload at least one PNG or JPEG file in the form field 'file'")
+        if len(files) > limit:
+            raise InvalidInput(
+                f"{len(files)} files is over the limit of {limit} per request (MAX_PREDICT_BATCH)"
+            )
+        return np.stack(
+            [
+                decode_image(
+                    data,
+                    max_bytes=self.settings.max_image_bytes,
+                    max_pixels=self.settings.max_image_pixels,
+                    field=f"file {name!r}",
+                )
+                for name, data in files
+            ]
+        )
+
+    def answer(
+        self,
+        model_reference: str,
+        batch: np.ndarray,
+        scales: list[AssumedScale | None],
+        *,
+        is_batch: bool,
+    ) -> PredictResponse | BatchPredictResponse:
+        model = self.resolve(model_reference)
+        probabilities = self.predictor(model).predict(batch)
+        predictions = [
+            PredictionPublic.of(row, scale)
+            for row, scale in zip(probabilities, scales, strict=True)
+        ]
+        ref = ModelRef.of(model)
+        if is_batch:
+            return BatchPredictResponse(predictions=predictions, model=ref)
+        return PredictResponse.single(predictions[0], ref)
+
+    def predict(self, request: PredictRequest) -> PredictResponse | BatchPredictResponse:
+        batch, scales = self.images(request)
+        return self.answer(request.model, batch, scales, is_batch=request.is_batch)
