@@ -37,6 +37,8 @@ def _logging() -> None:
         format="%(asctime)s %(levelname)s [%(name)s %(process)d] %(message)s",
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Alembic announces each of its plugins at INFO; the migrations it runs stay visible.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def migrate(settings: Settings) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,11 @@ from service.schemas.predict import (
 from service.storage import ModelStore
 
 
+# How long "best", "latest" or an alias keeps its answer: a new model or alias is served
+# within this long, and a hot path of requests costs one database query a second, not each.
+RESOLVE_TTL_SECONDS = 1.0
+
+
 class Predictions:
     """Resolves model references, keeps models warm, and runs batches through them."""
 
@@ -34,10 +41,28 @@ class Predictions:
         self.store = store
         self.cache = cache
         self.download_dir = Path(settings.work_dir) / "serving"
+        self._resolved: dict[str, tuple[float, ServableModel]] = {}
+        self._resolved_lock = threading.Lock()
 
     def resolve(self, reference: str) -> ServableModel:
+        now = time.monotonic()
+        with self._resolved_lock:
+            cached = self._resolved.get(reference)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         with self.db.scope() as session:
-            return registry.resolve(session, reference)
+            model = registry.resolve(session, reference)
+        with self._resolved_lock:
+            self._resolved[reference] = (now + RESOLVE_TTL_SECONDS, model)
+        return model
+
+    def forget(self, experiment_id: str) -> None:
+        """An experiment was deleted: drop its warm model and every reference to it."""
+        self.cache.evict(experiment_id)
+        with self._resolved_lock:
+            for reference, (_, model) in list(self._resolved.items()):
+                if model.experiment_id == experiment_id:
+                    del self._resolved[reference]
 
     def predictor(self, model: ServableModel) -> Predictor:
         return self.cache.get(model.experiment_id, lambda: self._load(model))

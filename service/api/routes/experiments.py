@@ -128,6 +128,6 @@ def delete_experiment(experiment_id: ExperimentId, runtime: RuntimeDep) -> Respo
     """Remove a finished or cancelled experiment, its history and its model files."""
     with runtime.db.scope() as session:
         repository.delete_experiment(session, experiment_id)
-    runtime.predictions.cache.evict(experiment_id)
+    runtime.predictions.forget(experiment_id)
     runtime.store.delete_prefix(experiment_prefix(experiment_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
