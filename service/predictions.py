@@ -24,7 +24,6 @@ from service.schemas.predict import (
 )
 from service.storage import ModelStore
 
-
 # How long "best", "latest" or an alias keeps its answer: a new model or alias is served
 # within this long, and a hot path of requests costs one database query a second, not each.
 RESOLVE_TTL_SECONDS = 1.0
