@@ -20,7 +20,7 @@ from service.db import leases
 from service.db.session import Database
 from service.domain import Claim, Status
 from service.worker.lifeline import child_env
-from service.worker.training import CANCEL_SIGNAL
+from service.worker.training import CANCEL_SIGNAL, attempt_dir, remove_local_files
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ class Supervisor:
         )
         watch = self._supervise(claim, process)
         self._settle(claim, process.returncode, watch)
+        # A training that was killed (by us, the wall-time limit, or anyone) left its files.
+        remove_local_files(attempt_dir(self.settings.work_dir, experiment_id, claim.attempt))
 
     def _supervise(self, claim: Claim, process: subprocess.Popen[bytes]) -> _Watch:
         settings = self.settings

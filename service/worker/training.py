@@ -58,7 +58,7 @@ class Attempt:
         self.attempt = attempt
         self.cancel = threading.Event()
         self.lost = False
-        self.local_dir = Path(settings.work_dir) / experiment_id / f"attempt-{attempt}"
+        self.local_dir = attempt_dir(settings.work_dir, experiment_id, attempt)
         self.local_dir.mkdir(parents=True, exist_ok=True)
 
     # Trainer hooks -------------------------------------------------------------------------
@@ -108,12 +108,29 @@ class Attempt:
         history = [EpochRecord(**record) for record in meta["history"]]
         return model, history
 
-    def cleanup(self) -> None:
-        # This attempt's files only: workers on one machine may share a WORK_DIR, and the
-        # attempt that took over a lost lease may be training from the same experiment folder.
-        shutil.rmtree(self.local_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):  # not empty: another attempt still works in it
-            self.local_dir.parent.rmdir()
+    def cleanup(self, *, experiment_finished: bool = False) -> None:
+        remove_local_files(self.local_dir, experiment_finished=experiment_finished)
+
+
+def attempt_dir(work_dir: str | Path, experiment_id: str, attempt: int) -> Path:
+    """Where one attempt keeps its local files: WORK_DIR/<experiment id>/attempt-<n>."""
+    return Path(work_dir) / experiment_id / f"attempt-{attempt}"
+
+
+def remove_local_files(local_dir: Path, *, experiment_finished: bool = False) -> None:
+    """Remove an ended attempt's local files; every attempt's once the experiment finished.
+
+    While the experiment may still run, only this attempt's folder goes: workers on one machine
+    may share a WORK_DIR, and the attempt that took over a lost lease may be training from the
+    same experiment folder. Once this attempt has finished the experiment no attempt runs again,
+    so the folders that killed attempts could not remove go too.
+    """
+    if experiment_finished:
+        shutil.rmtree(local_dir.parent, ignore_errors=True)
+        return
+    shutil.rmtree(local_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):  # not empty: another attempt still works in it
+        local_dir.parent.rmdir()
 
 
 def _configure_tensorflow(settings: Settings) -> None:
@@ -131,17 +148,20 @@ def run(experiment_id: str, attempt_number: int, settings: Settings) -> int:
         settings=settings, db=db, store=store, experiment_id=experiment_id, attempt=attempt_number
     )
     signal.signal(CANCEL_SIGNAL, lambda *_: attempt.cancel.set())
+    code = EXIT_LOST_LEASE
     try:
-        return _train(attempt, settings)
+        code = _train(attempt, settings)
     except (ServiceError, TrainingFailed) as error:
         message = getattr(error, "message", str(error))
-        return _end(attempt, Status.FAILED, message)
+        code = _end(attempt, Status.FAILED, message)
     except Exception as error:
         log.exception("training %s crashed", experiment_id)
-        return _end(attempt, Status.FAILED, f"training crashed: {type(error).__name__}: {error}")
+        code = _end(attempt, Status.FAILED, f"training crashed: {type(error).__name__}: {error}")
     finally:
-        attempt.cleanup()
+        # EXIT_OK: this attempt wrote the experiment's outcome.
+        attempt.cleanup(experiment_finished=code == EXIT_OK)
         db.dispose()
+    return code
 
 
 def _end(attempt: Attempt, status: Status, error: str | None) -> int:
