@@ -1,0 +1,382 @@
+"""Client images -> MNIST-like float32 28x28 arrays in [0, 1], or a BadImage / TooLarge saying why.
+
+Two ways in. Pixel lists (28 rows of 28 numbers, or 784 numbers) are taken as already being
+MNIST-like and only checked and scaled. Encoded images (PNG, JPEG, ... of any size, mode and
+polarity) are normalised the way MNIST itself was made: greyscale, light ink on a dark
+background, cropped to the digit, scaled to fit 20x20 keeping the aspect ratio, and placed in
+28x28 with its centre of mass at (14, 14). Numpy and Pillow only: no TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import re
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from service.errors import BadImage, ServiceError, TooLarge
+
+Scale = Literal["auto", "0-255", "0-1"]
+AssumedScale = Literal["0-255", "0-1"]
+
+SIDE = 28
+PIXELS = SIDE * SIDE
+SHAPE_HINT = f"expected {SIDE} rows of {SIDE} numbers or a flat list of {PIXELS} numbers"
+
+# Formats we decode. Pillow reads more, but some (EPS runs Ghostscript) or are rarely-used,
+# bug-prone decoders we have no reason to expose to anonymous uploads.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
+# Modes with more than 8 bits per pixel, which Pillow's convert("L") would clip, not scale.
+WIDE_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
+# Larger images are reduced to this longest side before the float work: a digit spanning 4%
+# of it still has the 20 pixels MNIST needs, and time and memory stay bounded per request.
+WORKING_SIDE = 512
+# MNIST's geometry: the digit fits a 20x20 box whose centre of mass sits at pixel (14, 14).
+BOX = 20
+CENTRE = 14.0
+# After stretching background -> 0 and the strongest ink -> 1, the least that counts as ink:
+# JPEG ringing and faint smudges sit below it. Noisy photos raise it to NOISE_SIGMAS times the
+# background's noise, so that paper texture stays out too.
+INK_FLOOR = 0.15
+NOISE_SIGMAS = 5.0
+MAD_TO_SIGMA = 1.4826  # median absolute deviation -> standard deviation, for Gaussian noise
+# Ink beyond the digit's extent holding at most this share of its mass (dust, a stray noise
+# pixel) is left out of the crop rather than stretching it.
+SPECK_SHARE = 0.0002
+# Background noise (as a standard deviation, 0..1 scale) above which the image is smoothed
+# before looking for ink, with a box of radius longest side / BLUR_DIVISOR.
+NOISY = 0.01
+BLUR_DIVISOR = 256
+# Refits of the lighting surface, each leaving out border pixels that look like ink.
+LIGHTING_ROUNDS = 3
+# Less contrast than this between background and ink (on a 0..1 scale) is no digit at all.
+MIN_CONTRAST = 0.1
+
+_DATA_URL = re.compile(r"^data:(?P<media>[^;,]*)(?P<params>(;[^;,]*)*),", re.IGNORECASE)
+_TYPE_NAMES = {
+    str: "a string",
+    bool: "a boolean",
+    type(None): "null",
+    list: "a list",
+    dict: "an object",
+}
+
+
+# -- pixel lists -------------------------------------------------------------------------------
+
+
+def pixels_to_array(
+    values: Any, scale: Scale = "auto", *, field: str = "image"
+) -> tuple[np.ndarray, AssumedScale]:
+    """28x28 nested or 784 flat numbers -> float32 [28, 28] in [0, 1] and the scale assumed.
+
+    `scale="auto"` assumes 0-255 when any value is above 1 and 0-1 otherwise. `field` names the
+    input in messages (`images[3]` in a batch).
+    """
+    flat, nested = _flatten(values, field)
+    try:
+        array = np.array(flat, dtype=np.float64)
+    except OverflowError:  # an integer beyond float64: clamp it, the range check reports it
+        array = np.array([v if abs(v) < 1e308 else 1e308 if v > 0 else -1e308 for v in flat])
+
+    finite = np.isfinite(array)
+    if not finite.all():
+        index = int(np.argmin(finite))
+        kind = "NaN" if math.isnan(array[index]) else "infinite"
+        raise BadImage(
+            f"{_where(field, index, nested)} is {kind}; pixel values must be finite numbers"
+        )
+    low, high = float(array.min()), float(array.max())
+    assumed: AssumedScale = ("0-255" if high > 1.0 else "0-1") if scale == "auto" else scale
+    top = 255.0 if assumed == "0-255" else 1.0
+    if low < 0.0 or high > top:
+        index = int(np.argmin(array)) if low < 0.0 else int(np.argmax(array))
+        raise BadImage(
+            f"{_where(field, index, nested)} is {_number(array[index])}, outside {assumed}; "
+            + _range_hint(scale, assumed)
+        )
+    if assumed == "0-255":
+        # Divide in float64 and then narrow, as service.ml.data does for training images.
+        array = array / 255.0
+    return array.astype(np.float32).reshape(SIDE, SIDE), assumed
+
+
+def _flatten(values: Any, field: str) -> tuple[list[Any], bool]:
+    """The 784 values in row order and whether they came as rows; each checked to be a number."""
+    if not isinstance(values, list):
+        raise BadImage(f"{field} is {_type_name(values)}; {SHAPE_HINT}")
+    if len(values) == PIXELS:
+        flat, nested = values, False
+    elif len(values) == SIDE and all(type(row) is list for row in values):
+        for row_index, row in enumerate(values):
+            if len(row) != SIDE:
+                raise BadImage(
+                    f"{field} row {row_index} has {len(row)} values; every row needs {SIDE} "
+                    f"({SHAPE_HINT})"
+                )
+        flat, nested = [value for row in values for value in row], True
+    else:
+        rows = sum(type(value) is list for value in values)
+        if rows == 0:
+            raise BadImage(f"{field} has {len(values)} values; {SHAPE_HINT}")
+        if rows < len(values):
+            raise BadImage(f"{field} mixes rows and single numbers; {SHAPE_HINT}")
+        raise BadImage(f"{field} has {rows} rows; {SHAPE_HINT}")
+    # One C-level pass over the types instead of per-pixel Python checks; bool is an int
+    # subclass and a numeric string would be converted by numpy, so both are refused here.
+    if not set(map(type, flat)) <= {int, float}:
+        index = next(i for i, value in enumerate(flat) if type(value) not in (int, float))
+        raise BadImage(
+            f"{_where(field, index, nested)} is {_type_name(flat[index])}; "
+            "pixel values must be numbers"
+        )
+    return flat, nested
+
+
+def _where(field: str, index: int, nested: bool) -> str:
+    if nested:
+        row, column = divmod(index, SIDE)
+        return f"{field} value at row {row}, column {column}"
+    return f"{field} value at index {index}"
+
+
+def _type_name(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value), f"a {type(value).__name__}")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+def _range_hint(scale: Scale, assumed: AssumedScale) -> str:
+    if scale == "auto":
+        return 'pixel values must all be within 0-1 or all within 0-255 (scale "auto")'
+    other = "0-1" if assumed == "0-255" else "0-255"
+    return f'scale "{scale}" was given; send values within {scale}, or scale "{other}"'
+
+
+# -- encoded images ----------------------------------------------------------------------------
+
+
+def decode_base64_image(
+    text: str, *, max_bytes: int, max_pixels: int, field: str = "image_base64"
+) -> np.ndarray:
+    """Raw base64 or a `data:image/...;base64,` URL -> `decode_image` of its bytes."""
+    if not isinstance(text, str):
+        raise BadImage(f"{field} must be a base64 string; got {_type_name(text)}")
+    match = _DATA_URL.match(text)
+    if match:
+        if ";base64" not in match.group("params").lower():
+            raise BadImage(f"{field} is a data URL without ';base64'; send base64-encoded bytes")
+        text = text[match.end() :]
+    text = "".join(text.split())  # line breaks from tools that wrap base64 at 76 columns
+    # Refuse before decoding: the decoded size is known from the length alone.
+    if len(text) * 3 // 4 > max_bytes + 2:
+        raise TooLarge(
+            f"{field} decodes to about {len(text) * 3 // 4:,} bytes; "
+            f"images may be at most {max_bytes:,} bytes"
+        )
+    if "-" in text or "_" in text:  # the URL-safe alphabet
+        text = text.replace("-", "+").replace("_", "/")
+    text += "=" * (-len(text) % 4)
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadImage(
+            f"{field} is not valid base64; send the PNG or JPEG file's bytes base64-encoded, "
+            "optionally as a data:image/png;base64,... URL"
+        ) from None
+    return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, field=field)
+
+
+def decode_image(
+    data: bytes, *, max_bytes: int, max_pixels: int, field: str = "image"
+) -> np.ndarray:
+    """An encoded image of a digit -> float32 [28, 28] in [0, 1], normalised like MNIST.
+
+    Polarity is decided by the background, taken as the median of the image's outermost
+    pixels: a light background means dark ink on paper, which is inverted to MNIST's light
+    ink on black. Transparent pixels are composited on white, or on black when the ink itself
+    is light, so canvas exports with a transparent background work either way.
+    """
+    grey = _decode_grey(data, max_bytes=max_bytes, max_pixels=max_pixels, field=field)
+    return _mnist_frame(_ink(grey, field), field)
+
+
+def _decode_grey(data: bytes, *, max_bytes: int, max_pixels: int, field: str) -> np.ndarray:
+    """Greyscale float32 [h, w] in [0, 1], at most WORKING_SIDE on its longest side."""
+    if len(data) > max_bytes:
+        raise TooLarge(f"{field} is {len(data):,} bytes; images may be at most {max_bytes:,} bytes")
+    if not data:
+        raise BadImage(f"{field} is empty; send a PNG or JPEG file")
+    try:
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
+        width, height = image.size
+        if width * height > max_pixels:
+            raise TooLarge(
+                f"{field} is {width}x{height} = {width * height:,} pixels; images may have at "
+                f"most {max_pixels:,} pixels"
+            )
+        if width < 1 or height < 1:
+            raise BadImage(f"{field} is {width}x{height} pixels; it has no area")
+        if image.format == "JPEG":
+            # Let libjpeg decode at a reduced scale (1/2 .. 1/8): far faster for photos.
+            image.draft("L", (min(width, WORKING_SIDE), min(height, WORKING_SIDE)))
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)  # phone photos are stored sideways
+        grey = _greyscale(image)
+    except ServiceError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own guard (beyond PIL.Image.MAX_IMAGE_PIXELS; its warning where warnings
+        # are errors) fired inside Image.open, before our own size check could.
+        raise TooLarge(
+            f"{field} has too many pixels; images may have at most {max_pixels:,} pixels"
+        ) from None
+    except Image.UnidentifiedImageError:
+        raise BadImage(
+            f"{field} is not an image we can read; send a PNG or JPEG ({', '.join(FORMATS)})"
+        ) from None
+    except Exception as error:  # decoders fail in many ways on corrupt data: all are the client's
+        raise BadImage(f"{field} could not be decoded ({type(error).__name__}: {error})") from None
+    return grey
+
+
+def _greyscale(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> float32 [h, w] in [0, 1]; transparency flattened onto a background."""
+    if image.mode in WIDE_MODES:
+        wide = np.nan_to_num(np.asarray(image, dtype=np.float64), posinf=0.0, neginf=0.0)
+        top = float(wide.max(initial=0.0))
+        # 16-bit PNGs and the like: take the range the values evidently use.
+        scale = 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else 65535.0
+        reduced = _shrink(Image.fromarray(np.clip(wide / scale, 0.0, 1.0).astype(np.float32)))
+        return np.asarray(reduced, dtype=np.float32)
+    if image.has_transparency_data:
+        pair = _shrink(image.convert("RGBA").convert("LA"))
+        values = np.asarray(pair, dtype=np.float32) / 255.0
+        luminance, alpha = values[..., 0], values[..., 1]
+        opaque = alpha > 0.5
+        ink_is_light = bool(opaque.any()) and float(luminance[opaque].mean()) > 0.5
+        background = 0.0 if ink_is_light else 1.0
+        return luminance * alpha + background * (1.0 - alpha)
+    return np.asarray(_shrink(image.convert("L")), dtype=np.float32) / 255.0
+
+
+def _shrink(image: Image.Image) -> Image.Image:
+    if max(image.size) > WORKING_SIDE:
+        image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BOX)
+    return image
+
+
+def _ink(grey: np.ndarray, field: str) -> np.ndarray:
+    """Light ink on a zero background, stretched so the strongest ink is 1.
+
+    The outermost pixels are taken to be mostly background: their median decides the polarity,
+    a smooth surface fitted to them models uneven lighting (a photo's shading), and how much
+    they stray from it measures the noise. All three are robust to a digit touching the edge.
+    """
+    border = _border(grey)
+    if float(np.median(border)) > 0.5:
+        grey = 1.0 - grey
+    background, noise = _lighting(grey)
+    raised = grey - background
+    if noise > NOISY:
+        # Grain (paper, sensor, JPEG) would otherwise pass for ink and stretch the crop; a box
+        # blur a few pixels wide averages it away, while strokes, far wider, keep their shape.
+        raised = _box_blur(raised, max(1, round(max(grey.shape) / BLUR_DIVISOR)))
+        noise = MAD_TO_SIGMA * float(np.median(np.abs(_border(raised))))
+    contrast = float(raised.max())
+    floor = max(INK_FLOOR, NOISE_SIGMAS * noise / contrast) if contrast > 0 else 1.0
+    if contrast < MIN_CONTRAST or floor >= 1.0:
+        raise BadImage(
+            f"no digit found in {field}: nothing stands out from its background; send a dark "
+            "digit on a light background or a light digit on a dark one"
+        )
+    ink = np.clip(raised / contrast, 0.0, 1.0)
+    ink[ink < floor] = 0.0
+    return ink  # not blank: its strongest pixel is 1
+
+
+def _box_blur(values: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over a (2r+1)^2 window, edges extended: running sums, O(pixels)."""
+    size = 2 * radius + 1
+    padded = np.pad(values.astype(np.float64), radius, mode="edge")
+    sums = np.cumsum(np.pad(padded, ((1, 0), (1, 0))), axis=0).cumsum(axis=1)
+    window = sums[size:, size:] - sums[:-size, size:] - sums[size:, :-size] + sums[:-size, :-size]
+    return (window / (size * size)).astype(np.float32)
+
+
+def _border(grey: np.ndarray) -> np.ndarray:
+    return np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+
+
+def _lighting(grey: np.ndarray) -> tuple[np.ndarray, float]:
+    """The background as a quadratic surface fitted to the border, and the noise around it."""
+    height, width = grey.shape
+    # A few hundred border pixels pin six coefficients down; thousands only cost time.
+    step = max(1, (height + width) // 500)
+    values = _border(grey)[::step].astype(np.float64)
+    if values.min() == values.max():  # a clean render: flat, noiseless background
+        return np.full((1, 1), values[0], dtype=np.float32), 0.0
+    ys = np.linspace(-1.0, 1.0, height, dtype=np.float32)[:, None]
+    xs = np.linspace(-1.0, 1.0, width, dtype=np.float32)[None, :]
+    y = _border(np.broadcast_to(ys, grey.shape))[::step].astype(np.float64)
+    x = _border(np.broadcast_to(xs, grey.shape))[::step].astype(np.float64)
+    terms = np.stack([np.ones_like(x), x, y, x * x, y * y, x * y], axis=1)
+    if min(height, width) < 8:  # too few border pixels to model lighting: a flat background
+        terms[:, 1:] = 0.0
+    c: np.ndarray = np.zeros(6)
+    c[0] = np.median(values)
+    for _ in range(LIGHTING_ROUNDS):
+        residual = values - terms @ c
+        spread = MAD_TO_SIGMA * float(np.median(np.abs(residual)))
+        inliers = np.abs(residual) <= max(3.0 * spread, 1e-3)  # ink on the border is no light
+        c = np.linalg.lstsq(terms[inliers], values[inliers], rcond=None)[0]
+    noise = MAD_TO_SIGMA * float(np.median(np.abs(values - terms @ c)))
+    # Evaluated as a column plus a row plus the one cross term: two full-size operations.
+    column, row = c[0] + c[2] * ys + c[4] * ys * ys, c[1] * xs + c[3] * xs * xs
+    surface = (column + row + np.float32(c[5]) * ys * xs).astype(np.float32)
+    return surface, noise
+
+
+def _extent(mass: np.ndarray) -> tuple[int, int]:
+    """First and last index holding the ink, ignoring specks with a tiny share of its mass."""
+    cumulative = np.cumsum(mass)
+    total = float(cumulative[-1])
+    first = int(np.searchsorted(cumulative, SPECK_SHARE * total, side="right"))
+    last = int(np.searchsorted(cumulative, (1.0 - SPECK_SHARE) * total, side="left"))
+    return first, max(first, last)
+
+
+def _mnist_frame(ink: np.ndarray, field: str) -> np.ndarray:
+    """Crop to the ink, fit it in 20x20 keeping the aspect ratio, centre its mass in 28x28."""
+    top, bottom = _extent(ink.sum(axis=1))
+    left, right = _extent(ink.sum(axis=0))
+    crop = ink[top : bottom + 1, left : right + 1]
+    height, width = crop.shape
+    factor = BOX / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    # LANCZOS antialiases when shrinking (as MNIST's own normalisation did); its overshoot is
+    # clipped, and the result is stretched back to full strength, since thin strokes shrunk
+    # from a large image come out faint.
+    small = Image.fromarray(crop.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
+    digit = np.clip(np.asarray(small, dtype=np.float64), 0.0, 1.0)
+    if digit.max() <= 0.0:  # a few specks spread over a huge area average away to nothing
+        raise BadImage(f"no digit found in {field}: its marks vanish at MNIST's 20x20 size")
+    digit /= digit.max()
+
+    total = digit.sum()
+    ys, xs = np.indices(digit.shape)
+    centre_y, centre_x = (digit * ys).sum() / total, (digit * xs).sum() / total
+    # Whole-pixel shifts, as MNIST's (its centres of mass sit within half a pixel of 14),
+    # clamped so the digit is never cut off.
+    top = min(max(round(CENTRE - centre_y), 0), SIDE - digit.shape[0])
+    left = min(max(round(CENTRE - centre_x), 0), SIDE - digit.shape[1])
+    frame = np.zeros((SIDE, SIDE), dtype=np.float32)
+    frame[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
+    return frame

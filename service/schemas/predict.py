@@ -1,0 +1,233 @@
+"""Predictions and the models that make them: requests, answers, model listings and aliases.
+
+Image fields are typed loosely on purpose: validating 784 floats one by one in pydantic costs
+far more than one numpy pass in `service.ml.images`, which also says precisely what is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
+
+from service.db.registry import (
+    ALIAS_PATTERN,
+    BEST,
+    EXPERIMENT_ID_PATTERN,
+    RESERVED,
+    Alias,
+    ServableModel,
+)
+from service.ml.images import PIXELS, SIDE, AssumedScale, Scale
+
+_PIXEL = {"type": "number", "minimum": 0, "maximum": 255}
+_ROWS = {
+    "type": "array",
+    "minItems": SIDE,
+    "maxItems": SIDE,
+    "items": {"type": "array", "minItems": SIDE, "maxItems": SIDE, "items": _PIXEL},
+}
+_FLAT = {"type": "array", "minItems": PIXELS, "maxItems": PIXELS, "items": _PIXEL}
+PixelImage = Annotated[
+    list[Any],
+    WithJsonSchema(
+        {
+            "anyOf": [_ROWS, _FLAT],
+            "description": f"{SIDE} rows of {SIDE} pixel values, or {PIXELS} values row by "
+            "row; light digit on black as in MNIST, values 0-255 or 0-1 (see `scale`)",
+        }
+    ),
+]
+INPUT_FIELDS = ("image", "images", "image_base64", "images_base64")
+ExperimentId = Annotated[str, StringConstraints(pattern=EXPERIMENT_ID_PATTERN.pattern)]
+
+
+def check_alias(name: str) -> str:
+    """An alias must not shadow a model reference that already means something else."""
+    if name in RESERVED:
+        raise ValueError(
+            f"{name!r} is reserved ('best' is the most accurate model, 'latest' the most "
+            "recently finished); choose another alias"
+        )
+    if EXPERIMENT_ID_PATTERN.match(name):
+        raise ValueError(
+            f"{name!r} looks like an experiment id (32 hex digits); an alias needs a name that "
+            "cannot be mistaken for one"
+        )
+    return name
+
+
+AliasName = Annotated[
+    str,
+    StringConstraints(pattern=ALIAS_PATTERN.pattern),
+    AfterValidator(check_alias),
+]
+ModelName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$"),
+    Field(
+        description="'best' (highest test accuracy), 'latest' (most recently finished), "
+        "an alias, or an experiment id"
+    ),
+]
+
+
+class PredictRequest(BaseModel):
+    """Exactly one of `image`, `images`, `image_base64`, `images_base64`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"image": [[0] * SIDE] * SIDE, "model": BEST}]},
+    )
+
+    image: PixelImage | None = None
+    images: list[PixelImage] | None = Field(
+        default=None, min_length=1, description="a batch, answered in order"
+    )
+    image_base64: str | None = Field(
+        default=None,
+        description="a PNG or JPEG file, base64-encoded or as a data:image/...;base64, URL; "
+        "any size and polarity: it is normalised the way MNIST was",
+    )
+    images_base64: list[str] | None = Field(
+        default=None, min_length=1, description="a batch of those, answered in order"
+    )
+    scale: Scale = Field(
+        default="auto",
+        description="range of pixel values: 'auto' takes 0-255 when any value is above 1, "
+        "else 0-1, and reports what it assumed",
+    )
+    model: ModelName = BEST
+
+    @model_validator(mode="after")
+    def _exactly_one_input(self) -> PredictRequest:
+        given = [name for name in INPUT_FIELDS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of {', '.join(INPUT_FIELDS)}; "
+                + (f"got {' and '.join(given)}" if given else "got none")
+            )
+        return self
+
+    @property
+    def is_batch(self) -> bool:
+        return self.images is not None or self.images_base64 is not None
+
+    @property
+    def batch_size(self) -> int:
+        if self.images is not None:
+            return len(self.images)
+        if self.images_base64 is not None:
+            return len(self.images_base64)
+        return 1
+
+
+class ModelRef(BaseModel):
+    """Which model answered."""
+
+    experiment_id: str
+    name: str
+    test_accuracy: float | None
+
+    @classmethod
+    def of(cls, model: ServableModel) -> ModelRef:
+        return cls(
+            experiment_id=model.experiment_id, name=model.name, test_accuracy=model.test_accuracy
+        )
+
+
+class PredictionPublic(BaseModel):
+    digit: int = Field(ge=0, le=9)
+    probabilities: list[float] = Field(
+        min_length=10, max_length=10, description="one per digit 0-9, summing to 1"
+    )
+    assumed_scale: AssumedScale | None = Field(
+        default=None, description="the pixel range the values were read in; null for PNG/JPEG"
+    )
+
+    @classmethod
+    def of(
+        cls, probabilities: Sequence[float], assumed_scale: AssumedScale | None = None
+    ) -> PredictionPublic:
+        values = [float(value) for value in probabilities]
+        digit = max(range(len(values)), key=values.__getitem__)
+        return cls(digit=digit, probabilities=values, assumed_scale=assumed_scale)
+
+
+class PredictResponse(PredictionPublic):
+    """One image's answer: `{"digit": 7, "probabilities": [...], "model": {...}}`."""
+
+    model: ModelRef
+
+    @classmethod
+    def single(cls, prediction: PredictionPublic, model: ModelRef) -> PredictResponse:
+        return cls(
+            digit=prediction.digit,
+            probabilities=prediction.probabilities,
+            assumed_scale=prediction.assumed_scale,
+            model=model,
+        )
+
+
+class BatchPredictResponse(BaseModel):
+    predictions: list[PredictionPublic] = Field(description="in the order the images came")
+    model: ModelRef
+
+
+class ModelPublic(BaseModel):
+    """A trained model that can serve predictions."""
+
+    experiment_id: str
+    name: str
+    test_accuracy: float | None
+    test_loss: float | None
+    finished_at: datetime | None
+    aliases: list[str]
+
+    @classmethod
+    def of(cls, model: ServableModel) -> ModelPublic:
+        return cls(
+            experiment_id=model.experiment_id,
+            name=model.name,
+            test_accuracy=model.test_accuracy,
+            test_loss=model.test_loss,
+            finished_at=model.finished_at,
+            aliases=list(model.aliases),
+        )
+
+
+class ModelsPublic(BaseModel):
+    data: list[ModelPublic] = Field(description="most accurate first")
+    count: int
+
+    @classmethod
+    def of(cls, models: Sequence[ServableModel]) -> ModelsPublic:
+        return cls(data=[ModelPublic.of(model) for model in models], count=len(models))
+
+
+class AliasUpdate(BaseModel):
+    """Point an alias at a trained model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    experiment_id: ExperimentId
+
+
+class AliasPublic(BaseModel):
+    alias: str
+    experiment_id: str
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, alias: Alias) -> AliasPublic:
+        return cls.model_validate(alias, from_attributes=True)
