@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -84,3 +85,33 @@ class Claim:
     worker: str
     spec: dict[str, Any]
     start_epoch: int
+
+
+# How a request names the model that answers it.
+BEST = "best"
+"""The succeeded experiment with the highest test accuracy."""
+LATEST = "latest"
+"""The most recently finished succeeded experiment."""
+RESERVED = frozenset({BEST, LATEST})
+ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+EXPERIMENT_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class ServableModel:
+    """A succeeded experiment whose saved model can answer predictions."""
+
+    experiment_id: str
+    name: str
+    test_accuracy: float | None
+    test_loss: float | None
+    finished_at: datetime | None
+    model_uri: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Alias:
+    alias: str
+    experiment_id: str
+    updated_at: datetime

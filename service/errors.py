@@ -3,7 +3,7 @@
 ServiceError
 ├── NotFound (404)            ExperimentNotFound, ModelNotFound
 ├── Conflict (409)            NotCancellable, NotDeletable, ModelNotReady
-├── InvalidInput (422)        SpecRejected, BadImage, BadPixels
+├── InvalidInput (422)        SpecRejected, BadImage
 ├── TooLarge (413)            BodyTooLarge
 ├── TooMany (429)             QueueFull
 ├── Unauthorized (401)        MissingToken, WrongToken

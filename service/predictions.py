@@ -10,8 +10,8 @@ import numpy as np
 
 from service.config import Settings
 from service.db import registry
-from service.db.registry import ServableModel
 from service.db.session import Database
+from service.domain import ServableModel
 from service.errors import InvalidInput, ModelNotReady
 from service.ml.images import AssumedScale, decode_base64_image, decode_image, pixels_to_array
 from service.ml.inference import ModelCache, Predictor, load_keras_model

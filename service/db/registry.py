@@ -2,40 +2,23 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from service.db.models import ExperimentRow, ModelAliasRow, utcnow
-from service.domain import Status
+from service.domain import (
+    ALIAS_PATTERN,
+    BEST,
+    EXPERIMENT_ID_PATTERN,
+    LATEST,
+    RESERVED,
+    Alias,
+    ServableModel,
+    Status,
+)
 from service.errors import ExperimentNotFound, InvalidInput, ModelNotFound, ModelNotReady
-
-BEST = "best"
-LATEST = "latest"
-RESERVED = frozenset({BEST, LATEST})
-ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-EXPERIMENT_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
-
-
-@dataclass(frozen=True)
-class ServableModel:
-    experiment_id: str
-    name: str
-    test_accuracy: float | None
-    test_loss: float | None
-    finished_at: datetime | None
-    model_uri: str
-    aliases: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Alias:
-    alias: str
-    experiment_id: str
-    updated_at: datetime
 
 
 def _servable(row: ExperimentRow, aliases: tuple[str, ...] = ()) -> ServableModel:

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from service.db.registry import (
+from service.domain import (
     ALIAS_PATTERN,
     BEST,
     EXPERIMENT_ID_PATTERN,
