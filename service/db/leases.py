@@ -197,43 +197,42 @@ def succeed(
     model_uri: str,
     versions: dict[str, str],
 ) -> bool:
-    if not _fence(session, experiment_id, attempt):
-        return False
-    now = utcnow()
-    session.execute(
-        update(ExperimentRow)
-        .where(ExperimentRow.id == experiment_id)
-        .values(
-            status=Status.SUCCEEDED,
-            test_loss=test_loss,
-            test_accuracy=test_accuracy,
-            model_uri=model_uri,
-            tf_version=versions.get("tensorflow"),
-            keras_version=versions.get("keras"),
-            finished_at=now,
-            lease_expires_at=None,
-            error=None,
-        )
+    return _close(
+        session,
+        experiment_id,
+        attempt,
+        outcome="succeeded",
+        status=Status.SUCCEEDED,
+        test_loss=test_loss,
+        test_accuracy=test_accuracy,
+        model_uri=model_uri,
+        tf_version=versions.get("tensorflow"),
+        keras_version=versions.get("keras"),
+        error=None,
     )
-    _end_attempt(session, experiment_id, attempt, "succeeded", now)
-    return True
 
 
 def finish(
     session: Session, *, experiment_id: str, attempt: int, status: Status, error: str | None
 ) -> bool:
     """End an attempt as failed or cancelled."""
+    outcome = f"{status.value}: {error}" if error else status.value
+    return _close(session, experiment_id, attempt, outcome=outcome, status=status, error=error)
+
+
+def _close(
+    session: Session, experiment_id: str, attempt: int, *, outcome: str, **values: object
+) -> bool:
+    """Give the experiment its final values and end the attempt, if the attempt still owns it."""
     if not _fence(session, experiment_id, attempt):
         return False
     now = utcnow()
     session.execute(
         update(ExperimentRow)
         .where(ExperimentRow.id == experiment_id)
-        .values(status=status, error=error, finished_at=now, lease_expires_at=None)
+        .values(**values, finished_at=now, lease_expires_at=None)
     )
-    _end_attempt(
-        session, experiment_id, attempt, f"{status.value}: {error}" if error else status, now
-    )
+    _end_attempt(session, experiment_id, attempt, outcome, now)
     return True
 
 
