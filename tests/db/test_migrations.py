@@ -6,6 +6,7 @@ fixture then starts each test from an empty `public` schema).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,14 +91,14 @@ def test_upgrade_twice_changes_nothing(settings: Settings, db: Database) -> None
     assert schema_diff(db) == []
 
 
-@pytest.mark.parametrize(
-    "drifted",
-    [sa.String(40), sa.DateTime(timezone=False)],
-    ids=["string", "timestamp-without-zone"],
-)
+# SQLite keeps no time zone in its column types, so that drift can only show on PostgreSQL.
+DRIFTS = {"string": sa.String(40)}
+if os.environ.get("DATABASE_URL", "").startswith("postgresql"):
+    DRIFTS["timestamp-without-zone"] = sa.DateTime(timezone=False)
+
+
+@pytest.mark.parametrize("drifted", list(DRIFTS.values()), ids=list(DRIFTS))
 def test_type_drift_is_noticed(settings: Settings, db: Database, drifted: Any) -> None:
-    if isinstance(drifted, sa.DateTime) and settings.uses_sqlite:
-        pytest.skip("SQLite keeps no time zone in its column types, so this drift cannot show")
     upgrade_to_head(settings.database_url, db.engine)
     with db.engine.begin() as connection:
         operations = Operations(MigrationContext.configure(connection))
