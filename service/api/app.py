@@ -67,16 +67,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
-            # FastAPI answers 422 to a body that is not JSON but 400 to one that is not even
-            # UTF-8; to a client both are the same mistake, so both get the same answer.
-            details = [{"loc": ["body"], "msg": str(error.__cause__), "type": "json_invalid"}]
+        if error.status_code == 400:
+            # Only the framework answers 400 here, to a body it cannot parse (not UTF-8, broken
+            # multipart). To a client that is the same mistake as malformed JSON, which is a
+            # 422 invalid_request: every route declares that answer, none declares a 400.
+            cause = error.__cause__
+            reason = str(cause) if isinstance(cause, UnicodeDecodeError) else str(error.detail)
+            details = [{"loc": ["body"], "msg": reason, "type": "body_invalid"}]
             return JSONResponse(
-                {
-                    "error": "invalid_request",
-                    "detail": f"body: not valid JSON ({error.__cause__})",
-                    "details": details,
-                },
+                {"error": "invalid_request", "detail": f"body: {reason}", "details": details},
                 status_code=422,
             )
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
