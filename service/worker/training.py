@@ -251,4 +251,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Everything is written and closed by now. Skip the interpreter's teardown, which takes
+    # TensorFlow a second or two after a fit and would keep the worker's slot busy meanwhile.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
