@@ -68,14 +68,21 @@ class Predictions:
 
     def _load(self, model: ServableModel) -> object:
         key = self.store.key_of(model.model_uri)
+        missing = ModelNotReady(
+            f"the model file of experiment {model.experiment_id} is missing from the model "
+            "store; retrain it or choose another model"
+        )
         if self.store.is_local:
             path = Path(self.store.root) / key
         else:
-            path = self.store.get_file(key, self.download_dir / model.experiment_id / "model.keras")
+            try:
+                path = self.store.get_file(
+                    key, self.download_dir / model.experiment_id / "model.keras"
+                )
+            except FileNotFoundError:
+                raise missing from None
         if not path.is_file():
-            raise ModelNotReady(
-                f"the model file of experiment {model.experiment_id} is missing from the store"
-            )
+            raise missing
         return load_keras_model(path)
 
     def images(self, request: PredictRequest) -> tuple[np.ndarray, list[AssumedScale | None]]:
