@@ -1,0 +1,271 @@
+"""Latency of GET /experiments/{id}/history while two worker slots train, against a quiet baseline.
+
+Starts `python -m service` (API + embedded worker with 2 slots) on temporary files, measures the
+reads once with nothing training, then again while queued jobs train, and prints p50/p99/max
+and requests per second for both. Cleans up and exits by itself.
+
+    MNIST_PATH=../shared/data/mnist.npz python bench/history_latency.py --requests 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist.npz"
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def job_spec(epochs: int) -> dict[str, Any]:
+    """Epochs of a second or two each: long enough to keep both slots busy while we measure."""
+    return {
+        "name": "history-latency",
+        "layers": [
+            {"type": "Flatten"},
+            {"type": "Dense", "units": 128, "activation": "relu"},
+            {"type": "Dense", "units": 10, "activation": "softmax"},
+        ],
+        "compile": {"optimizer": {"type": "Adam"}},
+        "fit": {"epochs": epochs, "batch_size": 32, "train_size": 20_000, "validation_size": 2000},
+    }
+
+
+@dataclass
+class Figures:
+    label: str
+    latencies: list[float]
+    seconds: float
+    errors: int
+
+    def line(self) -> str:
+        ms = sorted(value * 1000 for value in self.latencies)
+        p50 = statistics.median(ms)
+        p99 = statistics.quantiles(ms, n=100)[98]
+        return (
+            f"{self.label:<22} n={len(ms):>5}  p50={p50:7.1f} ms  p99={p99:7.1f} ms  "
+            f"max={ms[-1]:7.1f} ms  {len(ms) / self.seconds:7.1f} req/s  errors={self.errors}"
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@contextmanager
+def service(workdir: Path, *, slots: int, mnist: str) -> Iterator[tuple[str, Path]]:
+    """`python -m service` on temporary files; yields its base URL and its log file."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{workdir / 'service.db'}",
+        "QUEUE_URL": f"sqlite:///{workdir / 'queue.db'}",
+        "MODELS_DIR": str(workdir / "models"),
+        "WORK_DIR": str(workdir / "work"),
+        "MNIST_PATH": mnist,
+        "PORT": str(port),
+        "WORKER_SLOTS": str(slots),
+        "LOG_LEVEL": "WARNING",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    log_path = workdir / "service.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield f"http://127.0.0.1:{port}", log_path
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def hammer(base_url: str, ids: list[str], *, requests: int, clients: int, label: str) -> Figures:
+    """`requests` GETs of the histories, spread over `clients` concurrent connections."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    share = requests // clients
+
+    def client(offset: int) -> None:
+        nonlocal errors
+        mine: list[float] = []
+        failed = 0
+        with httpx.Client(base_url=base_url, timeout=30) as http:
+            for number in range(share):
+                experiment_id = ids[(offset + number) % len(ids)]
+                started = time.perf_counter()
+                response = http.get(f"/experiments/{experiment_id}/history")
+                mine.append(time.perf_counter() - started)
+                failed += response.status_code != 200
+        with lock:
+            latencies.extend(mine)
+            errors += failed
+
+    threads = [threading.Thread(target=client, args=(offset,)) for offset in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Figures(label, latencies, time.perf_counter() - started, errors)
+
+
+def running_count(http: httpx.Client) -> int:
+    count: int = http.get("/experiments", params={"status": "running", "limit": 1}).json()["count"]
+    return count
+
+
+def epochs_recorded(http: httpx.Client, ids: list[str]) -> int:
+    return sum(len(http.get(f"/experiments/{i}/history").json()["epochs"]) for i in ids)
+
+
+@contextmanager
+def sampling(measure: Callable[[], int], every: float = 0.5) -> Iterator[list[int]]:
+    """Call `measure` every `every` seconds in the background; the values, once the block ends."""
+    values: list[int] = []
+    stopped = threading.Event()
+
+    def run() -> None:
+        while not stopped.is_set():
+            values.append(measure())
+            stopped.wait(every)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield values
+    finally:
+        stopped.set()
+        thread.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="GETs per measurement")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
+    parser.add_argument("--jobs", type=int, default=6, help="jobs queued for the loaded run")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs per queued job")
+    parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--mnist", default=os.environ.get("MNIST_PATH") or str(DEFAULT_MNIST))
+    args = parser.parse_args()
+
+    with (
+        tempfile.TemporaryDirectory(prefix="history-latency-") as tmp,
+        service(Path(tmp), slots=args.slots, mnist=args.mnist) as (base_url, log_path),
+        httpx.Client(base_url=base_url, timeout=120) as http,
+    ):
+
+        def up() -> bool:
+            try:
+                return http.get("/health").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        _wait(up, timeout=180, what=f"the service to start (log: {log_path})")
+
+        def submit(epochs: int) -> str:
+            response = http.post("/experiments", json=job_spec(epochs))
+            if response.status_code != 202:
+                raise SystemExit(f"POST /experiments: {response.status_code} {response.text}")
+            experiment_id: str = response.json()["id"]
+            return experiment_id
+
+        def status(experiment_id: str) -> str:
+            value: str = http.get(f"/experiments/{experiment_id}").json()["status"]
+            return value
+
+        # Baseline: a finished experiment's history, with nothing training.
+        done = submit(epochs=2)
+        _wait(lambda: status(done) in FINISHED, timeout=600, what="the baseline job")
+        _wait(
+            lambda: http.get("/health").json()["checks"]["pending_jobs"] == 0,
+            timeout=60,
+            what="an empty queue",
+        )
+        time.sleep(2)  # let its training process exit
+        quiet = hammer(
+            base_url,
+            [done],
+            requests=args.requests,
+            clients=args.clients,
+            label="idle (no training)",
+        )
+
+        # Loaded: the same reads, spread over the jobs, while both slots train.
+        ids = [submit(args.epochs) for _ in range(args.jobs)]
+
+        def training() -> int:
+            running = [i for i in ids if status(i) == "running"]
+            epochs = sum(
+                len(http.get(f"/experiments/{i}/history").json()["epochs"]) for i in running
+            )
+            return len(running) if len(running) == args.slots and epochs > 0 else 0
+
+        _wait(training, timeout=600, what=f"{args.slots} jobs to be training")
+        epochs_before = epochs_recorded(http, ids)
+        with sampling(lambda: running_count(http)) as running:
+            loaded = hammer(
+                base_url,
+                [done, *ids],
+                requests=args.requests,
+                clients=args.clients,
+                label=f"while {args.slots} slots train",
+            )
+        epochs_during = epochs_recorded(http, ids) - epochs_before
+        for experiment_id in ids:
+            if status(experiment_id) not in FINISHED:
+                http.post(f"/experiments/{experiment_id}/cancel")
+
+    print(
+        f"GET /experiments/{{id}}/history, {args.clients} concurrent clients, "
+        f"{args.requests} requests each run, {os.cpu_count()} CPUs"
+    )
+    print(quiet.line())
+    print(loaded.line())
+    print(
+        f"during the loaded run: {epochs_during} epochs recorded, jobs running "
+        f"min {min(running)} / mean {statistics.mean(running):.1f} of {args.slots} slots "
+        f"({len(running)} samples); load average {os.getloadavg()[0]:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
