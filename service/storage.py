@@ -36,8 +36,9 @@ def model_key(experiment_id: str) -> str:
     return f"{experiment_prefix(experiment_id)}/model.keras"
 
 
-def checkpoint_key(experiment_id: str) -> str:
-    return f"{experiment_prefix(experiment_id)}/checkpoint/last.keras"
+def checkpoint_key(experiment_id: str, epoch: int) -> str:
+    """One file per epoch: `last.json` names the newest only once it is completely written."""
+    return f"{experiment_prefix(experiment_id)}/checkpoint/epoch-{epoch:04d}.keras"
 
 
 def checkpoint_meta_key(experiment_id: str) -> str:

@@ -87,13 +87,22 @@ class Attempt:
 
     # Checkpoints ---------------------------------------------------------------------------
     def _checkpoint(self, model: Any, history: list[EpochRecord]) -> None:
+        """Upload the model, then point `last.json` at it: a crash between leaves the old pair."""
+        epoch = len(history)
         local = self.local_dir / "checkpoint.keras"
         model.save(local)
-        self.store.put_file(local, checkpoint_key(self.experiment_id))
+        key = checkpoint_key(self.experiment_id, epoch)
+        self.store.put_file(local, key)
         self.store.write_json(
             checkpoint_meta_key(self.experiment_id),
-            {"attempt": self.attempt, "history": [record.__dict__ for record in history]},
+            {
+                "attempt": self.attempt,
+                "model": key,
+                "history": [record.__dict__ for record in history],
+            },
         )
+        if epoch > 1:
+            self.store.delete_prefix(checkpoint_key(self.experiment_id, epoch - 1))
 
     def restore(self) -> tuple[Any, list[EpochRecord]] | None:
         if not self.store.exists(checkpoint_meta_key(self.experiment_id)):
@@ -101,11 +110,9 @@ class Attempt:
         import keras
 
         meta = self.store.read_json(checkpoint_meta_key(self.experiment_id))
-        local = self.store.get_file(
-            checkpoint_key(self.experiment_id), self.local_dir / "restored.keras"
-        )
-        model = keras.models.load_model(local)
         history = [EpochRecord(**record) for record in meta["history"]]
+        local = self.store.get_file(meta["model"], self.local_dir / "restored.keras")
+        model = keras.models.load_model(local)
         return model, history
 
     def cleanup(self, *, experiment_finished: bool = False) -> None:
@@ -131,6 +138,10 @@ def remove_local_files(local_dir: Path, *, experiment_finished: bool = False) ->
     shutil.rmtree(local_dir, ignore_errors=True)
     with contextlib.suppress(OSError):  # not empty: another attempt still works in it
         local_dir.parent.rmdir()
+
+
+# Trainings yield the CPU to the API process: reads and predictions stay quick while they run.
+TRAINING_NICENESS = 10
 
 
 def _configure_tensorflow(settings: Settings) -> None:
@@ -239,6 +250,8 @@ def _train(attempt: Attempt, settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     watch_parent()
+    with contextlib.suppress(OSError):
+        os.nice(TRAINING_NICENESS)
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         print("usage: python -m service.worker.training <experiment_id> <attempt>", file=sys.stderr)
