@@ -27,6 +27,12 @@ from service.storage import ModelStore
 # How long "best", "latest" or an alias keeps its answer: a new model or alias is served
 # within this long, and a hot path of requests costs one database query a second, not each.
 RESOLVE_TTL_SECONDS = 1.0
+# A request of at most this many pixel lists, for a reference resolved moments ago (at least
+# INLINE_MARGIN_SECONDS of its TTL left) to a model already warm, is answered on the event
+# loop: its work is about a millisecond, and the hop to a worker thread and back costs a good
+# part of that again on a busy machine.
+INLINE_MAX_IMAGES = 4
+INLINE_MARGIN_SECONDS = 0.1
 
 
 class Predictions:
@@ -54,6 +60,22 @@ class Predictions:
         with self._resolved_lock:
             self._resolved[reference] = (now + RESOLVE_TTL_SECONDS, model)
         return model
+
+    def answers_inline(self, request: PredictRequest) -> bool:
+        """Whether answering needs only memory and a moment: no decoding, query or model load.
+
+        A model evicted between this check and the answer (another one loading at capacity)
+        would be loaded by the caller; that makes one request slow, never one answer wrong.
+        """
+        if request.image is None and request.images is None:
+            return False  # encoded images: decoding takes milliseconds, large ones seconds
+        if request.batch_size > INLINE_MAX_IMAGES:
+            return False
+        with self._resolved_lock:
+            cached = self._resolved.get(request.model)
+        if cached is None or cached[0] < time.monotonic() + INLINE_MARGIN_SECONDS:
+            return False
+        return cached[1].experiment_id in self.cache
 
     def forget(self, experiment_id: str) -> None:
         """An experiment was deleted: drop its warm model and every reference to it."""

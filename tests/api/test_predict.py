@@ -27,6 +27,7 @@ from service.api.app import create_app
 from service.config import Settings
 from service.ml.data import Mnist, load_mnist, split
 from service.ml.train import train
+from service.schemas.predict import PredictRequest
 from service.schemas.spec import ExperimentCreate
 from tests.api.test_models import UNKNOWN_ID, fail, publish, put_alias, runtime_of, submit
 from tests.conftest import MNIST_PATH
@@ -395,6 +396,31 @@ def test_an_experiment_that_has_not_succeeded_is_not_served(
         assert response.json()["error"] == "model_not_ready"
         assert status in response.json()["detail"]
     assert len(runtime_of(client).predictions.cache) == 0
+
+
+def test_only_a_few_pixel_lists_for_a_warm_model_are_answered_on_the_event_loop(
+    client: TestClient, served: str, mnist: Mnist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("service.predictions.RESOLVE_TTL_SECONDS", 0.3)
+    serving = runtime_of(client).predictions
+    image = mnist.x_test[0].tolist()
+
+    def inline(**body: Any) -> bool:
+        return serving.answers_inline(PredictRequest.model_validate(body))
+
+    assert not inline(image=image)  # `best` needs a query and its model a load
+    predict(client, {"image": image})
+    assert inline(image=image)
+    assert inline(images=[image] * predictions.INLINE_MAX_IMAGES)
+    assert not inline(images=[image] * (predictions.INLINE_MAX_IMAGES + 1))
+    assert not inline(image_base64=b64(png(mnist.x_test[0])))
+    assert not inline(image=image, model=served)  # resolved separately, not yet
+    time.sleep(0.3 - predictions.INLINE_MARGIN_SECONDS + 0.05)
+    assert not inline(image=image)  # about to need the database again
+    predict(client, {"image": image})
+    assert inline(image=image)
+    client.delete(f"/experiments/{served}")
+    assert not inline(image=image)
 
 
 # -- bad inputs --------------------------------------------------------------------------------

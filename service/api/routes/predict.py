@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import RuntimeDep, require_reader
 from service.schemas.errors import error_responses
@@ -20,9 +21,16 @@ ERRORS = error_responses(401, 404, 409, 413, 422)
 
 
 @router.post("", response_model=PredictResponse | BatchPredictResponse, responses=ERRORS)
-def predict(request: PredictRequest, runtime: RuntimeDep) -> PredictResponse | BatchPredictResponse:
+async def predict(
+    request: PredictRequest, runtime: RuntimeDep
+) -> PredictResponse | BatchPredictResponse:
     """One image (`image`, `image_base64`) answers one prediction; a batch answers in order."""
-    return runtime.predictions.predict(request)
+    # Async, so that FastAPI also checks the answer here, not in one more worker-thread hop.
+    predictions = runtime.predictions
+    if predictions.answers_inline(request):
+        return predictions.predict(request)
+    # Decoding images, querying the database or loading a model must not stall the event loop.
+    return await run_in_threadpool(predictions.predict, request)
 
 
 @router.post("/upload", response_model=BatchPredictResponse, responses=ERRORS)
