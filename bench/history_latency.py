@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from harness import free_port, wait
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist.npz"
@@ -63,27 +63,10 @@ class Figures:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _wait(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @contextmanager
 def service(workdir: Path, *, slots: int, mnist: str) -> Iterator[tuple[str, Path]]:
     """`python -m service` on temporary files; yields its base URL and its log file."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{workdir / 'service.db'}",
@@ -199,7 +182,7 @@ def main() -> None:
             except httpx.TransportError:
                 return False
 
-        _wait(up, timeout=180, what=f"the service to start (log: {log_path})")
+        wait(up, timeout=180, what=f"the service to start (log: {log_path})")
 
         def submit(epochs: int) -> str:
             response = http.post("/experiments", json=job_spec(epochs))
@@ -214,8 +197,8 @@ def main() -> None:
 
         # Baseline: a finished experiment's history, with nothing training.
         done = submit(epochs=2)
-        _wait(lambda: status(done) in FINISHED, timeout=600, what="the baseline job")
-        _wait(
+        wait(lambda: status(done) in FINISHED, timeout=600, what="the baseline job")
+        wait(
             lambda: http.get("/health").json()["checks"]["pending_jobs"] == 0,
             timeout=60,
             what="an empty queue",
@@ -239,7 +222,7 @@ def main() -> None:
             )
             return len(running) if len(running) == args.slots and epochs > 0 else 0
 
-        _wait(training, timeout=600, what=f"{args.slots} jobs to be training")
+        wait(training, timeout=600, what=f"{args.slots} jobs to be training")
         epochs_before = epochs_recorded(http, ids)
         with sampling(lambda: running_count(http)) as running:
             loaded = hammer(

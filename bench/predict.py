@@ -18,14 +18,13 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from harness import free_port, wait
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist.npz"
@@ -98,23 +98,6 @@ class Figures:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _wait(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @contextmanager
 def process(
     args: list[str], env: dict[str, str], log_path: Path
@@ -155,7 +138,7 @@ def wait_up(base_url: str, child: subprocess.Popen[bytes], log_path: Path) -> No
         except httpx.TransportError:
             return False
 
-    _wait(up, timeout=300, what=f"{base_url} to start (log: {log_path})")
+    wait(up, timeout=300, what=f"{base_url} to start (log: {log_path})")
 
 
 def train_model(http: httpx.Client, env: dict[str, str], workdir: Path, args: Any) -> Path:
@@ -171,7 +154,7 @@ def train_model(http: httpx.Client, env: dict[str, str], workdir: Path, args: An
             body: dict[str, Any] = http.get(f"/experiments/{experiment_id}").json()
             return body if body["status"] in FINISHED else None
 
-        body = _wait(finished, timeout=1800, what=f"training (log: {workdir / 'worker.log'})")
+        body = wait(finished, timeout=1800, what=f"training (log: {workdir / 'worker.log'})")
     if body["status"] != "succeeded":
         raise SystemExit(f"training {body['status']}: {body.get('error')}")
     print(
@@ -285,7 +268,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        port, naive_port = _free_port(), _free_port()
+        port, naive_port = free_port(), free_port()
         env = {
             **os.environ,
             "DATABASE_URL": f"sqlite:///{workdir / 'service.db'}",

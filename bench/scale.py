@@ -19,18 +19,18 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from harness import free_port, wait
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -135,7 +135,7 @@ class Deployment:
             except httpx.TransportError:
                 return False
 
-        _wait(healthy, START_TIMEOUT, f"the API (log: {log})")
+        wait(healthy, timeout=START_TIMEOUT, what=f"the API (log: {log})")
 
     def start_worker(self, core: int) -> str:
         """A worker pinned to `core`; its training processes inherit the pinning."""
@@ -154,7 +154,7 @@ class Deployment:
             self.check_alive()
             return f"worker {label}:" in log.read_text(errors="replace")
 
-        _wait(consuming, START_TIMEOUT, f"worker {label} (log: {log})")
+        wait(consuming, timeout=START_TIMEOUT, what=f"worker {label} (log: {log})")
         return label
 
     def idle(self) -> bool:
@@ -218,7 +218,7 @@ class Deployment:
 def deployment(workers: list[int]) -> Iterator[Deployment]:
     """A fresh database, an API, and one pinned worker per core in `workers`, all warm."""
     reset_database(DATABASE_URL)
-    port = _free_port()
+    port = free_port()
     with (
         tempfile.TemporaryDirectory(prefix="bench-scale-") as root,
         httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http,
@@ -231,21 +231,6 @@ def deployment(workers: list[int]) -> Iterator[Deployment]:
             yield running
         finally:
             running.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 # Measurements ----------------------------------------------------------------------------------
@@ -284,7 +269,7 @@ def dispatch_latency(samples: int) -> tuple[list[float], list[float]]:
     with deployment([0]) as running:
         for _ in range(samples):
             # Idle means no training process left, not merely the last outcome written.
-            _wait(running.idle, JOB_TIMEOUT, "the worker to be idle")
+            wait(running.idle, timeout=JOB_TIMEOUT, what="the worker to be idle")
             time.sleep(1.0)  # and back in its blocking read of the queue
             posted = time.perf_counter()
             experiment_id = running.submit()

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -168,6 +169,13 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
 @pytest.fixture
 def worker(settings: Settings, start_service: Callable[..., ServiceProcess]) -> ServiceProcess:
     return start_service(settings, "worker")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def wait_for(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from service.config import Settings
 from service.storage import checkpoint_meta_key, store_from_settings
-from tests.conftest import ServiceProcess, wait_finished, wait_for
+from tests.conftest import ServiceProcess, free_port, wait_finished, wait_for
 from tests.factories import tiny_spec
 
 EPOCHS = 5
@@ -200,13 +199,6 @@ def test_kill_worker_takes_its_training_along_and_another_worker_resumes(
     assert "stopped renewing its lease" in first["outcome"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _wait_healthy(http: httpx.Client, service: ServiceProcess) -> None:
     def healthy() -> bool:
         assert service.process.poll() is None, service.log()[-4000:]
@@ -223,7 +215,7 @@ def test_kill_whole_service_then_restart_resumes(
     make_settings: Callable[..., Settings],
     start_service: Callable[..., ServiceProcess],
 ) -> None:
-    settings = make_settings(port=_free_port())
+    settings = make_settings(port=free_port())
     service = start_service(settings)
     with httpx.Client(base_url=f"http://127.0.0.1:{settings.port}", timeout=60) as http:
         _wait_healthy(http, service)

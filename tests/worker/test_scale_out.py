@@ -7,7 +7,6 @@ defaults and, in the scaled CI pass, on PostgreSQL + Redis (the `settings` fixtu
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from service.config import Settings
 from service.db.session import Database
 from service.storage import ModelStore, model_key
 from service.worker.training import Attempt
-from tests.conftest import MNIST_PATH, ServiceProcess, wait_finished, wait_for
+from tests.conftest import MNIST_PATH, ServiceProcess, free_port, wait_finished, wait_for
 from tests.factories import tiny_spec
 from tests.storage.test_model_store import s3_client, s3_options
 
@@ -76,13 +75,6 @@ def start_worker(
 def _alive(service: ServiceProcess) -> bool:
     assert service.process.poll() is None, service.log()[-4000:]
     return True
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def start_api(
