@@ -110,15 +110,9 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = _json_error(
-            TooLarge(
-                f"the request body is over the {self.max_bytes:,}-byte limit (MAX_BODY_BYTES); "
-                "send fewer or smaller images"
-            )
-        )
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await too_large(scope, receive, send)
+                await self._refuse(scope, receive, send)
                 return
         chunks: list[bytes] = []
         received = 0
@@ -130,7 +124,7 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             received += len(chunk)
             if received > self.max_bytes:
-                await too_large(scope, receive, send)
+                await self._refuse(scope, receive, send)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -145,6 +139,14 @@ class BodySizeLimit:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Built only when needed: every other request would pay for a response it never sends.
+        error = TooLarge(
+            f"the request body is over the {self.max_bytes:,}-byte limit (MAX_BODY_BYTES); "
+            "send fewer or smaller images"
+        )
+        await _json_error(error)(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
