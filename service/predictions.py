@@ -27,12 +27,10 @@ from service.storage import ModelStore
 # How long "best", "latest" or an alias keeps its answer: a new model or alias is served
 # within this long, and a hot path of requests costs one database query a second, not each.
 RESOLVE_TTL_SECONDS = 1.0
-# A request of at most this many pixel lists, for a reference resolved moments ago (at least
-# INLINE_MARGIN_SECONDS of its TTL left) to a model already warm, is answered on the event
-# loop: its work is about a millisecond, and the hop to a worker thread and back costs a good
-# part of that again on a busy machine.
+# A request of at most this many pixel lists, for a reference resolved moments ago to a model
+# already warm, is answered on the event loop: its work is under a millisecond, and the hop to
+# a worker thread and back costs a good part of that again on a busy machine.
 INLINE_MAX_IMAGES = 4
-INLINE_MARGIN_SECONDS = 0.1
 
 
 class Predictions:
@@ -61,21 +59,23 @@ class Predictions:
             self._resolved[reference] = (now + RESOLVE_TTL_SECONDS, model)
         return model
 
-    def answers_inline(self, request: PredictRequest) -> bool:
-        """Whether answering needs only memory and a moment: no decoding, query or model load.
+    def warm_model(self, request: PredictRequest) -> ServableModel | None:
+        """The model to answer on the event loop with, or None when answering could block.
 
-        A model evicted between this check and the answer (another one loading at capacity)
-        would be loaded by the caller; that makes one request slow, never one answer wrong.
+        Only for a few pixel lists (no decoding), a reference still in its TTL (no query) and
+        a model already loaded. A model evicted between this check and the answer (another one
+        loading at capacity) would be loaded by the caller: one slow request, never a wrong one.
         """
         if request.image is None and request.images is None:
-            return False  # encoded images: decoding takes milliseconds, large ones seconds
+            return None  # encoded images: decoding takes milliseconds, large ones seconds
         if request.batch_size > INLINE_MAX_IMAGES:
-            return False
+            return None
         with self._resolved_lock:
             cached = self._resolved.get(request.model)
-        if cached is None or cached[0] < time.monotonic() + INLINE_MARGIN_SECONDS:
-            return False
-        return cached[1].experiment_id in self.cache
+        if cached is None or cached[0] <= time.monotonic():
+            return None
+        model = cached[1]
+        return model if model.experiment_id in self.cache else None
 
     def forget(self, experiment_id: str) -> None:
         """An experiment was deleted: drop its warm model and every reference to it."""
@@ -164,13 +164,12 @@ class Predictions:
 
     def answer(
         self,
-        model_reference: str,
+        model: ServableModel,
         batch: np.ndarray,
         scales: list[AssumedScale | None],
         *,
         is_batch: bool,
     ) -> PredictResponse | BatchPredictResponse:
-        model = self.resolve(model_reference)
         probabilities = self.predictor(model).predict(batch)
         predictions = [
             PredictionPublic.of(row, scale)
@@ -181,6 +180,22 @@ class Predictions:
             return BatchPredictResponse(predictions=predictions, model=ref)
         return PredictResponse.single(predictions[0], ref)
 
-    def predict(self, request: PredictRequest) -> PredictResponse | BatchPredictResponse:
+    def predict(
+        self, request: PredictRequest, model: ServableModel | None = None
+    ) -> PredictResponse | BatchPredictResponse:
+        """Answer the request with `model`, or with the model its reference resolves to."""
         batch, scales = self.images(request)
-        return self.answer(request.model, batch, scales, is_batch=request.is_batch)
+        if model is None:
+            model = self.resolve(request.model)
+        return self.answer(model, batch, scales, is_batch=request.is_batch)
+
+    def predict_files(
+        self, model_reference: str, files: list[tuple[str, bytes]]
+    ) -> BatchPredictResponse:
+        """Uploaded files as (name, content): one answer each, in order."""
+        batch = self.uploaded(files)
+        answer = self.answer(
+            self.resolve(model_reference), batch, [None] * len(files), is_batch=True
+        )
+        assert isinstance(answer, BatchPredictResponse)
+        return answer

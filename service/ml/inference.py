@@ -1,12 +1,18 @@
 """Serving trained models: a compiled forward pass per model, and a bounded cache of them.
 
 `model.predict` costs ~46 ms a call and `model(x)` ~4 ms in eager mode; a `tf.function` traced
-once for any batch of 28x28 images runs one image in well under a millisecond. So models are
-loaded once, traced and warmed up on load, and kept in an LRU cache keyed by experiment id.
+once for any batch of 28x28 images runs one image in about 0.3 ms. So models are loaded once,
+traced, frozen and warmed up on load, and kept in an LRU cache keyed by experiment id.
+
+The traced graph is then frozen (weights folded in as constants) and run by a session that
+executes its ops on the calling thread. An eager call of the traced function hands the graph
+to TensorFlow's inter-op thread pool and sleeps until it is done: on a busy 2-core machine the
+two thread wake-ups cost more than the forward pass of a small net itself.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -17,9 +23,14 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+log = logging.getLogger(__name__)
 
 IMAGE_SHAPE = (28, 28)
 CLASSES = 10
+
+Forward = Callable[[np.ndarray], np.ndarray]
 
 
 def load_keras_model(path: str | Path) -> keras.Model:
@@ -27,20 +38,53 @@ def load_keras_model(path: str | Path) -> keras.Model:
     return keras.models.load_model(path, compile=False)
 
 
-class Predictor:
-    """One model's forward pass, traced once for float32 batches of any size.
+def frozen_forward(traced: tf.types.experimental.ConcreteFunction) -> Forward:
+    """The traced forward pass as a frozen graph run on the caller's thread.
 
-    Calling it from many threads at once is safe: the traced graph holds no Python state.
+    The session owns a copy of the weights, so later changes to the Keras model do not reach
+    it; serving never changes a loaded model. It is closed when the last reference goes.
+    """
+    frozen = convert_variables_to_constants_v2(traced)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(frozen.graph.as_graph_def(), name="")
+    config = tf.compat.v1.ConfigProto(
+        inter_op_parallelism_threads=-1,  # negative: every op on the thread calling run
+        allow_soft_placement=True,  # a GPU where there is one, the CPU for what it lacks
+    )
+    session = tf.compat.v1.Session(graph=graph, config=config)
+    run: Forward = session.make_callable(
+        graph.get_tensor_by_name(frozen.outputs[0].name),
+        [graph.get_tensor_by_name(frozen.inputs[0].name)],
+    )
+    return run
+
+
+class Predictor:
+    """One model's forward pass, compiled once for float32 batches of any size.
+
+    Calling it from many threads at once is safe: the compiled graph holds no Python state.
     """
 
     def __init__(self, model: keras.Model) -> None:
         self.model = model
-        forward = tf.function(
+        traced = tf.function(
             self._forward,
             input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32)],
-        )
-        # The concrete function skips tf.function's per-call signature matching.
-        self._call = forward.get_concrete_function()
+        ).get_concrete_function()
+        zeros = np.zeros((1, *IMAGE_SHAPE), dtype=np.float32)
+        try:
+            self._run = frozen_forward(traced)
+            self._run(zeros)  # some graphs freeze but fail only when run
+            self.frozen = True
+        except Exception as error:  # any graph the traced function serves, only slower
+            log.warning(
+                "serving the traced function instead of a frozen graph: %s: %s",
+                type(error).__name__,
+                error,
+            )
+            self._run = lambda batch: traced(tf.constant(batch)).numpy()
+            self.frozen = False
         self._warm_up()
 
     def _forward(self, images: tf.Tensor) -> tf.Tensor:
@@ -59,8 +103,7 @@ class Predictor:
         """float32 [n, 28, 28] in [0, 1] -> float32 [n, 10] probabilities."""
         if batch.ndim != 3 or batch.shape[1:] != IMAGE_SHAPE:
             raise ValueError(f"expected a batch of shape (n, 28, 28), got {batch.shape}")
-        images = tf.convert_to_tensor(batch, dtype=tf.float32)
-        return np.asarray(self._call(images))
+        return np.asarray(self._run(batch.astype(np.float32, copy=False)))
 
 
 @dataclass

@@ -405,22 +405,23 @@ def test_only_a_few_pixel_lists_for_a_warm_model_are_answered_on_the_event_loop(
     serving = runtime_of(client).predictions
     image = mnist.x_test[0].tolist()
 
-    def inline(**body: Any) -> bool:
-        return serving.answers_inline(PredictRequest.model_validate(body))
+    def inline(**body: Any) -> str | None:
+        model = serving.warm_model(PredictRequest.model_validate(body))
+        return model and model.experiment_id
 
-    assert not inline(image=image)  # `best` needs a query and its model a load
+    assert inline(image=image) is None  # `best` needs a query and its model a load
     predict(client, {"image": image})
-    assert inline(image=image)
-    assert inline(images=[image] * predictions.INLINE_MAX_IMAGES)
-    assert not inline(images=[image] * (predictions.INLINE_MAX_IMAGES + 1))
-    assert not inline(image_base64=b64(png(mnist.x_test[0])))
-    assert not inline(image=image, model=served)  # resolved separately, not yet
-    time.sleep(0.3 - predictions.INLINE_MARGIN_SECONDS + 0.05)
-    assert not inline(image=image)  # about to need the database again
+    assert inline(image=image) == served
+    assert inline(images=[image] * predictions.INLINE_MAX_IMAGES) == served
+    assert inline(images=[image] * (predictions.INLINE_MAX_IMAGES + 1)) is None
+    assert inline(image_base64=b64(png(mnist.x_test[0]))) is None
+    assert inline(image=image, model=served) is None  # resolved separately, not yet
+    time.sleep(0.3)
+    assert inline(image=image) is None  # the reference needs the database again
     predict(client, {"image": image})
-    assert inline(image=image)
+    assert inline(image=image) == served
     client.delete(f"/experiments/{served}")
-    assert not inline(image=image)
+    assert inline(image=image) is None
 
 
 # -- bad inputs --------------------------------------------------------------------------------

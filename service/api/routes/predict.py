@@ -24,8 +24,9 @@ ERRORS = error_responses(401, 404, 409, 413, 422)
 async def predict(request: PredictRequest, runtime: RuntimeDep) -> Response:
     """One image (`image`, `image_base64`) answers one prediction; a batch answers in order."""
     predictions = runtime.predictions
-    if predictions.answers_inline(request):
-        answer = predictions.predict(request)
+    model = predictions.warm_model(request)
+    if model is not None:
+        answer = predictions.predict(request, model)
     else:
         # Decoding images, querying the database or loading a model must not stall the loop.
         answer = await run_in_threadpool(predictions.predict, request)
@@ -43,7 +44,4 @@ def predict_upload(
     """Multipart upload of one or more photos or drawings; each is normalised like MNIST."""
     limit = runtime.settings.max_image_bytes
     files = [(upload.filename or "upload", upload.file.read(limit + 1)) for upload in file]
-    batch = runtime.predictions.uploaded(files)
-    answer = runtime.predictions.answer(model, batch, [None] * len(files), is_batch=True)
-    assert isinstance(answer, BatchPredictResponse)
-    return answer
+    return runtime.predictions.predict_files(model, files)
