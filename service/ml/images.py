@@ -106,6 +106,10 @@ def pixels_to_array(
     return array.astype(np.float32).reshape(SIDE, SIDE), assumed
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _flatten(values: Any, field: str) -> tuple[list[Any], bool]:
     """The 784 values in row order and whether they came as rows; each checked to be a number."""
     if not isinstance(values, list):
@@ -116,17 +120,17 @@ def _flatten(values: Any, field: str) -> tuple[list[Any], bool]:
         for row_index, row in enumerate(values):
             if len(row) != SIDE:
                 raise BadImage(
-                    f"{field} row {row_index} has {len(row)} values; every row needs {SIDE} "
-                    f"({SHAPE_HINT})"
+                    f"{field} row {row_index} has {_count(len(row), 'value')}; every row needs "
+                    f"{SIDE} ({SHAPE_HINT})"
                 )
         flat, nested = [value for row in values for value in row], True
     else:
         rows = sum(type(value) is list for value in values)
         if rows == 0:
-            raise BadImage(f"{field} has {len(values)} values; {SHAPE_HINT}")
+            raise BadImage(f"{field} has {_count(len(values), 'value')}; {SHAPE_HINT}")
         if rows < len(values):
             raise BadImage(f"{field} mixes rows and single numbers; {SHAPE_HINT}")
-        raise BadImage(f"{field} has {rows} rows; {SHAPE_HINT}")
+        raise BadImage(f"{field} has {_count(rows, 'row')}; {SHAPE_HINT}")
     # One C-level pass over the types instead of per-pixel Python checks; bool is an int
     # subclass and a numeric string would be converted by numpy, so both are refused here.
     if not set(map(type, flat)) <= {int, float}:

@@ -131,6 +131,9 @@ ZEROS = [[0] * 28 for _ in range(28)]
         ([0] * 785, "auto", "image has 785 values; expected 28 rows of 28 numbers or a flat"),
         ([0] * 783, "auto", "image has 783 values"),
         ([], "auto", "image has 0 values"),
+        ([7], "auto", "image has 1 value; expected"),
+        (ZEROS[:1], "auto", "image has 1 row; expected"),
+        ([*ZEROS[:5], [0], *ZEROS[6:]], "auto", "image row 5 has 1 value; every row needs 28"),
         (
             [*ZEROS[:3], [0] * 27, *ZEROS[4:]],
             "auto",
