@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import free_port, wait
+from harness import REPO, free_port, running, wait
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist.npz"
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -80,24 +77,8 @@ def service(workdir: Path, *, slots: int, mnist: str) -> Iterator[tuple[str, Pat
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     log_path = workdir / "service.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service"],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield f"http://127.0.0.1:{port}", log_path
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    with running([sys.executable, "-m", "service"], env, log_path):
+        yield f"http://127.0.0.1:{port}", log_path
 
 
 def hammer(base_url: str, ids: list[str], *, requests: int, clients: int, label: str) -> Figures:

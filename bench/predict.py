@@ -17,24 +17,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-from harness import free_port, wait
+from harness import REPO, free_port, running, wait
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist.npz"
 FINISHED = ("succeeded", "failed", "cancelled")
 JSON = {"content-type": "application/json"}
@@ -98,37 +95,6 @@ class Figures:
         )
 
 
-@contextmanager
-def process(
-    args: list[str], env: dict[str, str], log_path: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A child in its own process group, which is terminated (then killed) on the way out."""
-    with log_path.open("ab") as log:
-        child = subprocess.Popen(
-            [sys.executable, *args],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield child
-        finally:
-            stop(child)
-
-
-def stop(child: subprocess.Popen[bytes]) -> None:
-    if child.poll() is not None:
-        return
-    os.killpg(child.pid, signal.SIGTERM)
-    try:
-        child.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
-
-
 def wait_up(base_url: str, child: subprocess.Popen[bytes], log_path: Path) -> None:
     def up() -> bool:
         if child.poll() is not None:
@@ -148,7 +114,7 @@ def train_model(http: httpx.Client, env: dict[str, str], workdir: Path, args: An
         raise SystemExit(f"POST /experiments: {response.status_code} {response.text}")
     experiment_id: str = response.json()["id"]
     started = time.perf_counter()
-    with process(["-m", "service", "worker"], env, workdir / "worker.log"):
+    with running([sys.executable, "-m", "service", "worker"], env, workdir / "worker.log"):
 
         def finished() -> dict[str, Any] | None:
             body: dict[str, Any] = http.get(f"/experiments/{experiment_id}").json()
@@ -284,14 +250,21 @@ def main() -> None:
         service_url = f"http://127.0.0.1:{port}"
         naive_url = f"http://127.0.0.1:{naive_port}"
         api_log = workdir / "api.log"
-        api = stack.enter_context(process(["-m", "service", "api"], env, api_log))
+        api = stack.enter_context(running([sys.executable, "-m", "service", "api"], env, api_log))
         wait_up(service_url, api, api_log)
         with httpx.Client(base_url=service_url, timeout=60) as http:
             model_path = train_model(http, env, workdir, args)
         naive_log = workdir / "naive.log"
         naive = stack.enter_context(
-            process(
-                ["bench/naive_server.py", "--model", str(model_path), "--port", str(naive_port)],
+            running(
+                [
+                    sys.executable,
+                    "bench/naive_server.py",
+                    "--model",
+                    str(model_path),
+                    "--port",
+                    str(naive_port),
+                ],
                 env,
                 naive_log,
             )

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,13 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import free_port, wait
+from harness import REPO, free_port, start, stop, wait
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from service.jobs.queue import JobQueue
 
-REPO = Path(__file__).resolve().parents[1]
 DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
 )
@@ -112,16 +110,8 @@ class Deployment:
 
     def _start(self, command: list[str], env: dict[str, str], name: str) -> Path:
         log = self.root / f"{name}.log"
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                command,
-                env=env,
-                cwd=REPO,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # one group: stopping it takes its trainings along
-            )
-        self.processes.append((process, log))
+        # One group per process: stopping a worker takes its trainings along.
+        self.processes.append((start(command, env, log), log))
         return log
 
     def start_api(self) -> None:
@@ -202,16 +192,7 @@ class Deployment:
 
     def stop(self) -> None:
         for process, _ in self.processes:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-        for process, _ in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop(process)
 
 
 @contextlib.contextmanager
