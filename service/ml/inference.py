@@ -2,9 +2,9 @@
 
 `model.predict` costs ~46 ms a call and `model(x)` ~4 ms in eager mode; a `tf.function` traced
 once for any batch of 28x28 images runs one image in about 0.3 ms. So models are loaded once,
-traced, frozen and warmed up on load, and kept in an LRU cache keyed by experiment id.
+compiled and warmed up on load, and kept in an LRU cache keyed by experiment id.
 
-The traced graph is then frozen (weights folded in as constants) and run by a session that
+Compiled means traced, then frozen (weights folded in as constants) and run by a session that
 executes its ops on the calling thread. An eager call of the traced function hands the graph
 to TensorFlow's inter-op thread pool and sleeps until it is done: on a busy 2-core machine the
 two thread wake-ups cost more than the forward pass of a small net itself.
