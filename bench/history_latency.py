@@ -18,12 +18,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import REPO, free_port, running, wait
+from harness import REPO, Figures, free_port, load, running, wait
 
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist.npz"
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -41,23 +40,6 @@ def job_spec(epochs: int) -> dict[str, Any]:
         "compile": {"optimizer": {"type": "Adam"}},
         "fit": {"epochs": epochs, "batch_size": 32, "train_size": 20_000, "validation_size": 2000},
     }
-
-
-@dataclass
-class Figures:
-    label: str
-    latencies: list[float]
-    seconds: float
-    errors: int
-
-    def line(self) -> str:
-        ms = sorted(value * 1000 for value in self.latencies)
-        p50 = statistics.median(ms)
-        p99 = statistics.quantiles(ms, n=100)[98]
-        return (
-            f"{self.label:<22} n={len(ms):>5}  p50={p50:7.1f} ms  p99={p99:7.1f} ms  "
-            f"max={ms[-1]:7.1f} ms  {len(ms) / self.seconds:7.1f} req/s  errors={self.errors}"
-        )
 
 
 @contextmanager
@@ -82,34 +64,12 @@ def service(workdir: Path, *, slots: int, mnist: str) -> Iterator[tuple[str, Pat
 
 
 def hammer(base_url: str, ids: list[str], *, requests: int, clients: int, label: str) -> Figures:
-    """`requests` GETs of the histories, spread over `clients` concurrent connections."""
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    share = requests // clients
+    """`requests` GETs of these experiments' histories, in turn, over `clients` connections."""
 
-    def client(offset: int) -> None:
-        nonlocal errors
-        mine: list[float] = []
-        failed = 0
-        with httpx.Client(base_url=base_url, timeout=30) as http:
-            for number in range(share):
-                experiment_id = ids[(offset + number) % len(ids)]
-                started = time.perf_counter()
-                response = http.get(f"/experiments/{experiment_id}/history")
-                mine.append(time.perf_counter() - started)
-                failed += response.status_code != 200
-        with lock:
-            latencies.extend(mine)
-            errors += failed
+    def send(http: httpx.Client, number: int) -> httpx.Response:
+        return http.get(f"/experiments/{ids[number % len(ids)]}/history")
 
-    threads = [threading.Thread(target=client, args=(offset,)) for offset in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return Figures(label, latencies, time.perf_counter() - started, errors)
+    return load(base_url, send, total=requests, clients=clients, label=label)
 
 
 def running_count(http: httpx.Client) -> int:
@@ -222,8 +182,8 @@ def main() -> None:
         f"GET /experiments/{{id}}/history, {args.clients} concurrent clients, "
         f"{args.requests} requests each run, {os.cpu_count()} CPUs"
     )
-    print(quiet.line())
-    print(loaded.line())
+    print(quiet.line(width=22))
+    print(loaded.line(width=22))
     print(
         f"during the loaded run: {epochs_during} epochs recorded, jobs running "
         f"min {min(running)} / mean {statistics.mean(running):.1f} of {args.slots} slots "

@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from harness import REPO, free_port, running, wait
+from harness import REPO, Figures, free_port, load, running, wait
 
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist.npz"
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -61,38 +60,6 @@ def leaky_relu_spec(epochs: int, train_size: int | None) -> dict[str, Any]:
             "seed": 42,
         },
     }
-
-
-@dataclass
-class Figures:
-    label: str
-    latencies: list[float]
-    seconds: float
-    errors: int
-    server_cpu: float = 0.0  # seconds the server process spent on the CPU meanwhile
-
-    @property
-    def p50_ms(self) -> float:
-        return statistics.median(self.latencies) * 1000
-
-    @property
-    def p99_ms(self) -> float:
-        return statistics.quantiles(self.latencies, n=100)[98] * 1000
-
-    @property
-    def cpu_ms(self) -> float:
-        return self.server_cpu / len(self.latencies) * 1000
-
-    @property
-    def rate(self) -> float:
-        return len(self.latencies) / self.seconds
-
-    def line(self) -> str:
-        return (
-            f"{self.label:<34} n={len(self.latencies):>5}  p50={self.p50_ms:7.2f} ms  "
-            f"p99={self.p99_ms:7.2f} ms  max={max(self.latencies) * 1000:7.1f} ms  "
-            f"{self.rate:7.1f} req/s  server CPU {self.cpu_ms:5.2f} ms/req  errors={self.errors}"
-        )
 
 
 def wait_up(base_url: str, child: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -138,38 +105,12 @@ def bodies(mnist_path: str, count: int) -> list[bytes]:
 
 
 def drive(base_url: str, requests: list[bytes], *, total: int, clients: int, label: str) -> Figures:
-    """`total` POST /predict spread over `clients` threads, each with its own connection."""
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    start = threading.Barrier(clients + 1)
-    share = total // clients
+    """`total` POST /predict of these bodies, taken in turn, over `clients` connections."""
 
-    def client(offset: int) -> None:
-        nonlocal errors
-        mine: list[float] = []
-        failed = 0
-        with httpx.Client(base_url=base_url, timeout=60) as http:
-            http.post("/predict", content=requests[offset], headers=JSON)  # connect first
-            start.wait()
-            for number in range(share):
-                body = requests[(offset + number * clients) % len(requests)]
-                began = time.perf_counter()
-                response = http.post("/predict", content=body, headers=JSON)
-                mine.append(time.perf_counter() - began)
-                failed += response.status_code != 200
-        with lock:
-            latencies.extend(mine)
-            errors += failed
+    def send(http: httpx.Client, number: int) -> httpx.Response:
+        return http.post("/predict", content=requests[number % len(requests)], headers=JSON)
 
-    threads = [threading.Thread(target=client, args=(offset,)) for offset in range(clients)]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return Figures(label, latencies, time.perf_counter() - began, errors)
+    return load(base_url, send, total=total, clients=clients, label=label)
 
 
 def agreement(service_url: str, naive_url: str, requests: list[bytes]) -> int:
