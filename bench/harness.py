@@ -20,9 +20,8 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-STOP_SECONDS = 30
-
 POLL_SECONDS = 0.1
+STOP_SECONDS = 30
 
 
 def free_port() -> int:
@@ -128,7 +127,7 @@ def load(base_url: str, send: Send, *, total: int, clients: int, label: str) -> 
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
-    start = threading.Barrier(clients + 1)
+    ready = threading.Barrier(clients + 1)
     share = total // clients
 
     def client(offset: int) -> None:
@@ -137,7 +136,7 @@ def load(base_url: str, send: Send, *, total: int, clients: int, label: str) -> 
         failed = 0
         with httpx.Client(base_url=base_url, timeout=60) as http:
             send(http, offset)  # connect first
-            start.wait()
+            ready.wait()
             for number in range(offset, share * clients, clients):
                 began = time.perf_counter()
                 response = send(http, number)
@@ -150,7 +149,7 @@ def load(base_url: str, send: Send, *, total: int, clients: int, label: str) -> 
     threads = [threading.Thread(target=client, args=(offset,)) for offset in range(clients)]
     for thread in threads:
         thread.start()
-    start.wait()
+    ready.wait()
     began = time.perf_counter()
     for thread in threads:
         thread.join()
