@@ -20,39 +20,8 @@ import numpy as np
 
 from service.ml.data import load_mnist, split
 from service.ml.train import STEPS_PER_EXECUTION, train
-from service.schemas.spec import ExperimentSpec
-
-SGD = {"type": "SGD", "learning_rate": 0.001}
-FLATTEN = {"type": "Flatten"}
-SOFTMAX = {"type": "Dense", "units": 10, "activation": "softmax"}
-NETS: dict[str, list[dict[str, Any]]] = {
-    "leaky_relu": [
-        FLATTEN,
-        {"type": "Dense", "units": 300, "kernel_initializer": "he_normal"},
-        {"type": "LeakyReLU"},
-        {"type": "Dense", "units": 100, "kernel_initializer": "he_normal"},
-        {"type": "LeakyReLU"},
-        SOFTMAX,
-    ],
-    "batchnorm": [
-        FLATTEN,
-        {"type": "BatchNormalization"},
-        {"type": "Dense", "units": 300, "activation": "relu"},
-        {"type": "BatchNormalization"},
-        {"type": "Dense", "units": 100, "activation": "relu"},
-        {"type": "BatchNormalization"},
-        SOFTMAX,
-    ],
-    "dropout": [
-        FLATTEN,
-        {"type": "Dropout", "rate": 0.2},
-        {"type": "Dense", "units": 300, "activation": "elu", "kernel_initializer": "he_normal"},
-        {"type": "Dropout", "rate": 0.2},
-        {"type": "Dense", "units": 100, "activation": "elu", "kernel_initializer": "he_normal"},
-        {"type": "Dropout", "rate": 0.2},
-        SOFTMAX,
-    ],
-}
+from service.spec.experiment import ExperimentSpec
+from service.spec.notebook import NETS, notebook_spec
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -124,9 +93,9 @@ def notebook(net: str, epochs: int, mnist_path: str | None) -> tuple[list[float]
 def service(
     net: str, epochs: int, mnist_path: str | None
 ) -> tuple[list[float], list[float], float]:
-    spec = ExperimentSpec.model_validate(
-        {"layers": NETS[net], "compile": {"optimizer": SGD}, "fit": {"epochs": epochs, "seed": 42}}
-    )
+    body = notebook_spec(net)
+    body["fit"]["epochs"] = epochs
+    spec = ExperimentSpec.model_validate(body)
     data = split(load_mnist(mnist_path), validation_size=spec.fit.validation_size)
     result = train(spec, data)
     assert result.test_accuracy is not None

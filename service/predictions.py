@@ -13,7 +13,7 @@ from service.db import registry
 from service.db.session import Database
 from service.domain import ServableModel
 from service.errors import InvalidInput, ModelNotReady
-from service.ml.images import AssumedScale, decode_base64_image, decode_image, pixels_to_array
+from service.images import AssumedScale, decode_base64_image, decode_image, pixels_to_array
 from service.ml.inference import ModelCache, Predictor, load_keras_model
 from service.schemas.predict import (
     BatchPredictResponse,

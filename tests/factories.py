@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
-Spec = dict[str, Any]
+from service.spec.notebook import (
+    FLATTEN,
+    NOTEBOOK_FIT,
+    NOTEBOOK_OPTIMIZER,
+    PARAM_COUNTS,
+    SOFTMAX_10,
+    ParamCounts,
+    Spec,
+    notebook_layers,
+)
 
-FLATTEN: Spec = {"type": "Flatten"}
-SOFTMAX_10: Spec = {"type": "Dense", "units": 10, "activation": "softmax"}
 IMAGE: Spec = {"type": "Reshape", "target_shape": [28, 28, 1]}  # what Conv2D needs first
-NOTEBOOK_FIT: Spec = {"epochs": 10, "batch_size": 32, "validation_size": 5000, "seed": 42}
 
 
 def _compile(optimizer: Spec) -> Spec:
@@ -35,48 +41,24 @@ def _spec(name: str, layers: list[Spec], optimizer: Spec, fit: Spec, overrides: 
     return copy.deepcopy(spec)
 
 
+def _notebook(net: str, name: str, overrides: Spec) -> Spec:
+    layers = notebook_layers(net)
+    return _spec(name, layers, dict(NOTEBOOK_OPTIMIZER), NOTEBOOK_FIT, overrides)
+
+
 def leaky_relu_spec(**overrides: Any) -> Spec:
     """The notebook's LeakyReLU net: 266,610 parameters, SGD with learning rate 1e-3."""
-    layers = [
-        FLATTEN,
-        {"type": "Dense", "units": 300, "kernel_initializer": "he_normal"},
-        {"type": "LeakyReLU"},
-        {"type": "Dense", "units": 100, "kernel_initializer": "he_normal"},
-        {"type": "LeakyReLU"},
-        SOFTMAX_10,
-    ]
-    optimizer = {"type": "SGD", "learning_rate": 0.001}
-    return _spec("leaky-relu", layers, optimizer, NOTEBOOK_FIT, overrides)
+    return _notebook("leaky_relu", "leaky-relu", overrides)
 
 
 def batchnorm_spec(**overrides: Any) -> Spec:
     """The notebook's BatchNormalization net: 271,346 parameters, 2,368 of them non-trainable."""
-    layers = [
-        FLATTEN,
-        {"type": "BatchNormalization"},
-        {"type": "Dense", "units": 300, "activation": "relu"},
-        {"type": "BatchNormalization"},
-        {"type": "Dense", "units": 100, "activation": "relu"},
-        {"type": "BatchNormalization"},
-        SOFTMAX_10,
-    ]
-    optimizer = {"type": "SGD", "learning_rate": 0.001}
-    return _spec("batchnorm", layers, optimizer, NOTEBOOK_FIT, overrides)
+    return _notebook("batchnorm", "batchnorm", overrides)
 
 
 def dropout_spec(**overrides: Any) -> Spec:
     """The notebook's Dropout net: 266,610 parameters, SGD with learning rate 1e-3."""
-    layers = [
-        FLATTEN,
-        {"type": "Dropout", "rate": 0.2},
-        {"type": "Dense", "units": 300, "activation": "elu", "kernel_initializer": "he_normal"},
-        {"type": "Dropout", "rate": 0.2},
-        {"type": "Dense", "units": 100, "activation": "elu", "kernel_initializer": "he_normal"},
-        {"type": "Dropout", "rate": 0.2},
-        SOFTMAX_10,
-    ]
-    optimizer = {"type": "SGD", "learning_rate": 0.001}
-    return _spec("dropout", layers, optimizer, NOTEBOOK_FIT, overrides)
+    return _notebook("dropout", "dropout", overrides)
 
 
 def conv_spec(**overrides: Any) -> Spec:
@@ -126,15 +108,9 @@ EVERY_OPTIMIZER_ARGUMENT: list[Spec] = [
 ]
 
 
-class ParamCounts(NamedTuple):
-    total: int
-    trainable: int
-    non_trainable: int
-
-
 # The counts `model.summary()` prints for the notebook's nets; the service must match them.
 NOTEBOOK_NETS: dict[str, tuple[Callable[..., Spec], ParamCounts]] = {
-    "leaky_relu": (leaky_relu_spec, ParamCounts(266_610, 266_610, 0)),
-    "batchnorm": (batchnorm_spec, ParamCounts(271_346, 268_978, 2_368)),
-    "dropout": (dropout_spec, ParamCounts(266_610, 266_610, 0)),
+    "leaky_relu": (leaky_relu_spec, PARAM_COUNTS["leaky_relu"]),
+    "batchnorm": (batchnorm_spec, PARAM_COUNTS["batchnorm"]),
+    "dropout": (dropout_spec, PARAM_COUNTS["dropout"]),
 }

@@ -6,8 +6,9 @@ from typing import Any
 
 import keras
 
-from service.schemas.architecture import INPUT_SHAPE
-from service.schemas.layers import (
+from service.mnist import IMAGE_SHAPE
+from service.spec.experiment import ExperimentSpec
+from service.spec.layers import (
     ActivationLayer,
     BatchNormalization,
     Conv2D,
@@ -18,9 +19,8 @@ from service.schemas.layers import (
     MaxPooling2D,
     Reshape,
 )
-from service.schemas.layers import Layer as LayerSpec
-from service.schemas.spec import ExperimentSpec
-from service.schemas.training import Optimizer as OptimizerSpec
+from service.spec.layers import Layer as LayerSpec
+from service.spec.training import Optimizer as OptimizerSpec
 
 # Keras's own automatic names, given explicitly so that building a model twice in one process
 # names its layers the same way (no global name counter, no clear_session between builds).
@@ -95,7 +95,7 @@ def build_model(spec: ExperimentSpec) -> keras.Sequential:
     layers = [
         _layer(layer, name) for layer, name in zip(spec.layers, _names(spec.layers), strict=True)
     ]
-    return keras.Sequential([keras.Input(shape=INPUT_SHAPE), *layers], name="sequential")
+    return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), *layers], name="sequential")
 
 
 def make_optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:

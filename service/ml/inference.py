@@ -25,10 +25,10 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from service.mnist import CLASSES, IMAGE_SHAPE
+
 log = logging.getLogger(__name__)
 
-IMAGE_SHAPE = (28, 28)
-CLASSES = 10
 
 Forward = Callable[[np.ndarray], np.ndarray]
 

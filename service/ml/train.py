@@ -17,7 +17,7 @@ import numpy as np
 from service.domain import EpochRecord
 from service.ml.build import build_model, compile_model
 from service.ml.data import Split
-from service.schemas.spec import ExperimentSpec
+from service.spec.experiment import ExperimentSpec
 
 STEPS_PER_EXECUTION = 64
 

@@ -1,4 +1,4 @@
-"""Experiment responses: named by role (`*Public`), built from domain objects."""
+"""Experiment bodies: the create request and the responses (`*Public`) built from domain objects."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from service.domain import Attempt, EpochRecord, Experiment, Status
-from service.schemas.spec import ExperimentSpec
+from service.spec.experiment import ExperimentSpec
+
+
+class ExperimentCreate(ExperimentSpec):
+    """POST /experiments: the spec plus what a person calls it."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    description: str | None = Field(default=None, max_length=2000)
 
 
 class LayerSummary(BaseModel):

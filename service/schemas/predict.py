@@ -1,7 +1,7 @@
 """Predictions and the models that make them: requests, answers, model listings and aliases.
 
 Image fields are typed loosely on purpose: validating 784 floats one by one in pydantic costs
-far more than one numpy pass in `service.ml.images`, which also says precisely what is wrong.
+far more than one numpy pass in `service.images`, which also says precisely what is wrong.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from service.domain import (
     Alias,
     ServableModel,
 )
-from service.ml.images import PIXELS, SIDE, AssumedScale, Scale
+from service.images import PIXELS, SIDE, AssumedScale, Scale
 
 _PIXEL = {"type": "number", "minimum": 0, "maximum": 255}
 _ROWS = {

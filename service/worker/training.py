@@ -22,7 +22,7 @@ from service.db import leases
 from service.db.session import Database
 from service.domain import EpochRecord, Status
 from service.errors import ServiceError, TrainingFailed
-from service.schemas.spec import ExperimentSpec
+from service.spec.experiment import ExperimentSpec
 from service.storage import (
     ModelStore,
     checkpoint_key,

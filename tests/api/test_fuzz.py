@@ -40,13 +40,12 @@ from schemathesis.specs.openapi.checks import (
 
 from service.api.app import create_app
 from service.config import Settings
-from service.db import experiments as repository
-from service.db import leases
+from service.db import leases, repository
 from service.db.migrations import upgrade_to_head
 from service.db.models import utcnow
 from service.db.session import Database
 from service.domain import EpochRecord, Status
-from service.schemas.spec import ExperimentCreate
+from service.schemas.experiments import ExperimentCreate
 from service.storage import ModelStore, model_key, store_from_settings
 from tests import factories
 

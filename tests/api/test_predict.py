@@ -27,8 +27,8 @@ from service.api.app import create_app
 from service.config import Settings
 from service.ml.data import Mnist, load_mnist, split
 from service.ml.train import train
+from service.schemas.experiments import ExperimentCreate
 from service.schemas.predict import PredictRequest
-from service.schemas.spec import ExperimentCreate
 from tests.api.test_models import UNKNOWN_ID, fail, publish, put_alias, runtime_of, submit
 from tests.conftest import MNIST_PATH
 from tests.factories import tiny_spec

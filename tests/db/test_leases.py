@@ -12,8 +12,7 @@ import pytest
 from sqlalchemy import event, update
 
 from service.config import Settings
-from service.db import experiments as repository
-from service.db import leases
+from service.db import leases, repository
 from service.db.migrations import upgrade_to_head
 from service.db.models import ExperimentRow, utcnow
 from service.db.session import Database

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from service.ml.build import build_model, dry_run, make_optimizer
-from service.schemas.architecture import infer_architecture
-from service.schemas.spec import ExperimentCreate
+from service.schemas.experiments import ExperimentCreate
+from service.spec.architecture import infer_architecture
 from tests.factories import (
     EVERY_OPTIMIZER_ARGUMENT,
     FLATTEN,

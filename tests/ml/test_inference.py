@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from service.images import decode_base64_image, decode_image, pixels_to_array
 from service.ml.build import build_model
 from service.ml.data import load_mnist, split
-from service.ml.images import decode_base64_image, decode_image, pixels_to_array
 from service.ml.inference import ModelCache, Predictor, load_keras_model
 from service.ml.train import train
-from service.schemas.spec import ExperimentCreate
+from service.schemas.experiments import ExperimentCreate
 from tests.conftest import MNIST_PATH
 from tests.factories import (
     Spec,

@@ -10,8 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from service.ml.build import dry_run
-from service.schemas.architecture import infer_architecture
-from service.schemas.layers import (
+from service.schemas.experiments import ExperimentCreate
+from service.spec.architecture import infer_architecture
+from service.spec.layers import (
     LAYER_TYPES,
     Activation,
     BatchNormalization,
@@ -21,8 +22,7 @@ from service.schemas.layers import (
     LeakyReLU,
     MaxPooling2D,
 )
-from service.schemas.spec import ExperimentCreate
-from service.schemas.training import OPTIMIZER_TYPES, SGD, Adagrad, Adam, Adamax, Nadam, RMSprop
+from service.spec.training import OPTIMIZER_TYPES, SGD, Adagrad, Adam, Adamax, Nadam, RMSprop
 from tests.factories import (
     EVERY_OPTIMIZER_ARGUMENT,
     FLATTEN,

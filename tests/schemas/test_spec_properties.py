@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from service.ml.build import dry_run
-from service.schemas.architecture import infer_architecture
-from service.schemas.layers import Activation, Initializer
-from service.schemas.spec import ExperimentCreate
-from service.schemas.training import OPTIMIZER_TYPES, SGD, Adagrad, Adam, Adamax, Nadam, RMSprop
+from service.schemas.experiments import ExperimentCreate
+from service.spec.architecture import infer_architecture
+from service.spec.layers import Activation, Initializer
+from service.spec.training import OPTIMIZER_TYPES, SGD, Adagrad, Adam, Adamax, Nadam, RMSprop
 from tests.factories import (
     EVERY_OPTIMIZER_ARGUMENT,
     FLATTEN,

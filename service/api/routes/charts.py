@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from service.api.deps import ExperimentId, SessionDep, require_reader
 from service.charts import METRICS, Metric, Series, render
-from service.db import experiments as repository
+from service.db import repository
 from service.domain import EpochRecord
 from service.errors import InvalidInput
 from service.schemas.errors import error_responses

@@ -17,18 +17,18 @@ from service.api.deps import (
     require_reader,
     require_writer,
 )
-from service.db import experiments as repository
+from service.db import repository
 from service.domain import Status
-from service.experiments import submit_experiment
 from service.schemas.errors import error_responses
 from service.schemas.experiments import (
     EpochPublic,
+    ExperimentCreate,
     ExperimentPublic,
     ExperimentsPublic,
     HistoryPublic,
 )
-from service.schemas.spec import ExperimentCreate
 from service.storage import experiment_prefix
+from service.usecases.submission import submit_experiment
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 Reader = Depends(require_reader)

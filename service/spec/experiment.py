@@ -1,12 +1,12 @@
-"""The experiment request: a Sequential net with its compile and fit arguments, as in Keras."""
+"""An experiment's spec: a Sequential net with its compile and fit arguments, as in Keras."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from service.schemas.architecture import ArchitectureError, infer_architecture
-from service.schemas.layers import Layer
-from service.schemas.training import CompileSpec, FitSpec
+from service.spec.architecture import ArchitectureError, infer_architecture
+from service.spec.layers import Layer
+from service.spec.training import CompileSpec, FitSpec
 
 
 class ExperimentSpec(BaseModel):
@@ -30,8 +30,3 @@ class ExperimentSpec(BaseModel):
     @property
     def parameter_count(self) -> int:
         return sum(layer.params for layer in infer_architecture(self.layers))
-
-
-class ExperimentCreate(ExperimentSpec):
-    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
-    description: str | None = Field(default=None, max_length=2000)

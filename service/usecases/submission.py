@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from service.config import Settings
-from service.db import experiments as repository
+from service.db import repository
 from service.db.session import Database
 from service.domain import Experiment
 from service.errors import QueueFull, SpecRejected
 from service.jobs.queue import JobQueue
-from service.schemas.spec import ExperimentCreate
+from service.schemas.experiments import ExperimentCreate
 
 
 def check_limits(spec: ExperimentCreate, settings: Settings) -> None:

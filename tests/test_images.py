@@ -18,8 +18,8 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from service.errors import BadImage, TooLarge
+from service.images import decode_base64_image, decode_image, pixels_to_array
 from service.ml.data import load_mnist
-from service.ml.images import decode_base64_image, decode_image, pixels_to_array
 from tests.conftest import MNIST_PATH
 
 LIMITS = {"max_bytes": 4 * 1024 * 1024, "max_pixels": 25_000_000}

@@ -20,12 +20,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from service.errors import BadImage, ServiceError, TooLarge
+from service.mnist import PIXELS, SIDE
 
 Scale = Literal["auto", "0-255", "0-1"]
 AssumedScale = Literal["0-255", "0-1"]
 
-SIDE = 28
-PIXELS = SIDE * SIDE
 SHAPE_HINT = f"expected {SIDE} rows of {SIDE} numbers or a flat list of {PIXELS} numbers"
 
 # Formats we decode. Pillow reads more, but some (EPS runs Ghostscript) or are rarely-used,

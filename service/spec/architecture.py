@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from service.schemas.layers import (
+from service.mnist import CLASSES, IMAGE_SHAPE
+from service.spec.layers import (
     ActivationLayer,
     BatchNormalization,
     Conv2D,
@@ -21,10 +22,8 @@ from service.schemas.layers import (
     MaxPooling2D,
     Reshape,
 )
-from service.schemas.layers import Layer as LayerSpec
+from service.spec.layers import Layer as LayerSpec
 
-INPUT_SHAPE: tuple[int, ...] = (28, 28)
-CLASSES = 10
 LAST_LAYER_HINT = (
     'end the net with {"type": "Dense", "units": 10, "activation": "softmax"} '
     '(or a Dense with 10 units followed by {"type": "Activation", "activation": "softmax"})'
@@ -104,7 +103,7 @@ def infer_architecture(layers: list[LayerSpec]) -> list[InferredLayer]:
     if not layers:
         raise ArchitectureError(f"give at least one layer; {LAST_LAYER_HINT}")
     inferred: list[InferredLayer] = []
-    shape = INPUT_SHAPE
+    shape: tuple[int, ...] = IMAGE_SHAPE
     for index, layer in enumerate(layers):
         result = _infer_one(index, layer, shape)
         inferred.append(result)
