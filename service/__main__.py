@@ -4,6 +4,9 @@ python -m service            migrate, then the API and a worker with WORKER_SLOT
 python -m service api        the API alone (scale out behind a load balancer)
 python -m service worker     a worker alone (any number, on any machine)
 python -m service migrate    bring the database to the Alembic head and exit
+
+Flags (`--host`, `--port`, `--workers`, `--slots`, ...) override their environment variables;
+`python -m service --help` lists them.
 """
 
 from __future__ import annotations
@@ -13,22 +16,79 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import MutableMapping
+from dataclasses import dataclass
 
+from service import __version__
 from service.config import Settings, get_settings
 
 log = logging.getLogger("service")
+
+ALL_COMMANDS = frozenset({"all", "api", "worker", "migrate"})
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A command-line flag that overrides one environment variable (and so one Setting)."""
+
+    name: str
+    variable: str
+    type: type
+    help: str
+    commands: frozenset[str]
+
+
+_SERVER = frozenset({"all", "api"})
+_WORKER = frozenset({"all", "worker"})
+FLAGS = (
+    Flag("--host", "HOST", str, "address the API listens on", _SERVER),
+    Flag("--port", "PORT", int, "port the API listens on", _SERVER),
+    Flag("--workers", "API_WORKERS", int, "API processes sharing the port", _SERVER),
+    Flag("--slots", "WORKER_SLOTS", int, "trainings a worker runs at once", _WORKER),
+    Flag("--database-url", "DATABASE_URL", str, "SQLAlchemy URL of the database", ALL_COMMANDS),
+    Flag("--queue-url", "QUEUE_URL", str, "sqlite:///FILE or redis://HOST:PORT/DB", ALL_COMMANDS),
+)
+
+
+def _add_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    for flag in FLAGS:
+        if command in flag.commands:
+            parser.add_argument(
+                flag.name,
+                type=flag.type,
+                metavar=flag.variable,
+                # SUPPRESS: a flag left out leaves its variable alone, even on the main parser
+                # when a subcommand repeats it.
+                default=argparse.SUPPRESS,
+                help=f"{flag.help} (overrides ${flag.variable})",
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m service",
-        description="MNIST lab: train Keras nets defined as JSON; serve digit predictions.",
+        description="MNIST lab: train Keras nets defined as JSON; serve digit predictions. "
+        "Each flag overrides the environment variable named beside it.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_flags(parser, "all")
     commands = parser.add_subparsers(dest="command", metavar="{api,worker,migrate}")
-    commands.add_parser("api", help="run the HTTP API without workers")
-    commands.add_parser("worker", help="run a worker without the API")
-    commands.add_parser("migrate", help="bring the database to the latest schema and exit")
+    for command, help_text in (
+        ("api", "run the HTTP API without workers"),
+        ("worker", "run a worker without the API"),
+        ("migrate", "bring the database to the latest schema and exit"),
+    ):
+        _add_flags(commands.add_parser(command, help=help_text), command)
     return parser
+
+
+def apply_flags(args: argparse.Namespace, environ: MutableMapping[str, str]) -> None:
+    """Write each given flag into its environment variable, where Settings (in this process
+    and in every child it starts) read it."""
+    for flag in FLAGS:
+        value = getattr(args, flag.name.removeprefix("--").replace("-", "_"), None)
+        if value is not None:
+            environ[flag.variable] = str(value)
 
 
 def _logging() -> None:
@@ -58,7 +118,24 @@ def serve_api(settings: Settings) -> None:
 
     from service.api.app import create_app
 
-    log.info("API on http://%s:%s (docs at /docs)", settings.host, settings.port)
+    log.info(
+        "API on http://%s:%s (docs at /docs), %d process(es)",
+        settings.host,
+        settings.port,
+        settings.api_workers,
+    )
+    if settings.api_workers > 1:
+        # Each process builds its own app from the same environment.
+        uvicorn.run(
+            "service.api.app:app_from_environment",
+            factory=True,
+            workers=settings.api_workers,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+        )
+        return
     uvicorn.run(
         create_app(settings, migrate=False),
         host=settings.host,
@@ -91,7 +168,9 @@ def run_all(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    apply_flags(args, os.environ)
     _logging()
+    get_settings.cache_clear()
     settings = get_settings()
     if args.command == "worker":
         run_worker(settings)

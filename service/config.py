@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     # Serving the HTTP API.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    api_workers: int = Field(default=1, ge=1, le=64, description="API processes sharing the port")
     api_token: str | None = None
     protect_reads: bool = False
 

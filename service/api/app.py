@@ -186,3 +186,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(models.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of several API processes (`--workers`): each reads the same environment.
+
+    The parent migrated the database before starting them.
+    """
+    return create_app(get_settings(), migrate=False)
