@@ -28,7 +28,7 @@ from service.domain import (
     Alias,
     ServableModel,
 )
-from service.images import PIXELS, SIDE, AssumedScale, Scale
+from service.mnist import PIXELS, SIDE, AssumedScale, Scale
 
 _PIXEL = {"type": "number", "minimum": 0, "maximum": 255}
 _ROWS = {
