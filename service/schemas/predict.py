@@ -24,9 +24,9 @@ from service.domain import (
     ALIAS_PATTERN,
     BEST,
     EXPERIMENT_ID_PATTERN,
-    RESERVED,
     Alias,
     ServableModel,
+    alias_problem,
 )
 from service.mnist import PIXELS, SIDE, AssumedScale, Scale
 
@@ -52,25 +52,18 @@ INPUT_FIELDS = ("image", "images", "image_base64", "images_base64")
 ExperimentId = Annotated[str, StringConstraints(pattern=EXPERIMENT_ID_PATTERN.pattern)]
 
 
-def check_alias(name: str) -> str:
-    """An alias must not shadow a model reference that already means something else."""
-    if name in RESERVED:
-        raise ValueError(
-            f"{name!r} is reserved ('best' is the most accurate model, 'latest' the most "
-            "recently finished); choose another alias"
-        )
-    if EXPERIMENT_ID_PATTERN.match(name):
-        raise ValueError(
-            f"{name!r} looks like an experiment id (32 hex digits); an alias needs a name that "
-            "cannot be mistaken for one"
-        )
+def _check_alias(name: str) -> str:
+    problem = alias_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
     return name
 
 
 AliasName = Annotated[
     str,
-    StringConstraints(pattern=ALIAS_PATTERN.pattern),
-    AfterValidator(check_alias),
+    AfterValidator(_check_alias),
+    # Documents the pattern; alias_problem checks it, with the message registry.set_alias gives.
+    WithJsonSchema({"type": "string", "pattern": ALIAS_PATTERN.pattern}),
 ]
 ModelName = Annotated[
     str,
