@@ -6,7 +6,7 @@ far more than one numpy pass in `service.images`, which also says precisely what
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -150,11 +150,14 @@ class PredictionPublic(BaseModel):
 
     @classmethod
     def of(
-        cls, probabilities: Sequence[float], assumed_scale: AssumedScale | None = None
+        cls, probabilities: Sequence[float], assumed_scale: AssumedScale | None
     ) -> PredictionPublic:
         values = [float(value) for value in probabilities]
-        digit = max(range(len(values)), key=values.__getitem__)
-        return cls(digit=digit, probabilities=values, assumed_scale=assumed_scale)
+        return cls(digit=_digit(values), probabilities=values, assumed_scale=assumed_scale)
+
+
+def _digit(probabilities: list[float]) -> int:
+    return max(range(len(probabilities)), key=probabilities.__getitem__)
 
 
 class PredictResponse(PredictionPublic):
@@ -163,18 +166,39 @@ class PredictResponse(PredictionPublic):
     model: ModelRef
 
     @classmethod
-    def single(cls, prediction: PredictionPublic, model: ModelRef) -> PredictResponse:
+    def answer(
+        cls,
+        model: ServableModel,
+        probabilities: Sequence[float],
+        assumed_scale: AssumedScale | None,
+    ) -> PredictResponse:
+        values = [float(value) for value in probabilities]
         return cls(
-            digit=prediction.digit,
-            probabilities=prediction.probabilities,
-            assumed_scale=prediction.assumed_scale,
-            model=model,
+            digit=_digit(values),
+            probabilities=values,
+            assumed_scale=assumed_scale,
+            model=ModelRef.of(model),
         )
 
 
 class BatchPredictResponse(BaseModel):
     predictions: list[PredictionPublic] = Field(description="in the order the images came")
     model: ModelRef
+
+    @classmethod
+    def answer(
+        cls,
+        model: ServableModel,
+        probabilities: Iterable[Sequence[float]],
+        assumed_scales: Iterable[AssumedScale | None],
+    ) -> BatchPredictResponse:
+        return cls(
+            predictions=[
+                PredictionPublic.of(row, scale)
+                for row, scale in zip(probabilities, assumed_scales, strict=True)
+            ],
+            model=ModelRef.of(model),
+        )
 
 
 class ModelPublic(BaseModel):
@@ -189,14 +213,7 @@ class ModelPublic(BaseModel):
 
     @classmethod
     def of(cls, model: ServableModel) -> ModelPublic:
-        return cls(
-            experiment_id=model.experiment_id,
-            name=model.name,
-            test_accuracy=model.test_accuracy,
-            test_loss=model.test_loss,
-            finished_at=model.finished_at,
-            aliases=list(model.aliases),
-        )
+        return cls.model_validate(model, from_attributes=True)
 
 
 class ModelsPublic(BaseModel):
