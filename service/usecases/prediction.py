@@ -31,6 +31,8 @@ class Prediction:
 
 
 class Predictions:
+    """What the predict routes ask for, from a resolver, a loader and a decoder built once."""
+
     def __init__(
         self, *, resolver: ModelResolver, loader: ModelLoader, decoder: ImageDecoder
     ) -> None:
