@@ -97,6 +97,30 @@ ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 EXPERIMENT_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 
 
+def alias_problem(name: str) -> str | None:
+    """Why `name` cannot be an alias, or None when it can: the rules the API and the database share.
+
+    An alias must not shadow a model reference that already means something else.
+    """
+    # fullmatch: `$` alone would let a trailing newline through.
+    if not ALIAS_PATTERN.fullmatch(name):
+        return (
+            f"{name!r} does not match the alias pattern {ALIAS_PATTERN.pattern}: use 1-64 "
+            "lowercase letters, digits, '-' or '_', starting with a letter"
+        )
+    if name in RESERVED:
+        return (
+            f"{name!r} is reserved ('best' is the most accurate model, 'latest' the most "
+            "recently finished); choose another alias"
+        )
+    if EXPERIMENT_ID_PATTERN.fullmatch(name):
+        return (
+            f"{name!r} looks like an experiment id (32 hex digits); an alias needs a name that "
+            "cannot be mistaken for one"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class ServableModel:
     """A succeeded experiment whose saved model can answer predictions."""

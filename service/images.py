@@ -14,16 +14,13 @@ import binascii
 import io
 import math
 import re
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from service.errors import BadImage, ServiceError, TooLarge
-from service.mnist import PIXELS, SIDE
-
-Scale = Literal["auto", "0-255", "0-1"]
-AssumedScale = Literal["0-255", "0-1"]
+from service.mnist import PIXELS, SIDE, AssumedScale, Scale
 
 SHAPE_HINT = f"expected {SIDE} rows of {SIDE} numbers or a flat list of {PIXELS} numbers"
 

@@ -1,8 +1,15 @@
-"""MNIST's geometry, which the spec, training, image normalisation and serving all agree on."""
+"""MNIST's geometry and pixel ranges, which the spec, training, images and serving all agree on."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 SIDE = 28
 IMAGE_SHAPE: tuple[int, int] = (SIDE, SIDE)
 PIXELS = SIDE * SIDE
 CLASSES = 10
+
+# The ranges a client's pixel values may be in: MNIST's own bytes, or already divided by 255 as
+# the nets see them. "auto" picks one per image and the answer reports which (AssumedScale).
+Scale = Literal["auto", "0-255", "0-1"]
+AssumedScale = Literal["0-255", "0-1"]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from service.config import Settings
 from service.db.session import Database
 from service.jobs.queue import JobQueue
 from service.ml.inference import ModelCache
-from service.predictions import Predictions
+from service.serving.decoding import ImageDecoder
+from service.serving.loader import ModelLoader
+from service.serving.resolver import ModelResolver
 from service.storage import ModelStore, store_from_settings
+from service.usecases.prediction import Predictions
 
 
 @dataclass
@@ -30,13 +34,16 @@ class Runtime:
             queue=JobQueue(settings.queue_url),
             store=store,
             predictions=Predictions(
-                settings=settings,
-                db=db,
-                store=store,
-                cache=ModelCache(settings.model_cache_size),
+                resolver=ModelResolver(db),
+                loader=ModelLoader(
+                    store=store,
+                    cache=ModelCache(settings.model_cache_size),
+                    download_dir=Path(settings.work_dir) / "serving",
+                ),
+                decoder=ImageDecoder.from_settings(settings),
             ),
         )
 
     def close(self) -> None:
-        self.predictions.cache.clear()
+        self.predictions.close()
         self.db.dispose()

@@ -8,16 +8,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from service.db.models import ExperimentRow, ModelAliasRow, utcnow
-from service.domain import (
-    ALIAS_PATTERN,
-    BEST,
-    EXPERIMENT_ID_PATTERN,
-    LATEST,
-    RESERVED,
-    Alias,
-    ServableModel,
-    Status,
-)
+from service.domain import BEST, LATEST, Alias, ServableModel, Status, alias_problem
 from service.errors import ExperimentNotFound, InvalidInput, ModelNotFound, ModelNotReady
 
 
@@ -102,11 +93,9 @@ def list_servable(session: Session) -> list[ServableModel]:
 
 
 def set_alias(session: Session, *, alias: str, experiment_id: str) -> Alias:
-    if alias in RESERVED or not ALIAS_PATTERN.match(alias) or EXPERIMENT_ID_PATTERN.match(alias):
-        raise InvalidInput(
-            f"alias {alias!r} is not allowed: use 1-64 lowercase letters, digits, '-' or '_', "
-            "starting with a letter, not 'best' or 'latest' and not an experiment id"
-        )
+    problem = alias_problem(alias)
+    if problem is not None:
+        raise InvalidInput(problem)
     row = session.get(ExperimentRow, experiment_id)
     if row is None:
         raise ExperimentNotFound(f"no experiment with id {experiment_id!r}")

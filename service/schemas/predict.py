@@ -6,7 +6,7 @@ far more than one numpy pass in `service.images`, which also says precisely what
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -24,11 +24,11 @@ from service.domain import (
     ALIAS_PATTERN,
     BEST,
     EXPERIMENT_ID_PATTERN,
-    RESERVED,
     Alias,
     ServableModel,
+    alias_problem,
 )
-from service.images import PIXELS, SIDE, AssumedScale, Scale
+from service.mnist import PIXELS, SIDE, AssumedScale, Scale
 
 _PIXEL = {"type": "number", "minimum": 0, "maximum": 255}
 _ROWS = {
@@ -52,25 +52,18 @@ INPUT_FIELDS = ("image", "images", "image_base64", "images_base64")
 ExperimentId = Annotated[str, StringConstraints(pattern=EXPERIMENT_ID_PATTERN.pattern)]
 
 
-def check_alias(name: str) -> str:
-    """An alias must not shadow a model reference that already means something else."""
-    if name in RESERVED:
-        raise ValueError(
-            f"{name!r} is reserved ('best' is the most accurate model, 'latest' the most "
-            "recently finished); choose another alias"
-        )
-    if EXPERIMENT_ID_PATTERN.match(name):
-        raise ValueError(
-            f"{name!r} looks like an experiment id (32 hex digits); an alias needs a name that "
-            "cannot be mistaken for one"
-        )
+def _check_alias(name: str) -> str:
+    problem = alias_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
     return name
 
 
 AliasName = Annotated[
     str,
-    StringConstraints(pattern=ALIAS_PATTERN.pattern),
-    AfterValidator(check_alias),
+    AfterValidator(_check_alias),
+    # Documents the pattern; alias_problem checks it, with the message registry.set_alias gives.
+    WithJsonSchema({"type": "string", "pattern": ALIAS_PATTERN.pattern}),
 ]
 ModelName = Annotated[
     str,
@@ -157,11 +150,14 @@ class PredictionPublic(BaseModel):
 
     @classmethod
     def of(
-        cls, probabilities: Sequence[float], assumed_scale: AssumedScale | None = None
+        cls, probabilities: Sequence[float], assumed_scale: AssumedScale | None
     ) -> PredictionPublic:
         values = [float(value) for value in probabilities]
-        digit = max(range(len(values)), key=values.__getitem__)
-        return cls(digit=digit, probabilities=values, assumed_scale=assumed_scale)
+        return cls(digit=_digit(values), probabilities=values, assumed_scale=assumed_scale)
+
+
+def _digit(probabilities: list[float]) -> int:
+    return max(range(len(probabilities)), key=probabilities.__getitem__)
 
 
 class PredictResponse(PredictionPublic):
@@ -170,18 +166,39 @@ class PredictResponse(PredictionPublic):
     model: ModelRef
 
     @classmethod
-    def single(cls, prediction: PredictionPublic, model: ModelRef) -> PredictResponse:
+    def answer(
+        cls,
+        model: ServableModel,
+        probabilities: Sequence[float],
+        assumed_scale: AssumedScale | None,
+    ) -> PredictResponse:
+        values = [float(value) for value in probabilities]
         return cls(
-            digit=prediction.digit,
-            probabilities=prediction.probabilities,
-            assumed_scale=prediction.assumed_scale,
-            model=model,
+            digit=_digit(values),
+            probabilities=values,
+            assumed_scale=assumed_scale,
+            model=ModelRef.of(model),
         )
 
 
 class BatchPredictResponse(BaseModel):
     predictions: list[PredictionPublic] = Field(description="in the order the images came")
     model: ModelRef
+
+    @classmethod
+    def answer(
+        cls,
+        model: ServableModel,
+        probabilities: Iterable[Sequence[float]],
+        assumed_scales: Iterable[AssumedScale | None],
+    ) -> BatchPredictResponse:
+        return cls(
+            predictions=[
+                PredictionPublic.of(row, scale)
+                for row, scale in zip(probabilities, assumed_scales, strict=True)
+            ],
+            model=ModelRef.of(model),
+        )
 
 
 class ModelPublic(BaseModel):
@@ -196,14 +213,7 @@ class ModelPublic(BaseModel):
 
     @classmethod
     def of(cls, model: ServableModel) -> ModelPublic:
-        return cls(
-            experiment_id=model.experiment_id,
-            name=model.name,
-            test_accuracy=model.test_accuracy,
-            test_loss=model.test_loss,
-            finished_at=model.finished_at,
-            aliases=list(model.aliases),
-        )
+        return cls.model_validate(model, from_attributes=True)
 
 
 class ModelsPublic(BaseModel):

@@ -22,13 +22,14 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service import predictions
 from service.api.app import create_app
 from service.config import Settings
 from service.ml.data import Mnist, load_mnist, split
 from service.ml.train import train
 from service.schemas.experiments import ExperimentCreate
 from service.schemas.predict import PredictRequest
+from service.serving import resolver
+from service.usecases.prediction import INLINE_MAX_IMAGES
 from tests.api.test_models import UNKNOWN_ID, fail, publish, put_alias, runtime_of, submit
 from tests.conftest import MNIST_PATH
 from tests.factories import tiny_spec
@@ -324,7 +325,7 @@ def test_a_model_trained_after_the_first_request_is_served_without_a_restart(
     client: TestClient, model_file: Path, mnist: Mnist, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The resolved `best` is kept this long; shortened so that the test need not wait a second.
-    monkeypatch.setattr("service.predictions.RESOLVE_TTL_SECONDS", 0.2)
+    monkeypatch.setattr("service.serving.resolver.RESOLVE_TTL_SECONDS", 0.2)
     image = {"image": mnist.x_test[0].tolist()}
 
     before = client.post("/predict", json=image)
@@ -342,7 +343,7 @@ def test_a_model_trained_after_the_first_request_is_served_without_a_restart(
 
 
 def wait_past_resolve_ttl() -> None:
-    time.sleep(predictions.RESOLVE_TTL_SECONDS + 0.05)
+    time.sleep(resolver.RESOLVE_TTL_SECONDS + 0.05)
 
 
 def test_the_cache_keeps_its_bound_and_evicts_the_least_recently_used(
@@ -350,7 +351,7 @@ def test_the_cache_keeps_its_bound_and_evicts_the_least_recently_used(
 ) -> None:
     image = mnist.x_test[0].tolist()
     with TestClient(create_app(make_settings(model_cache_size=2))) as client:
-        cache = runtime_of(client).predictions.cache
+        cache = runtime_of(client).predictions.loader.cache
         a, b, c = (publish(client, model_file, name=name) for name in "abc")
 
         for model, expected in [
@@ -372,7 +373,7 @@ def test_the_cache_keeps_its_bound_and_evicts_the_least_recently_used(
 def test_deleting_an_experiment_evicts_its_model(
     client: TestClient, served: str, mnist: Mnist
 ) -> None:
-    cache = runtime_of(client).predictions.cache
+    cache = runtime_of(client).predictions.loader.cache
     put_alias(client, "production", served)
     predict(client, {"image": mnist.x_test[0].tolist(), "model": "production"})
     assert served in cache
@@ -395,25 +396,25 @@ def test_an_experiment_that_has_not_succeeded_is_not_served(
         assert response.status_code == 409
         assert response.json()["error"] == "model_not_ready"
         assert status in response.json()["detail"]
-    assert len(runtime_of(client).predictions.cache) == 0
+    assert len(runtime_of(client).predictions.loader.cache) == 0
 
 
 def test_only_a_few_pixel_lists_for_a_warm_model_are_answered_on_the_event_loop(
     client: TestClient, served: str, mnist: Mnist, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("service.predictions.RESOLVE_TTL_SECONDS", 0.3)
-    serving = runtime_of(client).predictions
+    monkeypatch.setattr("service.serving.resolver.RESOLVE_TTL_SECONDS", 0.3)
+    predictions = runtime_of(client).predictions
     image = mnist.x_test[0].tolist()
 
     def inline(**body: Any) -> str | None:
-        model = serving.warm_model(PredictRequest.model_validate(body))
+        model = predictions.warm_model(PredictRequest.model_validate(body))
         return model and model.experiment_id
 
     assert inline(image=image) is None  # `best` needs a query and its model a load
     predict(client, {"image": image})
     assert inline(image=image) == served
-    assert inline(images=[image] * predictions.INLINE_MAX_IMAGES) == served
-    assert inline(images=[image] * (predictions.INLINE_MAX_IMAGES + 1)) is None
+    assert inline(images=[image] * INLINE_MAX_IMAGES) == served
+    assert inline(images=[image] * (INLINE_MAX_IMAGES + 1)) is None
     assert inline(image_base64=b64(png(mnist.x_test[0]))) is None
     assert inline(image=image, model=served) is None  # resolved separately, not yet
     time.sleep(0.3)
@@ -636,7 +637,7 @@ def send(client: TestClient, bad: Bad) -> Any:
 def test_every_bad_input_is_a_4xx_that_never_reaches_a_model(
     bad_client: TestClient, bad: Bad
 ) -> None:
-    cache = runtime_of(bad_client).predictions.cache
+    cache = runtime_of(bad_client).predictions.loader.cache
 
     response = send(bad_client, bad)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
@@ -13,10 +13,16 @@ from service.domain import EpochRecord
 from service.errors import InvalidInput
 from service.schemas.errors import error_responses
 
-router = APIRouter(tags=["charts"], dependencies=[Depends(require_reader)])
-SVG: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/svg+xml": {}}, "description": "an SVG line chart"}
-}
+# Both routes answer an SVG they render themselves, or an error about the experiments named.
+router = APIRouter(
+    tags=["charts"],
+    dependencies=[Depends(require_reader)],
+    default_response_class=Response,
+    responses={
+        200: {"content": {"image/svg+xml": {}}, "description": "an SVG line chart"},
+        **error_responses(401, 404, 422),
+    },
+)
 MAX_COMPARED = 8
 
 
@@ -24,11 +30,11 @@ def _points(epochs: list[EpochRecord], metric: Metric) -> list[tuple[int, float 
     return [(record.epoch, getattr(record, metric)) for record in epochs]
 
 
-@router.get(
-    "/experiments/{experiment_id}/history.svg",
-    response_class=Response,
-    responses={**SVG, **error_responses(401, 404, 422)},
-)
+def _svg(svg: str) -> Response:
+    return Response(svg, media_type="image/svg+xml")
+
+
+@router.get("/experiments/{experiment_id}/history.svg")
 def history_chart(
     experiment_id: ExperimentId,
     session: SessionDep,
@@ -46,14 +52,10 @@ def history_chart(
         title=f"{experiment.name}: {metric} ({experiment.status.value})",
         y_label=metric,
     )
-    return Response(svg, media_type="image/svg+xml")
+    return _svg(svg)
 
 
-@router.get(
-    "/compare.svg",
-    response_class=Response,
-    responses={**SVG, **error_responses(401, 404, 422)},
-)
+@router.get("/compare.svg")
 def compare_chart(
     session: SessionDep,
     ids: Annotated[
@@ -70,5 +72,4 @@ def compare_chart(
         experiment = repository.get_experiment(session, experiment_id)
         _, epochs = repository.history(session, experiment_id)
         series.append(Series(experiment.name, _points(epochs, metric)))
-    svg = render(series, title=f"{metric} by epoch", y_label=metric)
-    return Response(svg, media_type="image/svg+xml")
+    return _svg(render(series, title=f"{metric} by epoch", y_label=metric))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, TypedDict
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, params, status
 
 from service.api.deps import (
     ClientIdDep,
@@ -27,12 +27,25 @@ from service.schemas.experiments import (
     ExperimentsPublic,
     HistoryPublic,
 )
-from service.storage import experiment_prefix
+from service.usecases.removal import remove_experiment
 from service.usecases.submission import submit_experiment
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 Reader = Depends(require_reader)
 Writer = Depends(require_writer)
+
+
+class _OnOneExperiment(TypedDict):
+    """Who may call a route on one experiment, and what it answers besides success."""
+
+    dependencies: list[params.Depends]
+    responses: dict[int | str, dict[str, Any]]
+
+
+# No or a wrong token, no such experiment, a malformed id; and for a change, an experiment in a
+# state that forbids it.
+READ_ONE = _OnOneExperiment(dependencies=[Reader], responses=error_responses(401, 404, 422))
+CHANGE_ONE = _OnOneExperiment(dependencies=[Writer], responses=error_responses(401, 404, 409, 422))
 
 
 @router.post(
@@ -80,23 +93,13 @@ def list_experiments(
     )
 
 
-@router.get(
-    "/{experiment_id}",
-    response_model=ExperimentPublic,
-    dependencies=[Reader],
-    responses=error_responses(401, 404, 422),
-)
+@router.get("/{experiment_id}", response_model=ExperimentPublic, **READ_ONE)
 def read_experiment(experiment_id: ExperimentId, session: SessionDep) -> ExperimentPublic:
     experiment = repository.get_experiment(session, experiment_id)
     return ExperimentPublic.of(experiment, repository.attempts(session, experiment_id))
 
 
-@router.get(
-    "/{experiment_id}/history",
-    response_model=HistoryPublic,
-    dependencies=[Reader],
-    responses=error_responses(401, 404, 422),
-)
+@router.get("/{experiment_id}/history", response_model=HistoryPublic, **READ_ONE)
 def read_history(experiment_id: ExperimentId, session: SessionDep) -> HistoryPublic:
     current, epochs = repository.history(session, experiment_id)
     return HistoryPublic(
@@ -110,24 +113,20 @@ def read_history(experiment_id: ExperimentId, session: SessionDep) -> HistoryPub
     "/{experiment_id}/cancel",
     response_model=ExperimentPublic,
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[Writer],
-    responses=error_responses(401, 404, 409, 422),
+    **CHANGE_ONE,
 )
 def cancel_experiment(experiment_id: ExperimentId, session: SessionDep) -> ExperimentPublic:
     """A queued experiment never starts; a running one stops within an epoch."""
     return ExperimentPublic.of(repository.request_cancel(session, experiment_id))
 
 
-@router.delete(
-    "/{experiment_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    dependencies=[Writer],
-    responses=error_responses(401, 404, 409, 422),
-)
+@router.delete("/{experiment_id}", status_code=status.HTTP_204_NO_CONTENT, **CHANGE_ONE)
 def delete_experiment(experiment_id: ExperimentId, runtime: RuntimeDep) -> Response:
     """Remove a finished or cancelled experiment, its history and its model files."""
-    with runtime.db.scope() as session:
-        repository.delete_experiment(session, experiment_id)
-    runtime.predictions.forget(experiment_id)
-    runtime.store.delete_prefix(experiment_prefix(experiment_id))
+    remove_experiment(
+        experiment_id=experiment_id,
+        db=runtime.db,
+        predictions=runtime.predictions,
+        store=runtime.store,
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

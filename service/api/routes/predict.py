@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import RuntimeDep, require_reader
+from service.domain import ServableModel
 from service.schemas.errors import error_responses
 from service.schemas.predict import (
     BatchPredictResponse,
@@ -15,6 +16,7 @@ from service.schemas.predict import (
     PredictRequest,
     PredictResponse,
 )
+from service.usecases.prediction import Predictions
 
 router = APIRouter(prefix="/predict", tags=["predict"], dependencies=[Depends(require_reader)])
 ERRORS = error_responses(401, 404, 409, 413, 422)
@@ -26,13 +28,24 @@ async def predict(request: PredictRequest, runtime: RuntimeDep) -> Response:
     predictions = runtime.predictions
     model = predictions.warm_model(request)
     if model is not None:
-        answer = predictions.predict(request, model)
+        answer = _answer(predictions, request, model)
     else:
         # Decoding images, querying the database or loading a model must not stall the loop.
-        answer = await run_in_threadpool(predictions.predict, request)
+        answer = await run_in_threadpool(_answer, predictions, request)
     # Serialised once here: the answer was built from validated parts, so FastAPI's second
     # validation against the response model would only cost time on the hot path.
     return Response(answer.model_dump_json(), media_type="application/json")
+
+
+def _answer(
+    predictions: Predictions, request: PredictRequest, model: ServableModel | None = None
+) -> PredictResponse | BatchPredictResponse:
+    """The answer in the shape the request was asked in: a batch for `images` and
+    `images_base64`, else one image's."""
+    result = predictions.predict(request, model)
+    if request.is_batch:
+        return BatchPredictResponse.answer(result.model, result.probabilities, result.scales)
+    return PredictResponse.answer(result.model, result.probabilities[0], result.scales[0])
 
 
 @router.post("/upload", response_model=BatchPredictResponse, responses=ERRORS)
@@ -44,4 +57,5 @@ def predict_upload(
     """Multipart upload of one or more photos or drawings; each is normalised like MNIST."""
     limit = runtime.settings.max_image_bytes
     files = [(upload.filename or "upload", upload.file.read(limit + 1)) for upload in file]
-    return runtime.predictions.predict_files(model, files)
+    result = runtime.predictions.predict_files(model, files)
+    return BatchPredictResponse.answer(result.model, result.probabilities, result.scales)
