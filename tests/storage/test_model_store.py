@@ -14,7 +14,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from service.config import Settings
-from service.storage import ModelStore, UnsafeKey, model_key, store_from_settings
+from service.errors import UnsafeKey
+from service.storage import ModelStore, model_key, store_from_settings
 
 S3_CREDENTIALS = {"key": "testing", "secret": "testing"}
 REGION = "us-east-1"
