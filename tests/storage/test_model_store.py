@@ -7,18 +7,14 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
 from service.config import Settings
 from service.errors import UnsafeKey
 from service.storage import ModelStore, model_key, store_from_settings
-
-S3_CREDENTIALS = {"key": "testing", "secret": "testing"}
-REGION = "us-east-1"
+from tests.helpers import s3_client, s3_options
 
 UNSAFE_KEYS = [
     "",
@@ -45,20 +41,6 @@ def s3_endpoint() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
-
-
-def s3_options(endpoint: str) -> dict[str, Any]:
-    return {"client_kwargs": {"endpoint_url": endpoint, "region_name": REGION}, **S3_CREDENTIALS}
-
-
-def s3_client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=S3_CREDENTIALS["key"],
-        aws_secret_access_key=S3_CREDENTIALS["secret"],
-    )
 
 
 @pytest.fixture
