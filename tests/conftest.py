@@ -39,6 +39,14 @@ def _reset_postgres(url: str) -> None:
     db.dispose()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts real service processes is a `process` test: the everyday loop,
+    `-m "not slow and not process"`, leaves them out; the full run and CI keep them."""
+    for item in items:
+        if "start_service" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.process)
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
