@@ -50,10 +50,12 @@ def bucket(s3_endpoint: str) -> str:
     return name
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "memory"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ModelStore:
     if request.param == "local":
         return ModelStore(str(tmp_path / "store"))
+    if request.param == "memory":  # fsspec's in-memory filesystem: a remote store, no server
+        return ModelStore(f"memory://{tmp_path.name}/models")
     endpoint = request.getfixturevalue("s3_endpoint")
     bucket = request.getfixturevalue("bucket")
     return ModelStore(f"s3://{bucket}/models", storage_options=s3_options(endpoint))
