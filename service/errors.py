@@ -1,13 +1,27 @@
-"""The one exception root of the service, and the HTTP status each error maps to.
+"""The one exception root of the service, the HTTP status each error maps to, and the error body.
 
-ServiceError
-├── NotFound (404)            ExperimentNotFound, ModelNotFound
-├── Conflict (409)            NotCancellable, NotDeletable, ModelNotReady
-├── InvalidInput (422)        SpecRejected, BadImage
-├── TooLarge (413)            BodyTooLarge
-├── TooMany (429)             QueueFull
-├── Unauthorized (401)        MissingToken, WrongToken
-└── Unavailable (503)         DataUnavailable
+ServiceError (500)
+├── NotFound (404)
+│   ├── ExperimentNotFound (404)
+│   └── ModelNotFound (404)
+├── Conflict (409)
+│   ├── NotCancellable (409)
+│   ├── NotDeletable (409)
+│   └── ModelNotReady (409)
+├── InvalidInput (422)
+│   ├── SpecRejected (422)
+│   └── BadImage (422)
+├── TooLarge (413)
+├── TooMany (429)
+│   └── QueueFull (429)
+├── Unauthorized (401)
+├── Unavailable (503)
+│   ├── DataUnavailable (503)
+│   ├── UnsafeKey (503)
+│   └── UnknownRevision (503)
+└── TrainingFailed (500)
+
+`tests/test_errors.py` keeps this tree and the classes in step.
 """
 
 from __future__ import annotations
@@ -15,94 +29,107 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 
+def error_body(code: str, detail: str, details: Any = None) -> dict[str, Any]:
+    """The JSON body of every error answer (`ErrorPublic`); `details` only when there are some."""
+    body: dict[str, Any] = {"error": code, "detail": detail}
+    if details is not None:
+        body["details"] = details
+    return body
+
+
 class ServiceError(Exception):
-    """Something a client asked for could not be done; the message says what to change."""
+    """Something asked of the service could not be done; the message says what to change.
+
+    A subclass names its machine-readable `code` and, where it differs from its parent's, its
+    HTTP `status`: `class QueueFull(TooMany, code="queue_full")`.
+    """
 
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
+
+    def __init_subclass__(cls, *, code: str, status: int | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.code = code
+        if status is not None:
+            cls.status_code = status
 
     def __init__(self, message: str, *, details: Any = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
 
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.code, "detail": self.message}
-        if self.details is not None:
-            body["details"] = self.details
-        return body
+
+class NotFound(ServiceError, code="not_found", status=404):
+    """No such thing: the id or name is unknown, or it was deleted."""
 
 
-class NotFound(ServiceError):
-    status_code = 404
-    code = "not_found"
+class ExperimentNotFound(NotFound, code="experiment_not_found"):
+    """No experiment has this id."""
 
 
-class ExperimentNotFound(NotFound):
-    code = "experiment_not_found"
+class ModelNotFound(NotFound, code="model_not_found"):
+    """No model has this alias."""
 
 
-class ModelNotFound(NotFound):
-    code = "model_not_found"
+class Conflict(ServiceError, code="conflict", status=409):
+    """The request is well formed, but the thing's current state does not allow it."""
 
 
-class Conflict(ServiceError):
-    status_code = 409
-    code = "conflict"
+class NotCancellable(Conflict, code="not_cancellable"):
+    """The experiment has already finished."""
 
 
-class NotCancellable(Conflict):
-    code = "not_cancellable"
+class NotDeletable(Conflict, code="not_deletable"):
+    """The experiment is still queued or running; cancel it first."""
 
 
-class NotDeletable(Conflict):
-    code = "not_deletable"
+class ModelNotReady(Conflict, code="model_not_ready"):
+    """The experiment has no trained model to serve (yet, or any more)."""
 
 
-class ModelNotReady(Conflict):
-    code = "model_not_ready"
+class InvalidInput(ServiceError, code="invalid_input", status=422):
+    """A value the client sent is not acceptable; the message names it."""
 
 
-class InvalidInput(ServiceError):
-    status_code = 422
-    code = "invalid_input"
+class SpecRejected(InvalidInput, code="invalid_spec"):
+    """The experiment spec is well typed but describes a net Keras would not build or train."""
 
 
-class SpecRejected(InvalidInput):
-    code = "invalid_spec"
+class BadImage(InvalidInput, code="invalid_image"):
+    """An image to recognise could not be decoded or does not look like a digit image."""
 
 
-class BadImage(InvalidInput):
-    code = "invalid_image"
+class TooLarge(ServiceError, code="too_large", status=413):
+    """A request body or an image is over its size limit."""
 
 
-class TooLarge(ServiceError):
-    status_code = 413
-    code = "too_large"
+class TooMany(ServiceError, code="too_many", status=429):
+    """The client has too much in flight; try again once some of it has finished."""
 
 
-class TooMany(ServiceError):
-    status_code = 429
-    code = "too_many"
+class QueueFull(TooMany, code="queue_full"):
+    """Too many of the client's experiments are queued."""
 
 
-class QueueFull(TooMany):
-    code = "queue_full"
+class Unauthorized(ServiceError, code="unauthorized", status=401):
+    """A write came without the API token, or with a wrong one."""
 
 
-class Unauthorized(ServiceError):
-    status_code = 401
-    code = "unauthorized"
+class Unavailable(ServiceError, code="unavailable", status=503):
+    """Something the service depends on is missing or misconfigured; an operator must act."""
 
 
-class Unavailable(ServiceError):
-    status_code = 503
-    code = "unavailable"
+class DataUnavailable(Unavailable, code="data_unavailable"):
+    """MNIST cannot be read: MNIST_PATH is wrong, or the download failed."""
 
 
-class DataUnavailable(Unavailable):
-    code = "data_unavailable"
+class UnsafeKey(Unavailable, code="unsafe_store_key"):
+    """A model-store key or URI would leave the store (MODELS_URL changed, or a forged key)."""
 
 
-class TrainingFailed(Exception):
+class UnknownRevision(Unavailable, code="unknown_database_revision"):
+    """The database was migrated by a newer version of the service; this one will not start."""
+
+
+class TrainingFailed(ServiceError, code="training_failed"):
     """Raised inside a training process; its message is what the user reads on the experiment."""

@@ -18,14 +18,10 @@ import fsspec
 from fsspec.core import url_to_fs
 
 from service.config import Settings
-from service.errors import ServiceError
+from service.errors import UnsafeKey
 
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_\-]+(/[A-Za-z0-9_.\-]+)*")
 _DOT_SEGMENTS = frozenset({".", ".."})  # `a/./b` would alias `a/b`; `..` would escape the root
-
-
-class UnsafeKey(ServiceError):
-    code = "unsafe_store_key"
 
 
 def experiment_prefix(experiment_id: str) -> str:

@@ -1,19 +1,14 @@
 """Shared fixtures: real settings on temp files, the app over httpx, real worker processes.
 
+Helpers that are not fixtures live in `tests/helpers.py`.
+
 Embedded defaults by default. When DATABASE_URL / QUEUE_URL point at PostgreSQL / Redis (the
 scaled CI run), the same tests run against those, with the database and queue wiped per test.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +21,8 @@ from service.api.app import create_app
 from service.config import Settings
 from service.db.session import Database
 from service.jobs.queue import JobQueue
+from tests.helpers import MNIST_PATH, ServiceProcess
 
-REPO = Path(__file__).resolve().parents[1]
-MNIST_PATH = os.environ.get("MNIST_PATH") or str(REPO.parent / "shared" / "data" / "mnist.npz")
 SCALED_DATABASE = os.environ.get("DATABASE_URL", "")
 SCALED_QUEUE = os.environ.get("QUEUE_URL", "")
 
@@ -37,28 +31,20 @@ TEST_LEASE_SECONDS = 6.0
 TEST_HEARTBEAT_SECONDS = 1.0
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment a subprocess needs to see exactly these settings."""
-    env = {key: value for key, value in os.environ.items() if key not in _setting_names()}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        env[name.upper()] = json.dumps(value) if isinstance(value, dict | list) else str(value)
-    env["PYTHONUNBUFFERED"] = "1"
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    return env
-
-
-def _setting_names() -> set[str]:
-    return {name.upper() for name in Settings.model_fields}
-
-
 def _reset_postgres(url: str) -> None:
     db = Database(url)
     with db.engine.begin() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE"))
         connection.execute(text("CREATE SCHEMA public"))
     db.dispose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts real service processes is a `process` test: the everyday loop,
+    `-m "not slow and not process"`, leaves them out; the full run and CI keep them."""
+    for item in items:
+        if "start_service" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.process)
 
 
 @pytest.fixture
@@ -104,53 +90,6 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-class ServiceProcess:
-    """A real `python -m service ...` process, killed for sure at teardown."""
-
-    def __init__(self, args: list[str], settings: Settings, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "service", *args],
-            env=settings_env(settings),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def kill(self) -> None:
-        """SIGKILL the process alone, as a crash would."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-        self._log.close()
-
-    def children(self) -> list[int]:
-        return _children(self.pid)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    try:
-        return [int(child) for child in path.read_text().split()]
-    except FileNotFoundError:
-        return []
-
-
 @pytest.fixture
 def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     started: list[ServiceProcess] = []
@@ -169,34 +108,3 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
 @pytest.fixture
 def worker(settings: Settings, start_service: Callable[..., ServiceProcess]) -> ServiceProcess:
     return start_service(settings, "worker")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_for(
-    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.05, what: str = ""
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
-        time.sleep(interval)
-
-
-def wait_finished(client: Any, experiment_id: str, *, timeout: float = 120) -> dict[str, Any]:
-    def finished() -> dict[str, Any] | None:
-        body = client.get(f"/experiments/{experiment_id}").json()
-        return body if body["status"] in ("succeeded", "failed", "cancelled") else None
-
-    result: dict[str, Any] = wait_for(
-        finished, timeout=timeout, interval=0.2, what=f"experiment {experiment_id} to finish"
-    )
-    return result

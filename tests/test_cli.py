@@ -14,7 +14,7 @@ import pytest
 from service import __version__
 from service.__main__ import FLAGS, apply_flags, build_parser
 from service.config import Settings
-from tests.conftest import REPO, ServiceProcess, free_port, wait_for
+from tests.helpers import REPO, ServiceProcess, free_port, wait_for
 
 
 def _run(*args: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 import struct
@@ -20,7 +21,7 @@ from PIL import Image
 from service.errors import BadImage, TooLarge
 from service.images import decode_base64_image, decode_image, pixels_to_array
 from service.ml.data import load_mnist
-from tests.conftest import MNIST_PATH
+from tests.helpers import MNIST_PATH
 
 LIMITS = {"max_bytes": 4 * 1024 * 1024, "max_pixels": 25_000_000}
 # How close a re-normalised image must stay to MNIST's own 28x28 original (mean |difference|
@@ -464,7 +465,9 @@ def test_bad_base64_says_what_is_wrong(text: str, error: type[Exception], expect
 # -- fuzzing: nothing but BadImage or TooLarge, ever -------------------------------------------
 
 
+@functools.cache
 def _samples() -> list[bytes]:
+    """Loaded at the first example, not at import: collection must not need MNIST."""
     digit = load_mnist(MNIST_PATH).x_test[0]
     image = Image.fromarray(on_paper(digit, zoom=2, margin=4))
     return [
@@ -476,13 +479,10 @@ def _samples() -> list[bytes]:
     ]
 
 
-SAMPLES = _samples()
-
-
 @st.composite
 def corrupted(draw: st.DrawFn) -> bytes:
     """A real image with a few bytes changed, cut short or extended: reaches the decoders."""
-    data = bytearray(draw(st.sampled_from(SAMPLES)))
+    data = bytearray(draw(st.deferred(lambda: st.sampled_from(_samples()))))
     for _ in range(draw(st.integers(1, 8))):
         data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
     cut = draw(st.integers(8, len(data)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,17 +17,27 @@ from service import __version__
 from service.api.routes import charts, experiments, health, models, predict
 from service.config import Settings, get_settings
 from service.db.migrations import upgrade_to_head
-from service.errors import ServiceError, TooLarge, Unauthorized
+from service.errors import ServiceError, TooLarge, Unauthorized, error_body
 from service.runtime import Runtime
 from service.worker.consumer import sweep_once
 
 log = logging.getLogger(__name__)
 
 
-def _json_error(error: ServiceError) -> JSONResponse:
+def _error_response(
+    status_code: int,
+    code: str,
+    detail: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(code, detail, details), status_code=status_code, headers=headers)
+
+
+def _service_error_response(error: ServiceError) -> JSONResponse:
     # HTTP requires a 401 to name the scheme that would have been accepted.
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
-    return JSONResponse(error.to_json(), status_code=error.status_code, headers=headers)
+    return _error_response(error.status_code, error.code, error.message, error.details, headers)
 
 
 def _field_errors(error: RequestValidationError) -> list[dict[str, Any]]:
@@ -53,17 +63,12 @@ def _validation_message(details: list[dict[str, Any]]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:
-        return _json_error(error)
+        return _service_error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         details = _field_errors(error)
-        body = {
-            "error": "invalid_request",
-            "detail": _validation_message(details),
-            "details": details,
-        }
-        return JSONResponse(body, status_code=422)
+        return _error_response(422, "invalid_request", _validation_message(details), details)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -74,24 +79,16 @@ def install_error_handlers(app: FastAPI) -> None:
             cause = error.__cause__
             reason = str(cause) if isinstance(cause, UnicodeDecodeError) else str(error.detail)
             details = [{"loc": ["body"], "msg": reason, "type": "body_invalid"}]
-            return JSONResponse(
-                {"error": "invalid_request", "detail": f"body: {reason}", "details": details},
-                status_code=422,
-            )
+            return _error_response(422, "invalid_request", f"body: {reason}", details)
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return JSONResponse(
-            {"error": code, "detail": str(error.detail)},
-            status_code=error.status_code,
-            headers=getattr(error, "headers", None),
+        return _error_response(
+            error.status_code, code, str(error.detail), headers=getattr(error, "headers", None)
         )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=error)
-        return JSONResponse(
-            {"error": "internal_error", "detail": "the service hit an unexpected error"},
-            status_code=500,
-        )
+        return _error_response(500, "internal_error", "the service hit an unexpected error")
 
 
 class BodySizeLimit:
@@ -146,7 +143,7 @@ class BodySizeLimit:
             f"the request body is over the {self.max_bytes:,}-byte limit (MAX_BODY_BYTES); "
             "send fewer or smaller images"
         )
-        await _json_error(error)(scope, receive, send)
+        await _service_error_response(error)(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:

@@ -10,7 +10,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from alembic import command
-from service.errors import ServiceError
+from service.errors import UnknownRevision
 
 # Migrations live at the project's top level; an installed (non-editable) copy of the package
 # finds them in the working directory it is started from, as the Docker image does.
@@ -18,10 +18,6 @@ _SOURCE_ALEMBIC_DIR = Path(__file__).resolve().parents[2] / "alembic"
 ALEMBIC_DIR = (
     _SOURCE_ALEMBIC_DIR if (_SOURCE_ALEMBIC_DIR / "env.py").is_file() else Path.cwd() / "alembic"
 )
-
-
-class UnknownRevision(ServiceError):
-    code = "unknown_database_revision"
 
 
 def alembic_config(database_url: str) -> Config:

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.config import Settings
 from tests.factories import tiny_spec
+from tests.helpers import submit
 
 TOKEN = "s3cret"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -110,13 +111,6 @@ def sealed(app_with: Callable[..., TestClient]) -> TestClient:
     return app_with(api_token=TOKEN, protect_reads=True)
 
 
-def submit(client: TestClient) -> str:
-    response = client.post("/experiments", json=tiny_spec(), headers=bearer())
-    assert response.status_code == 202, response.text
-    experiment_id: str = response.json()["id"]
-    return experiment_id
-
-
 def assert_unauthorized(response: httpx.Response, says: str) -> None:
     asked = f"{response.request.method} {response.request.url.path}"
     assert response.status_code == 401, f"{asked}: {response.status_code} {response.text}"
@@ -155,7 +149,7 @@ def test_write_without_the_right_token_is_401(
     headers: dict[str, str],
     says: str,
 ) -> None:
-    experiment_id = submit(locked)
+    experiment_id = submit(locked, headers=bearer())["id"]
     response = locked.request(method, path.format(id=experiment_id), json=body, headers=headers)
     assert_unauthorized(response, says)
     after = locked.get(f"/experiments/{experiment_id}").json()
@@ -164,7 +158,7 @@ def test_write_without_the_right_token_is_401(
 
 
 def test_writes_with_the_token_succeed(locked: TestClient) -> None:
-    experiment_id = submit(locked)
+    experiment_id = submit(locked, headers=bearer())["id"]
     cancelled = locked.post(f"/experiments/{experiment_id}/cancel", headers=bearer())
     assert cancelled.status_code == 202, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
@@ -207,7 +201,7 @@ def test_every_write_route_needs_the_token(locked: TestClient) -> None:
 
 
 def test_reads_and_predictions_stay_open_by_default(locked: TestClient) -> None:
-    experiment_id = submit(locked)
+    experiment_id = submit(locked, headers=bearer())["id"]
     assert locked.get("/experiments").json()["count"] == 1
     assert locked.get(f"/experiments/{experiment_id}").status_code == 200
     assert locked.get(f"/experiments/{experiment_id}/history").status_code == 200
@@ -220,7 +214,7 @@ def test_reads_and_predictions_stay_open_by_default(locked: TestClient) -> None:
 
 
 def test_protect_reads_closes_reads_and_predictions(sealed: TestClient) -> None:
-    experiment_id = submit(sealed)
+    experiment_id = submit(sealed, headers=bearer())["id"]
     app = sealed.app
     assert isinstance(app, FastAPI)
     found = reads(app)

@@ -10,13 +10,7 @@ from fastapi.testclient import TestClient
 
 from service.config import Settings
 from tests.factories import NOTEBOOK_NETS, conv_spec, leaky_relu_spec, tiny_spec
-
-
-def submit(client: TestClient, spec: dict[str, Any], **headers: str) -> dict[str, Any]:
-    response = client.post("/experiments", json=spec, headers=headers)
-    assert response.status_code == 202, response.text
-    body: dict[str, Any] = response.json()
-    return body
+from tests.helpers import submit
 
 
 @pytest.mark.parametrize("net", sorted(NOTEBOOK_NETS))
@@ -201,11 +195,11 @@ def test_queued_experiments_per_client_are_capped(make_settings: Callable[..., S
 
     with TestClient(create_app(make_settings(max_queued_per_client=2))) as capped:
         for _ in range(2):
-            submit(capped, tiny_spec(), **{"X-Client-Id": "alice"})
+            submit(capped, tiny_spec(), headers={"X-Client-Id": "alice"})
         refused = capped.post("/experiments", json=tiny_spec(), headers={"X-Client-Id": "alice"})
         assert refused.status_code == 429
         assert "MAX_QUEUED_PER_CLIENT" in refused.json()["detail"]
-        submit(capped, tiny_spec(), **{"X-Client-Id": "bob"})
+        submit(capped, tiny_spec(), headers={"X-Client-Id": "bob"})
 
 
 def test_body_over_limit_is_413(make_settings: Callable[..., Settings]) -> None:

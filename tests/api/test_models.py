@@ -10,97 +10,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import keras
 import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.config import Settings
-from service.db import leases
-from service.domain import Status
-from service.runtime import Runtime
-from service.storage import model_key
 from tests.factories import tiny_spec
-
-UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
-
-
-def runtime_of(client: TestClient) -> Runtime:
-    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    return runtime
-
-
-def save_untrained_model(path: Path, *, seed: int = 0) -> Path:
-    """Flatten -> Dense 10 softmax with seeded random weights, saved as a worker saves one."""
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential(
-        [keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")]
-    )
-    model.save(path)
-    return path
-
-
-def submit(client: TestClient, name: str = "tiny", *, headers: dict[str, str] | None = None) -> str:
-    spec = tiny_spec()
-    spec["name"] = name
-    response = client.post("/experiments", json=spec, headers=headers)
-    assert response.status_code == 202, response.text
-    experiment_id: str = response.json()["id"]
-    return experiment_id
-
-
-def claim(client: TestClient, experiment_id: str) -> int:
-    with runtime_of(client).db.scope() as session:
-        claimed = leases.claim(session, experiment_id=experiment_id, worker="t", lease_seconds=60)
-    assert claimed is not None
-    return claimed.attempt
-
-
-def publish(
-    client: TestClient,
-    model_path: Path,
-    *,
-    name: str = "tiny",
-    test_accuracy: float = 0.9,
-    headers: dict[str, str] | None = None,
-) -> str:
-    """A succeeded experiment serving `model_path`: store and database as a worker leaves them."""
-    runtime = runtime_of(client)
-    experiment_id = submit(client, name, headers=headers)
-    attempt = claim(client, experiment_id)
-    uri = runtime.store.put_file(model_path, model_key(experiment_id))
-    with runtime.db.scope() as session:
-        assert leases.succeed(
-            session,
-            experiment_id=experiment_id,
-            attempt=attempt,
-            test_loss=1.0 - test_accuracy,
-            test_accuracy=test_accuracy,
-            model_uri=uri,
-            versions={"tensorflow": "test", "keras": keras.__version__},
-        )
-    return experiment_id
-
-
-def fail(client: TestClient, name: str = "diverged") -> str:
-    experiment_id = submit(client, name)
-    attempt = claim(client, experiment_id)
-    with runtime_of(client).db.scope() as session:
-        assert leases.finish(
-            session,
-            experiment_id=experiment_id,
-            attempt=attempt,
-            status=Status.FAILED,
-            error="training diverged",
-        )
-    return experiment_id
-
-
-def put_alias(client: TestClient, alias: str, experiment_id: str) -> dict[str, Any]:
-    response = client.put(f"/models/{alias}", json={"experiment_id": experiment_id})
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+from tests.helpers import (
+    UNKNOWN_ID,
+    fail,
+    named,
+    publish,
+    put_alias,
+    save_untrained_model,
+    submit,
+)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +37,7 @@ def test_list_models_most_accurate_first_with_scores_and_aliases(
 ) -> None:
     good = publish(client, model_file, name="good", test_accuracy=0.91)
     better = publish(client, model_file, name="better", test_accuracy=0.97)
-    submit(client, "still-queued")
+    submit(client, named(tiny_spec(), "still-queued"))
     fail(client)
     put_alias(client, "production", good)
     put_alias(client, "staging", good)
@@ -198,7 +122,7 @@ def test_put_alias_refuses_names_that_mean_something_else(
 
 
 def test_put_alias_needs_a_succeeded_experiment(client: TestClient, model_file: Path) -> None:
-    queued = submit(client)
+    queued = submit(client)["id"]
     failed = fail(client)
 
     unknown = client.put("/models/production", json={"experiment_id": UNKNOWN_ID})
@@ -241,7 +165,7 @@ def test_unknown_models_are_404_with_a_way_forward(client: TestClient) -> None:
 
 
 def test_an_experiment_that_has_not_succeeded_is_409(client: TestClient) -> None:
-    for experiment_id in (submit(client), fail(client)):
+    for experiment_id in (submit(client)["id"], fail(client)):
         response = client.get(f"/models/{experiment_id}")
         assert response.status_code == 409
         assert response.json()["error"] == "model_not_ready"

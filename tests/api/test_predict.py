@@ -30,9 +30,16 @@ from service.schemas.experiments import ExperimentCreate
 from service.schemas.predict import PredictRequest
 from service.serving import resolver
 from service.usecases.prediction import INLINE_MAX_IMAGES
-from tests.api.test_models import UNKNOWN_ID, fail, publish, put_alias, runtime_of, submit
-from tests.conftest import MNIST_PATH
 from tests.factories import tiny_spec
+from tests.helpers import (
+    MNIST_PATH,
+    UNKNOWN_ID,
+    fail,
+    publish,
+    put_alias,
+    runtime_of,
+    submit,
+)
 
 Body = dict[str, Any]
 
@@ -391,7 +398,7 @@ def test_an_experiment_that_has_not_succeeded_is_not_served(
     client: TestClient, served: str, mnist: Mnist
 ) -> None:
     image = mnist.x_test[0].tolist()
-    for experiment_id, status in ((submit(client), "queued"), (fail(client), "failed")):
+    for experiment_id, status in ((submit(client)["id"], "queued"), (fail(client), "failed")):
         response = client.post("/predict", json={"image": image, "model": experiment_id})
         assert response.status_code == 409
         assert response.json()["error"] == "model_not_ready"

@@ -23,13 +23,13 @@ from alembic import command
 from service.api.app import create_app
 from service.config import Settings
 from service.db.migrations import (
-    UnknownRevision,
     alembic_config,
     current_revision,
     upgrade_to_head,
 )
 from service.db.models import Base
 from service.db.session import Database
+from service.errors import UnknownRevision
 
 FUTURE_REVISION = "9999_from_the_future"
 

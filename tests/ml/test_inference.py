@@ -20,7 +20,6 @@ from service.ml.data import load_mnist, split
 from service.ml.inference import ModelCache, Predictor, load_keras_model
 from service.ml.train import train
 from service.schemas.experiments import ExperimentCreate
-from tests.conftest import MNIST_PATH
 from tests.factories import (
     Spec,
     batchnorm_spec,
@@ -29,6 +28,7 @@ from tests.factories import (
     leaky_relu_spec,
     tiny_spec,
 )
+from tests.helpers import MNIST_PATH
 
 LIMITS = {"max_bytes": 4 * 1024 * 1024, "max_pixels": 25_000_000}
 

@@ -7,17 +7,14 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
 from service.config import Settings
-from service.storage import ModelStore, UnsafeKey, model_key, store_from_settings
-
-S3_CREDENTIALS = {"key": "testing", "secret": "testing"}
-REGION = "us-east-1"
+from service.errors import UnsafeKey
+from service.storage import ModelStore, model_key, store_from_settings
+from tests.helpers import s3_client, s3_options
 
 UNSAFE_KEYS = [
     "",
@@ -46,20 +43,6 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
-def s3_options(endpoint: str) -> dict[str, Any]:
-    return {"client_kwargs": {"endpoint_url": endpoint, "region_name": REGION}, **S3_CREDENTIALS}
-
-
-def s3_client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=S3_CREDENTIALS["key"],
-        aws_secret_access_key=S3_CREDENTIALS["secret"],
-    )
-
-
 @pytest.fixture
 def bucket(s3_endpoint: str) -> str:
     name = f"models-{uuid.uuid4().hex[:12]}"
@@ -67,10 +50,12 @@ def bucket(s3_endpoint: str) -> str:
     return name
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "memory"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ModelStore:
     if request.param == "local":
         return ModelStore(str(tmp_path / "store"))
+    if request.param == "memory":  # fsspec's in-memory filesystem: a remote store, no server
+        return ModelStore(f"memory://{tmp_path.name}/models")
     endpoint = request.getfixturevalue("s3_endpoint")
     bucket = request.getfixturevalue("bucket")
     return ModelStore(f"s3://{bucket}/models", storage_options=s3_options(endpoint))

@@ -12,9 +12,15 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.config import Settings
-from tests.conftest import ServiceProcess, wait_finished, wait_for
 from tests.factories import tiny_spec
-from tests.worker.test_recovery import CLEAN_EXIT_TIMEOUT, training_pids, wait_gone
+from tests.helpers import (
+    CLEAN_EXIT_TIMEOUT,
+    ServiceProcess,
+    training_pids,
+    wait_finished,
+    wait_for,
+    wait_gone,
+)
 
 TIMEOUT = 180.0
 

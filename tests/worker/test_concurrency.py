@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.config import Settings
-from tests.conftest import ServiceProcess, wait_for
 from tests.factories import tiny_spec
+from tests.helpers import ServiceProcess, wait_for
 
 FINISHED = ("succeeded", "failed", "cancelled")
 JOBS = 10

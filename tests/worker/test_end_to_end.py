@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from service.config import Settings
 from service.storage import model_key, store_from_settings
-from tests.conftest import ServiceProcess, wait_finished
 from tests.factories import tiny_spec
+from tests.helpers import ServiceProcess, wait_finished
 
 
 def test_training_end_to_end(

@@ -19,15 +19,22 @@ from fastapi.testclient import TestClient
 
 from service.config import Settings
 from service.storage import checkpoint_meta_key, store_from_settings
-from tests.conftest import ServiceProcess, free_port, wait_finished, wait_for
 from tests.factories import tiny_spec
+from tests.helpers import (
+    CLEAN_EXIT_TIMEOUT,
+    ServiceProcess,
+    alive,
+    descendants,
+    free_port,
+    training_pids,
+    wait_finished,
+    wait_for,
+    wait_gone,
+)
 
 EPOCHS = 5
 # Generous: two cold TensorFlow starts on a shared 2-core machine, plus a lease to expire.
 FINISH_TIMEOUT = 300.0
-NO_ORPHAN_TIMEOUT = 10.0
-# A training that wrote its outcome still tears TensorFlow down before it exits.
-CLEAN_EXIT_TIMEOUT = 30.0
 
 
 def slow_spec(epochs: int = EPOCHS) -> dict[str, Any]:
@@ -39,64 +46,6 @@ def slow_spec(epochs: int = EPOCHS) -> dict[str, Any]:
         {"type": "Dense", "units": 10, "activation": "softmax"},
     ]
     return spec
-
-
-# Processes ---------------------------------------------------------------------------------
-# Read from /proc rather than ServiceProcess.children(): the supervisor starts the training
-# from a Huey worker thread, and /proc/<pid>/task/<pid>/children lists the main thread's only.
-
-
-def _live_processes() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command line) of every process that is not a zombie."""
-    found: dict[int, tuple[int, str]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        # The command name may hold spaces and parentheses: split after the last ")".
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if state in ("Z", "X"):
-            continue
-        found[int(entry.name)] = (int(ppid), cmdline.replace(b"\0", b" ").decode(errors="replace"))
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    processes = _live_processes()
-    found: list[int] = []
-    frontier = [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [child for child, (ppid, _) in processes.items() if ppid == parent]
-        found.extend(children)
-        frontier.extend(children)
-    return found
-
-
-def training_pids(experiment_id: str) -> list[int]:
-    """Live `python -m service.worker.training <experiment_id> ...` processes."""
-    return [
-        pid
-        for pid, (_, cmdline) in _live_processes().items()
-        if "service.worker.training" in cmdline and experiment_id in cmdline
-    ]
-
-
-def alive(pid: int) -> bool:
-    return pid in _live_processes()
-
-
-def wait_gone(pids: list[int], *, what: str, timeout: float = NO_ORPHAN_TIMEOUT) -> None:
-    wait_for(
-        lambda: not any(alive(pid) for pid in pids),
-        timeout=timeout,
-        interval=0.1,
-        what=f"{what} ({pids}) to exit",
-    )
 
 
 # Shared assertions ---------------------------------------------------------------------------

@@ -21,11 +21,20 @@ from moto.server import ThreadedMotoServer
 
 from service.config import Settings
 from service.db.session import Database
+from service.ml.data import load_mnist
 from service.storage import ModelStore, model_key
 from service.worker.training import Attempt
-from tests.conftest import MNIST_PATH, ServiceProcess, free_port, wait_finished, wait_for
 from tests.factories import tiny_spec
-from tests.storage.test_model_store import s3_client, s3_options
+from tests.helpers import (
+    MNIST_PATH,
+    ServiceProcess,
+    free_port,
+    s3_client,
+    s3_options,
+    submit,
+    wait_finished,
+    wait_for,
+)
 
 JOBS = 6
 LABELS = ("host-a", "host-b")
@@ -94,13 +103,6 @@ def start_api(
     return api
 
 
-def submit(client: Any, spec: dict[str, Any]) -> str:
-    created = client.post("/experiments", json=spec)
-    assert created.status_code == 202, created.text
-    experiment_id: str = created.json()["id"]
-    return experiment_id
-
-
 def logs(*services: ServiceProcess) -> str:
     return "\n".join(service.log()[-3000:] for service in services)
 
@@ -116,7 +118,7 @@ def test_two_lone_workers_share_one_queue(
 ) -> None:
     workers = [start_worker(make_settings, start_service, tmp_path, label) for label in LABELS]
 
-    submitted = [submit(client, quick_spec()) for _ in range(JOBS)]
+    submitted = [submit(client, quick_spec())["id"] for _ in range(JOBS)]
     finished = [wait_finished(client, i, timeout=FINISH_TIMEOUT) for i in submitted]
 
     assert [e["status"] for e in finished] == ["succeeded"] * JOBS, logs(*workers)
@@ -134,7 +136,7 @@ def test_kill_one_worker_mid_job_and_the_other_resumes_it(
     workers = {
         label: start_worker(make_settings, start_service, tmp_path, label) for label in LABELS
     }
-    experiment_id = submit(client, killable_spec())
+    experiment_id = submit(client, killable_spec())["id"]
 
     def running_with_an_epoch() -> dict[str, Any] | None:
         body = client.get(f"/experiments/{experiment_id}").json()
@@ -259,7 +261,7 @@ def files_under(directory: Path) -> list[Path]:
 
 
 def train_one(deployment: S3Deployment) -> dict[str, Any]:
-    experiment_id = submit(deployment.http, quick_spec())
+    experiment_id = submit(deployment.http, quick_spec())["id"]
     experiment = wait_finished(deployment.http, experiment_id, timeout=FINISH_TIMEOUT)
     assert experiment["status"] == "succeeded", logs(deployment.worker, deployment.api)
     return experiment
@@ -290,8 +292,7 @@ def test_lone_api_process_predicts_with_a_model_trained_on_another_worker(
     s3_deployment: S3Deployment,
 ) -> None:
     experiment_id = train_one(s3_deployment)["id"]
-    with np.load(MNIST_PATH) as mnist:
-        image = mnist["x_test"][0]
+    image = load_mnist(MNIST_PATH).x_test[0]
 
     answer = s3_deployment.http.post(
         "/predict", json={"image": image.tolist(), "model": experiment_id}
