@@ -22,7 +22,7 @@ from moto.server import ThreadedMotoServer
 from service.config import Settings
 from service.db.session import Database
 from service.storage import ModelStore, model_key
-from service.worker.training import Attempt
+from service.worker.training import TrainingContext
 from tests.conftest import MNIST_PATH, ServiceProcess, free_port, wait_finished, wait_for
 from tests.factories import tiny_spec
 from tests.storage.test_model_store import s3_client, s3_options
@@ -168,7 +168,7 @@ def test_workers_sharing_a_work_dir_clear_only_their_own_attempt(
     db = Database(settings.database_url)
     store = ModelStore(str(tmp_path / "store"))
     stale, current = (
-        Attempt(settings=settings, db=db, store=store, experiment_id="e1", attempt=number)
+        TrainingContext(settings=settings, db=db, store=store, experiment_id="e1", attempt=number)
         for number in (1, 2)
     )
     (current.local_dir / "checkpoint.keras").write_bytes(b"epoch 3")
