@@ -32,13 +32,18 @@ def model_key(experiment_id: str) -> str:
     return f"{experiment_prefix(experiment_id)}/model.keras"
 
 
+def checkpoint_prefix(experiment_id: str) -> str:
+    """Where an experiment's checkpoints live while it trains; removed once it succeeded."""
+    return f"{experiment_prefix(experiment_id)}/checkpoint"
+
+
 def checkpoint_key(experiment_id: str, epoch: int) -> str:
     """One file per epoch: `last.json` names the newest only once it is completely written."""
-    return f"{experiment_prefix(experiment_id)}/checkpoint/epoch-{epoch:04d}.keras"
+    return f"{checkpoint_prefix(experiment_id)}/epoch-{epoch:04d}.keras"
 
 
 def checkpoint_meta_key(experiment_id: str) -> str:
-    return f"{experiment_prefix(experiment_id)}/checkpoint/last.json"
+    return f"{checkpoint_prefix(experiment_id)}/last.json"
 
 
 class ModelStore:

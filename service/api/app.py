@@ -18,8 +18,8 @@ from service.api.routes import charts, experiments, health, models, predict
 from service.config import Settings, get_settings
 from service.db.migrations import upgrade_to_head
 from service.errors import ServiceError, TooLarge, Unauthorized, error_body
+from service.jobs.recovery import sweep_once
 from service.runtime import Runtime
-from service.worker.consumer import sweep_once
 
 log = logging.getLogger(__name__)
 

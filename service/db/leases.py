@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from service.db.models import AttemptRow, EpochRow, ExperimentRow, utcnow
@@ -33,6 +33,28 @@ class Pulse:
     ended: bool = False
     """Not alive because the experiment finished on this very attempt (normally its training
     wrote the outcome and is exiting), not because another attempt took it over."""
+
+
+@dataclass(frozen=True)
+class LossDecision:
+    """What becomes of an experiment whose attempt was lost: requeued, failed or cancelled."""
+
+    status: Status
+    error: str | None = None
+
+
+def decide_after_loss(
+    *, attempt: int, max_attempts: int, cancel_requested: bool, reason: str
+) -> LossDecision:
+    """A requested cancel wins; otherwise requeue while attempts remain, else fail saying why.
+
+    The one rule for the sweep (lease expired) and `release` (training process died).
+    """
+    if cancel_requested:
+        return LossDecision(Status.CANCELLED)
+    if attempt < max_attempts:
+        return LossDecision(Status.QUEUED)
+    return LossDecision(Status.FAILED, f"{reason}; gave up after {attempt} attempts")
 
 
 @dataclass(frozen=True)
@@ -91,6 +113,15 @@ def claim(
     )
 
 
+def _running_on(experiment_id: str, attempt: int) -> tuple[ColumnElement[bool], ...]:
+    """The rows `attempt` still owns: the experiment, running, on that attempt."""
+    return (
+        ExperimentRow.id == experiment_id,
+        ExperimentRow.attempt == attempt,
+        ExperimentRow.status == Status.RUNNING,
+    )
+
+
 def _fence(
     session: Session, experiment_id: str, attempt: int, lease_seconds: float | None = None
 ) -> bool:
@@ -99,15 +130,17 @@ def _fence(
     if lease_seconds is not None:
         values["lease_expires_at"] = utcnow() + timedelta(seconds=lease_seconds)
     result = session.execute(
-        update(ExperimentRow)
-        .where(
-            ExperimentRow.id == experiment_id,
-            ExperimentRow.attempt == attempt,
-            ExperimentRow.status == Status.RUNNING,
-        )
-        .values(**values)
+        update(ExperimentRow).where(*_running_on(experiment_id, attempt)).values(**values)
     )
     return _rowcount(result) == 1
+
+
+def _alive(session: Session, experiment_id: str) -> Pulse:
+    """The pulse of an attempt whose fence just held: read the cancel flag under its lock."""
+    cancel = session.scalar(
+        select(ExperimentRow.cancel_requested).where(ExperimentRow.id == experiment_id)
+    )
+    return Pulse(alive=True, cancel_requested=bool(cancel))
 
 
 def heartbeat(session: Session, *, experiment_id: str, attempt: int, lease_seconds: float) -> Pulse:
@@ -115,10 +148,7 @@ def heartbeat(session: Session, *, experiment_id: str, attempt: int, lease_secon
         return Pulse(
             alive=False, cancel_requested=False, ended=_ended_on(session, experiment_id, attempt)
         )
-    cancel = session.scalar(
-        select(ExperimentRow.cancel_requested).where(ExperimentRow.id == experiment_id)
-    )
-    return Pulse(alive=True, cancel_requested=bool(cancel))
+    return _alive(session, experiment_id)
 
 
 def _ended_on(session: Session, experiment_id: str, attempt: int) -> bool:
@@ -181,10 +211,7 @@ def record_epoch(
         )
     )
     session.add(_epoch_row(experiment_id, record))
-    cancel = session.scalar(
-        select(ExperimentRow.cancel_requested).where(ExperimentRow.id == experiment_id)
-    )
-    return Pulse(alive=True, cancel_requested=bool(cancel))
+    return _alive(session, experiment_id)
 
 
 def succeed(
@@ -259,39 +286,33 @@ def sweep(session: Session, *, now: datetime | None = None) -> SweepResult:
         ).where(ExperimentRow.status == Status.RUNNING, ExperimentRow.lease_expires_at < now)
     ).all()
     result = SweepResult(requeued=[], failed=[], cancelled=[])
+    buckets = {
+        Status.QUEUED: result.requeued,
+        Status.FAILED: result.failed,
+        Status.CANCELLED: result.cancelled,
+    }
     for experiment_id, attempt, max_attempts, cancel_requested, owner in expired:
         lost = f"worker {owner} stopped renewing its lease (attempt {attempt})"
-        if cancel_requested:
-            status, error, bucket = Status.CANCELLED, None, result.cancelled
-        elif attempt < max_attempts:
-            status, error, bucket = Status.QUEUED, None, result.requeued
-        else:
-            status, error, bucket = (
-                Status.FAILED,
-                f"{lost}; gave up after {attempt} attempts",
-                result.failed,
-            )
-        changed = session.execute(
-            update(ExperimentRow)
-            .where(
-                ExperimentRow.id == experiment_id,
-                ExperimentRow.attempt == attempt,
-                ExperimentRow.status == Status.RUNNING,
-                ExperimentRow.lease_expires_at < now,
-                # A cancel since the select changes the verdict; the next sweep takes it.
-                ExperimentRow.cancel_requested == cancel_requested,
-            )
-            .values(
-                status=status,
-                error=error,
-                lease_owner=None,
-                lease_expires_at=None,
-                finished_at=None if status is Status.QUEUED else now,
-            )
+        decision = decide_after_loss(
+            attempt=attempt,
+            max_attempts=max_attempts,
+            cancel_requested=cancel_requested,
+            reason=lost,
         )
-        if _rowcount(changed) == 1:
-            _end_attempt(session, experiment_id, attempt, f"lost: {lost}", now)
-            bucket.append(experiment_id)
+        if _end_lost(
+            session,
+            experiment_id,
+            attempt,
+            decision,
+            reason=lost,
+            now=now,
+            # A cancel since the select changes the verdict; the next sweep takes it.
+            unchanged=(
+                ExperimentRow.lease_expires_at < now,
+                ExperimentRow.cancel_requested == cancel_requested,
+            ),
+        ):
+            buckets[decision.status].append(experiment_id)
     return result
 
 
@@ -306,26 +327,43 @@ def release(session: Session, *, experiment_id: str, attempt: int, reason: str) 
     # read the row must win, or the experiment is requeued flagged, and a claim refuses those.
     row = session.get(ExperimentRow, experiment_id, populate_existing=True)
     assert row is not None
-    now = utcnow()
-    if row.cancel_requested:
-        status, error = Status.CANCELLED, None
-    elif attempt < row.max_attempts:
-        status, error = Status.QUEUED, None
-    else:
-        status, error = Status.FAILED, f"{reason}; gave up after {attempt} attempts"
-    session.execute(
+    decision = decide_after_loss(
+        attempt=attempt,
+        max_attempts=row.max_attempts,
+        cancel_requested=row.cancel_requested,
+        reason=reason,
+    )
+    _end_lost(session, experiment_id, attempt, decision, reason=reason, now=utcnow())
+    return decision.status
+
+
+def _end_lost(
+    session: Session,
+    experiment_id: str,
+    attempt: int,
+    decision: LossDecision,
+    *,
+    reason: str,
+    now: datetime,
+    unchanged: tuple[ColumnElement[bool], ...] = (),
+) -> bool:
+    """Apply `decision` to a lost attempt that still owns the row (and whatever `unchanged` says
+    the decision was made on); end the attempt. False when the row moved on meanwhile."""
+    changed = session.execute(
         update(ExperimentRow)
-        .where(ExperimentRow.id == experiment_id)
+        .where(*_running_on(experiment_id, attempt), *unchanged)
         .values(
-            status=status,
-            error=error,
+            status=decision.status,
+            error=decision.error,
             lease_owner=None,
             lease_expires_at=None,
-            finished_at=None if status is Status.QUEUED else now,
+            finished_at=None if decision.status is Status.QUEUED else now,
         )
     )
+    if _rowcount(changed) != 1:
+        return False
     _end_attempt(session, experiment_id, attempt, f"lost: {reason}", now)
-    return status
+    return True
 
 
 def orphaned_queued(session: Session, *, older_than: datetime) -> list[str]:

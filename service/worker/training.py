@@ -14,8 +14,9 @@ import shutil
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.config import Settings
 from service.db import leases
@@ -27,10 +28,15 @@ from service.storage import (
     ModelStore,
     checkpoint_key,
     checkpoint_meta_key,
+    checkpoint_prefix,
     model_key,
     store_from_settings,
 )
 from service.worker.lifeline import watch_parent
+
+if TYPE_CHECKING:  # TensorFlow loads in the training process only, when it trains
+    from service.ml.data import Split
+    from service.ml.train import Resume, TrainingResult
 
 log = logging.getLogger("service.training")
 
@@ -39,8 +45,9 @@ EXIT_LOST_LEASE = 3
 CANCEL_SIGNAL = signal.SIGUSR1
 
 
-class Attempt:
-    """Implements the trainer's hooks: checkpoint, then record, each epoch; stop on request."""
+class TrainingContext:
+    """One attempt as its training process sees it: the trainer's hooks (checkpoint, then
+    record, each epoch; stop on request), the checkpoint it resumes from, its local files."""
 
     def __init__(
         self,
@@ -104,16 +111,18 @@ class Attempt:
         if epoch > 1:
             self.store.delete_prefix(checkpoint_key(self.experiment_id, epoch - 1))
 
-    def restore(self) -> tuple[Any, list[EpochRecord]] | None:
+    def restore(self) -> Resume | None:
+        """The model and history of the newest checkpoint of any attempt; None before the first."""
         if not self.store.exists(checkpoint_meta_key(self.experiment_id)):
             return None
         import keras
 
+        from service.ml.train import Resume
+
         meta = self.store.read_json(checkpoint_meta_key(self.experiment_id))
         history = [EpochRecord(**record) for record in meta["history"]]
         local = self.store.get_file(meta["model"], self.local_dir / "restored.keras")
-        model = keras.models.load_model(local)
-        return model, history
+        return Resume(model=keras.models.load_model(local), history=history)
 
     def cleanup(self, *, experiment_finished: bool = False) -> None:
         remove_local_files(self.local_dir, experiment_finished=experiment_finished)
@@ -152,99 +161,130 @@ def _configure_tensorflow(settings: Settings) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
 
 
-def run(experiment_id: str, attempt_number: int, settings: Settings) -> int:
+def run(experiment_id: str, attempt: int, settings: Settings) -> int:
     db = Database(settings.database_url)
     store = store_from_settings(settings)
-    attempt = Attempt(
-        settings=settings, db=db, store=store, experiment_id=experiment_id, attempt=attempt_number
+    context = TrainingContext(
+        settings=settings, db=db, store=store, experiment_id=experiment_id, attempt=attempt
     )
-    signal.signal(CANCEL_SIGNAL, lambda *_: attempt.cancel.set())
+    signal.signal(CANCEL_SIGNAL, lambda *_: context.cancel.set())
     code = EXIT_LOST_LEASE
     try:
-        code = _train(attempt, settings)
+        code = _train(context, settings)
     except (ServiceError, TrainingFailed) as error:
         message = getattr(error, "message", str(error))
-        code = _end(attempt, Status.FAILED, message)
+        code = _end(context, Status.FAILED, message)
     except Exception as error:
         log.exception("training %s crashed", experiment_id)
-        code = _end(attempt, Status.FAILED, f"training crashed: {type(error).__name__}: {error}")
+        code = _end(context, Status.FAILED, f"training crashed: {type(error).__name__}: {error}")
     finally:
         # EXIT_OK: this attempt wrote the experiment's outcome.
-        attempt.cleanup(experiment_finished=code == EXIT_OK)
+        context.cleanup(experiment_finished=code == EXIT_OK)
         db.dispose()
     return code
 
 
-def _end(attempt: Attempt, status: Status, error: str | None) -> int:
-    with attempt.db.scope() as session:
-        owned = leases.finish(
-            session,
-            experiment_id=attempt.experiment_id,
-            attempt=attempt.attempt,
-            status=status,
-            error=error,
-        )
-    return EXIT_OK if owned else EXIT_LOST_LEASE
+def _train(context: TrainingContext, settings: Settings) -> int:
+    """Take up where the last attempt stopped, fit with a checkpoint per epoch, then finish."""
+    start = _start_from_checkpoint(context, settings)
+    if start is None:
+        return EXIT_LOST_LEASE
+    result = _fit(context, start)
+    if context.lost:
+        return EXIT_LOST_LEASE
+    return _finish(context, result)
 
 
-def _train(attempt: Attempt, settings: Settings) -> int:
+@dataclass(frozen=True)
+class _Start:
+    """What fitting needs: the spec, the data, and the checkpoint to resume from, if any."""
+
+    spec: ExperimentSpec
+    split: Split
+    resume: Resume | None
+
+
+def _start_from_checkpoint(context: TrainingContext, settings: Settings) -> _Start | None:
+    """Restore the newest checkpoint and make the stored history match it; None if not ours."""
     from service.ml import data as mnist
-    from service.ml.train import Resume, check_finite, train
 
-    with attempt.db.scope() as session:
+    with context.db.scope() as session:
         spec_json = leases.spec_if_owned(
-            session, experiment_id=attempt.experiment_id, attempt=attempt.attempt
+            session, experiment_id=context.experiment_id, attempt=context.attempt
         )
     if spec_json is None:
-        return EXIT_LOST_LEASE
+        return None
     spec = ExperimentSpec.model_validate(spec_json)
+    # Before the data or the checkpoint's model start TensorFlow, which then fixes its threads.
     _configure_tensorflow(settings)
     split = mnist.split(
         mnist.load_mnist(settings.mnist_path),
         validation_size=spec.fit.validation_size,
         train_size=spec.fit.train_size,
     )
-    restored = attempt.restore()
-    resume = Resume(model=restored[0], history=restored[1]) if restored else None
-    with attempt.db.scope() as session:
+    resume = context.restore()
+    with context.db.scope() as session:
         owned = leases.begin_epochs(
             session,
-            experiment_id=attempt.experiment_id,
-            attempt=attempt.attempt,
+            experiment_id=context.experiment_id,
+            attempt=context.attempt,
             start_epoch=resume.start_epoch if resume else 0,
             restored=resume.history if resume else [],
         )
-    if not owned:
-        return EXIT_LOST_LEASE
+    return _Start(spec=spec, split=split, resume=resume) if owned else None
+
+
+def _fit(context: TrainingContext, start: _Start) -> TrainingResult:
+    """Train the remaining epochs; the context checkpoints and records each one as it ends."""
+    from service.ml.train import train
+
     log.info(
         "experiment %s attempt %s starts at epoch %s",
-        attempt.experiment_id,
-        attempt.attempt,
-        resume.start_epoch if resume else 0,
+        context.experiment_id,
+        context.attempt,
+        start.resume.start_epoch if start.resume else 0,
     )
-    result = train(spec, split, hooks=attempt, resume=resume, attempt=attempt.attempt)
-    if attempt.lost:
-        return EXIT_LOST_LEASE
-    if attempt.cancel.is_set():
-        return _end(attempt, Status.CANCELLED, None)
+    return train(
+        start.spec, start.split, hooks=context, resume=start.resume, attempt=context.attempt
+    )
+
+
+def _finish(context: TrainingContext, result: TrainingResult) -> int:
+    """Write the outcome: cancelled, failed (diverged or not evaluated), or succeeded."""
+    from service.ml.train import check_finite
+
+    if context.cancel.is_set():
+        return _end(context, Status.CANCELLED, None)
     diverged = check_finite(result.history)
     if diverged or result.test_accuracy is None or result.test_loss is None:
-        return _end(attempt, Status.FAILED, diverged or "training stopped before evaluation")
-    local_model = attempt.local_dir / "model.keras"
+        return _end(context, Status.FAILED, diverged or "training stopped before evaluation")
+    local_model = context.local_dir / "model.keras"
     result.model.save(local_model)
-    uri = attempt.store.put_file(local_model, model_key(attempt.experiment_id))
-    with attempt.db.scope() as session:
+    uri = context.store.put_file(local_model, model_key(context.experiment_id))
+    with context.db.scope() as session:
         owned = leases.succeed(
             session,
-            experiment_id=attempt.experiment_id,
-            attempt=attempt.attempt,
+            experiment_id=context.experiment_id,
+            attempt=context.attempt,
             test_loss=result.test_loss,
             test_accuracy=result.test_accuracy,
             model_uri=uri,
             versions=result.versions,
         )
     if owned:
-        attempt.store.delete_prefix(f"experiments/{attempt.experiment_id}/checkpoint")
+        context.store.delete_prefix(checkpoint_prefix(context.experiment_id))
+    return EXIT_OK if owned else EXIT_LOST_LEASE
+
+
+def _end(context: TrainingContext, status: Status, error: str | None) -> int:
+    with context.db.scope() as session:
+        owned = leases.finish(
+            session,
+            experiment_id=context.experiment_id,
+            attempt=context.attempt,
+            status=status,
+            error=error,
+        )
     return EXIT_OK if owned else EXIT_LOST_LEASE
 
 

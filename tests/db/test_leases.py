@@ -407,6 +407,27 @@ def test_sweep_cancels_an_expired_lease_with_cancel_requested(db: Database) -> N
     assert stored["finished_at"] is not None
 
 
+# The decision on a lost attempt ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("attempt", "max_attempts", "cancel_requested", "expected"),
+    [
+        (1, 3, False, leases.LossDecision(Status.QUEUED)),
+        (3, 3, False, leases.LossDecision(Status.FAILED, "died; gave up after 3 attempts")),
+        (1, 3, True, leases.LossDecision(Status.CANCELLED)),
+        (3, 3, True, leases.LossDecision(Status.CANCELLED)),
+    ],
+)
+def test_a_lost_attempt_is_cancelled_if_asked_else_requeued_while_attempts_remain(
+    attempt: int, max_attempts: int, cancel_requested: bool, expected: leases.LossDecision
+) -> None:
+    decision = leases.decide_after_loss(
+        attempt=attempt, max_attempts=max_attempts, cancel_requested=cancel_requested, reason="died"
+    )
+    assert decision == expected
+
+
 # Release -----------------------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from service.config import Settings
 from service.db.session import Database
 from service.ml.data import load_mnist
 from service.storage import ModelStore, model_key
-from service.worker.training import Attempt
+from service.worker.training import TrainingContext
 from tests.factories import tiny_spec
 from tests.helpers import (
     MNIST_PATH,
@@ -170,7 +170,7 @@ def test_workers_sharing_a_work_dir_clear_only_their_own_attempt(
     db = Database(settings.database_url)
     store = ModelStore(str(tmp_path / "store"))
     stale, current = (
-        Attempt(settings=settings, db=db, store=store, experiment_id="e1", attempt=number)
+        TrainingContext(settings=settings, db=db, store=store, experiment_id="e1", attempt=number)
         for number in (1, 2)
     )
     (current.local_dir / "checkpoint.keras").write_bytes(b"epoch 3")
