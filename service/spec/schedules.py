@@ -77,7 +77,8 @@ SCHEDULE_TYPES = ("ExponentialDecay", "PiecewiseConstantDecay", "InverseTimeDeca
 
 
 def _rate_or_schedule(value: object) -> str:
-    return "schedule" if isinstance(value, dict) else "rate"
+    # A dict when validating JSON, a schedule model when serialising one.
+    return "schedule" if isinstance(value, dict | SpecModel) else "rate"
 
 
 # A number, or a schedule object: told apart by the JSON's kind, so that a bad schedule is
