@@ -40,6 +40,8 @@ class EpochRecord:
     val_accuracy: float | None
     seconds: float
     attempt: int = 0
+    learning_rate: float | None = None
+    """The optimizer's rate at the epoch's end (None in histories from before it was kept)."""
 
 
 @dataclass(frozen=True)

@@ -83,10 +83,17 @@ def tiny_spec(**fit_overrides: Any) -> Spec:
     return _spec("tiny", [FLATTEN, SOFTMAX_10], {"type": "Adam"}, fit, {"fit": fit_overrides})
 
 
-# Every optimizer with every argument away from its Keras default, in OPTIMIZER_TYPES order.
+# Every optimizer with every argument away from its Keras default, in OPTIMIZER_TYPES order;
+# Keras takes one of the three clipping arguments at a time, so each gives one.
 EVERY_OPTIMIZER_ARGUMENT: list[Spec] = [
-    {"type": "SGD", "learning_rate": 0.05, "momentum": 0.9, "nesterov": True},
-    {"type": "Adagrad", "learning_rate": 0.01, "initial_accumulator_value": 0.2, "epsilon": 1e-6},
+    {"type": "SGD", "learning_rate": 0.05, "momentum": 0.9, "nesterov": True, "clipnorm": 1.0},
+    {
+        "type": "Adagrad",
+        "learning_rate": 0.01,
+        "initial_accumulator_value": 0.2,
+        "epsilon": 1e-6,
+        "clipvalue": 0.5,
+    },
     {
         "type": "RMSprop",
         "learning_rate": 0.002,
@@ -94,6 +101,7 @@ EVERY_OPTIMIZER_ARGUMENT: list[Spec] = [
         "momentum": 0.5,
         "epsilon": 1e-6,
         "centered": True,
+        "global_clipnorm": 5.0,
     },
     {
         "type": "Adam",
@@ -102,6 +110,7 @@ EVERY_OPTIMIZER_ARGUMENT: list[Spec] = [
         "beta_2": 0.99,
         "epsilon": 1e-6,
         "amsgrad": True,
+        "clipnorm": 2.0,
     },
     {"type": "Adamax", "learning_rate": 0.002, "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-6},
     {"type": "Nadam", "learning_rate": 0.002, "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-6},

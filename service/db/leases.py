@@ -190,6 +190,7 @@ def _epoch_row(experiment_id: str, record: EpochRecord) -> EpochRow:
         val_accuracy=record.val_accuracy,
         seconds=record.seconds,
         attempt=record.attempt,
+        learning_rate=record.learning_rate,
         recorded_at=utcnow(),
     )
 

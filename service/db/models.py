@@ -95,6 +95,7 @@ class EpochRow(Base):
     val_accuracy: Mapped[float | None] = mapped_column(Float)
     seconds: Mapped[float] = mapped_column(Float)
     attempt: Mapped[int] = mapped_column(Integer)
+    learning_rate: Mapped[float | None] = mapped_column(Float)  # NULL: recorded before 0003
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

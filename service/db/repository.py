@@ -58,6 +58,7 @@ def to_epoch(row: EpochRow) -> EpochRecord:
         val_accuracy=row.val_accuracy,
         seconds=row.seconds,
         attempt=row.attempt,
+        learning_rate=row.learning_rate,
     )
 
 

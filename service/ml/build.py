@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import keras
 
 from service.mnist import IMAGE_SHAPE
+from service.spec.base import SpecModel
 from service.spec.experiment import ExperimentSpec
 from service.spec.layers import (
+    ELU,
     ActivationLayer,
+    AlphaDropout,
     BatchNormalization,
     Conv2D,
     Dense,
     Dropout,
     Flatten,
+    Input,
     LeakyReLU,
     MaxPooling2D,
+    PReLU,
+    ReLU,
     Reshape,
 )
 from service.spec.layers import Layer as LayerSpec
-from service.spec.training import Optimizer as OptimizerSpec
+from service.spec.optimizers import Optimizer as OptimizerSpec
+from service.spec.schedules import SCHEDULE_TYPES
 
 # Keras's own automatic names, given explicitly so that building a model twice in one process
 # names its layers the same way (no global name counter, no clear_session between builds).
@@ -29,12 +36,21 @@ _KERAS_NAMES = {
     "Dense": "dense",
     "Activation": "activation",
     "LeakyReLU": "leaky_re_lu",
+    "PReLU": "p_re_lu",
+    "ELU": "elu",
+    "ReLU": "re_lu",
+    "AlphaDropout": "alpha_dropout",
     "BatchNormalization": "batch_normalization",
     "Dropout": "dropout",
     "Conv2D": "conv2d",
     "MaxPooling2D": "max_pooling2d",
     "Reshape": "reshape",
 }
+
+
+def _built(layers: list[LayerSpec]) -> list[LayerSpec]:
+    """The layers Keras builds: an Input is not one, the model gets its own."""
+    return [layer for layer in layers if not isinstance(layer, Input)]
 
 
 def _names(layers: list[LayerSpec]) -> list[str]:
@@ -48,6 +64,33 @@ def _names(layers: list[LayerSpec]) -> list[str]:
     return names
 
 
+# The spec names regularizers and constraints as Keras's string identifiers do ("l2",
+# "max_norm"); these are the classes behind those names.
+_KERAS_CLASSES: dict[str, Any] = {
+    "l1": keras.regularizers.L1,
+    "l2": keras.regularizers.L2,
+    "l1_l2": keras.regularizers.L1L2,
+    "max_norm": keras.constraints.MaxNorm,
+    "non_neg": keras.constraints.NonNeg,
+    "unit_norm": keras.constraints.UnitNorm,
+    **{name: getattr(keras.optimizers.schedules, name) for name in SCHEDULE_TYPES},
+}
+
+
+class _Tagged(Protocol):
+    @property
+    def type(self) -> str: ...
+
+    def model_dump(self, *, exclude: set[str]) -> dict[str, Any]: ...
+
+
+def _keras_object(spec: _Tagged | None) -> Any:
+    """A regularizer, constraint or schedule from its spec: its class with the spec's arguments."""
+    if spec is None:
+        return None
+    return _KERAS_CLASSES[spec.type](**spec.model_dump(exclude={"type"}))
+
+
 def _layer(spec: LayerSpec, name: str) -> keras.layers.Layer:
     match spec:
         case Flatten():
@@ -59,17 +102,34 @@ def _layer(spec: LayerSpec, name: str) -> keras.layers.Layer:
                 activation=spec.activation,
                 kernel_initializer=spec.kernel_initializer,
                 use_bias=spec.use_bias,
+                kernel_regularizer=_keras_object(spec.kernel_regularizer),
+                kernel_constraint=_keras_object(spec.kernel_constraint),
             )
         case ActivationLayer():
             return keras.layers.Activation(spec.activation, name=name)
         case LeakyReLU():
             return keras.layers.LeakyReLU(negative_slope=spec.negative_slope, name=name)
+        case PReLU():
+            return keras.layers.PReLU(
+                alpha_initializer=spec.alpha_initializer, shared_axes=spec.shared_axes, name=name
+            )
+        case ELU():
+            return keras.layers.ELU(alpha=spec.alpha, name=name)
+        case ReLU():
+            return keras.layers.ReLU(
+                max_value=spec.max_value,
+                negative_slope=spec.negative_slope,
+                threshold=spec.threshold,
+                name=name,
+            )
         case BatchNormalization():
             return keras.layers.BatchNormalization(
                 momentum=spec.momentum, epsilon=spec.epsilon, name=name
             )
         case Dropout():
             return keras.layers.Dropout(spec.rate, name=name)
+        case AlphaDropout():
+            return keras.layers.AlphaDropout(spec.rate, name=name)
         case Conv2D():
             return keras.layers.Conv2D(
                 spec.filters,
@@ -80,6 +140,8 @@ def _layer(spec: LayerSpec, name: str) -> keras.layers.Layer:
                 activation=spec.activation,
                 kernel_initializer=spec.kernel_initializer,
                 use_bias=spec.use_bias,
+                kernel_regularizer=_keras_object(spec.kernel_regularizer),
+                kernel_constraint=_keras_object(spec.kernel_constraint),
             )
         case MaxPooling2D():
             return keras.layers.MaxPooling2D(
@@ -92,15 +154,16 @@ def _layer(spec: LayerSpec, name: str) -> keras.layers.Layer:
 
 def build_model(spec: ExperimentSpec) -> keras.Sequential:
     """The same Sequential a notebook would write; weights depend on the global Keras seed."""
-    layers = [
-        _layer(layer, name) for layer, name in zip(spec.layers, _names(spec.layers), strict=True)
-    ]
+    built = _built(spec.layers)
+    layers = [_layer(layer, name) for layer, name in zip(built, _names(built), strict=True)]
     return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), *layers], name="sequential")
 
 
 def make_optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:
-    arguments = spec.model_dump(exclude={"type"})
-    return getattr(keras.optimizers, spec.type)(**arguments)
+    arguments = spec.model_dump(exclude={"type", "learning_rate"})
+    rate = spec.learning_rate
+    learning_rate = _keras_object(rate) if isinstance(rate, SpecModel) else rate
+    return getattr(keras.optimizers, spec.type)(learning_rate=learning_rate, **arguments)
 
 
 def compile_model(

@@ -6,13 +6,14 @@ reject its hash); unset, the real `keras.datasets.mnist.load_data()` is used.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from service.errors import DataUnavailable
+from service.spec.training import held_out_by_split
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 EXPECTED = {
@@ -41,6 +42,20 @@ class Split:
     y_valid: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+
+    def holding_out_last(self, validation_split: float) -> Split:
+        """Keras's `fit(validation_split=...)`: the last fraction of the training images
+        validates instead (what `model.fit` would do, done here so that one split is used)."""
+        if len(self.x_valid):
+            raise ValueError("validation_split holds out from training data already split")
+        keep = len(self.x_train) - held_out_by_split(len(self.x_train), validation_split)
+        return replace(
+            self,
+            x_train=self.x_train[:keep],
+            y_train=self.y_train[:keep],
+            x_valid=self.x_train[keep:],
+            y_valid=self.y_train[keep:],
+        )
 
 
 def _check(arrays: dict[str, np.ndarray], source: str) -> Mnist:
@@ -88,8 +103,15 @@ def load_mnist(mnist_path: str | None) -> Mnist:
     return load_npz(mnist_path) if mnist_path else load_keras()
 
 
-def split(data: Mnist, *, validation_size: int, train_size: int | None = None) -> Split:
-    """The notebook's split: the first `validation_size` training images validate."""
+def split(
+    data: Mnist,
+    *,
+    validation_size: int,
+    train_size: int | None = None,
+    validation_split: float | None = None,
+) -> Split:
+    """The notebook's split: the first `validation_size` training images validate; or, with
+    Keras's `validation_split`, the last fraction of the (first `train_size`) training images."""
     # Divide in float64 like the notebook does, then narrow: the same bits Keras would feed.
     x_train_full = (data.x_train / 255.0).astype(np.float32)
     y_train_full = data.y_train.astype(np.int32)
@@ -97,7 +119,7 @@ def split(data: Mnist, *, validation_size: int, train_size: int | None = None) -
     y_valid, y_train = y_train_full[:validation_size], y_train_full[validation_size:]
     if train_size is not None:
         x_train, y_train = x_train[:train_size], y_train[:train_size]
-    return Split(
+    notebook = Split(
         x_train=x_train,
         y_train=y_train,
         x_valid=x_valid,
@@ -105,6 +127,7 @@ def split(data: Mnist, *, validation_size: int, train_size: int | None = None) -
         x_test=(data.x_test / 255.0).astype(np.float32),
         y_test=data.y_test.astype(np.int32),
     )
+    return notebook if validation_split is None else notebook.holding_out_last(validation_split)
 
 
 def probe(mnist_path: str | None) -> str | None:

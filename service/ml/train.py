@@ -75,6 +75,12 @@ def _finite_or_none(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _learning_rate(model: keras.Model) -> float | None:
+    """The rate at the epoch's end, as Keras logs it: a schedule's value after the epoch's
+    steps, and before a ReduceLROnPlateau later in the callback list lowers it."""
+    return _finite_or_none(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
 class _Reporter(keras.callbacks.Callback):
     def __init__(self, hooks: TrainingHooks, history: list[EpochRecord], attempt: int) -> None:
         super().__init__()
@@ -105,6 +111,7 @@ class _Reporter(keras.callbacks.Callback):
             val_accuracy=_finite_or_none(logs.get("val_accuracy")),
             seconds=time.perf_counter() - self._epoch_started,
             attempt=self.attempt,
+            learning_rate=_learning_rate(self.model),
         )
         self.history.append(record)
         if not self.hooks.epoch_finished(self.model, record, list(self.history)):
@@ -112,19 +119,25 @@ class _Reporter(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _early_stopping(spec: ExperimentSpec) -> list[keras.callbacks.Callback]:
-    early = spec.fit.early_stopping
-    if early is None:
-        return []
-    return [
-        keras.callbacks.EarlyStopping(
-            monitor=early.monitor,
-            patience=early.patience,
-            min_delta=early.min_delta,
-            restore_best_weights=early.restore_best_weights,
-            mode="min" if early.monitor.endswith("loss") else "max",
+def _mode(monitor: str) -> str:
+    return "min" if monitor.endswith("loss") else "max"
+
+
+def _callbacks(spec: ExperimentSpec) -> list[keras.callbacks.Callback]:
+    """The spec's Keras callbacks, after the reporter (which reads the epoch's rate first).
+
+    Their specs' fields are the callbacks' own argument names; only `mode` is chosen here.
+    """
+    callbacks: list[keras.callbacks.Callback] = []
+    if (early := spec.fit.early_stopping) is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(**early.model_dump(), mode=_mode(early.monitor))
         )
-    ]
+    if (plateau := spec.fit.reduce_lr_on_plateau) is not None:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(**plateau.model_dump(), mode=_mode(plateau.monitor))
+        )
+    return callbacks
 
 
 def versions() -> dict[str, str]:
@@ -165,6 +178,9 @@ def train(
     if resume is not None:
         # Shuffling differs from an uninterrupted run either way; keep it reproducible per epoch.
         keras.utils.set_random_seed(spec.fit.seed + start_epoch)
+    if spec.fit.validation_split is not None and not len(data.x_valid):
+        # A caller that split the notebook's way (validation_size 0) leaves this to fit, as Keras.
+        data = data.holding_out_last(spec.fit.validation_split)
     reporter = _Reporter(hooks, history, attempt)
     validation = (data.x_valid, data.y_valid) if len(data.x_valid) else None
     if start_epoch < spec.fit.epochs:
@@ -175,7 +191,7 @@ def train(
             epochs=spec.fit.epochs,
             initial_epoch=start_epoch,
             validation_data=validation,
-            callbacks=[reporter, *_early_stopping(spec)],
+            callbacks=[reporter, *_callbacks(spec)],
             verbose=0,
         )
     result = TrainingResult(model=model, history=history, stopped=reporter.stopped)

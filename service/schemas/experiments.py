@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from service.domain import Attempt, EpochRecord, Experiment, Status
 from service.spec.experiment import ExperimentSpec
+from service.spec.suggestions import spec_error
+
+
+def _not_blank(name: str) -> str:
+    if not name.strip():
+        # The type pydantic's pattern gave before; the message is ours, not a regex.
+        raise spec_error("string_pattern_mismatch", "give the experiment a name, not only spaces")
+    return name
 
 
 class ExperimentCreate(ExperimentSpec):
     """POST /experiments: the spec plus what a person calls it."""
 
-    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    name: Annotated[str, AfterValidator(_not_blank)] = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
 
 
@@ -113,6 +121,9 @@ class EpochPublic(BaseModel):
     val_loss: float | None
     val_accuracy: float | None
     seconds: float
+    learning_rate: float | None = Field(
+        default=None, description="the optimizer's learning rate at the end of the epoch"
+    )
 
     @classmethod
     def of(cls, record: EpochRecord) -> EpochPublic:
@@ -124,6 +135,7 @@ class EpochPublic(BaseModel):
             val_loss=record.val_loss,
             val_accuracy=record.val_accuracy,
             seconds=record.seconds,
+            learning_rate=record.learning_rate,
         )
 
 

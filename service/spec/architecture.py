@@ -12,14 +12,19 @@ from dataclasses import dataclass
 
 from service.mnist import CLASSES, IMAGE_SHAPE
 from service.spec.layers import (
+    ELU,
     ActivationLayer,
+    AlphaDropout,
     BatchNormalization,
     Conv2D,
     Dense,
     Dropout,
     Flatten,
+    Input,
     LeakyReLU,
     MaxPooling2D,
+    PReLU,
+    ReLU,
     Reshape,
 )
 from service.spec.layers import Layer as LayerSpec
@@ -58,8 +63,18 @@ def _infer_one(index: int, layer: LayerSpec, shape: tuple[int, ...]) -> Inferred
         case BatchNormalization():
             features = shape[-1]
             return InferredLayer(shape, 4 * features, 2 * features)
-        case ActivationLayer() | LeakyReLU() | Dropout():
+        case ActivationLayer() | LeakyReLU() | ELU() | ReLU() | Dropout() | AlphaDropout():
             return InferredLayer(shape, 0, 0)
+        case PReLU():
+            shared = set(layer.shared_axes or ())
+            if any(axis > len(shape) for axis in shared):
+                raise ArchitectureError(
+                    f"{where}: shared_axes {sorted(shared)} name axes its {len(shape)}-axis "
+                    f"input {shape} does not have; use axes 1 to {len(shape)}"
+                )
+            # One learnt slope per input value, except along the shared axes.
+            slopes = math.prod(1 if axis + 1 in shared else size for axis, size in enumerate(shape))
+            return InferredLayer(shape, slopes, slopes)
         case Reshape():
             target = tuple(layer.target_shape)
             if math.prod(target) != math.prod(shape):
@@ -99,17 +114,36 @@ def _infer_one(index: int, layer: LayerSpec, shape: tuple[int, ...]) -> Inferred
 
 
 def infer_architecture(layers: list[LayerSpec]) -> list[InferredLayer]:
-    """Each layer's output shape and parameter counts; raises ArchitectureError on a bad net."""
+    """Output shape and parameter counts of each layer Keras builds (an Input is not one);
+    raises ArchitectureError on a bad net."""
     if not layers:
         raise ArchitectureError(f"give at least one layer; {LAST_LAYER_HINT}")
+    _check_input_first(layers)
     inferred: list[InferredLayer] = []
     shape: tuple[int, ...] = IMAGE_SHAPE
     for index, layer in enumerate(layers):
+        if isinstance(layer, Input):
+            continue
         result = _infer_one(index, layer, shape)
         inferred.append(result)
         shape = result.output_shape
     _check_probabilities(layers, shape)
     return inferred
+
+
+def _check_input_first(layers: list[LayerSpec]) -> None:
+    """The input shape is said once, first, as Keras reads it; anywhere else it means nothing."""
+    for index, layer in enumerate(layers):
+        if index > 0 and isinstance(layer, Input):
+            raise ArchitectureError(
+                f"layers[{index}] (Input): an Input can only be the first layer"
+            )
+        given = not isinstance(layer, Input) and layer.input_shape is not None
+        if index > 0 and given:
+            raise ArchitectureError(
+                f"layers[{index}] ({layer.type}): input_shape only means something on the "
+                "first layer; remove it here"
+            )
 
 
 def _check_probabilities(layers: list[LayerSpec], shape: tuple[int, ...]) -> None:
@@ -118,9 +152,16 @@ def _check_probabilities(layers: list[LayerSpec], shape: tuple[int, ...]) -> Non
         isinstance(last, ActivationLayer) and last.activation == "softmax"
     )
     if shape != (CLASSES,) or not ends_in_softmax:
+        hint = LAST_LAYER_HINT
+        if len(shape) > 1:
+            # Keras applies a Dense to the last axis only: on the 28x28 image it gives (28, 10).
+            hint = (
+                'add {"type": "Flatten"} before the first Dense: a Dense works on the last axis '
+                "only and keeps the others (on the 28x28 image, one output row per image row)"
+            )
         raise ArchitectureError(
             f"layers[{len(layers) - 1}] ({last.type}): the last layer gives "
             f"{'softmax' if ends_in_softmax else 'non-softmax'} output of "
             f"shape {shape}, but sparse_categorical_crossentropy needs 10 probabilities of "
-            f"shape (10,): {LAST_LAYER_HINT}"
+            f"shape (10,): {hint}"
         )

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BeforeValidator, Field, field_validator
 
-Activation = Literal[
+from service.mnist import IMAGE_SHAPE
+from service.spec.base import Bool, Float, Int, PositiveInt, SpecModel
+from service.spec.regularizers import Constraint, Regularizer
+from service.spec.suggestions import choice, known_type, spec_error
+
+ActivationName = Literal[
     "relu",
     "elu",
     "selu",
@@ -24,7 +29,7 @@ Activation = Literal[
     "exponential",
     "relu6",
 ]
-Initializer = Literal[
+InitializerName = Literal[
     "glorot_uniform",
     "glorot_normal",
     "he_normal",
@@ -38,15 +43,72 @@ Initializer = Literal[
     "zeros",
     "ones",
 ]
-Padding = Literal["valid", "same"]
+ACTIVATIONS: tuple[str, ...] = get_args(ActivationName)
+INITIALIZERS: tuple[str, ...] = get_args(InitializerName)
+Activation = Annotated[ActivationName, choice("activation", ActivationName)]
+Initializer = Annotated[InitializerName, choice("initializer", InitializerName)]
+PaddingName = Literal["valid", "same"]
+Padding = Annotated[PaddingName, choice("padding", PaddingName)]
+Rate = Annotated[Float, Field(ge=0.0, lt=1.0, description="fraction of inputs dropped, in [0, 1)")]
 
 MAX_UNITS = 16_384
 MAX_FILTERS = 2_048
 MAX_KERNEL = 28
 
+# What Keras 1 and 2 called today's arguments; the notebook's readers meet them in old posts.
+KERAS_2_NAMES = {
+    "output_dim": "units",
+    "init": "kernel_initializer",
+    "nb_filter": "filters",
+    "nb_row": "kernel_size",
+    "nb_col": "kernel_size",
+    "border_mode": "padding",
+    "subsample": "strides",
+    "pool_length": "pool_size",
+    "W_regularizer": "kernel_regularizer",
+    "W_constraint": "kernel_constraint",
+    "bias": "use_bias",
+    "p": "rate",
+    "dims": "target_shape",
+}
+FED_SHAPE_HINT = (
+    "the service feeds MNIST's 28x28 images itself, so the input shape can only be [28, 28] "
+    "(or leave it out); reshape inside the net instead, e.g. "
+    '{"type": "Reshape", "target_shape": [28, 28, 1]} before a Conv2D'
+)
 
-class _Layer(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+def _fed_shape(value: list[int] | None) -> list[int] | None:
+    if value is not None and tuple(value) != IMAGE_SHAPE:
+        raise spec_error("input_shape", f"{list(value)}: {FED_SHAPE_HINT}")
+    return value
+
+
+class _Layer(SpecModel):
+    RENAMED: ClassVar[dict[str, str]] = KERAS_2_NAMES
+    REMOVED: ClassVar[dict[str, str]] = {
+        "input_dim": 'the service feeds 28x28 images; start the net with {"type": "Flatten"}'
+    }
+
+    # Keras 2's way to give the first layer its input; dropped when building, as Keras 3 does.
+    input_shape: list[Int] | None = Field(
+        default=None,
+        exclude=True,
+        description="only [28, 28], and only on the first layer (the notebook's Keras 2 style)",
+    )
+
+    _fed = field_validator("input_shape")(_fed_shape)
+
+
+class Input(SpecModel):
+    """`keras.Input(shape=[28, 28])` written first; the model always gets its Input anyway."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"input_shape": "shape", "batch_shape": "shape"}
+
+    type: Literal["Input"]
+    shape: list[Int] = Field(description="[28, 28]: MNIST's images, fed by the service")
+
+    _fed = field_validator("shape")(_fed_shape)
 
 
 class Flatten(_Layer):
@@ -55,10 +117,12 @@ class Flatten(_Layer):
 
 class Dense(_Layer):
     type: Literal["Dense"]
-    units: int = Field(ge=1, le=MAX_UNITS, description="number of neurons")
+    units: Annotated[Int, Field(ge=1, le=MAX_UNITS, description="number of neurons")]
     activation: Activation | None = None
     kernel_initializer: Initializer = "glorot_uniform"
-    use_bias: bool = True
+    use_bias: Bool = True
+    kernel_regularizer: Regularizer | None = None
+    kernel_constraint: Constraint | None = None
 
 
 class ActivationLayer(_Layer):
@@ -68,7 +132,7 @@ class ActivationLayer(_Layer):
 
 class LeakyReLU(_Layer):
     type: Literal["LeakyReLU"]
-    negative_slope: float = Field(
+    negative_slope: Float = Field(
         default=0.3,
         ge=0.0,
         le=1.0,
@@ -77,44 +141,83 @@ class LeakyReLU(_Layer):
     )
 
 
+class PReLU(_Layer):
+    """A LeakyReLU whose slope is learnt: one parameter per input value, less shared axes."""
+
+    type: Literal["PReLU"]
+    alpha_initializer: Initializer = "zeros"
+    shared_axes: list[Annotated[Int, Field(ge=1, le=3)]] | None = Field(
+        default=None, max_length=3, description="axes (1 = first after the batch) sharing a slope"
+    )
+
+
+class ELU(_Layer):
+    type: Literal["ELU"]
+    alpha: Annotated[Float, Field(ge=0.0, le=10.0)] = 1.0
+
+
+class ReLU(_Layer):
+    type: Literal["ReLU"]
+    max_value: Annotated[Float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+    negative_slope: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0
+    threshold: Annotated[Float, Field(allow_inf_nan=False)] = 0.0
+
+
 class BatchNormalization(_Layer):
     type: Literal["BatchNormalization"]
-    momentum: float = Field(default=0.99, ge=0.0, le=1.0)
-    epsilon: float = Field(default=0.001, gt=0.0, le=1.0)
+    momentum: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.99
+    epsilon: Annotated[Float, Field(gt=0.0, le=1.0)] = 0.001
 
 
 class Dropout(_Layer):
     type: Literal["Dropout"]
-    rate: float = Field(ge=0.0, lt=1.0, description="fraction of inputs dropped, in [0, 1)")
+    rate: Rate
+
+
+class AlphaDropout(_Layer):
+    """Dropout that keeps SELU's self-normalisation (mean and variance) intact."""
+
+    type: Literal["AlphaDropout"]
+    rate: Rate
 
 
 def _pair(value: int | list[int]) -> tuple[int, int]:
     if isinstance(value, int):
         return (value, value)
-    if len(value) != 2:
-        raise ValueError("give one integer or a list of two integers [height, width]")
     return (value[0], value[1])
 
 
-IntOrPair = int | Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)]
+def _window(value: int | list[int] | None) -> int | list[int] | None:
+    if value is not None and any(not 1 <= v <= MAX_KERNEL for v in _pair(value)):
+        raise spec_error("value_error", f"must be between 1 and {MAX_KERNEL}")
+    return value
+
+
+def _int_or_list(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | list):
+        raise spec_error("int_type", f"must be an integer or [height, width], not {value!r}")
+    return value
+
+
+IntOrPair = Annotated[
+    Int | Annotated[list[PositiveInt], Field(min_length=2, max_length=2)],
+    BeforeValidator(_int_or_list),
+]
 
 
 class Conv2D(_Layer):
     type: Literal["Conv2D"]
-    filters: int = Field(ge=1, le=MAX_FILTERS)
+    filters: Annotated[Int, Field(ge=1, le=MAX_FILTERS)]
     kernel_size: IntOrPair = Field(description="an integer or [height, width]")
     strides: IntOrPair = 1
     padding: Padding = "valid"
     activation: Activation | None = None
     kernel_initializer: Initializer = "glorot_uniform"
-    use_bias: bool = True
+    use_bias: Bool = True
+    kernel_regularizer: Regularizer | None = None
+    kernel_constraint: Constraint | None = None
 
-    @field_validator("kernel_size", "strides")
-    @classmethod
-    def _positive_and_small(cls, value: int | list[int]) -> int | list[int]:
-        if any(not 1 <= v <= MAX_KERNEL for v in _pair(value)):
-            raise ValueError(f"must be between 1 and {MAX_KERNEL}")
-        return value
+    _positive_and_small = field_validator("kernel_size", "strides")(_window)
 
     @property
     def kernel(self) -> tuple[int, int]:
@@ -131,12 +234,7 @@ class MaxPooling2D(_Layer):
     strides: IntOrPair | None = None
     padding: Padding = "valid"
 
-    @field_validator("pool_size", "strides")
-    @classmethod
-    def _positive_and_small(cls, value: int | list[int] | None) -> int | list[int] | None:
-        if value is not None and any(not 1 <= v <= MAX_KERNEL for v in _pair(value)):
-            raise ValueError(f"must be between 1 and {MAX_KERNEL}")
-        return value
+    _positive_and_small = field_validator("pool_size", "strides")(_window)
 
     @property
     def pool(self) -> tuple[int, int]:
@@ -149,30 +247,44 @@ class MaxPooling2D(_Layer):
 
 class Reshape(_Layer):
     type: Literal["Reshape"]
-    target_shape: list[Annotated[int, Field(ge=1)]] = Field(
+    target_shape: list[PositiveInt] = Field(
         min_length=1, max_length=3, description="output shape without the batch axis"
     )
 
 
-Layer = Annotated[
-    Flatten
+_LayerClasses = (
+    Input
+    | Flatten
     | Dense
     | ActivationLayer
     | LeakyReLU
+    | PReLU
+    | ELU
+    | ReLU
     | BatchNormalization
     | Dropout
+    | AlphaDropout
     | Conv2D
     | MaxPooling2D
-    | Reshape,
+    | Reshape
+)
+Layer = Annotated[
+    _LayerClasses,
     Field(discriminator="type"),
+    known_type(_LayerClasses, what="layer", by_name=False),
 ]
 LAYER_TYPES = (
+    "Input",
     "Flatten",
     "Dense",
     "Activation",
     "LeakyReLU",
+    "PReLU",
+    "ELU",
+    "ReLU",
     "BatchNormalization",
     "Dropout",
+    "AlphaDropout",
     "Conv2D",
     "MaxPooling2D",
     "Reshape",

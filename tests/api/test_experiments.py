@@ -45,6 +45,8 @@ def test_create_experiment_echoes_spec_with_defaults(client: TestClient) -> None
         "activation": None,
         "kernel_initializer": "he_normal",
         "use_bias": True,
+        "kernel_regularizer": None,
+        "kernel_constraint": None,
     }
     assert body["spec"]["layers"][2] == {"type": "LeakyReLU", "negative_slope": 0.2}
     assert body["spec"]["compile"]["optimizer"] == {
@@ -53,14 +55,19 @@ def test_create_experiment_echoes_spec_with_defaults(client: TestClient) -> None
         "beta_1": 0.9,
         "beta_2": 0.999,
         "epsilon": 1e-07,
+        "clipnorm": None,
+        "clipvalue": None,
+        "global_clipnorm": None,
     }
     assert body["spec"]["fit"] == {
         "epochs": 10,
         "batch_size": 32,
         "validation_size": 5000,
+        "validation_split": None,
         "train_size": None,
         "seed": 42,
         "early_stopping": None,
+        "reduce_lr_on_plateau": None,
     }
 
 

@@ -137,6 +137,42 @@ AGREEMENT_NETS = [
         ),
         id="batchnorm-and-dense-before-flatten",
     ),
+    pytest.param(
+        _net(
+            {"type": "Input", "shape": [28, 28]},
+            {"type": "Reshape", "target_shape": [28, 28, 1]},
+            {
+                "type": "Conv2D",
+                "filters": 4,
+                "kernel_size": 3,
+                "kernel_regularizer": {"type": "l2", "l2": 0.001},
+                "kernel_constraint": {"type": "max_norm", "max_value": 2.0, "axis": [0, 1, 2]},
+            },
+            {"type": "PReLU", "shared_axes": [1, 2]},
+            FLATTEN,
+            {"type": "Dense", "units": 32, "kernel_regularizer": "l1"},
+            {"type": "PReLU"},
+            {"type": "ELU", "alpha": 0.5},
+            {"type": "ReLU", "max_value": 6.0},
+            {"type": "AlphaDropout", "rate": 0.1},
+            SOFTMAX_10,
+        ),
+        id="chapter-layers-input-first",
+    ),
+    pytest.param(
+        _net(
+            {"type": "Flatten", "input_shape": [28, 28]},
+            {
+                "type": "Dense",
+                "units": 20,
+                "activation": "selu",
+                "kernel_initializer": "lecun_normal",
+            },
+            {"type": "PReLU", "alpha_initializer": "ones"},
+            SOFTMAX_10,
+        ),
+        id="notebook-input-shape-selu",
+    ),
 ]
 
 
@@ -153,6 +189,57 @@ def test_pure_python_inference_agrees_with_keras(data: Spec) -> None:
     assert [layer["params"] for layer in summary["layers"]] == [layer.params for layer in inferred]
     assert spec.parameter_count == summary["total_params"]
     assert sum(layer.trainable_params for layer in inferred) == summary["trainable_params"]
+
+
+def test_input_layer_and_input_shape_change_no_summary() -> None:
+    plain = dry_run(_spec(_net(FLATTEN, SOFTMAX_10)))
+    with_input = dry_run(_spec(_net({"type": "Input", "shape": [28, 28]}, FLATTEN, SOFTMAX_10)))
+    with_shape = dry_run(_spec(_net({"type": "Flatten", "input_shape": [28, 28]}, SOFTMAX_10)))
+
+    assert plain == with_input == with_shape
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {
+            "type": "ExponentialDecay",
+            "initial_learning_rate": 0.01,
+            "decay_steps": 100,
+            "decay_rate": 0.5,
+            "staircase": True,
+        },
+        {
+            "type": "InverseTimeDecay",
+            "initial_learning_rate": 0.01,
+            "decay_steps": 1,
+            "decay_rate": 1e-4,
+            "staircase": False,
+        },
+        {
+            "type": "CosineDecay",
+            "initial_learning_rate": 0.01,
+            "decay_steps": 1000,
+            "alpha": 0.1,
+            "warmup_target": 0.02,
+            "warmup_steps": 10,
+        },
+        {"type": "PiecewiseConstantDecay", "boundaries": [100, 200], "values": [0.1, 0.01, 0.001]},
+    ],
+    ids=lambda schedule: schedule["type"],
+)
+def test_optimizer_is_built_with_a_schedule(schedule: Spec) -> None:
+    data = tiny_spec()
+    data["compile"]["optimizer"] = {"type": "SGD", "learning_rate": schedule, "clipnorm": 1.0}
+
+    built = make_optimizer(_spec(data).compile.optimizer)
+
+    rate = built.get_config()["learning_rate"]
+    assert rate["class_name"] == schedule["type"]
+    for name, value in schedule.items():
+        if name != "type":
+            assert rate["config"][name] == pytest.approx(value), name
+    assert built.get_config()["clipnorm"] == 1.0
 
 
 @pytest.mark.parametrize("optimizer", EVERY_OPTIMIZER_ARGUMENT, ids=lambda o: o["type"])

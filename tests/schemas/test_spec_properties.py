@@ -20,8 +20,9 @@ from pydantic import ValidationError
 from service.ml.build import dry_run
 from service.schemas.experiments import ExperimentCreate
 from service.spec.architecture import infer_architecture
-from service.spec.layers import Activation, Initializer
-from service.spec.training import OPTIMIZER_TYPES, SGD, Adagrad, Adam, Adamax, Nadam, RMSprop
+from service.spec.layers import ACTIVATIONS as ACTIVATION_NAMES
+from service.spec.layers import INITIALIZERS as INITIALIZER_NAMES
+from service.spec.optimizers import OPTIMIZER_TYPES, SGD, Adagrad, Adam, Adamax, Nadam, RMSprop
 from tests.factories import (
     EVERY_OPTIMIZER_ARGUMENT,
     FLATTEN,
@@ -55,8 +56,8 @@ def _fraction(low: float = 0.0, high: float = 0.99) -> Strategy:
     return _occasionally(st.floats(low, high), -0.1, 1.0, 1.5, *NON_FINITE)
 
 
-ACTIVATIONS = _occasionally(st.sampled_from([*Activation.__args__, None]), "relu7", "Softmax")
-INITIALIZERS = _occasionally(st.sampled_from(Initializer.__args__), "he", "glorot")
+ACTIVATIONS = _occasionally(st.sampled_from([*ACTIVATION_NAMES, None]), "relu7", "Softmax")
+INITIALIZERS = _occasionally(st.sampled_from(INITIALIZER_NAMES), "he", "glorot")
 WINDOWS = _occasionally(
     st.integers(1, 5) | st.lists(st.integers(1, 5), min_size=2, max_size=2),
     0,
@@ -76,8 +77,31 @@ TARGET_SHAPES = _occasionally(
     [-1, 28, 28],
     [1, 28, 28, 1],
 )
+CLIP = _occasionally(st.none() | st.floats(0.01, 10.0), 0.0, -1.0, "1.0", *NON_FINITE)
+SCHEDULES = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(["ExponentialDecay", "InverseTimeDecay", "CosineDecay"]),
+            "initial_learning_rate": _occasionally(st.floats(1e-4, 0.1), 0.0, "0.01"),
+            "decay_steps": _occasionally(st.integers(1, 10_000), 0, 2.5),
+        },
+        optional={"decay_rate": _fraction(0.01, 1.0), "staircase": st.booleans()},
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("PiecewiseConstantDecay"),
+            "boundaries": st.lists(st.integers(0, 5000), min_size=1, max_size=3),
+            "values": st.lists(st.floats(1e-4, 0.1), min_size=1, max_size=4),
+        }
+    ),
+    st.just({"type": "exponentialdecay"}),
+)
 OPTIMIZER_ARGUMENTS: dict[str, Strategy] = {
-    "learning_rate": _occasionally(st.floats(1e-5, 1.0), 0.0, -0.1, 11.0, *NON_FINITE),
+    "learning_rate": _occasionally(st.floats(1e-5, 1.0), 0.0, -0.1, 11.0, "0.01", *NON_FINITE)
+    | SCHEDULES,
+    "clipnorm": CLIP,
+    "clipvalue": CLIP,
+    "global_clipnorm": CLIP,
     "momentum": _fraction(),
     "rho": _fraction(),
     "beta_1": _fraction(),
@@ -105,10 +129,38 @@ def _requests(*, noisy: bool) -> Strategy:
             optional={key: value(v) for key, v in optional.items()},
         )
 
+    regularizer = _occasionally(
+        st.none()
+        | st.sampled_from(["l1", "l2", "L2"])
+        | fields("l1", {}, {"l1": _fraction()})
+        | fields("l2", {}, {"l2": _fraction()})
+        | fields("l1_l2", {}, {"l1": _fraction(), "l2": _fraction()}),
+        "l3",
+        {"type": "L2"},
+        {"type": "l2", "l2": "0.01"},
+    )
+    constraint = _occasionally(
+        st.none()
+        | fields("max_norm", {}, {"max_value": _fraction(0.1, 5.0), "axis": st.integers(-1, 2)}),
+        "maxnorm",
+        {"type": "max_norm", "axis": 7},
+    )
     dense = fields(
         "Dense",
-        {"units": _occasionally(st.integers(1, 300), 0, -1, 16_385, 2.5, "ten")},
-        {"activation": ACTIVATIONS, "kernel_initializer": INITIALIZERS, "use_bias": st.booleans()},
+        {"units": _occasionally(st.integers(1, 300), 0, -1, 16_385, 2.5, "ten", True)},
+        {
+            "activation": ACTIVATIONS,
+            "kernel_initializer": INITIALIZERS,
+            "use_bias": _occasionally(st.booleans(), "true", 1),
+            "kernel_regularizer": regularizer,
+            "kernel_constraint": constraint,
+        },
+    )
+    new_activations = st.one_of(
+        fields("PReLU", {}, {"shared_axes": st.none() | st.just([1]) | st.just([3])}),
+        fields("ELU", {}, {"alpha": _fraction()}),
+        fields("ReLU", {}, {"max_value": st.none() | _fraction(), "negative_slope": _fraction()}),
+        fields("AlphaDropout", {"rate": _fraction()}, {}),
     )
     activation = fields("Activation", {"activation": ACTIVATIONS}, {})
     leaky_relu = _occasionally(
@@ -142,14 +194,26 @@ def _requests(*, noisy: bool) -> Strategy:
         optional={"units": st.integers(-1, 20)},
     )
     any_layer = value(
-        st.one_of(dense, activation, leaky_relu, batchnorm, dropout, conv2d, pooling, reshape)
+        st.one_of(
+            dense,
+            activation,
+            leaky_relu,
+            new_activations,
+            batchnorm,
+            dropout,
+            conv2d,
+            pooling,
+            reshape,
+        )
     )
 
     # Mostly nets shaped like real ones: [image block,] Flatten, dense block, 10-way softmax.
     image_block = st.lists(
         st.one_of(conv2d, pooling, batchnorm, activation, dropout, leaky_relu), max_size=3
     ).map(lambda layers: [IMAGE, *layers, FLATTEN])
-    dense_block = st.lists(st.one_of(dense, dropout, batchnorm, leaky_relu, activation), max_size=4)
+    dense_block = st.lists(
+        st.one_of(dense, dropout, batchnorm, leaky_relu, activation, new_activations), max_size=4
+    )
     tail = _occasionally(
         st.sampled_from(
             [
@@ -163,7 +227,11 @@ def _requests(*, noisy: bool) -> Strategy:
         [SOFTMAX_10, {"type": "Dropout", "rate": 0.1}],
         [{"type": "Conv2D", "filters": 4, "kernel_size": 3}, FLATTEN, SOFTMAX_10],
     )
-    shaped = st.tuples(st.just([FLATTEN]) | image_block, dense_block, tail).map(
+    head = _occasionally(
+        st.just([]) | st.just([{"type": "Input", "shape": [28, 28]}]),
+        [{"type": "Input", "shape": [784]}],
+    )
+    shaped = st.tuples(head, st.just([FLATTEN]) | image_block, dense_block, tail).map(
         lambda parts: [layer for part in parts for layer in part]
     )
     nets = st.one_of(shaped, shaped, shaped, st.lists(any_layer | misnamed, min_size=1, max_size=6))
@@ -199,6 +267,15 @@ def _requests(*, noisy: bool) -> Strategy:
             "restore_best_weights": st.booleans(),
         },
     )
+    reduce_lr = st.fixed_dictionaries(
+        {},
+        optional={
+            "monitor": _occasionally(st.sampled_from(["val_loss", "loss"]), "val_auc"),
+            "factor": _fraction(0.01, 0.99),
+            "patience": value(_occasionally(st.integers(0, 20), -1)),
+            "min_lr": _occasionally(st.floats(0.0, 1e-3), -1.0),
+        },
+    )
     fit = st.fixed_dictionaries(
         {},
         optional={
@@ -209,7 +286,9 @@ def _requests(*, noisy: bool) -> Strategy:
                 _occasionally(st.none() | st.integers(1, 50_000), 0, 59_000, 60_001)
             ),
             "seed": value(_occasionally(st.integers(0, 2**31 - 1), -1, 2**31)),
+            "validation_split": value(_occasionally(st.none() | st.floats(0.01, 0.5), 0.0, 1.0)),
             "early_stopping": value(st.none() | early_stopping),
+            "reduce_lr_on_plateau": value(st.none() | reduce_lr),
         },
     )
     request = st.fixed_dictionaries(
@@ -376,7 +455,7 @@ def test_one_edge_value_anywhere_is_accepted_cleanly_or_rejected(base: str) -> N
 VALID_DENSE = st.fixed_dictionaries(
     {"type": st.just("Dense"), "units": st.integers(1, 64)},
     optional={
-        "activation": st.sampled_from(Activation.__args__),
+        "activation": st.sampled_from(ACTIVATION_NAMES),
         "kernel_initializer": st.sampled_from(["he_normal", "glorot_uniform", "zeros"]),
         "use_bias": st.booleans(),
     },

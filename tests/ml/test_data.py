@@ -1,0 +1,44 @@
+"""The two ways of holding out validation images: the notebook's first N, Keras's last fraction."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.ml.data import Mnist, split
+
+
+def _numbered_mnist() -> Mnist:
+    """Image i is filled with i % 256 and labelled i % 10: a split shows which went where."""
+    index = np.arange(60_000)
+    return Mnist(
+        x_train=np.broadcast_to((index % 256).astype(np.uint8)[:, None, None], (60_000, 28, 28)),
+        y_train=(index % 10).astype(np.uint8),
+        x_test=np.zeros((10_000, 28, 28), np.uint8),
+        y_test=np.zeros(10_000, np.uint8),
+    )
+
+
+def test_validation_size_holds_out_the_first_images() -> None:
+    data = split(_numbered_mnist(), validation_size=5000, train_size=1000)
+
+    assert (len(data.x_valid), len(data.x_train)) == (5000, 1000)
+    assert list(data.y_valid[:3]) == [0, 1, 2]
+    assert list(data.y_train[:3]) == [0, 1, 2]  # image 5000 is labelled 0
+
+
+def test_validation_split_holds_out_the_last_fraction_as_keras_does() -> None:
+    data = split(_numbered_mnist(), validation_size=0, train_size=1000, validation_split=0.1)
+
+    assert (len(data.x_train), len(data.x_valid)) == (900, 100)
+    assert data.x_valid[0, 0, 0] * 255 == 900 % 256  # images 900..999 of the 1,000 given to fit
+    assert data.x_train[-1, 0, 0] * 255 == 899 % 256
+
+
+def test_validation_split_at_fit_time_gives_the_same_split() -> None:
+    notebook_way = split(_numbered_mnist(), validation_size=0, train_size=1000)
+    at_once = split(_numbered_mnist(), validation_size=0, train_size=1000, validation_split=0.25)
+
+    later = notebook_way.holding_out_last(0.25)
+
+    assert np.array_equal(later.y_valid, at_once.y_valid)
+    assert np.array_equal(later.y_train, at_once.y_train)
