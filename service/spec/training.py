@@ -126,6 +126,10 @@ class FitSpec(BaseModel):
     )
     seed: int = Field(default=42, ge=0, le=2**31 - 1, description="same spec + seed = same history")
     early_stopping: EarlyStoppingSpec | None = None
+    layer_health: bool = Field(
+        default=True,
+        description="measure every layer's gradients, weights and activations after each epoch",
+    )
 
     @model_validator(mode="after")
     def _consistent_split(self) -> FitSpec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -13,6 +14,7 @@ from service.db import leases
 from service.db.models import utcnow
 from service.db.session import Database
 from service.jobs.queue import JobQueue
+from service.worker.evaluation import run_evaluation_job
 from service.worker.lifeline import watch_parent
 from service.worker.supervisor import Supervisor
 
@@ -74,6 +76,7 @@ def run_worker(settings: Settings) -> None:
     queue = JobQueue(settings.queue_url)
     supervisor = Supervisor(settings=settings, db=db, worker=label, requeue=queue.enqueue)
     queue.handler = supervisor.run_job
+    queue.evaluation_handler = functools.partial(run_evaluation_job, settings)
     sweeper = Sweeper(db, queue, settings.sweep_seconds)
     sweeper.start()
     log.info("worker %s: %d slot(s) on %s", label, settings.worker_slots, settings.queue_url)

@@ -67,6 +67,7 @@ def test_create_experiment_echoes_spec_with_defaults(client: TestClient) -> None
         "train_size": None,
         "seed": 42,
         "early_stopping": None,
+        "layer_health": True,
     }
 
 

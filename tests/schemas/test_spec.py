@@ -258,6 +258,7 @@ def test_fit_with_every_argument() -> None:
             "min_delta": 0.001,
             "restore_best_weights": True,
         },
+        "layer_health": False,
     }
 
     spec = ExperimentCreate.model_validate(tiny_spec(**fit))

@@ -27,7 +27,9 @@ from service.schemas.experiments import (
     ExperimentsPublic,
     HistoryPublic,
 )
+from service.schemas.insight import FindingPublic
 from service.storage import experiment_prefix
+from service.usecases.insight import diagnostics
 from service.usecases.submission import submit_experiment
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -88,7 +90,9 @@ def list_experiments(
 )
 def read_experiment(experiment_id: ExperimentId, session: SessionDep) -> ExperimentPublic:
     experiment = repository.get_experiment(session, experiment_id)
-    return ExperimentPublic.of(experiment, repository.attempts(session, experiment_id))
+    public = ExperimentPublic.of(experiment, repository.attempts(session, experiment_id))
+    public.diagnostics = [FindingPublic.of(found) for found in diagnostics(session, experiment_id)]
+    return public
 
 
 @router.get(
