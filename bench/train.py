@@ -4,6 +4,7 @@ Runs both on the same spec and seed in one process and prints their figures, the
 whether the two histories match.
 
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --net leaky_relu --epochs 5
+    MNIST_PATH=../shared/data/mnist.npz python bench/train.py --layer-health compare
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 
+from service.ml.build import build_model, compile_model
 from service.ml.data import load_mnist, split
+from service.ml.layer_health import LayerHealth
 from service.ml.train import STEPS_PER_EXECUTION, train
 from service.spec.experiment import ExperimentSpec
 from service.spec.notebook import NETS, notebook_spec
@@ -91,10 +94,11 @@ def notebook(net: str, epochs: int, mnist_path: str | None) -> tuple[list[float]
 
 
 def service(
-    net: str, epochs: int, mnist_path: str | None
+    net: str, epochs: int, mnist_path: str | None, *, layer_health: bool = True
 ) -> tuple[list[float], list[float], float]:
     body = notebook_spec(net)
     body["fit"]["epochs"] = epochs
+    body["fit"]["layer_health"] = layer_health
     spec = ExperimentSpec.model_validate(body)
     data = split(load_mnist(mnist_path), validation_size=spec.fit.validation_size)
     result = train(spec, data)
@@ -111,15 +115,59 @@ def _steady(seconds: list[float]) -> float:
     return float(np.mean(seconds[1:] if len(seconds) > 1 else seconds))
 
 
+def probe_seconds(net: str, mnist_path: str | None, repeats: int = 5) -> float:
+    """Median seconds of one epoch-end measurement (after the first, which traces the graph)."""
+    spec = ExperimentSpec.model_validate(notebook_spec(net))
+    data = split(load_mnist(mnist_path), validation_size=spec.fit.validation_size)
+    model = build_model(spec)
+    compile_model(model, spec)
+    health = LayerHealth(data.x_valid, data.y_valid, lambda epoch, layers: None)
+    health.set_model(model)
+    health.on_train_begin()
+    health.on_epoch_end(0)
+    seconds = []
+    for epoch in range(1, repeats + 1):
+        started = time.perf_counter()
+        health.on_epoch_end(epoch)
+        seconds.append(time.perf_counter() - started)
+    return float(np.median(seconds))
+
+
+def compare_layer_health(net: str, epochs: int, mnist_path: str | None) -> None:
+    """What measuring layer health costs: its epoch-end work timed alone, against an epoch
+    (timing two whole trainings on a shared machine drowns a 1% cost in noise); then the
+    same training with it off and on, whose histories must not differ."""
+    off, off_val, _ = service(net, epochs, mnist_path, layer_health=False)
+    on, on_val, _ = service(net, epochs, mnist_path, layer_health=True)
+    probe = probe_seconds(net, mnist_path)
+    print(f"net={net} epochs={epochs}")
+    print(f"layer health off : {_steady(off):.3f} s/epoch  all={off}")
+    print(f"layer health on  : {_steady(on):.3f} s/epoch  all={on}")
+    print(f"measurement      : {probe * 1000:.1f} ms per epoch")
+    print(f"cost             : {probe / _steady(off):.2%} of an epoch (goal: at most 5%)")
+    print(f"val_loss histories: {'identical' if off_val == on_val else 'DIFFERENT'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--net", choices=sorted(NETS), default="leaky_relu")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--mnist", default=os.environ.get("MNIST_PATH"))
+    parser.add_argument(
+        "--layer-health",
+        choices=("on", "off", "compare"),
+        default="on",
+        help="measure layer health each epoch (the default), not, or train both and compare",
+    )
     args = parser.parse_args()
+    if args.layer_health == "compare":
+        compare_layer_health(args.net, args.epochs, args.mnist)
+        return
 
     base_seconds, base_val = notebook(args.net, args.epochs, args.mnist)
-    ours_seconds, ours_val, test_accuracy = service(args.net, args.epochs, args.mnist)
+    ours_seconds, ours_val, test_accuracy = service(
+        args.net, args.epochs, args.mnist, layer_health=args.layer_health == "on"
+    )
 
     print(f"net={args.net} epochs={args.epochs} steps_per_execution={STEPS_PER_EXECUTION}")
     print(f"notebook model.fit : {_steady(base_seconds):.2f} s/epoch  all={base_seconds}")

@@ -39,6 +39,34 @@ def _label(value: float) -> str:
     return f"{value:.3g}"
 
 
+def svg_header(width: int, height: int, title: str, *, left: int = LEFT) -> list[str]:
+    """The opening of every chart: the canvas, a white background and the bold title."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="24" font-size="15" font-weight="bold">{escape(title)}</text>',
+    ]
+
+
+def polyline(points: Sequence[tuple[float, float]], colour: str, dash: str = "") -> list[str]:
+    """A line through points already in pixels, with a dot on each; nothing for no points."""
+    if not points:
+        return []
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    return [
+        f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>',
+        *(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in points),
+    ]
+
+
+def legend_entry(x: float, y: float, colour: str, label: str, dash: str = "") -> str:
+    return (
+        f'<line x1="{x}" x2="{x + 24}" y1="{y}" y2="{y}" stroke="{colour}" stroke-width="2"{dash}/>'
+        f'<text x="{x + 30}" y="{y + 4}">{escape(label[:22])}</text>'
+    )
+
+
 def render(series: Sequence[Series], *, title: str, y_label: str) -> str:
     """An SVG line chart: epochs on x, the metric on y, one coloured line per series."""
     values = [y for s in series for _, y in s.points if y is not None and math.isfinite(y)]
@@ -54,12 +82,7 @@ def render(series: Sequence[Series], *, title: str, y_label: str) -> str:
     def sy(value: float) -> float:
         return TOP + (1 - (value - y_low) / (y_high - y_low)) * plot_h
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">',
-        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
-        f'<text x="{LEFT}" y="24" font-size="15" font-weight="bold">{escape(title)}</text>',
-    ]
+    parts = svg_header(WIDTH, HEIGHT, title)
     for tick in y_ticks:
         y = sy(tick)
         parts.append(
@@ -85,20 +108,9 @@ def render(series: Sequence[Series], *, title: str, y_label: str) -> str:
         colour = PALETTE[index % len(PALETTE)]
         dash = ' stroke-dasharray="6 4"' if line.dashed else ""
         points = [(x, y) for x, y in line.points if y is not None and math.isfinite(y)]
-        if points:
-            path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
-            parts.append(
-                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>'
-            )
-            parts += [
-                f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>'
-                for x, y in points
-            ]
-        legend_y = TOP + 8 + index * 18
+        parts += polyline([(sx(x), sy(y)) for x, y in points], colour, dash)
         parts.append(
-            f'<line x1="{LEFT + plot_w + 12}" x2="{LEFT + plot_w + 36}" y1="{legend_y}" '
-            f'y2="{legend_y}" stroke="{colour}" stroke-width="2"{dash}/>'
-            f'<text x="{LEFT + plot_w + 42}" y="{legend_y + 4}">{escape(line.label[:22])}</text>'
+            legend_entry(LEFT + plot_w + 12, TOP + 8 + index * 18, colour, line.label, dash)
         )
     if not values:
         parts.append(

@@ -7,7 +7,8 @@ ServiceError (500)
 ├── Conflict (409)
 │   ├── NotCancellable (409)
 │   ├── NotDeletable (409)
-│   └── ModelNotReady (409)
+│   ├── ModelNotReady (409)
+│   └── NoEvaluation (409)
 ├── InvalidInput (422)
 │   ├── SpecRejected (422)
 │   └── BadImage (422)
@@ -85,6 +86,10 @@ class NotDeletable(Conflict, code="not_deletable"):
 
 class ModelNotReady(Conflict, code="model_not_ready"):
     """The experiment has no trained model to serve (yet, or any more)."""
+
+
+class NoEvaluation(Conflict, code="evaluation_unavailable"):
+    """The experiment has no model to evaluate, or its evaluation failed."""
 
 
 class InvalidInput(ServiceError, code="invalid_input", status=422):

@@ -121,3 +121,30 @@ class ModelAliasRow(Base):
         ForeignKey("experiments.id", ondelete="CASCADE"), index=True
     )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EvaluationRow(Base):
+    """An experiment's test-set evaluation: made when its training succeeds, or on request."""
+
+    __tablename__ = "evaluations"
+
+    experiment_id: Mapped[str] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(16))  # pending, ready or failed
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    evaluation: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class LayerStatsRow(Base):
+    """The layer health of one epoch: a list of per-layer figures, first layer first."""
+
+    __tablename__ = "layer_stats"
+
+    experiment_id: Mapped[str] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    layers: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

@@ -1,4 +1,4 @@
-"""One Huey task, `train_experiment`, on SQLite (embedded) or Redis (scaled out).
+"""Two Huey tasks, `train_experiment` and `evaluate_experiment`, on SQLite or Redis.
 
 The same code runs on both; `QUEUE_URL` chooses. A delivery is only a nudge: the worker
 claims the experiment row before doing anything, so a duplicate or stale delivery is harmless,
@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 QUEUE_NAME = "mnist-lab"
 TASK_NAME = "train_experiment"
+EVALUATION_TASK_NAME = "evaluate_experiment"
 
 Handler = Callable[[str], None]
 
@@ -47,9 +48,19 @@ class JobQueue:
         self.huey = make_huey(queue_url)
         self.handler: Handler = _no_handler
         self._task = self.huey.task(name=TASK_NAME)(self._deliver)
+        # Evaluations asked for after the training (experiments trained before they existed).
+        self.evaluation_handler: Handler = _no_handler
+        self._evaluation_task = self.huey.task(name=EVALUATION_TASK_NAME)(self._deliver_evaluation)
 
     def _deliver(self, experiment_id: str) -> None:
         self.handler(experiment_id)
+
+    def _deliver_evaluation(self, experiment_id: str) -> None:
+        self.evaluation_handler(experiment_id)
+
+    def enqueue_evaluation(self, experiment_id: str) -> None:
+        self._evaluation_task(experiment_id)
+        log.info("queued the evaluation of experiment %s", experiment_id)
 
     def enqueue(self, experiment_id: str) -> None:
         self._task(experiment_id)

@@ -15,8 +15,12 @@ import keras
 import numpy as np
 
 from service.domain import EpochRecord
+from service.insight.evaluation import Evaluation
+from service.insight.layers import LayerStats
 from service.ml.build import build_model, compile_model
 from service.ml.data import Split
+from service.ml.evaluation import evaluate_model
+from service.ml.layer_health import LayerHealth
 from service.spec.experiment import ExperimentSpec
 
 STEPS_PER_EXECUTION = 64
@@ -35,6 +39,10 @@ class TrainingHooks(Protocol):
         """Persist one finished epoch; False stops the fit (cancelled, or the lease is lost)."""
         ...
 
+    def layers_measured(self, epoch: int, layers: list[LayerStats]) -> None:
+        """Layer health of an epoch, measured just before `epoch_finished` for that epoch."""
+        ...
+
 
 class NoHooks:
     def stop_requested(self) -> bool:
@@ -44,6 +52,9 @@ class NoHooks:
         self, model: keras.Model, record: EpochRecord, history: list[EpochRecord]
     ) -> bool:
         return True
+
+    def layers_measured(self, epoch: int, layers: list[LayerStats]) -> None:
+        return None
 
 
 @dataclass
@@ -65,6 +76,7 @@ class TrainingResult:
     stopped: bool
     test_loss: float | None = None
     test_accuracy: float | None = None
+    evaluation: Evaluation | None = None
     versions: dict[str, str] = field(default_factory=dict)
 
 
@@ -140,6 +152,15 @@ def _callbacks(spec: ExperimentSpec) -> list[keras.callbacks.Callback]:
     return callbacks
 
 
+def _layer_health(
+    spec: ExperimentSpec, data: Split, hooks: TrainingHooks
+) -> list[keras.callbacks.Callback]:
+    # Measured on validation images, never on test images; no validation set, no measurement.
+    if not spec.fit.layer_health or not len(data.x_valid):
+        return []
+    return [LayerHealth(data.x_valid, data.y_valid, hooks.layers_measured)]
+
+
 def versions() -> dict[str, str]:
     import tensorflow as tf
 
@@ -191,16 +212,15 @@ def train(
             epochs=spec.fit.epochs,
             initial_epoch=start_epoch,
             validation_data=validation,
-            callbacks=[reporter, *_callbacks(spec)],
+            callbacks=[*_layer_health(spec, data, hooks), reporter, *_callbacks(spec)],
             verbose=0,
         )
     result = TrainingResult(model=model, history=history, stopped=reporter.stopped)
     if evaluate and not reporter.stopped:
-        test_loss, test_accuracy = model.evaluate(
-            data.x_test, data.y_test, batch_size=max(spec.fit.batch_size, 256), verbose=0
-        )
-        result.test_loss = float(test_loss)
-        result.test_accuracy = float(test_accuracy)
+        # One forward pass gives the scores and the confusion matrix, so they always agree.
+        result.evaluation = evaluate_model(model, data.x_test, data.y_test)
+        result.test_loss = result.evaluation.test_loss
+        result.test_accuracy = result.evaluation.test_accuracy
     result.versions = versions()
     return result
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, Field
 
 from service.domain import Attempt, EpochRecord, Experiment, Status
+from service.schemas.insight import FindingPublic
 from service.spec.experiment import ExperimentSpec
 from service.spec.suggestions import spec_error
 
@@ -77,6 +78,10 @@ class ExperimentPublic(BaseModel):
     model_available: bool
     aliases: list[str]
     attempts: list[AttemptPublic] | None = None
+    diagnostics: list[FindingPublic] | None = Field(
+        default=None,
+        description="what the history and layer health say went wrong (GET of one experiment)",
+    )
 
     @classmethod
     def of(cls, experiment: Experiment, attempts: list[Attempt] | None = None) -> ExperimentPublic:

@@ -86,6 +86,10 @@ class FitSpec(SpecModel):
     )
     early_stopping: EarlyStoppingSpec | None = None
     reduce_lr_on_plateau: ReduceLROnPlateauSpec | None = None
+    layer_health: bool = Field(
+        default=True,
+        description="measure every layer's gradients, weights and activations after each epoch",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -10,6 +11,7 @@ from service.config import Settings
 from service.db.session import Database
 from service.jobs.queue import JobQueue
 from service.jobs.recovery import Sweeper
+from service.worker.evaluation import run_evaluation_job
 from service.worker.lifeline import watch_parent
 from service.worker.supervisor import Supervisor
 
@@ -28,6 +30,7 @@ def run_worker(settings: Settings) -> None:
     queue = JobQueue(settings.queue_url)
     supervisor = Supervisor(settings=settings, db=db, worker=label, requeue=queue.enqueue)
     queue.handler = supervisor.run_job
+    queue.evaluation_handler = functools.partial(run_evaluation_job, settings)
     sweeper = Sweeper(db, queue, settings.sweep_seconds)
     sweeper.start()
     log.info("worker %s: %d slot(s) on %s", label, settings.worker_slots, settings.queue_url)

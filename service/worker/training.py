@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service.config import Settings
-from service.db import leases
+from service.db import insight, leases
 from service.db.session import Database
 from service.domain import EpochRecord, Status
 from service.errors import ServiceError, TrainingFailed
+from service.insight.layers import LayerStats
 from service.spec.experiment import ExperimentSpec
 from service.storage import (
     ModelStore,
@@ -67,10 +68,14 @@ class TrainingContext:
         self.lost = False
         self.local_dir = attempt_dir(settings.work_dir, experiment_id, attempt)
         self.local_dir.mkdir(parents=True, exist_ok=True)
+        self.layer_stats: dict[int, list[LayerStats]] = {}
 
     # Trainer hooks -------------------------------------------------------------------------
     def stop_requested(self) -> bool:
         return self.cancel.is_set()
+
+    def layers_measured(self, epoch: int, layers: list[LayerStats]) -> None:
+        self.layer_stats[epoch] = layers  # written with the epoch's row, under its fence
 
     def epoch_finished(self, model: Any, record: EpochRecord, history: list[EpochRecord]) -> bool:
         # Checkpoint first: if we die before the row is written, the next attempt restores the
@@ -84,6 +89,15 @@ class TrainingContext:
                 record=record,
                 lease_seconds=self.settings.lease_seconds,
             )
+            layers = self.layer_stats.pop(record.epoch, None)
+            if pulse.alive and layers is not None:
+                insight.record_layer_stats(
+                    session,
+                    experiment_id=self.experiment_id,
+                    attempt=self.attempt,
+                    epoch=record.epoch,
+                    layers=layers,
+                )
         if not pulse.alive:
             self.lost = True
             return False
@@ -271,6 +285,10 @@ def _finish(context: TrainingContext, result: TrainingResult) -> int:
             model_uri=uri,
             versions=result.versions,
         )
+        if owned and result.evaluation is not None:
+            insight.save_evaluation(
+                session, experiment_id=context.experiment_id, evaluation=result.evaluation
+            )
     if owned:
         context.store.delete_prefix(checkpoint_prefix(context.experiment_id))
     return EXIT_OK if owned else EXIT_LOST_LEASE

@@ -68,6 +68,7 @@ def test_create_experiment_echoes_spec_with_defaults(client: TestClient) -> None
         "seed": 42,
         "early_stopping": None,
         "reduce_lr_on_plateau": None,
+        "layer_health": True,
     }
 
 

@@ -289,6 +289,7 @@ def test_fit_with_every_argument() -> None:
             "cooldown": 1,
             "min_lr": 1e-5,
         },
+        "layer_health": False,
     }
 
     spec = ExperimentCreate.model_validate(tiny_spec(**fit))

@@ -27,6 +27,8 @@ from service.schemas.experiments import (
     ExperimentsPublic,
     HistoryPublic,
 )
+from service.schemas.insight import FindingPublic
+from service.usecases.insight import diagnostics
 from service.usecases.removal import remove_experiment
 from service.usecases.submission import submit_experiment
 
@@ -96,7 +98,9 @@ def list_experiments(
 @router.get("/{experiment_id}", response_model=ExperimentPublic, **READ_ONE)
 def read_experiment(experiment_id: ExperimentId, session: SessionDep) -> ExperimentPublic:
     experiment = repository.get_experiment(session, experiment_id)
-    return ExperimentPublic.of(experiment, repository.attempts(session, experiment_id))
+    public = ExperimentPublic.of(experiment, repository.attempts(session, experiment_id))
+    public.diagnostics = [FindingPublic.of(found) for found in diagnostics(session, experiment_id)]
+    return public
 
 
 @router.get("/{experiment_id}/history", response_model=HistoryPublic, **READ_ONE)

@@ -1,0 +1,343 @@
+"""Diagnostics: what a history and its layer health say went wrong, with evidence and a cure.
+
+Pure functions of the recorded epochs and layer statistics, so they are computed on every
+read and follow a running experiment epoch by epoch. Each finding names its kind, says what
+happened in plain words, carries the epochs and numbers that show it, and suggests what the
+notebook's chapter would try next. No evidence, no finding.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from service.domain import EpochRecord
+from service.insight.layers import EpochLayers, LayerStats
+
+OVERFITTING_EPOCHS = 3
+"""The train/validation gap must grow this many epochs in a row: one or two is SGD's noise."""
+OVERFITTING_MIN_LOSS_GAP = 0.02
+"""...and end at least this wide in loss (validation minus training), so that a growing but
+negligible gap (a net still learning both sets) raises nothing."""
+OVERFITTING_MIN_ACCURACY_GAP = 0.01
+"""...or this wide in accuracy (one point: 50 of the 5,000 validation images)."""
+
+STILL_CLIMBING_EPOCHS = 3
+STILL_CLIMBING_PER_EPOCH = 0.003
+"""Validation accuracy gaining a third of a point per epoch over the last 3 epochs: more epochs
+(or a faster optimiser) would still pay; the notebook's SGD at 1e-3 is in this regime."""
+PLATEAU_EPOCHS = 3
+PLATEAU_CHANGE = 0.002
+"""A plateau: validation accuracy moves less than this over the last 3 epochs."""
+REACHABLE_ACCURACY = 0.92
+"""A plain softmax regression (Flatten, Dense 10) reaches about 0.92 on MNIST; a net that levels
+off below it has stopped learning what even the smallest model learns: it underfits."""
+
+DIVERGENCE_FACTOR = 1.5
+"""A training loss 50% above its best so far: SGD noise and Dropout move it by a few percent,
+so a jump this big means the steps are too large (or NaN/infinite, which always diverged)."""
+
+GRADIENT_RATIO = 100.0
+"""Kernel gradient norms of the first and last layers two orders of magnitude apart: the
+chapter's vanishing (first layers barely learn) or exploding gradients. The notebook's
+LeakyReLU + He net stays within a factor of 3; 8 sigmoid layers with random_normal, 1e6."""
+DEAD_FRACTION = 0.5
+"""Half of a ReLU layer's units never positive on the probe batch: they receive no gradient
+and (almost always) never come back, so the layer works at half its width or less."""
+SATURATED_FRACTION = 0.5
+"""Half of a sigmoid/tanh layer's activations within 0.01 of a bound, where the slope (hence
+the gradient passed down) is nearly 0."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    message: str
+    evidence: dict[str, Any]
+    suggestion: str
+
+
+def diagnose(
+    history: Sequence[EpochRecord], layers: Sequence[EpochLayers], *, finished: bool
+) -> list[Finding]:
+    """Every finding the epochs so far support; `finished`: no more epochs will come."""
+    checks = [
+        _divergence(history),
+        _overfitting(history),
+        _underfitting(history, finished=finished),
+        _gradients(layers),
+        _dying_relus(layers),
+        _saturation(layers),
+    ]
+    return [finding for finding in checks if finding is not None]
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.4g}")
+
+
+def _divergence(history: Sequence[EpochRecord]) -> Finding | None:
+    suggestion = (
+        "lower the learning_rate (by 10x), clip gradients (clipnorm=1.0), or add BatchNormalization"
+    )
+    best: EpochRecord | None = None
+    for record in history:
+        if not math.isfinite(record.loss):
+            return Finding(
+                kind="divergence",
+                message=f"the training loss became NaN or infinite at epoch {record.epoch}",
+                evidence={"epochs": [record.epoch], "loss": None},
+                suggestion=suggestion,
+            )
+        if best is not None and record.loss > DIVERGENCE_FACTOR * best.loss:
+            return Finding(
+                kind="divergence",
+                message=(
+                    f"the training loss rose from {best.loss:.3g} (epoch {best.epoch}) to "
+                    f"{record.loss:.3g} (epoch {record.epoch}): the optimiser overshoots"
+                ),
+                evidence={
+                    "epochs": [best.epoch, record.epoch],
+                    "loss": [_round(best.loss), _round(record.loss)],
+                },
+                suggestion=suggestion,
+            )
+        if best is None or record.loss < best.loss:
+            best = record
+    return None
+
+
+def _overfitting(history: Sequence[EpochRecord]) -> Finding | None:
+    window = list(history[-(OVERFITTING_EPOCHS + 1) :])
+    if len(window) < OVERFITTING_EPOCHS + 1:
+        return None
+    for gap_name, gap_of, minimum in (
+        ("loss_gap", _loss_gap, OVERFITTING_MIN_LOSS_GAP),
+        ("accuracy_gap", _accuracy_gap, OVERFITTING_MIN_ACCURACY_GAP),
+    ):
+        gaps = [gap_of(record) for record in window]
+        if any(gap is None for gap in gaps):
+            continue
+        values = [gap for gap in gaps if gap is not None]
+        growing = all(later > earlier for earlier, later in itertools.pairwise(values))
+        falling = all(b.loss < a.loss for a, b in itertools.pairwise(window))
+        if growing and falling and values[-1] >= minimum:
+            first, last = window[0].epoch, window[-1].epoch
+            return Finding(
+                kind="overfitting",
+                message=(
+                    f"from epoch {first} to {last} the training loss kept falling while the "
+                    f"gap to validation grew every epoch, to {values[-1]:.3g} "
+                    f"({gap_name.replace('_', ' ')}): the net memorises the training images"
+                ),
+                evidence={
+                    "epochs": [record.epoch for record in window],
+                    gap_name: [_round(value) for value in values],
+                    "loss": [_round(record.loss) for record in window],
+                    "val_loss": [_round(record.val_loss or 0.0) for record in window],
+                },
+                suggestion=(
+                    "add Dropout (rate 0.2) or an l2 kernel_regularizer, train on more images, "
+                    "or stop earlier (early_stopping on val_loss with restore_best_weights)"
+                ),
+            )
+    return None
+
+
+def _loss_gap(record: EpochRecord) -> float | None:
+    return None if record.val_loss is None else record.val_loss - record.loss
+
+
+def _accuracy_gap(record: EpochRecord) -> float | None:
+    if record.val_accuracy is None or record.accuracy is None:
+        return None
+    return record.accuracy - record.val_accuracy
+
+
+def _underfitting(history: Sequence[EpochRecord], *, finished: bool) -> Finding | None:
+    scores = [
+        (record.epoch, record.val_accuracy if record.val_accuracy is not None else record.accuracy)
+        for record in history
+    ]
+    known = [(epoch, score) for epoch, score in scores if score is not None]
+    metric = "validation" if history and history[-1].val_accuracy is not None else "training"
+    advice = "train more epochs, raise the learning_rate, or use an adaptive optimiser (Adam)"
+    plateau = known[-(PLATEAU_EPOCHS + 1) :]
+    if len(plateau) == PLATEAU_EPOCHS + 1:
+        values = [score for _, score in plateau]
+        if max(values) - min(values) < PLATEAU_CHANGE and values[-1] < REACHABLE_ACCURACY:
+            return Finding(
+                kind="underfitting",
+                message=(
+                    f"{metric} accuracy levelled off at {values[-1]:.3g} from epoch "
+                    f"{plateau[0][0]} to {plateau[-1][0]}, below the {REACHABLE_ACCURACY} a "
+                    "plain softmax regression reaches on MNIST: the net is not learning"
+                ),
+                evidence={
+                    "epochs": [epoch for epoch, _ in plateau],
+                    f"{'val_' if metric == 'validation' else ''}accuracy": [
+                        _round(value) for value in values
+                    ],
+                },
+                suggestion=(
+                    f"{advice}; check for vanishing gradients or saturated units below, "
+                    "and use He initialisation with ReLU-family activations"
+                ),
+            )
+    climb = known[-(STILL_CLIMBING_EPOCHS + 1) :]
+    if finished and len(climb) == STILL_CLIMBING_EPOCHS + 1:
+        gains = [later - earlier for (_, earlier), (_, later) in itertools.pairwise(climb)]
+        if all(gain >= STILL_CLIMBING_PER_EPOCH for gain in gains):
+            per_epoch = sum(gains) / len(gains)
+            return Finding(
+                kind="too_slow",
+                message=(
+                    f"{metric} accuracy was still climbing at the last epoch "
+                    f"(+{per_epoch * 100:.2g} points per epoch over epochs {climb[0][0]} to "
+                    f"{climb[-1][0]}): the training ended before the net finished learning"
+                ),
+                evidence={
+                    "epochs": [epoch for epoch, _ in climb],
+                    f"{'val_' if metric == 'validation' else ''}accuracy": [
+                        _round(score) for _, score in climb
+                    ],
+                },
+                suggestion=advice,
+            )
+    return None
+
+
+def _kernels(epoch: EpochLayers) -> list[LayerStats]:
+    return [layer for layer in epoch.layers if layer.weight == "kernel"]
+
+
+def _gradient_ratio(epoch: EpochLayers) -> float | None:
+    """Last kernel's gradient norm over the first's: > 1 vanishing, < 1 exploding, inf NaN."""
+    kernels = _kernels(epoch)
+    if len(kernels) < 2:
+        return None
+    first, last = kernels[0].gradient_norm, kernels[-1].gradient_norm
+    if first is None or last is None:
+        return 0.0  # a non-finite gradient: treated as exploding
+    if first == 0.0:
+        return math.inf if last > 0 else None
+    return last / first
+
+
+def _gradients(layers: Sequence[EpochLayers]) -> Finding | None:
+    if not layers:
+        return None
+    latest = layers[-1]
+    ratio = _gradient_ratio(latest)
+    if ratio is None or 1 / GRADIENT_RATIO < ratio < GRADIENT_RATIO:
+        return None
+    vanishing = ratio >= GRADIENT_RATIO
+    held = [
+        epoch.epoch
+        for epoch in layers
+        if (r := _gradient_ratio(epoch)) is not None
+        and (r >= GRADIENT_RATIO if vanishing else r <= 1 / GRADIENT_RATIO)
+    ]
+    kernels = _kernels(latest)
+    norms = {layer.name: layer.gradient_norm for layer in kernels}
+    evidence: dict[str, Any] = {
+        "epochs": held,
+        "epoch": latest.epoch,
+        "gradient_norms": {
+            name: None if norm is None else _round(norm) for name, norm in norms.items()
+        },
+    }
+    if vanishing:
+        shown = "more than 1e308" if math.isinf(ratio) else f"{ratio:.2g}"
+        evidence["ratio_last_to_first"] = None if math.isinf(ratio) else _round(ratio)
+        return Finding(
+            kind="vanishing_gradients",
+            message=(
+                f"at epoch {latest.epoch} the gradient reaching the first layer "
+                f"({kernels[0].name}) is {shown} times smaller than at the last "
+                f"({kernels[-1].name}): the lower layers barely learn"
+            ),
+            evidence=evidence,
+            suggestion=(
+                "use He initialisation (kernel_initializer he_normal) with a non-saturating "
+                "activation (LeakyReLU, elu, or selu with lecun_normal), or add "
+                "BatchNormalization"
+            ),
+        )
+    evidence["ratio_first_to_last"] = None if ratio == 0 else _round(1 / ratio)
+    return Finding(
+        kind="exploding_gradients",
+        message=(
+            f"at epoch {latest.epoch} the gradient reaching the first layer ({kernels[0].name}) "
+            f"is {'not a finite number' if ratio == 0 else f'{1 / ratio:.2g} times larger than'}"
+            f"{'' if ratio == 0 else f' at the last ({kernels[-1].name})'}: updates blow up"
+        ),
+        evidence=evidence,
+        suggestion=(
+            "lower the learning_rate, clip gradients (clipnorm=1.0), use He or Glorot "
+            "initialisation, or add BatchNormalization"
+        ),
+    )
+
+
+def _hidden(epoch: EpochLayers) -> list[LayerStats]:
+    """Every measured layer but the output: a softmax near its bounds is a confident answer."""
+    return epoch.layers[:-1]
+
+
+def _layers_over(
+    layers: Sequence[EpochLayers], fraction: str, threshold: float
+) -> tuple[EpochLayers, dict[str, float], str] | None:
+    """The latest epoch, its hidden layers whose `fraction` is at least `threshold`, the worst."""
+    if not layers:
+        return None
+    latest = layers[-1]
+    over = {
+        layer.name: _round(value)
+        for layer in _hidden(latest)
+        if (value := getattr(layer, fraction)) is not None and value >= threshold
+    }
+    if not over:
+        return None
+    return latest, over, max(over, key=lambda name: over[name])
+
+
+def _dying_relus(layers: Sequence[EpochLayers]) -> Finding | None:
+    found = _layers_over(layers, "dead_fraction", DEAD_FRACTION)
+    if found is None:
+        return None
+    latest, dead, worst = found
+    return Finding(
+        kind="dying_relu",
+        message=(
+            f"at epoch {latest.epoch}, {dead[worst]:.0%} of {worst}'s ReLU units never fire on "
+            "the probe images: dead units get no gradient and stop learning"
+        ),
+        evidence={"epochs": [latest.epoch], "dead_fraction": dead},
+        suggestion=(
+            "use LeakyReLU or elu instead of relu, He initialisation, or a lower learning_rate"
+        ),
+    )
+
+
+def _saturation(layers: Sequence[EpochLayers]) -> Finding | None:
+    found = _layers_over(layers, "saturated_fraction", SATURATED_FRACTION)
+    if found is None:
+        return None
+    latest, saturated, worst = found
+    activation = next(layer.activation for layer in latest.layers if layer.name == worst)
+    return Finding(
+        kind="saturation",
+        message=(
+            f"at epoch {latest.epoch}, {saturated[worst]:.0%} of {worst}'s {activation} "
+            "activations sit at their bounds, where the slope and so the gradient are near 0"
+        ),
+        evidence={"epochs": [latest.epoch], "saturated_fraction": saturated},
+        suggestion=(
+            "use a non-saturating activation (LeakyReLU, elu, selu), Glorot or He "
+            "initialisation so activations start in the linear range, or BatchNormalization"
+        ),
+    )

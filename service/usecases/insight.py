@@ -1,0 +1,51 @@
+"""What insight routes ask for: an evaluation (made on request when missing), layer health,
+diagnostics. The API never evaluates a model itself: a worker does, sent through the queue."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from service.db import insight, repository
+from service.db.session import Database
+from service.domain import Status
+from service.errors import NoEvaluation
+from service.insight.diagnostics import Finding, diagnose
+from service.insight.evaluation import Evaluation
+from service.jobs.queue import JobQueue
+
+EVALUATION_RETRY_SECONDS = 300.0
+"""An evaluation asked for this long ago and still pending lost its delivery or its worker
+(one takes seconds): the next request sends another worker."""
+
+
+def evaluation_or_request(
+    *, db: Database, queue: JobQueue, experiment_id: str
+) -> Evaluation | None:
+    """The experiment's evaluation; None when it is being made (asked for now, or earlier)."""
+    with db.scope() as session:
+        experiment = repository.get_experiment(session, experiment_id)
+        if experiment.status is not Status.SUCCEEDED:
+            raise NoEvaluation(
+                f"experiment {experiment_id} is {experiment.status.value}; only a succeeded "
+                "experiment has a trained model to evaluate on the test set"
+            )
+        state = insight.evaluation_state(session, experiment_id)
+        if state is not None and state.evaluation is not None:
+            return state.evaluation
+        if state is not None and state.status is insight.EvaluationStatus.FAILED:
+            raise NoEvaluation(
+                f"the evaluation of experiment {experiment_id} failed: {state.error}"
+            )
+        send = insight.request_evaluation(
+            session, experiment_id=experiment_id, stale_after=EVALUATION_RETRY_SECONDS
+        )
+    if send:
+        queue.enqueue_evaluation(experiment_id)
+    return None
+
+
+def diagnostics(session: Session, experiment_id: str) -> list[Finding]:
+    """Findings from the epochs and layer health recorded so far (a running experiment too)."""
+    status, history = repository.history(session, experiment_id)
+    layers = insight.layer_history(session, experiment_id)
+    return diagnose(history, layers, finished=status.is_finished)
