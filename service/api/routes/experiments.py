@@ -28,6 +28,7 @@ from service.schemas.experiments import (
     HistoryPublic,
 )
 from service.storage import experiment_prefix
+from service.usecases.reproduction import reproduction_of
 from service.usecases.submission import submit_experiment
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -88,7 +89,11 @@ def list_experiments(
 )
 def read_experiment(experiment_id: ExperimentId, session: SessionDep) -> ExperimentPublic:
     experiment = repository.get_experiment(session, experiment_id)
-    return ExperimentPublic.of(experiment, repository.attempts(session, experiment_id))
+    return ExperimentPublic.of(
+        experiment,
+        repository.attempts(session, experiment_id),
+        reproduction_of(session, experiment),
+    )
 
 
 @router.get(
