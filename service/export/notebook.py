@@ -91,6 +91,11 @@ def notebook(experiment: Experiment) -> dict[str, Any]:
     }
 
 
+def notebook_json(experiment: Experiment) -> str:
+    """The notebook as the text of an `.ipynb` file."""
+    return json.dumps(notebook(experiment), indent=1, ensure_ascii=False) + "\n"
+
+
 def _ipynb_cell(kind: str, cell_id: str, text: str) -> dict[str, Any]:
     cell: dict[str, Any] = {
         "cell_type": kind,
@@ -179,7 +184,10 @@ def _split_text(spec: ExperimentSpec) -> str:
 
 def _split_code(spec: ExperimentSpec) -> str:
     fit = spec.fit
-    lines = ["x_train_full, x_test = x_train_full / 255.0, x_test / 255.0"]
+    lines = [
+        "# The service narrows the pixels to float32 here; Keras does the same when it is fed.",
+        "x_train_full, x_test = x_train_full / 255.0, x_test / 255.0",
+    ]
     if fit.validation_size:
         size = fit.validation_size
         lines += [
@@ -241,8 +249,3 @@ def _evaluate_code(spec: ExperimentSpec) -> str:
         f"test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size={batch})\n"
         'print(f"test loss {test_loss:.4f}, test accuracy {test_accuracy:.4f}")'
     )
-
-
-def notebook_json(experiment: Experiment) -> str:
-    """The notebook as the text of an `.ipynb` file."""
-    return json.dumps(notebook(experiment), indent=1, ensure_ascii=False) + "\n"

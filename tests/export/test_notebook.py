@@ -71,6 +71,11 @@ def code_lines(script: str) -> list[str]:
     return [line for line in script.splitlines() if line.strip() and not line.startswith("#")]
 
 
+def code_cells(experiment: Experiment) -> list[Any]:
+    cells = json.loads(notebook.notebook_json(experiment))["cells"]
+    return [cell for cell in cells if cell["cell_type"] == "code"]
+
+
 def spec_types() -> set[str]:
     """Every `type` a spec object can have: layers, optimizers and whatever nests in them."""
     definitions = ExperimentSpec.model_json_schema().get("$defs", {})
@@ -177,11 +182,6 @@ def test_a_name_or_description_never_becomes_code(text: str) -> None:
     assert [alias.name for node in imports for alias in node.names] == ["os", "keras", "numpy"]
     plain = experiment_of(factories.tiny_spec())
     assert code_cells(experiment) == code_cells(plain)
-
-
-def code_cells(experiment: Experiment) -> list[Any]:
-    cells = json.loads(notebook.notebook_json(experiment))["cells"]
-    return [cell for cell in cells if cell["cell_type"] == "code"]
 
 
 def test_html_in_a_name_is_shown_not_rendered_in_the_notebook() -> None:
