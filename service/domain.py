@@ -74,6 +74,9 @@ class Experiment:
     model_uri: str | None
     worker: str | None
     versions: dict[str, str] = field(default_factory=dict)
+    spec_hash: str | None = None
+    seed: int | None = None
+    rerun_of: str | None = None
     epochs_done: int = 0
     aliases: tuple[str, ...] = ()
 
@@ -141,3 +144,26 @@ class Alias:
     alias: str
     experiment_id: str
     updated_at: datetime
+
+
+# Reproduction: how a rerun's history compares with its original's.
+@dataclass(frozen=True)
+class FirstDifference:
+    """The first epoch and metric where two histories part; `metric` is "missing" when the
+    epoch is in one history only."""
+
+    epoch: int
+    metric: str
+    original: float | None
+    rerun: float | None
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """Whether a rerun reproduced its original's history; None while they cannot be compared."""
+
+    reproduced: bool | None
+    explanation: str
+    first_difference: FirstDifference | None = None
+    versions_differ: bool | None = None
+    original_versions: dict[str, str] = field(default_factory=dict)

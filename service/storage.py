@@ -10,7 +10,7 @@ import json
 import re
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,15 @@ class ModelStore:
         local.parent.mkdir(parents=True, exist_ok=True)
         self.fs.get_file(self._path(key), str(local))
         return local
+
+    def size(self, key: str) -> int:
+        return int(self.fs.size(self._path(key)))
+
+    def iter_bytes(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """The file in chunks, for streaming a download without holding it all in memory."""
+        with self.fs.open(self._path(key), "rb") as file:
+            while chunk := file.read(chunk_size):
+                yield chunk
 
     def write_json(self, key: str, value: Any) -> None:
         path = self._path(key)

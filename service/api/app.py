@@ -14,7 +14,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__
-from service.api.routes import charts, experiments, health, insight, models, predict
+from service.api.routes import (
+    charts,
+    experiments,
+    exports,
+    health,
+    insight,
+    models,
+    predict,
+)
 from service.config import Settings, get_settings
 from service.db.migrations import upgrade_to_head
 from service.errors import ServiceError, TooLarge, Unauthorized, error_body
@@ -178,6 +186,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(experiments.router)
+    app.include_router(exports.router)
     app.include_router(charts.router)
     app.include_router(insight.router)
     app.include_router(predict.router)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
-from service.db.models import AttemptRow, EpochRow, ExperimentRow, utcnow
+from service.db.models import VERSION_COLUMNS, AttemptRow, EpochRow, ExperimentRow, utcnow
 from service.domain import Claim, EpochRecord, Status
 
 
@@ -234,8 +234,7 @@ def succeed(
         test_loss=test_loss,
         test_accuracy=test_accuracy,
         model_uri=model_uri,
-        tf_version=versions.get("tensorflow"),
-        keras_version=versions.get("keras"),
+        **{column: versions.get(name) for name, column in VERSION_COLUMNS.items()},
         error=None,
     )
 

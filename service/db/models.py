@@ -48,6 +48,15 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, datetime: UTCDateTime}
 
 
+# The software a training ran with (`service.ml.train.versions()`), each in its own column.
+VERSION_COLUMNS = {
+    "python": "python_version",
+    "tensorflow": "tf_version",
+    "keras": "keras_version",
+    "numpy": "numpy_version",
+}
+
+
 class ExperimentRow(Base):
     __tablename__ = "experiments"
 
@@ -73,6 +82,12 @@ class ExperimentRow(Base):
     model_uri: Mapped[str | None] = mapped_column(String(1000))
     tf_version: Mapped[str | None] = mapped_column(String(40))
     keras_version: Mapped[str | None] = mapped_column(String(40))
+    python_version: Mapped[str | None] = mapped_column(String(40))
+    numpy_version: Mapped[str | None] = mapped_column(String(40))
+    # Reproduction: the normalised spec's sha256 and the seed at submission; what a rerun repeats.
+    spec_hash: Mapped[str | None] = mapped_column(String(64))
+    seed: Mapped[int | None] = mapped_column(Integer)
+    rerun_of: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         Index("ix_experiments_status_created", "status", "created_at"),

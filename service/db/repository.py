@@ -10,7 +10,14 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from service.db.models import AttemptRow, EpochRow, ExperimentRow, ModelAliasRow, utcnow
+from service.db.models import (
+    VERSION_COLUMNS,
+    AttemptRow,
+    EpochRow,
+    ExperimentRow,
+    ModelAliasRow,
+    utcnow,
+)
 from service.domain import FINISHED, Attempt, EpochRecord, Experiment, Status
 from service.errors import ExperimentNotFound, NotCancellable, NotDeletable
 
@@ -21,9 +28,9 @@ def to_experiment(
     row: ExperimentRow, *, epochs_done: int = 0, aliases: Sequence[str] = ()
 ) -> Experiment:
     versions = {
-        name: value
-        for name, value in (("tensorflow", row.tf_version), ("keras", row.keras_version))
-        if value
+        name: getattr(row, column)
+        for name, column in VERSION_COLUMNS.items()
+        if getattr(row, column)
     }
     return Experiment(
         id=row.id,
@@ -44,6 +51,9 @@ def to_experiment(
         model_uri=row.model_uri,
         worker=row.lease_owner,
         versions=versions,
+        spec_hash=row.spec_hash,
+        seed=row.seed,
+        rerun_of=row.rerun_of,
         epochs_done=epochs_done,
         aliases=tuple(sorted(aliases)),
     )
@@ -71,6 +81,9 @@ def create_experiment(
     summary: dict[str, Any],
     client_id: str,
     max_attempts: int,
+    spec_hash: str | None = None,
+    seed: int | None = None,
+    rerun_of: str | None = None,
 ) -> Experiment:
     row = ExperimentRow(
         id=uuid.uuid4().hex,
@@ -84,6 +97,9 @@ def create_experiment(
         attempt=0,
         max_attempts=max_attempts,
         cancel_requested=False,
+        spec_hash=spec_hash,
+        seed=seed,
+        rerun_of=rerun_of,
     )
     session.add(row)
     session.flush()

@@ -7,6 +7,7 @@ Python between steps); results are the notebook's, batch for batch.
 from __future__ import annotations
 
 import math
+import platform
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -162,9 +163,15 @@ def _layer_health(
 
 
 def versions() -> dict[str, str]:
+    """The software whose arithmetic a history depends on: a rerun compares these."""
     import tensorflow as tf
 
-    return {"tensorflow": tf.__version__, "keras": keras.__version__}
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def prepare_model(

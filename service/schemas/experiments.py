@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from service.domain import Attempt, EpochRecord, Experiment, Status
+from service.domain import Attempt, EpochRecord, Experiment, Reproduction, Status
 from service.schemas.insight import FindingPublic
+from service.schemas.reproduction import ReproductionPublic
 from service.spec.experiment import ExperimentSpec
 from service.spec.suggestions import spec_error
 
@@ -74,7 +75,14 @@ class ExperimentPublic(BaseModel):
     max_attempts: int
     cancel_requested: bool
     worker: str | None
-    versions: dict[str, str] = Field(description="software that trained it (tensorflow, keras)")
+    versions: dict[str, str] = Field(
+        description="software that trained it (python, tensorflow, keras, numpy)"
+    )
+    spec_hash: str | None = Field(
+        description="sha256 of the normalised spec at submission: equal hashes, same training"
+    )
+    seed: int | None
+    rerun_of: str | None = Field(description="the experiment this one repeats")
     model_available: bool
     aliases: list[str]
     attempts: list[AttemptPublic] | None = None
@@ -82,9 +90,18 @@ class ExperimentPublic(BaseModel):
         default=None,
         description="what the history and layer health say went wrong (GET of one experiment)",
     )
+    reproduction: ReproductionPublic | None = Field(
+        default=None, description="a rerun's comparison with its original (GET by id only)"
+    )
 
     @classmethod
-    def of(cls, experiment: Experiment, attempts: list[Attempt] | None = None) -> ExperimentPublic:
+    def of(
+        cls,
+        experiment: Experiment,
+        attempts: list[Attempt] | None = None,
+        reproduction: Reproduction | None = None,
+        diagnostics: list[FindingPublic] | None = None,
+    ) -> ExperimentPublic:
         return cls(
             id=experiment.id,
             name=experiment.name,
@@ -106,9 +123,14 @@ class ExperimentPublic(BaseModel):
             cancel_requested=experiment.cancel_requested,
             worker=experiment.worker,
             versions=experiment.versions,
+            spec_hash=experiment.spec_hash,
+            seed=experiment.seed,
+            rerun_of=experiment.rerun_of,
             model_available=experiment.status is Status.SUCCEEDED and bool(experiment.model_uri),
             aliases=list(experiment.aliases),
             attempts=[AttemptPublic.of(a) for a in attempts] if attempts is not None else None,
+            reproduction=ReproductionPublic.of(reproduction) if reproduction else None,
+            diagnostics=diagnostics,
         )
 
 

@@ -11,6 +11,7 @@ from service.domain import Experiment
 from service.errors import QueueFull, SpecRejected
 from service.jobs.queue import JobQueue
 from service.schemas.experiments import ExperimentCreate
+from service.spec.fingerprint import normalised_spec, spec_hash
 
 
 def check_limits(spec: ExperimentCreate, settings: Settings) -> None:
@@ -55,12 +56,13 @@ def submit_experiment(
     db: Database,
     queue: JobQueue,
     client_id: str,
+    rerun_of: str | None = None,
 ) -> Experiment:
+    """Check, dry-run, record and queue one experiment; `rerun_of` names the one it repeats."""
     check_limits(spec_in, settings)
     from service.ml.build import dry_run  # TensorFlow loads on first use, not at import
 
     summary = dry_run(spec_in)
-    spec = spec_in.model_dump(mode="json", exclude={"name", "description"})
     with db.scope() as session:
         queued = repository.count_queued(session, client_id=client_id)
         if queued >= settings.max_queued_per_client:
@@ -73,10 +75,13 @@ def submit_experiment(
             session,
             name=spec_in.name,
             description=spec_in.description,
-            spec=spec,
+            spec=normalised_spec(spec_in),
             summary=summary,
             client_id=client_id,
             max_attempts=settings.max_attempts,
+            spec_hash=spec_hash(spec_in),
+            seed=spec_in.fit.seed,
+            rerun_of=rerun_of,
         )
     # After the commit: a worker must find the row it is told about. If this process dies
     # right here, the sweep re-delivers the orphaned row.

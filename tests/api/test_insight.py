@@ -20,8 +20,8 @@ from service.db.models import EvaluationRow
 from service.db.session import Database
 from service.jobs.queue import JobQueue
 from service.storage import model_key, store_from_settings
-from tests.conftest import MNIST_PATH, ServiceProcess, wait_finished, wait_for
 from tests.factories import tiny_spec
+from tests.helpers import MNIST_PATH, ServiceProcess, wait_finished, wait_for
 
 TEST_IMAGES = 10_000
 INSIGHT_PATHS = ["evaluation", "confusion.svg", "mistakes.png", "layers", "layers.svg"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import ServiceProcess, wait_finished
 from tests.factories import leaky_relu_spec
+from tests.helpers import ServiceProcess, wait_finished
 
 pytestmark = pytest.mark.slow
 

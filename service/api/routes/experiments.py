@@ -30,6 +30,7 @@ from service.schemas.experiments import (
 from service.schemas.insight import FindingPublic
 from service.usecases.insight import diagnostics
 from service.usecases.removal import remove_experiment
+from service.usecases.reproduction import reproduction_of
 from service.usecases.submission import submit_experiment
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -98,9 +99,12 @@ def list_experiments(
 @router.get("/{experiment_id}", response_model=ExperimentPublic, **READ_ONE)
 def read_experiment(experiment_id: ExperimentId, session: SessionDep) -> ExperimentPublic:
     experiment = repository.get_experiment(session, experiment_id)
-    public = ExperimentPublic.of(experiment, repository.attempts(session, experiment_id))
-    public.diagnostics = [FindingPublic.of(found) for found in diagnostics(session, experiment_id)]
-    return public
+    return ExperimentPublic.of(
+        experiment,
+        repository.attempts(session, experiment_id),
+        reproduction_of(session, experiment),
+        [FindingPublic.of(found) for found in diagnostics(session, experiment_id)],
+    )
 
 
 @router.get("/{experiment_id}/history", response_model=HistoryPublic, **READ_ONE)
