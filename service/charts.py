@@ -15,6 +15,8 @@ METRICS: tuple[Metric, ...] = ("loss", "accuracy", "val_loss", "val_accuracy")
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 WIDTH, HEIGHT = 720, 420
 LEFT, RIGHT, TOP, BOTTOM = 64, 180, 40, 48
+LEGEND_CHARS = 22  # what fits in RIGHT
+LEGEND_CHAR_WIDTH = 7
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,14 @@ def _label(value: float) -> str:
     return f"{value:.3g}"
 
 
-def render(series: Sequence[Series], *, title: str, y_label: str) -> str:
-    """An SVG line chart: epochs on x, the metric on y, one coloured line per series."""
+def render(
+    series: Sequence[Series], *, title: str, y_label: str, legend_chars: int = LEGEND_CHARS
+) -> str:
+    """An SVG line chart: epochs on x, the metric on y, one coloured line per series.
+
+    Legend labels keep their first `legend_chars` characters; the chart widens to fit them.
+    """
+    width = WIDTH + max(0, legend_chars - LEGEND_CHARS) * LEGEND_CHAR_WIDTH
     values = [y for s in series for _, y in s.points if y is not None and math.isfinite(y)]
     epochs = [x for s in series for x, _ in s.points]
     max_epoch = max(epochs, default=1)
@@ -55,9 +63,9 @@ def render(series: Sequence[Series], *, title: str, y_label: str) -> str:
         return TOP + (1 - (value - y_low) / (y_high - y_low)) * plot_h
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">',
-        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" '
+        f'viewBox="0 0 {width} {HEIGHT}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{HEIGHT}" fill="white"/>',
         f'<text x="{LEFT}" y="24" font-size="15" font-weight="bold">{escape(title)}</text>',
     ]
     for tick in y_ticks:
@@ -98,7 +106,8 @@ def render(series: Sequence[Series], *, title: str, y_label: str) -> str:
         parts.append(
             f'<line x1="{LEFT + plot_w + 12}" x2="{LEFT + plot_w + 36}" y1="{legend_y}" '
             f'y2="{legend_y}" stroke="{colour}" stroke-width="2"{dash}/>'
-            f'<text x="{LEFT + plot_w + 42}" y="{legend_y + 4}">{escape(line.label[:22])}</text>'
+            f'<text x="{LEFT + plot_w + 42}" y="{legend_y + 4}">'
+            f"{escape(line.label[:legend_chars])}</text>"
         )
     if not values:
         parts.append(

@@ -1,7 +1,7 @@
 """The one exception root of the service, and the HTTP status each error maps to.
 
 ServiceError
-├── NotFound (404)            ExperimentNotFound, ModelNotFound
+├── NotFound (404)            ExperimentNotFound, ModelNotFound, StudyNotFound
 ├── Conflict (409)            NotCancellable, NotDeletable, ModelNotReady
 ├── InvalidInput (422)        SpecRejected, BadImage
 ├── TooLarge (413)            BodyTooLarge
@@ -44,6 +44,10 @@ class ExperimentNotFound(NotFound):
 
 class ModelNotFound(NotFound):
     code = "model_not_found"
+
+
+class StudyNotFound(NotFound):
+    code = "study_not_found"
 
 
 class Conflict(ServiceError):

@@ -14,7 +14,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__
-from service.api.routes import charts, experiments, health, models, predict
+from service.api.routes import (
+    charts,
+    comparisons,
+    experiments,
+    health,
+    models,
+    predict,
+    studies,
+)
 from service.config import Settings, get_settings
 from service.db.migrations import upgrade_to_head
 from service.errors import ServiceError, TooLarge, Unauthorized
@@ -184,6 +192,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(charts.router)
     app.include_router(predict.router)
     app.include_router(models.router)
+    app.include_router(studies.router)
+    app.include_router(comparisons.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

@@ -46,6 +46,8 @@ def to_experiment(
         versions=versions,
         epochs_done=epochs_done,
         aliases=tuple(sorted(aliases)),
+        study_id=row.study_id,
+        trial_params=row.trial_params,
     )
 
 

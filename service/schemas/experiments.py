@@ -69,6 +69,10 @@ class ExperimentPublic(BaseModel):
     model_available: bool
     aliases: list[str]
     attempts: list[AttemptPublic] | None = None
+    study_id: str | None = Field(default=None, description="the study this is a trial of")
+    trial_params: dict[str, Any] | None = Field(
+        default=None, description="what the study varied for this trial, by path in the spec"
+    )
 
     @classmethod
     def of(cls, experiment: Experiment, attempts: list[Attempt] | None = None) -> ExperimentPublic:
@@ -96,6 +100,8 @@ class ExperimentPublic(BaseModel):
             model_available=experiment.status is Status.SUCCEEDED and bool(experiment.model_uri),
             aliases=list(experiment.aliases),
             attempts=[AttemptPublic.of(a) for a in attempts] if attempts is not None else None,
+            study_id=experiment.study_id,
+            trial_params=experiment.trial_params,
         )
 
 

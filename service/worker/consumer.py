@@ -7,12 +7,14 @@ import os
 import socket
 import threading
 from datetime import timedelta
+from functools import partial
 
 from service.config import Settings
 from service.db import leases
 from service.db.models import utcnow
 from service.db.session import Database
 from service.jobs.queue import JobQueue
+from service.usecases.studies import advance_after_trial, advance_studies
 from service.worker.lifeline import watch_parent
 from service.worker.supervisor import Supervisor
 
@@ -46,6 +48,7 @@ def sweep_once(db: Database, queue: JobQueue) -> leases.SweepResult:
         for experiment_id in orphans:
             log.warning("re-delivering queued experiment %s", experiment_id)
             queue.enqueue(experiment_id)
+    advance_studies(db, queue)
     return result
 
 
@@ -72,7 +75,13 @@ def run_worker(settings: Settings) -> None:
     db = Database(settings.database_url)
     label = worker_label(settings)
     queue = JobQueue(settings.queue_url)
-    supervisor = Supervisor(settings=settings, db=db, worker=label, requeue=queue.enqueue)
+    supervisor = Supervisor(
+        settings=settings,
+        db=db,
+        worker=label,
+        requeue=queue.enqueue,
+        after_job=partial(advance_after_trial, db, queue),
+    )
     queue.handler = supervisor.run_job
     sweeper = Sweeper(db, queue, settings.sweep_seconds)
     sweeper.start()

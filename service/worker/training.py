@@ -30,6 +30,7 @@ from service.storage import (
     model_key,
     store_from_settings,
 )
+from service.usecases.pruning import prune_reason
 from service.worker.lifeline import watch_parent
 
 log = logging.getLogger("service.training")
@@ -58,6 +59,7 @@ class Attempt:
         self.attempt = attempt
         self.cancel = threading.Event()
         self.lost = False
+        self.pruned: str | None = None
         self.local_dir = attempt_dir(settings.work_dir, experiment_id, attempt)
         self.local_dir.mkdir(parents=True, exist_ok=True)
 
@@ -83,7 +85,8 @@ class Attempt:
         if pulse.cancel_requested:
             self.cancel.set()
             return False
-        return True
+        self.pruned = prune_reason(self.db, self.experiment_id, history)
+        return self.pruned is None
 
     # Checkpoints ---------------------------------------------------------------------------
     def _checkpoint(self, model: Any, history: list[EpochRecord]) -> None:
@@ -227,6 +230,8 @@ def _train(attempt: Attempt, settings: Settings) -> int:
         return EXIT_LOST_LEASE
     if attempt.cancel.is_set():
         return _end(attempt, Status.CANCELLED, None)
+    if attempt.pruned:
+        return _end(attempt, Status.PRUNED, attempt.pruned)
     diverged = check_finite(result.history)
     if diverged or result.test_accuracy is None or result.test_loss is None:
         return _end(attempt, Status.FAILED, diverged or "training stopped before evaluation")

@@ -27,7 +27,7 @@ from service.schemas.experiments import (
     ExperimentsPublic,
     HistoryPublic,
 )
-from service.storage import experiment_prefix
+from service.usecases.deletion import delete_experiments
 from service.usecases.submission import submit_experiment
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -126,8 +126,5 @@ def cancel_experiment(experiment_id: ExperimentId, session: SessionDep) -> Exper
 )
 def delete_experiment(experiment_id: ExperimentId, runtime: RuntimeDep) -> Response:
     """Remove a finished or cancelled experiment, its history and its model files."""
-    with runtime.db.scope() as session:
-        repository.delete_experiment(session, experiment_id)
-    runtime.predictions.forget(experiment_id)
-    runtime.store.delete_prefix(experiment_prefix(experiment_id))
+    delete_experiments(runtime, [experiment_id])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
