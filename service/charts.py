@@ -15,6 +15,8 @@ METRICS: tuple[Metric, ...] = ("loss", "accuracy", "val_loss", "val_accuracy")
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 WIDTH, HEIGHT = 720, 420
 LEFT, RIGHT, TOP, BOTTOM = 64, 180, 40, 48
+LEGEND_CHARS = 22  # what fits in RIGHT
+LEGEND_CHAR_WIDTH = 7
 
 
 @dataclass(frozen=True)
@@ -60,15 +62,24 @@ def polyline(points: Sequence[tuple[float, float]], colour: str, dash: str = "")
     ]
 
 
-def legend_entry(x: float, y: float, colour: str, label: str, dash: str = "") -> str:
+def legend_entry(
+    x: float, y: float, colour: str, label: str, dash: str = "", *, chars: int = LEGEND_CHARS
+) -> str:
+    """A legend line: a stroke of the series' colour and dash, then its label's first `chars`."""
     return (
         f'<line x1="{x}" x2="{x + 24}" y1="{y}" y2="{y}" stroke="{colour}" stroke-width="2"{dash}/>'
-        f'<text x="{x + 30}" y="{y + 4}">{escape(label[:22])}</text>'
+        f'<text x="{x + 30}" y="{y + 4}">{escape(label[:chars])}</text>'
     )
 
 
-def render(series: Sequence[Series], *, title: str, y_label: str) -> str:
-    """An SVG line chart: epochs on x, the metric on y, one coloured line per series."""
+def render(
+    series: Sequence[Series], *, title: str, y_label: str, legend_chars: int = LEGEND_CHARS
+) -> str:
+    """An SVG line chart: epochs on x, the metric on y, one coloured line per series.
+
+    Legend labels keep their first `legend_chars` characters; the chart widens to fit them.
+    """
+    width = WIDTH + max(0, legend_chars - LEGEND_CHARS) * LEGEND_CHAR_WIDTH
     values = [y for s in series for _, y in s.points if y is not None and math.isfinite(y)]
     epochs = [x for s in series for x, _ in s.points]
     max_epoch = max(epochs, default=1)
@@ -82,7 +93,7 @@ def render(series: Sequence[Series], *, title: str, y_label: str) -> str:
     def sy(value: float) -> float:
         return TOP + (1 - (value - y_low) / (y_high - y_low)) * plot_h
 
-    parts = svg_header(WIDTH, HEIGHT, title)
+    parts = svg_header(width, HEIGHT, title)
     for tick in y_ticks:
         y = sy(tick)
         parts.append(
@@ -110,7 +121,14 @@ def render(series: Sequence[Series], *, title: str, y_label: str) -> str:
         points = [(x, y) for x, y in line.points if y is not None and math.isfinite(y)]
         parts += polyline([(sx(x), sy(y)) for x, y in points], colour, dash)
         parts.append(
-            legend_entry(LEFT + plot_w + 12, TOP + 8 + index * 18, colour, line.label, dash)
+            legend_entry(
+                LEFT + plot_w + 12,
+                TOP + 8 + index * 18,
+                colour,
+                line.label,
+                dash,
+                chars=legend_chars,
+            )
         )
     if not values:
         parts.append(

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=25_000_000, ge=784)
     max_queued_per_client: int = Field(default=50, ge=1)
     max_train_seconds: float = Field(default=3600.0, gt=0)
+    max_study_trials: int = Field(default=100, ge=1, description="trials one study may run")
 
     # Serving models.
     model_cache_size: int = Field(default=8, ge=1)

@@ -22,13 +22,15 @@ class Status(enum.StrEnum):
     """Stopped for good; `error` says why and what to change."""
     CANCELLED = "cancelled"
     """Stopped on a user's request; finished epochs are kept."""
+    PRUNED = "pruned"
+    """A study's trial stopped early by its pruner; `error` says why and at which epoch."""
 
     @property
     def is_finished(self) -> bool:
         return self in FINISHED
 
 
-FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.PRUNED})
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,9 @@ class Experiment:
     rerun_of: str | None = None
     epochs_done: int = 0
     aliases: tuple[str, ...] = ()
+    study_id: str | None = None
+    trial_params: dict[str, Any] | None = None
+    """For a study's trial: what was varied, by path in the spec."""
 
 
 @dataclass(frozen=True)
@@ -167,3 +172,29 @@ class Reproduction:
     first_difference: FirstDifference | None = None
     versions_differ: bool | None = None
     original_versions: dict[str, str] = field(default_factory=dict)
+
+
+class StudyStatus(enum.StrEnum):
+    """Where a study is in its life; its trials carry their own Status."""
+
+    RUNNING = "running"
+    """Creating trials as earlier ones finish, up to its max_parallel at a time."""
+    FINISHED = "finished"
+    """Every trial it will ever have has ended."""
+    CANCELLED = "cancelled"
+    """Stopped on a user's request: no new trials; its queued and running ones were cancelled."""
+
+
+@dataclass(frozen=True)
+class Study:
+    """A sweep over a base spec; `definition` is the validated request, `plan` its trials when
+    they were all drawn up front (grid, random, presets)."""
+
+    id: str
+    name: str
+    client_id: str
+    definition: dict[str, Any]
+    plan: list[dict[str, Any]] | None
+    status: StudyStatus
+    created_at: datetime
+    finished_at: datetime | None

@@ -3,7 +3,8 @@
 ServiceError (500)
 ├── NotFound (404)
 │   ├── ExperimentNotFound (404)
-│   └── ModelNotFound (404)
+│   ├── ModelNotFound (404)
+│   └── StudyNotFound (404)
 ├── Conflict (409)
 │   ├── NotCancellable (409)
 │   ├── NotDeletable (409)
@@ -70,6 +71,10 @@ class ExperimentNotFound(NotFound, code="experiment_not_found"):
 
 class ModelNotFound(NotFound, code="model_not_found"):
     """No model has this alias."""
+
+
+class StudyNotFound(NotFound, code="study_not_found"):
+    """No study has that id."""
 
 
 class Conflict(ServiceError, code="conflict", status=409):

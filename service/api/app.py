@@ -16,12 +16,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service import __version__
 from service.api.routes import (
     charts,
+    comparisons,
     experiments,
     exports,
     health,
     insight,
     models,
     predict,
+    studies,
 )
 from service.config import Settings, get_settings
 from service.db.migrations import upgrade_to_head
@@ -191,6 +193,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(insight.router)
     app.include_router(predict.router)
     app.include_router(models.router)
+    app.include_router(studies.router)
+    app.include_router(comparisons.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

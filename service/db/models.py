@@ -88,13 +88,37 @@ class ExperimentRow(Base):
     spec_hash: Mapped[str | None] = mapped_column(String(64))
     seed: Mapped[int | None] = mapped_column(Integer)
     rerun_of: Mapped[str | None] = mapped_column(String(32))
+    # A study's trial: its study, its number in the study, and what was varied.
+    study_id: Mapped[str | None] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    trial_number: Mapped[int | None] = mapped_column(Integer)
+    trial_params: Mapped[dict[str, Any] | None]
 
     __table_args__ = (
         Index("ix_experiments_status_created", "status", "created_at"),
         Index("ix_experiments_created", "created_at"),
         Index("ix_experiments_test_accuracy", "test_accuracy"),
         Index("ix_experiments_client_status", "client_id", "status"),
+        # Two workers advancing one study can never both create its trial N.
+        Index("ix_experiments_study_trial", "study_id", "trial_number", unique=True),
     )
+
+
+class StudyRow(Base):
+    """A sweep: its definition (base spec, search space, sampler, pruner) and where it stands."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    client_id: Mapped[str] = mapped_column(String(200), default="anonymous")
+    definition: Mapped[dict[str, Any]]
+    # Grid and random studies draw every trial up front: [{"params", "label", "summary"}, ...].
+    plan: Mapped[dict[str, Any] | None]
+    status: Mapped[str] = mapped_column(String(16))
+    # Bumped by every advance: the conditional update that takes the study's row lock.
+    advances: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
 
 
 class EpochRow(Base):

@@ -56,6 +56,8 @@ def to_experiment(
         rerun_of=row.rerun_of,
         epochs_done=epochs_done,
         aliases=tuple(sorted(aliases)),
+        study_id=row.study_id,
+        trial_params=row.trial_params,
     )
 
 

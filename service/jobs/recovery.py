@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 from service.db import leases
@@ -45,19 +46,30 @@ def sweep_once(db: Database, queue: JobQueue) -> leases.SweepResult:
 
 
 class Sweeper(threading.Thread):
-    """Runs `sweep_once` every `interval` seconds until `stopped` is set (a worker's thread)."""
+    """Runs `sweep_once`, then `after_sweep`, every `interval` seconds until `stopped` is set
+    (a worker's thread)."""
 
-    def __init__(self, db: Database, queue: JobQueue, interval: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        queue: JobQueue,
+        interval: float,
+        *,
+        after_sweep: Callable[[Database, JobQueue], None] | None = None,
+    ) -> None:
         super().__init__(name="sweeper", daemon=True)
         self.db = db
         self.queue = queue
         self.interval = interval
+        self.after_sweep = after_sweep
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.is_set():
             try:
                 sweep_once(self.db, self.queue)
+                if self.after_sweep is not None:
+                    self.after_sweep(self.db, self.queue)
             except Exception:  # a database blip must not end the sweeping
                 log.exception("sweep failed; retrying in %.0f s", self.interval)
             self.stopped.wait(self.interval)

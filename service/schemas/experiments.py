@@ -93,6 +93,10 @@ class ExperimentPublic(BaseModel):
     reproduction: ReproductionPublic | None = Field(
         default=None, description="a rerun's comparison with its original (GET by id only)"
     )
+    study_id: str | None = Field(default=None, description="the study this is a trial of")
+    trial_params: dict[str, Any] | None = Field(
+        default=None, description="what the study varied for this trial, by path in the spec"
+    )
 
     @classmethod
     def of(
@@ -131,6 +135,8 @@ class ExperimentPublic(BaseModel):
             attempts=[AttemptPublic.of(a) for a in attempts] if attempts is not None else None,
             reproduction=ReproductionPublic.of(reproduction) if reproduction else None,
             diagnostics=diagnostics,
+            study_id=experiment.study_id,
+            trial_params=experiment.trial_params,
         )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from service.config import Settings
 from service.db import repository
 from service.db.session import Database
@@ -49,6 +51,19 @@ def check_limits(spec: ExperimentCreate, settings: Settings) -> None:
         raise SpecRejected("; ".join(problem["msg"] for problem in problems), details=problems)
 
 
+def check_queue_room(
+    session: Session, settings: Settings, *, client_id: str, adding: int = 1
+) -> None:
+    """Refuse (429) what would put the client over MAX_QUEUED_PER_CLIENT queued experiments."""
+    queued = repository.count_queued(session, client_id=client_id)
+    if queued + adding > settings.max_queued_per_client:
+        raise QueueFull(
+            f"you already have {queued} experiments queued, the limit "
+            f"(MAX_QUEUED_PER_CLIENT) is {settings.max_queued_per_client}; wait for some "
+            "to start or cancel them"
+        )
+
+
 def submit_experiment(
     *,
     spec_in: ExperimentCreate,
@@ -64,13 +79,7 @@ def submit_experiment(
 
     summary = dry_run(spec_in)
     with db.scope() as session:
-        queued = repository.count_queued(session, client_id=client_id)
-        if queued >= settings.max_queued_per_client:
-            raise QueueFull(
-                f"you already have {queued} experiments queued, the limit "
-                f"(MAX_QUEUED_PER_CLIENT) is {settings.max_queued_per_client}; wait for some "
-                "to start or cancel them"
-            )
+        check_queue_room(session, settings, client_id=client_id)
         experiment = repository.create_experiment(
             session,
             name=spec_in.name,

@@ -11,6 +11,7 @@ from service.config import Settings
 from service.db.session import Database
 from service.jobs.queue import JobQueue
 from service.jobs.recovery import Sweeper
+from service.usecases.studies import advance_after_trial, advance_studies
 from service.worker.evaluation import run_evaluation_job
 from service.worker.lifeline import watch_parent
 from service.worker.supervisor import Supervisor
@@ -28,10 +29,17 @@ def run_worker(settings: Settings) -> None:
     db = Database(settings.database_url)
     label = worker_label(settings)
     queue = JobQueue(settings.queue_url)
-    supervisor = Supervisor(settings=settings, db=db, worker=label, requeue=queue.enqueue)
+    supervisor = Supervisor(
+        settings=settings,
+        db=db,
+        worker=label,
+        requeue=queue.enqueue,
+        after_job=functools.partial(advance_after_trial, db, queue),
+    )
     queue.handler = supervisor.run_job
     queue.evaluation_handler = functools.partial(run_evaluation_job, settings)
-    sweeper = Sweeper(db, queue, settings.sweep_seconds)
+    # Each sweep also lets studies start trials that a lost worker never started.
+    sweeper = Sweeper(db, queue, settings.sweep_seconds, after_sweep=advance_studies)
     sweeper.start()
     log.info("worker %s: %d slot(s) on %s", label, settings.worker_slots, settings.queue_url)
     consumer = queue.huey.create_consumer(

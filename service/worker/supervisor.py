@@ -45,11 +45,13 @@ class Supervisor:
         db: Database,
         worker: str,
         requeue: Callable[[str], None],
+        after_job: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.worker = worker
         self.requeue = requeue
+        self.after_job = after_job
 
     def run_job(self, experiment_id: str) -> None:
         with self.db.scope() as session:
@@ -73,6 +75,8 @@ class Supervisor:
         self._settle(claim, process.returncode, watch)
         # A training that was killed (by us, the wall-time limit, or anyone) left its files.
         remove_local_files(attempt_dir(self.settings.work_dir, experiment_id, claim.attempt))
+        if self.after_job is not None:
+            self.after_job(experiment_id)  # e.g. a study starts its next trials
 
     def _supervise(self, claim: Claim, process: subprocess.Popen[bytes]) -> _Watch:
         settings = self.settings

@@ -33,6 +33,7 @@ from service.storage import (
     model_key,
     store_from_settings,
 )
+from service.usecases.pruning import prune_reason
 from service.worker.lifeline import watch_parent
 
 if TYPE_CHECKING:  # TensorFlow loads in the training process only, when it trains
@@ -66,6 +67,7 @@ class TrainingContext:
         self.attempt = attempt
         self.cancel = threading.Event()
         self.lost = False
+        self.pruned: str | None = None
         self.local_dir = attempt_dir(settings.work_dir, experiment_id, attempt)
         self.local_dir.mkdir(parents=True, exist_ok=True)
         self.layer_stats: dict[int, list[LayerStats]] = {}
@@ -104,7 +106,8 @@ class TrainingContext:
         if pulse.cancel_requested:
             self.cancel.set()
             return False
-        return True
+        self.pruned = prune_reason(self.db, self.experiment_id, history)
+        return self.pruned is None
 
     # Checkpoints ---------------------------------------------------------------------------
     def _checkpoint(self, model: Any, history: list[EpochRecord]) -> None:
@@ -269,6 +272,8 @@ def _finish(context: TrainingContext, result: TrainingResult) -> int:
 
     if context.cancel.is_set():
         return _end(context, Status.CANCELLED, None)
+    if context.pruned:
+        return _end(context, Status.PRUNED, context.pruned)
     diverged = check_finite(result.history)
     if diverged or result.test_accuracy is None or result.test_loss is None:
         return _end(context, Status.FAILED, diverged or "training stopped before evaluation")

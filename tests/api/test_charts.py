@@ -72,8 +72,9 @@ def test_compare_chart_draws_one_line_per_experiment(
     response = client.get("/compare.svg", params={"ids": [fast, slow], "metric": "val_loss"})
     assert response.status_code == 200
     assert [len(line) for line in _polylines(response.text)] == [3, 5]
-    assert ">adam<" in response.text
-    assert ">sgd<" in response.text
+    # The legend names each run and says what sets it apart.
+    assert ">adam: epochs=3<" in response.text
+    assert ">sgd: epochs=5<" in response.text
 
 
 def test_chart_without_epochs_says_so(client: TestClient) -> None:

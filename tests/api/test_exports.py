@@ -21,28 +21,16 @@ from service.api.app import create_app
 from service.config import Settings
 from service.db import leases
 from service.domain import EpochRecord
-from service.runtime import Runtime
 from service.spec.experiment import ExperimentSpec
 from service.spec.fingerprint import spec_hash
 from service.storage import model_key
 from tests.factories import tiny_spec
+from tests.helpers import runtime_of, submit
 
 UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
 VERSIONS = {"python": "3.12.3", "tensorflow": "2.21.0", "keras": "3.15.1", "numpy": "2.4.6"}
 HISTORY = [(0.9, 0.7, 0.5, 0.85), (0.4, 0.88, 0.35, 0.9)]
 Epochs = list[tuple[float, float, float, float]]
-
-
-def runtime_of(client: TestClient) -> Runtime:
-    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    return runtime
-
-
-def submit(client: TestClient, spec: dict[str, Any] | None = None) -> dict[str, Any]:
-    response = client.post("/experiments", json=spec or tiny_spec())
-    assert response.status_code == 202, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def rerun(client: TestClient, experiment_id: str) -> dict[str, Any]:

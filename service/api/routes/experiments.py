@@ -29,7 +29,7 @@ from service.schemas.experiments import (
 )
 from service.schemas.insight import FindingPublic
 from service.usecases.insight import diagnostics
-from service.usecases.removal import remove_experiment
+from service.usecases.removal import remove_experiments
 from service.usecases.reproduction import reproduction_of
 from service.usecases.submission import submit_experiment
 
@@ -131,8 +131,8 @@ def cancel_experiment(experiment_id: ExperimentId, session: SessionDep) -> Exper
 @router.delete("/{experiment_id}", status_code=status.HTTP_204_NO_CONTENT, **CHANGE_ONE)
 def delete_experiment(experiment_id: ExperimentId, runtime: RuntimeDep) -> Response:
     """Remove a finished or cancelled experiment, its history and its model files."""
-    remove_experiment(
-        experiment_id=experiment_id,
+    remove_experiments(
+        experiment_ids=[experiment_id],
         db=runtime.db,
         predictions=runtime.predictions,
         store=runtime.store,

@@ -1,0 +1,1 @@
+"""Studies: search spaces over a spec, the samplers that draw trials, pruning, presets."""

@@ -1,0 +1,191 @@
+"""Studies and comparisons over HTTP without a worker: creation, validation, cancel, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from service.api.app import create_app
+from service.config import Settings
+from service.db import leases
+from service.db.session import Database
+from service.domain import EpochRecord
+from tests.factories import tiny_spec
+
+
+def base() -> dict[str, Any]:
+    spec = tiny_spec()
+    del spec["name"]
+    return spec
+
+
+def test_optimizers_preset_queues_max_parallel_trials_of_eight(client: TestClient) -> None:
+    created = client.post(
+        "/studies",
+        json={"preset": "optimizers", "epochs": 3, "train_size": 10000, "max_parallel": 2},
+    )
+    assert created.status_code == 202, created.text
+    study = created.json()
+    assert study["n_trials"] == 8
+    assert study["status"] == "running"
+    assert study["progress"]["queued"] == 2
+    labels = [row["label"] for row in study["leaderboard"]]
+    assert labels == ["SGD", "SGD momentum 0.9"]
+    nesterov = study["definition"]["space"]["compile.optimizer"][2]
+    assert nesterov == {"type": "SGD", "learning_rate": 0.001, "momentum": 0.9, "nesterov": True}
+    trial = client.get(f"/experiments/{study['leaderboard'][1]['experiment_id']}").json()
+    assert trial["study_id"] == study["id"]
+    assert trial["spec"]["fit"]["epochs"] == 3
+    assert trial["spec"]["fit"]["train_size"] == 10000
+    assert trial["spec"]["compile"]["optimizer"]["momentum"] == 0.9
+    assert trial["summary"]["total_params"] == 266_610
+    listed = client.get("/studies").json()
+    assert listed["count"] == 1
+    assert listed["data"][0]["progress"]["queued"] == 2
+
+
+def test_every_trial_is_validated_before_any_is_queued(client: TestClient) -> None:
+    too_big = client.post(
+        "/studies",
+        json={"base": base(), "space": {"layers[1].units": [10, 20]}, "sampler": "grid"},
+    )
+    # layers[1] of the tiny net is its softmax: 20 units is not 10 probabilities.
+    assert too_big.status_code == 422
+    body = too_big.json()
+    assert body["detail"].startswith("trial 1 (units=20): layers: ")
+    assert body["details"][0]["loc"][:3] == ["body", "trials", 1]
+
+    over_limit = client.post(
+        "/studies",
+        json={"base": base(), "space": {"fit.epochs": [1, 1000]}},
+    )
+    assert over_limit.status_code == 422
+    assert "trial 1 (epochs=1000)" in over_limit.json()["detail"]
+    assert "(MAX_EPOCHS)" in over_limit.json()["detail"]
+
+    nowhere = client.post("/studies", json={"base": base(), "space": {"layers[7].units": [1]}})
+    assert nowhere.status_code == 422
+    assert "the spec has no layers[7]" in nowhere.json()["detail"]
+
+    tpe = client.post(
+        "/studies",
+        json={
+            "base": base(),
+            "sampler": "tpe",
+            "n_trials": 3,
+            "space": {
+                "compile.optimizer.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 50}
+            },
+        },
+    )
+    assert tpe.status_code == 422  # its top corner is over the optimizer's learning-rate bound
+    assert "learning_rate" in tpe.json()["detail"]
+
+    assert client.get("/studies").json()["count"] == 0
+    assert client.get("/experiments").json()["count"] == 0
+
+
+def test_a_study_over_the_trial_cap_is_refused(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with TestClient(create_app(make_settings(max_study_trials=3))) as client:
+        grid = client.post("/studies", json={"base": base(), "space": {"fit.seed": [1, 2, 3, 4]}})
+        assert grid.status_code == 422
+        assert "4 trials" in grid.json()["detail"]
+        assert "(MAX_STUDY_TRIALS)" in grid.json()["detail"]
+        drawn = client.post(
+            "/studies",
+            json={
+                "base": base(),
+                "sampler": "random",
+                "n_trials": 5,
+                "space": {"fit.seed": [1, 2]},
+            },
+        )
+        assert drawn.status_code == 422
+        assert "(MAX_STUDY_TRIALS)" in drawn.json()["detail"]
+        assert client.post("/studies", json={"preset": "optimizers"}).status_code == 422
+
+
+def test_bad_bodies_say_what_to_change(client: TestClient) -> None:
+    both = client.post("/studies", json={"preset": "dropout", "base": base()})
+    assert both.status_code == 422
+    assert "either" in both.json()["detail"]
+    no_trials = client.post(
+        "/studies", json={"base": base(), "sampler": "random", "space": {"fit.seed": [1]}}
+    )
+    assert "n_trials" in no_trials.json()["detail"]
+    bad_path = client.post("/studies", json={"base": base(), "space": {"fit..seed": [1]}})
+    assert bad_path.status_code == 422
+    assert client.get("/studies/nope").status_code == 404
+    assert client.get("/studies/nope").json()["error"] == "study_not_found"
+
+
+def test_cancel_then_delete_a_study_removes_its_trials(client: TestClient) -> None:
+    study = client.post(
+        "/studies", json={"preset": "batchnorm", "epochs": 1, "train_size": 500, "max_parallel": 2}
+    ).json()
+    assert [row["label"] for row in study["leaderboard"]] == ["plain", "BatchNormalization"]
+    assert client.delete(f"/studies/{study['id']}").status_code == 409
+    cancelled = client.post(f"/studies/{study['id']}/cancel")
+    assert cancelled.status_code == 202
+    assert cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["progress"]["cancelled"] == 2
+    assert client.post(f"/studies/{study['id']}/cancel").status_code == 409
+    trial_ids = [row["experiment_id"] for row in study["leaderboard"]]
+    assert client.delete(f"/studies/{study['id']}").status_code == 204
+    assert client.get(f"/studies/{study['id']}").status_code == 404
+    for trial_id in trial_ids:
+        assert client.get(f"/experiments/{trial_id}").status_code == 404
+
+
+def _with_epochs(
+    client: TestClient, settings: Settings, spec: dict[str, Any], accuracies: list[float]
+) -> str:
+    """An experiment with these validation accuracies recorded, as a worker would have."""
+    experiment_id: str = client.post("/experiments", json=spec).json()["id"]
+    db = Database(settings.database_url)
+    with db.scope() as session:
+        assert leases.claim(session, experiment_id=experiment_id, worker="t", lease_seconds=60)
+    for epoch, accuracy in enumerate(accuracies, start=1):
+        record = EpochRecord(epoch, 1 - accuracy, accuracy + 0.02, 1 - accuracy, accuracy, 2.0, 1)
+        with db.scope() as session:
+            leases.record_epoch(
+                session, experiment_id=experiment_id, attempt=1, record=record, lease_seconds=60
+            )
+    db.dispose()
+    return experiment_id
+
+
+def test_compare_shows_only_what_differs_and_aligns_histories(
+    client: TestClient, settings: Settings
+) -> None:
+    sgd = tiny_spec(epochs=3)
+    sgd["compile"]["optimizer"] = {"type": "SGD", "learning_rate": 0.001}
+    adam = tiny_spec(epochs=2)
+    first = _with_epochs(client, settings, sgd, [0.5, 0.8, 0.91])
+    second = _with_epochs(client, settings, adam, [0.92, 0.95])
+    compared = client.get("/compare", params={"ids": f"{first},{second}"})
+    assert compared.status_code == 200, compared.text
+    body = compared.json()
+    assert body["differences"]["compile.optimizer.type"] == ["SGD", "Adam"]
+    assert body["differences"]["fit.epochs"] == [3, 2]
+    assert "fit.batch_size" not in body["differences"]
+    assert "layers[1].units" not in body["differences"]
+    first_run, second_run = body["runs"]
+    assert first_run["epochs_to_threshold"] == 3
+    assert second_run["epochs_to_threshold"] == 1
+    assert first_run["best_val_accuracy"] == 0.91
+    assert first_run["best_epoch"] == 3
+    assert first_run["seconds_per_epoch"] == 2.0
+    assert abs(first_run["final_gap"] - 0.02) < 1e-9
+    assert body["epochs"] == [1, 2, 3]
+    assert body["histories"][1]["val_accuracy"] == [0.92, 0.95, None]
+    repeated = client.get("/compare", params={"ids": [first, second], "threshold": 0.95}).json()
+    assert [run["epochs_to_threshold"] for run in repeated["runs"]] == [None, 2]
+    assert client.get("/compare", params={"ids": first}).status_code == 422
+    assert client.get("/compare", params={"ids": f"{first},nope"}).status_code == 404
+    chart = client.get("/compare.svg", params={"ids": [first, second]})
+    assert "learning_rate=0.001" in chart.text or "type=SGD" in chart.text
