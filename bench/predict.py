@@ -151,14 +151,17 @@ def wrk(
         "wrk",
         "-t1",
         f"-c{connections}",
-        f"-d{seconds}s",
+        f"-d{seconds:g}s",
         "--timeout",
         "5s",
         "-s",
         str(script),
         url,
     ]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)}: {done.stderr or done.stdout}")
+    output = done.stdout
     report = json.loads(output.rsplit("REPORT ", 1)[1])
     return Run(
         label=label,

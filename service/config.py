@@ -64,8 +64,9 @@ class Settings(BaseSettings):
 
     # Serving models.
     model_cache_size: int = Field(default=8, ge=1)
+    # Off by default: on our 2-core machine it did not win at 1-64 connections (README).
     predict_batching: bool = Field(
-        default=True,
+        default=False,
         description="answer single images for one model that arrive together in one forward pass",
     )
 
