@@ -1,15 +1,15 @@
-"""Serving speed: POST /predict on the real service against a naive server calling model.predict.
+"""Serving speed with wrk: POST /predict and the v2 infer beside an empty endpoint's ceiling.
 
-Trains one model with a real worker into a temporary store, then serves that saved model twice:
-with `python -m service api` and with bench/naive_server.py (the same FastAPI and uvicorn, the
-model loaded once, `model.predict` per request). Both get the same single-image JSON bodies of
-MNIST test digits: first from one sequential client (latency), then from concurrent clients
-(throughput), after a warm-up, alternating for a few rounds. Prints p50/p99/max, req/s and the
-server's CPU time per request (steadier than latency on a shared machine) for each, the
-throughput ratio, and the goals: sequential p50 <= 2 ms and p99 <= 10 ms, and at least 20x the
-naive server's throughput. Cleans up and exits by itself.
+Trains the nets asked for (one short epoch each: speed, not accuracy) with a real worker, then
+starts `python -m service api` twice, with micro-batching on and off (PREDICT_BATCHING), and
+bench/empty_server.py (the same JSON parsed, a constant answered). wrk, a compiled load
+generator that shares nothing with the servers' Python, sends one 28x28 MNIST digit per
+request (0-255 JSON; for v2 the binary tensor form tritonclient sends) over 1, 8, 32 and 64
+connections. Prints p50/p99 and req/s of each run, each ratio to the ceiling measured in the
+same run, and the goals: /predict p50 <= 0.6 ms at 1 connection, >= 2,000 req/s and >= 60% of
+the ceiling at 8, v2 within 10% of /predict. Needs `wrk` (Debian: apt-get install -y wrk).
 
-    MNIST_PATH=../shared/data/mnist.npz python bench/predict.py --requests 3000 --clients 4
+    MNIST_PATH=../shared/data/mnist.npz python bench/predict.py --nets batchnorm,conv
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,128 +28,167 @@ from typing import Any
 
 import httpx
 import numpy as np
-from harness import REPO, Figures, free_port, load, running, wait
+from harness import REPO, free_port, running, wait
+
+from service.spec.notebook import notebook_layers
 
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist.npz"
 FINISHED = ("succeeded", "failed", "cancelled")
-JSON = {"content-type": "application/json"}
-GOAL_P50_MS = 2.0
-GOAL_P99_MS = 10.0
-GOAL_RATIO = 20.0
+HEAVY_NETS: dict[str, list[dict[str, Any]]] = {
+    "conv": [
+        {"type": "Reshape", "target_shape": [28, 28, 1]},
+        {"type": "Conv2D", "filters": 32, "kernel_size": 3, "activation": "relu"},
+        {"type": "Conv2D", "filters": 64, "kernel_size": 3, "activation": "relu"},
+        {"type": "MaxPooling2D", "pool_size": 2},
+        {"type": "Flatten"},
+        {"type": "Dense", "units": 128, "activation": "relu"},
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ],
+    "dense2048x3": [
+        {"type": "Flatten"},
+        *[{"type": "Dense", "units": 2048, "activation": "relu"} for _ in range(3)],
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ],
+}
+# wrk's report as one JSON line (latencies in microseconds), after the run.
+REPORT = """
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format(
+    '\\nREPORT {"p50": %d, "p99": %d, "requests": %d, "us": %d, "errors": %d}\\n',
+    latency:percentile(50), latency:percentile(99), summary.requests, summary.duration, errors))
+end
+"""
+GOAL_P50_MS = 0.6
+GOAL_RATE = 2000.0
+GOAL_SHARE = 0.6
+GOAL_V2 = 0.9
 
 
-def leaky_relu_spec(epochs: int, train_size: int | None) -> dict[str, Any]:
-    """The notebook's LeakyReLU MLP (266,610 parameters), trained briefly: speed, not accuracy."""
-    return {
-        "name": "bench-predict-leaky-relu",
-        "layers": [
-            {"type": "Flatten"},
-            {"type": "Dense", "units": 300, "kernel_initializer": "he_normal"},
-            {"type": "LeakyReLU"},
-            {"type": "Dense", "units": 100, "kernel_initializer": "he_normal"},
-            {"type": "LeakyReLU"},
-            {"type": "Dense", "units": 10, "activation": "softmax"},
-        ],
-        "compile": {"optimizer": {"type": "SGD", "learning_rate": 0.001}},
-        "fit": {
-            "epochs": epochs,
-            "batch_size": 32,
-            "validation_size": 5000,
-            "train_size": train_size,
-            "seed": 42,
-        },
-    }
+def layers(net: str) -> list[dict[str, Any]]:
+    return HEAVY_NETS[net] if net in HEAVY_NETS else notebook_layers(net)
 
 
-def wait_up(base_url: str, child: subprocess.Popen[bytes], log_path: Path) -> None:
-    def up() -> bool:
+def train(
+    http: httpx.Client, env: dict[str, str], workdir: Path, nets: list[str]
+) -> dict[str, str]:
+    """Each net trained one epoch on 2,000 images by a real worker; net -> experiment id."""
+    ids = {}
+    for net in nets:
+        spec = {
+            "name": f"bench-{net}",
+            "layers": layers(net),
+            "compile": {"optimizer": {"type": "SGD", "learning_rate": 0.001}},
+            "fit": {"epochs": 1, "train_size": 2000, "seed": 42},
+        }
+        response = http.post("/experiments", json=spec)
+        if response.status_code != 202:
+            raise SystemExit(f"POST /experiments {net}: {response.status_code} {response.text}")
+        ids[net] = response.json()["id"]
+    with running([sys.executable, "-m", "service", "worker"], env, workdir / "worker.log"):
+        for net, experiment_id in ids.items():
+
+            def finished(experiment_id: str = experiment_id) -> dict[str, Any] | None:
+                body: dict[str, Any] = http.get(f"/experiments/{experiment_id}").json()
+                return body if body["status"] in FINISHED else None
+
+            body = wait(finished, timeout=1800, what=f"training {net} (log: worker.log)")
+            if body["status"] != "succeeded":
+                raise SystemExit(f"training {net} {body['status']}: {body.get('error')}")
+    return ids
+
+
+def up(url: str, child: subprocess.Popen[bytes], log: Path) -> None:
+    def answers() -> bool:
         if child.poll() is not None:
-            raise SystemExit(f"{base_url} exited with {child.returncode}; see {log_path}")
+            raise SystemExit(f"{url} exited with {child.returncode}; see {log}")
         try:
-            return httpx.get(f"{base_url}/health", timeout=5).status_code == 200
+            return httpx.get(f"{url}/health", timeout=5).status_code == 200
         except httpx.TransportError:
             return False
 
-    wait(up, timeout=300, what=f"{base_url} to start (log: {log_path})")
-
-
-def train_model(http: httpx.Client, env: dict[str, str], workdir: Path, args: Any) -> Path:
-    """Submit the spec, let a real worker train it, stop the worker; the saved model's path."""
-    response = http.post("/experiments", json=leaky_relu_spec(args.epochs, args.train_size))
-    if response.status_code != 202:
-        raise SystemExit(f"POST /experiments: {response.status_code} {response.text}")
-    experiment_id: str = response.json()["id"]
-    started = time.perf_counter()
-    with running([sys.executable, "-m", "service", "worker"], env, workdir / "worker.log"):
-
-        def finished() -> dict[str, Any] | None:
-            body: dict[str, Any] = http.get(f"/experiments/{experiment_id}").json()
-            return body if body["status"] in FINISHED else None
-
-        body = wait(finished, timeout=1800, what=f"training (log: {workdir / 'worker.log'})")
-    if body["status"] != "succeeded":
-        raise SystemExit(f"training {body['status']}: {body.get('error')}")
-    print(
-        f"trained {body['name']} in {time.perf_counter() - started:.0f} s "
-        f"(worker start included): test accuracy {body['test_accuracy']:.4f}"
-    )
-    return workdir / "models" / "experiments" / experiment_id / "model.keras"
-
-
-def bodies(mnist_path: str, count: int) -> list[bytes]:
-    """Single-image requests of MNIST test digits, 28 rows of 0-255 integers, pre-encoded."""
-    with np.load(mnist_path) as data:
-        images = data["x_test"][:count]
-    return [json.dumps({"image": image.tolist()}).encode() for image in images]
-
-
-def drive(base_url: str, requests: list[bytes], *, total: int, clients: int, label: str) -> Figures:
-    """`total` POST /predict of these bodies, taken in turn, over `clients` connections."""
-
-    def send(http: httpx.Client, number: int) -> httpx.Response:
-        return http.post("/predict", content=requests[number % len(requests)], headers=JSON)
-
-    return load(base_url, send, total=total, clients=clients, label=label)
-
-
-def agreement(service_url: str, naive_url: str, requests: list[bytes]) -> int:
-    """How many of these images the two servers read as different digits (should be 0)."""
-    with httpx.Client(timeout=60) as http:
-        differ = 0
-        for body in requests:
-            ours = http.post(f"{service_url}/predict", content=body, headers=JSON).json()
-            theirs = http.post(f"{naive_url}/predict", content=body, headers=JSON).json()
-            differ += ours["digit"] != theirs["digit"]
-    return differ
+    wait(answers, timeout=300, what=f"{url} to start (log: {log})")
 
 
 @dataclass
-class Server:
-    name: str
-    url: str
-    pid: int
-    requests: int  # per measurement: the naive server is far slower
+class Run:
+    label: str
+    connections: int
+    p50_ms: float
+    p99_ms: float
+    rate: float
+    errors: int
+
+    def line(self, ceiling: Run | None) -> str:
+        share = f"  {self.rate / ceiling.rate:5.0%} of ceiling" if ceiling else ""
+        return (
+            f"{self.label:<34} c={self.connections:<3} p50={self.p50_ms:6.2f} ms  "
+            f"p99={self.p99_ms:6.2f} ms  {self.rate:7.0f} req/s{share}  errors={self.errors}"
+        )
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its threads so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def wrk(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    connections: int,
+    seconds: float,
+    label: str,
+    scratch: Path,
+) -> Run:
+    body_file = scratch / f"body-{abs(hash(body))}.bin"
+    body_file.write_bytes(body)
+    script = scratch / f"script-{abs(hash((body, tuple(headers.items()))))}.lua"
+    lines = [
+        'wrk.method = "POST"',
+        f'local f = io.open("{body_file}", "rb"); wrk.body = f:read("*a"); f:close()',
+        *[f'wrk.headers["{name}"] = "{value}"' for name, value in headers.items()],
+        REPORT,
+    ]
+    script.write_text("\n".join(lines))
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        url,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)}: {done.stderr or done.stdout}")
+    output = done.stdout
+    report = json.loads(output.rsplit("REPORT ", 1)[1])
+    return Run(
+        label=label,
+        connections=connections,
+        p50_ms=report["p50"] / 1000,
+        p99_ms=report["p99"] / 1000,
+        rate=report["requests"] / (report["us"] / 1e6),
+        errors=report["errors"],
+    )
 
 
-def one_round(
-    servers: list[Server], requests: list[bytes], clients: int, number: int
-) -> list[Figures]:
-    """Sequential, then concurrent; each server right after the other so both see one load."""
-    figures = []
-    for many in (1, clients):
-        for server in servers:
-            used = cpu_seconds(server.pid)
-            label = f"{server.name}, {many} client{'s' * (many > 1)} #{number}"
-            measured = drive(server.url, requests, total=server.requests, clients=many, label=label)
-            measured.server_cpu = cpu_seconds(server.pid) - used
-            figures.append(measured)
-    return figures
+def v2_body(image: np.ndarray) -> tuple[bytes, dict[str, str]]:
+    """What tritonclient sends with its defaults: a binary UINT8 input, binary outputs."""
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "images",
+                    "shape": [1, 28, 28],
+                    "datatype": "UINT8",
+                    "parameters": {"binary_data_size": 784},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    return header + image.tobytes(), {"Inference-Header-Content-Length": str(len(header))}
 
 
 def verdict(ok: bool) -> str:
@@ -159,95 +197,130 @@ def verdict(ok: bool) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=3000, help="service requests per run")
-    parser.add_argument(
-        "--naive-requests", type=int, default=100, help="naive-server requests per run"
-    )
-    parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of both")
-    parser.add_argument("--warmup", type=int, default=200, help="requests before measuring")
-    parser.add_argument("--images", type=int, default=500, help="distinct test images sent")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--train-size", type=int, default=None, help="default: all 55,000")
+    parser.add_argument("--nets", default="batchnorm,leaky_relu,conv", help="comma-separated")
+    parser.add_argument("--connections", default="1,8,32,64")
+    parser.add_argument("--seconds", type=float, default=4.0, help="per wrk run")
     parser.add_argument("--mnist", default=os.environ.get("MNIST_PATH") or str(DEFAULT_MNIST))
     args = parser.parse_args()
-    requests = bodies(args.mnist, args.images)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install -y wrk)")
+    nets = args.nets.split(",")
+    connections = [int(n) for n in args.connections.split(",")]
+    with np.load(args.mnist) as data:
+        image = data["x_test"][0]
 
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        port, naive_port = free_port(), free_port()
+        ports = {"on": free_port(), "off": free_port(), "empty": free_port()}
         env = {
             **os.environ,
+            "PYTHONPATH": str(REPO),
             "DATABASE_URL": f"sqlite:///{workdir / 'service.db'}",
             "QUEUE_URL": f"sqlite:///{workdir / 'queue.db'}",
             "MODELS_DIR": str(workdir / "models"),
             "WORK_DIR": str(workdir / "work"),
             "MNIST_PATH": args.mnist,
-            "PORT": str(port),
-            "WORKER_SLOTS": "1",
+            "MAX_PARAMS": "20000000",
             "LOG_LEVEL": "WARNING",
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
-        service_url = f"http://127.0.0.1:{port}"
-        naive_url = f"http://127.0.0.1:{naive_port}"
-        api_log = workdir / "api.log"
-        api = stack.enter_context(running([sys.executable, "-m", "service", "api"], env, api_log))
-        wait_up(service_url, api, api_log)
-        with httpx.Client(base_url=service_url, timeout=60) as http:
-            model_path = train_model(http, env, workdir, args)
-        naive_log = workdir / "naive.log"
-        naive = stack.enter_context(
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        for mode in ("on", "off"):
+            log = workdir / f"api-{mode}.log"
+            mode_env = {
+                **env,
+                "PORT": str(ports[mode]),
+                "PREDICT_BATCHING": str(mode == "on").lower(),
+            }
+            child = stack.enter_context(
+                running([sys.executable, "-m", "service", "api"], mode_env, log)
+            )
+            up(urls[mode], child, log)
+        empty_log = workdir / "empty.log"
+        empty = stack.enter_context(
             running(
-                [
-                    sys.executable,
-                    "bench/naive_server.py",
-                    "--model",
-                    str(model_path),
-                    "--port",
-                    str(naive_port),
-                ],
+                [sys.executable, "bench/empty_server.py", "--port", str(ports["empty"])],
                 env,
-                naive_log,
+                empty_log,
             )
         )
-        wait_up(naive_url, naive, naive_log)
+        up(urls["empty"], empty, empty_log)
+        with httpx.Client(base_url=urls["on"], timeout=60) as http:
+            ids = train(http, env, workdir, nets)
 
-        differ = agreement(service_url, naive_url, requests[:50])
-        drive(service_url, requests, total=args.warmup, clients=1, label="warm-up")
-        drive(naive_url, requests, total=max(20, args.warmup // 10), clients=1, label="warm-up")
-
-        servers = [
-            Server("service", service_url, api.pid, args.requests),
-            Server("naive", naive_url, naive.pid, args.naive_requests),
-        ]
-        runs = [
-            one_round(servers, requests, args.clients, number)
-            for number in range(1, args.rounds + 1)
-        ]
+        json_headers = {"Content-Type": "application/json"}
+        ceilings = {
+            c: wrk(
+                f"{urls['empty']}/predict",
+                json.dumps({"image": image.tolist()}).encode(),
+                json_headers,
+                c,
+                args.seconds,
+                "empty endpoint (ceiling)",
+                workdir,
+            )
+            for c in connections
+        }
+        results: dict[tuple[str, str, int], Run] = {}
+        for net in nets:
+            body = json.dumps({"image": image.tolist(), "model": ids[net]}).encode()
+            v2, v2_headers = v2_body(image)
+            for mode in ("on", "off"):
+                for c in connections:
+                    label = f"{net} %s, batching {mode}"
+                    predict_url = f"{urls[mode]}/predict"
+                    wrk(predict_url, body, json_headers, c, 1, label % "warm-up", workdir)
+                    results[(net, f"predict-{mode}", c)] = wrk(
+                        predict_url,
+                        body,
+                        json_headers,
+                        c,
+                        args.seconds,
+                        label % "/predict",
+                        workdir,
+                    )
+                    if c <= 8:
+                        results[(net, f"v2-{mode}", c)] = wrk(
+                            f"{urls[mode]}/v2/models/{ids[net]}/infer",
+                            v2,
+                            v2_headers,
+                            c,
+                            args.seconds,
+                            label % "v2 infer",
+                            workdir,
+                        )
 
     print(
-        f"\nPOST /predict, one 28x28 image per request (0-255 JSON), {args.images} distinct "
-        f"MNIST test images; {os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}"
+        f"\none 28x28 digit per request; wrk -t1, {args.seconds:g} s per run; "
+        f"{os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}\n"
     )
-    print(f"the two servers read {differ} of 50 images differently")
-    for run in runs:
-        for figures in run:
-            print(figures.line())
-    sequential = [run[0] for run in runs]
-    p50 = statistics.median(figures.p50_ms for figures in sequential)
-    p99 = statistics.median(figures.p99_ms for figures in sequential)
-    ratios = [service.rate / naive.rate for _, _, service, naive in runs]
-    ratio = statistics.median(ratios)
-    print(
-        f"\nsequential latency (median over rounds): p50 {p50:.2f} ms "
-        f"(goal <= {GOAL_P50_MS:g}: {verdict(p50 <= GOAL_P50_MS)}), p99 {p99:.2f} ms "
-        f"(goal <= {GOAL_P99_MS:g}: {verdict(p99 <= GOAL_P99_MS)})"
-    )
-    print(
-        f"throughput ratio with {args.clients} clients: "
-        + ", ".join(f"{value:.1f}x" for value in ratios)
-        + f" (median {ratio:.1f}x; goal >= {GOAL_RATIO:g}x: {verdict(ratio >= GOAL_RATIO)})"
-    )
+    for c in connections:
+        print(ceilings[c].line(None))
+    for (_, _, c), run in results.items():
+        print(run.line(ceilings[c]))
+    headline = nets[0]
+    print(f"\ngoals ({headline}, batching as it wins):")
+    for mode in ("on", "off"):
+        one, eight = (
+            results[(headline, f"predict-{mode}", 1)],
+            results[(headline, f"predict-{mode}", 8)],
+        )
+        v2_eight = results.get((headline, f"v2-{mode}", 8))
+        share = eight.rate / ceilings[8].rate
+        print(
+            f"  batching {mode}: p50 at 1 connection {one.p50_ms:.2f} ms "
+            f"(<= {GOAL_P50_MS}: {verdict(one.p50_ms <= GOAL_P50_MS)}); "
+            f"{eight.rate:.0f} req/s at 8 "
+            f"(>= {GOAL_RATE:.0f}: {verdict(eight.rate >= GOAL_RATE)}), "
+            f"{share:.0%} of the ceiling "
+            f"(>= {GOAL_SHARE:.0%}: {verdict(share >= GOAL_SHARE)})"
+            + (
+                f"; v2 at 8 is {v2_eight.rate / eight.rate:.0%} of /predict "
+                f"(>= {GOAL_V2:.0%}: {verdict(v2_eight.rate >= GOAL_V2 * eight.rate)})"
+                if v2_eight
+                else ""
+            )
+        )
 
 
 if __name__ == "__main__":

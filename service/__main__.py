@@ -19,7 +19,7 @@ import sys
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 
-from service import __version__
+from service import __version__, logs
 from service.config import Settings, get_settings
 
 log = logging.getLogger("service")
@@ -91,16 +91,6 @@ def apply_flags(args: argparse.Namespace, environ: MutableMapping[str, str]) -> 
             environ[flag.variable] = str(value)
 
 
-def _logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s [%(name)s %(process)d] %(message)s",
-    )
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # Alembic announces each of its plugins at INFO; the migrations it runs stay visible.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-
-
 def migrate(settings: Settings) -> None:
     from service.db.migrations import upgrade_to_head
     from service.db.session import Database
@@ -125,7 +115,11 @@ def serve_api(settings: Settings) -> None:
         settings.api_workers,
     )
     if settings.api_workers > 1:
-        # Each process builds its own app from the same environment.
+        from service.metrics import prepare_multiprocess_dir
+
+        # Each process builds its own app from the same environment, and counts into files
+        # in one directory that any of them sums when scraped.
+        prepare_multiprocess_dir(os.environ)
         uvicorn.run(
             "service.api.app:app_from_environment",
             factory=True,
@@ -169,9 +163,9 @@ def run_all(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     apply_flags(args, os.environ)
-    _logging()
     get_settings.cache_clear()
     settings = get_settings()
+    logs.configure(log_format=settings.log_format)
     if args.command == "worker":
         run_worker(settings)
         return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +65,14 @@ class Settings(BaseSettings):
 
     # Serving models.
     model_cache_size: int = Field(default=8, ge=1)
+    # Off by default: on our 2-core machine it did not win at 1-64 connections (README).
+    predict_batching: bool = Field(
+        default=False,
+        description="answer single images for one model that arrive together in one forward pass",
+    )
+
+    # Operating it.
+    log_format: Literal["text", "json"] = "text"
 
     @model_validator(mode="after")
     def _heartbeat_inside_lease(self) -> Settings:

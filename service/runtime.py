@@ -6,9 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.config import Settings
+from service.db import stats
+from service.db.models import utcnow
 from service.db.session import Database
 from service.jobs.queue import JobQueue
+from service.metrics import EPOCH_BUCKETS, OperationsCollector
 from service.ml.inference import ModelCache
+from service.serving.batching import MicroBatcher
 from service.serving.decoding import ImageDecoder
 from service.serving.loader import ModelLoader
 from service.serving.resolver import ModelResolver
@@ -23,15 +27,27 @@ class Runtime:
     queue: JobQueue
     store: ModelStore
     predictions: Predictions
+    operations: OperationsCollector
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         db = Database(settings.database_url)
         store = store_from_settings(settings)
+        queue = JobQueue(settings.queue_url)
+
+        def read_operations() -> stats.Operations:
+            with db.scope() as session:
+                return stats.operations(
+                    session,
+                    now=utcnow(),
+                    lease_seconds=settings.lease_seconds,
+                    epoch_bounds=EPOCH_BUCKETS,
+                )
+
         return cls(
             settings=settings,
             db=db,
-            queue=JobQueue(settings.queue_url),
+            queue=queue,
             store=store,
             predictions=Predictions(
                 resolver=ModelResolver(db),
@@ -41,7 +57,9 @@ class Runtime:
                     download_dir=Path(settings.work_dir) / "serving",
                 ),
                 decoder=ImageDecoder.from_settings(settings),
+                batcher=MicroBatcher() if settings.predict_batching else None,
             ),
+            operations=OperationsCollector(read_operations, queue.pending),
         )
 
     def close(self) -> None:

@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import __version__
+from service import __version__, logs
+from service.api.observability import Observability
 from service.api.routes import (
     charts,
     comparisons,
@@ -21,9 +22,11 @@ from service.api.routes import (
     exports,
     health,
     insight,
+    metrics,
     models,
     predict,
     studies,
+    v2,
 )
 from service.config import Settings, get_settings
 from service.db.migrations import upgrade_to_head
@@ -195,13 +198,19 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(models.router)
     app.include_router(studies.router)
     app.include_router(comparisons.router)
+    app.include_router(v2.router)
+    app.include_router(metrics.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Observability)  # outermost: it times and labels every answer, 413s too
     return app
 
 
 def app_from_environment() -> FastAPI:
     """The app of one of several API processes (`--workers`): each reads the same environment.
 
-    The parent migrated the database before starting them.
+    The parent migrated the database before starting them; each is a fresh interpreter, so it
+    sets up its own logging.
     """
-    return create_app(get_settings(), migrate=False)
+    settings = get_settings()
+    logs.configure(log_format=settings.log_format)
+    return create_app(settings, migrate=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -25,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from service import metrics
 from service.mnist import CLASSES, IMAGE_SHAPE
 
 log = logging.getLogger(__name__)
@@ -139,13 +141,16 @@ class ModelCache:
             predictor = self._ready.get(experiment_id)
             if predictor is not None:
                 self._ready.move_to_end(experiment_id)
+                metrics.CACHE_HITS.inc()
                 return predictor
+            metrics.CACHE_MISSES.inc()
             loading = self._loading.get(experiment_id)
             owner = loading is None
             if loading is None:
                 loading = self._loading[experiment_id] = _Loading()
         if not owner:
             return loading.result.result()
+        started = time.perf_counter()
         try:
             predictor = Predictor(load())
         except BaseException as error:
@@ -153,6 +158,7 @@ class ModelCache:
                 del self._loading[experiment_id]
             loading.result.set_exception(error)
             raise
+        metrics.MODEL_LOAD_SECONDS.observe(time.perf_counter() - started)
         with self._lock:
             del self._loading[experiment_id]
             if loading.keep:

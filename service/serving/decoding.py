@@ -37,11 +37,7 @@ class ImageDecoder:
         self, request: PredictRequest
     ) -> tuple[np.ndarray, list[AssumedScale | None]]:
         """The request's images and the pixel scale assumed for each (None for an encoded one)."""
-        if request.batch_size > self.max_batch:
-            raise InvalidInput(
-                f"{request.batch_size} images is over the limit of {self.max_batch} per request "
-                "(MAX_PREDICT_BATCH); split the batch"
-            )
+        self.check_batch_size(request.batch_size)
         arrays: list[np.ndarray] = []
         scales: list[AssumedScale | None] = []
         if request.image is not None:
@@ -65,6 +61,13 @@ class ImageDecoder:
             )
             scales.append(None)
         return np.stack(arrays), scales
+
+    def check_batch_size(self, images: int) -> None:
+        if images > self.max_batch:
+            raise InvalidInput(
+                f"{images} images is over the limit of {self.max_batch} per request "
+                "(MAX_PREDICT_BATCH); split the batch"
+            )
 
     def upload_batch(self, files: list[tuple[str, bytes]]) -> np.ndarray:
         """Uploaded files as (name, content), in order."""

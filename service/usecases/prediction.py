@@ -4,12 +4,15 @@ batch; and whether a request may be answered on the event loop at all."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from service import metrics
 from service.domain import ServableModel
 from service.mnist import AssumedScale
 from service.schemas.predict import PredictRequest
+from service.serving.batching import MicroBatcher
 from service.serving.decoding import ImageDecoder
 from service.serving.loader import ModelLoader
 from service.serving.resolver import ModelResolver
@@ -34,11 +37,18 @@ class Predictions:
     """What the predict routes ask for, from a resolver, a loader and a decoder built once."""
 
     def __init__(
-        self, *, resolver: ModelResolver, loader: ModelLoader, decoder: ImageDecoder
+        self,
+        *,
+        resolver: ModelResolver,
+        loader: ModelLoader,
+        decoder: ImageDecoder,
+        batcher: MicroBatcher | None = None,
     ) -> None:
         self.resolver = resolver
         self.loader = loader
         self.decoder = decoder
+        self.batcher = batcher  # None: each request has its own forward pass
+        self._counters: dict[str, tuple[Any, Any]] = {}
 
     def warm_model(self, request: PredictRequest) -> ServableModel | None:
         """The model to answer on the event loop with, or None when answering could block.
@@ -51,7 +61,11 @@ class Predictions:
             return None  # encoded images: decoding takes milliseconds, large ones seconds
         if request.batch_size > INLINE_MAX_IMAGES:
             return None
-        model = self.resolver.recent(request.model)
+        return self.warm(request.model)
+
+    def warm(self, reference: str) -> ServableModel | None:
+        """The model `reference` names when that is known without a query and it is loaded."""
+        model = self.resolver.recent(reference)
         return model if model is not None and self.loader.is_warm(model) else None
 
     def predict(self, request: PredictRequest, model: ServableModel | None = None) -> Prediction:
@@ -59,18 +73,54 @@ class Predictions:
         batch, scales = self.decoder.request_batch(request)
         if model is None:
             model = self.resolver.resolve(request.model)
-        return Prediction(model, self.loader.predictor(model).predict(batch), scales)
+        return Prediction(model, self._forward(model, batch), scales)
+
+    async def predict_warm(self, request: PredictRequest, model: ServableModel) -> Prediction:
+        """`predict` on the event loop for a `warm_model`, micro-batched when that is on."""
+        batch, scales = self.decoder.request_batch(request)
+        return Prediction(model, await self.forward_warm(model, batch), scales)
+
+    def predict_images(self, reference: str, batch: np.ndarray) -> Prediction:
+        """float32 [n, 28, 28] images in [0, 1] through the model `reference` names."""
+        self.decoder.check_batch_size(len(batch))
+        model = self.resolver.resolve(reference)
+        return Prediction(model, self._forward(model, batch), [None] * len(batch))
+
+    async def forward_warm(self, model: ServableModel, batch: np.ndarray) -> np.ndarray:
+        """Probabilities for a few images through a warm model, answered on the event loop;
+        a single image shares its forward pass with others that arrive with it (micro-batching)."""
+        if self.batcher is None or len(batch) != 1:
+            return self._forward(model, batch)
+        predictor = self.loader.predictor(model)
+        self._count(model, 1)
+        return await self.batcher.forward(model.experiment_id, predictor.predict, batch)
 
     def predict_files(self, reference: str, files: list[tuple[str, bytes]]) -> Prediction:
         """Uploaded files as (name, content) through the model `reference` names, in order."""
         batch = self.decoder.upload_batch(files)
         model = self.resolver.resolve(reference)
-        return Prediction(model, self.loader.predictor(model).predict(batch), [None] * len(files))
+        return Prediction(model, self._forward(model, batch), [None] * len(files))
+
+    def _forward(self, model: ServableModel, batch: np.ndarray) -> np.ndarray:
+        probabilities = self.loader.predictor(model).predict(batch)
+        self._count(model, len(batch))
+        return probabilities
+
+    def _count(self, model: ServableModel, images: int) -> None:
+        children = self._counters.get(model.experiment_id)
+        if children is None:
+            children = self._counters[model.experiment_id] = (
+                metrics.PREDICTIONS.labels(model.experiment_id),
+                metrics.PREDICT_BATCH.labels(model.experiment_id),
+            )
+        children[0].inc(images)
+        children[1].observe(images)
 
     def forget(self, experiment_id: str) -> None:
         """An experiment was deleted: drop its warm model and every reference to it."""
         self.loader.evict(experiment_id)
         self.resolver.forget(experiment_id)
+        self._counters.pop(experiment_id, None)
 
     def close(self) -> None:
         self.loader.close()

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import RuntimeDep, require_reader
-from service.domain import ServableModel
 from service.schemas.errors import error_responses
 from service.schemas.predict import (
     BatchPredictResponse,
@@ -16,7 +15,7 @@ from service.schemas.predict import (
     PredictRequest,
     PredictResponse,
 )
-from service.usecases.prediction import Predictions
+from service.usecases.prediction import Prediction, Predictions
 
 router = APIRouter(prefix="/predict", tags=["predict"], dependencies=[Depends(require_reader)])
 ERRORS = error_responses(401, 404, 409, 413, 422)
@@ -28,7 +27,7 @@ async def predict(request: PredictRequest, runtime: RuntimeDep) -> Response:
     predictions = runtime.predictions
     model = predictions.warm_model(request)
     if model is not None:
-        answer = _answer(predictions, request, model)
+        answer = _shaped(request, await predictions.predict_warm(request, model))
     else:
         # Decoding images, querying the database or loading a model must not stall the loop.
         answer = await run_in_threadpool(_answer, predictions, request)
@@ -38,11 +37,14 @@ async def predict(request: PredictRequest, runtime: RuntimeDep) -> Response:
 
 
 def _answer(
-    predictions: Predictions, request: PredictRequest, model: ServableModel | None = None
+    predictions: Predictions, request: PredictRequest
 ) -> PredictResponse | BatchPredictResponse:
+    return _shaped(request, predictions.predict(request))
+
+
+def _shaped(request: PredictRequest, result: Prediction) -> PredictResponse | BatchPredictResponse:
     """The answer in the shape the request was asked in: a batch for `images` and
     `images_base64`, else one image's."""
-    result = predictions.predict(request, model)
     if request.is_batch:
         return BatchPredictResponse.answer(result.model, result.probabilities, result.scales)
     return PredictResponse.answer(result.model, result.probabilities[0], result.scales[0])

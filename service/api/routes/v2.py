@@ -1,0 +1,177 @@
+"""The Open Inference Protocol (v2, REST) that KServe and Triton clients speak.
+
+`{name}` is what `model` is in /predict: an experiment id, `best`, `latest` or an alias; its
+version is the experiment id it resolves to. Errors carry the protocol's `{"error": "..."}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from service import __version__
+from service.api.deps import RuntimeDep, SessionDep, require_reader
+from service.db import registry
+from service.domain import ServableModel
+from service.errors import ModelNotFound, ServiceError, Unauthorized
+from service.schemas.predict import ModelName
+from service.schemas.v2 import (
+    V2_ERRORS,
+    LivePublic,
+    ModelMetadataPublic,
+    ModelReadyPublic,
+    ReadyPublic,
+    RepositoryModelPublic,
+    ServerMetadataPublic,
+)
+from service.serving import oip
+from service.usecases.prediction import INLINE_MAX_IMAGES
+
+SERVER_NAME = "mnist-lab"
+EXTENSIONS = ["binary_tensor_data", "model_repository"]
+
+
+class OipRoute(APIRoute):
+    """Answers errors in the protocol's body; a malformed request is a 400, as clients expect."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ServiceError as error:
+                status = 400 if error.status_code == 422 else error.status_code
+                unauthorized = isinstance(error, Unauthorized)
+                headers = {"WWW-Authenticate": "Bearer"} if unauthorized else None
+                return JSONResponse({"error": error.message}, status_code=status, headers=headers)
+            except RequestValidationError as error:
+                problems = "; ".join(
+                    f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+                    for item in error.errors()
+                )
+                return JSONResponse({"error": problems}, status_code=400)
+
+        return handle
+
+
+router = APIRouter(prefix="/v2", tags=["v2"], route_class=OipRoute, responses=V2_ERRORS)
+readers = [Depends(require_reader)]
+Version = Annotated[str, Path(min_length=1, max_length=64, description="an experiment id")]
+
+
+@router.get("", response_model=ServerMetadataPublic, dependencies=readers)
+async def server_metadata() -> ServerMetadataPublic:
+    return ServerMetadataPublic(name=SERVER_NAME, version=__version__, extensions=EXTENSIONS)
+
+
+@router.get("/health/live", response_model=LivePublic)
+async def live() -> LivePublic:
+    """Open like /health: the process answers."""
+    return LivePublic(live=True)
+
+
+@router.get("/health/ready", response_model=ReadyPublic, responses={503: {"model": ReadyPublic}})
+def ready(runtime: RuntimeDep) -> JSONResponse:
+    """Ready when the database answers: every model reference is looked up there."""
+    try:
+        with runtime.db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception:
+        return JSONResponse({"ready": False}, status_code=503)
+    return JSONResponse({"ready": True})
+
+
+@router.post("/repository/index", response_model=list[RepositoryModelPublic], dependencies=readers)
+def repository_index(session: SessionDep) -> list[RepositoryModelPublic]:
+    """Every servable model by experiment id, then each alias (the model repository extension)."""
+    return RepositoryModelPublic.index(registry.list_servable(session))
+
+
+@router.get("/models/{name}", response_model=ModelMetadataPublic, dependencies=readers)
+@router.get(
+    "/models/{name}/versions/{version}", response_model=ModelMetadataPublic, dependencies=readers
+)
+def model_metadata(
+    name: ModelName, runtime: RuntimeDep, version: Version | None = None
+) -> ModelMetadataPublic:
+    model = _resolve(runtime.predictions.resolver.resolve, name, version)
+    return ModelMetadataPublic.of(name, model)
+
+
+@router.get("/models/{name}/ready", response_model=ModelReadyPublic, dependencies=readers)
+@router.get(
+    "/models/{name}/versions/{version}/ready",
+    response_model=ModelReadyPublic,
+    dependencies=readers,
+)
+def model_ready(
+    name: ModelName, runtime: RuntimeDep, version: Version | None = None
+) -> ModelReadyPublic:
+    """200 when the name resolves to a trained model (loaded on its first infer)."""
+    _resolve(runtime.predictions.resolver.resolve, name, version)
+    return ModelReadyPublic(name=name, ready=True)
+
+
+@router.post(
+    "/models/{name}/infer",
+    response_class=Response,
+    dependencies=readers,
+    openapi_extra={"requestBody": {"content": {"application/json": {}}}},
+)
+@router.post(
+    "/models/{name}/versions/{version}/infer",
+    response_class=Response,
+    dependencies=readers,
+    openapi_extra={"requestBody": {"content": {"application/json": {}}}},
+)
+async def infer(
+    name: ModelName, request: Request, runtime: RuntimeDep, version: Version | None = None
+) -> Response:
+    """FP32 or UINT8 images [n, 28, 28] or [n, 784] in; `probabilities` FP32 [n, 10] and
+    `digit` INT64 [n] out, as JSON or binary tensors (`Inference-Header-Content-Length`)."""
+    decoded = oip.decode_request(await request.body(), request.headers.get(oip.HEADER_LENGTH))
+    predictions = runtime.predictions
+    model = predictions.warm(name)
+    if model is not None and len(decoded.images) <= INLINE_MAX_IMAGES:
+        _check_version(name, version, model)
+        probabilities = await predictions.forward_warm(model, decoded.images)
+    else:
+        result = await run_in_threadpool(predictions.predict_images, name, decoded.images)
+        model, probabilities = result.model, result.probabilities
+        _check_version(name, version, model)
+    body, header_length = oip.encode_response(
+        model_name=name,
+        model_version=model.experiment_id,
+        request=decoded,
+        probabilities=probabilities,
+    )
+    if header_length is None:
+        return Response(body, media_type="application/json")
+    return Response(
+        body,
+        media_type="application/octet-stream",
+        headers={oip.HEADER_LENGTH: str(header_length)},
+    )
+
+
+def _resolve(
+    resolve: Callable[[str], ServableModel], name: str, version: str | None
+) -> ServableModel:
+    model = resolve(name)
+    _check_version(name, version, model)
+    return model
+
+
+def _check_version(name: str, version: str | None, model: ServableModel) -> None:
+    if version is not None and version != model.experiment_id:
+        raise ModelNotFound(
+            f"model {name!r} has no version {version!r}; it is at version {model.experiment_id}"
+        )

@@ -1,0 +1,57 @@
+"""Logging for every process `python -m service` starts: one format (text, or JSON lines with
+LOG_FORMAT=json), and the id of the HTTP request being answered on each record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from contextvars import ContextVar
+from typing import Any
+
+# The request being answered in this context (set by the API's middleware; threads started
+# with run_in_threadpool inherit it).
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s [%(name)s %(process)d %(request_id)s] %(message)s"
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps each record with the current request id ("-" outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = REQUEST_ID.get() or "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line, for log shippers: time, level, logger, process, request id."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "process": record.process,
+            "request_id": getattr(record, "request_id", None),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure(level: str | None = None, log_format: str | None = None) -> None:
+    """Root logging to stderr in LOG_FORMAT (`text` or `json`) at LOG_LEVEL; idempotent."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    fmt = (log_format or os.environ.get("LOG_FORMAT", "text")).lower()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(
+        level=(level or os.environ.get("LOG_LEVEL", "INFO")).upper(),
+        handlers=[handler],
+        force=True,
+    )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Alembic announces each of its plugins at INFO; the migrations it runs stay visible.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -1,0 +1,95 @@
+"""Open Inference Protocol (v2) bodies: server and model metadata, health, the repository index
+and the protocol's error body. Infer requests and responses are bytes (`service.serving.oip`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from service.domain import ServableModel
+from service.serving import oip
+
+PLATFORM = "tensorflow_graphdef"  # a frozen TensorFlow graph answers (service.ml.inference)
+
+
+class ServerMetadataPublic(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class LivePublic(BaseModel):
+    live: bool
+
+
+class ReadyPublic(BaseModel):
+    ready: bool
+
+
+class ModelReadyPublic(BaseModel):
+    name: str
+    ready: bool
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int] = Field(description="-1: any size")
+
+
+class ModelMetadataPublic(BaseModel):
+    """What a model takes and answers. Its version is the experiment id its name resolves to."""
+
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+    @classmethod
+    def of(cls, name: str, model: ServableModel) -> ModelMetadataPublic:
+        return cls(
+            name=name,
+            versions=[model.experiment_id],
+            platform=PLATFORM,
+            inputs=[TensorMetadata(**tensor) for tensor in oip.INPUTS_METADATA],
+            outputs=[TensorMetadata(**tensor) for tensor in oip.OUTPUTS_METADATA],
+        )
+
+
+class RepositoryModelPublic(BaseModel):
+    """One entry of `POST /v2/repository/index`: each servable model by id, then by alias."""
+
+    name: str
+    version: str
+    state: Literal["READY"] = "READY"
+    reason: str = ""
+
+    @classmethod
+    def index(cls, models: list[ServableModel]) -> list[RepositoryModelPublic]:
+        entries = [cls(name=model.experiment_id, version=model.experiment_id) for model in models]
+        entries += [
+            cls(name=alias, version=model.experiment_id)
+            for model in models
+            for alias in model.aliases
+        ]
+        return entries
+
+
+class V2ErrorPublic(BaseModel):
+    """The protocol's error body: one message."""
+
+    error: str
+
+
+V2_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": V2ErrorPublic, "description": description}
+    for status, description in {
+        400: "Malformed request or inputs",
+        401: "Missing or wrong API token",
+        404: "No such model or version",
+        409: "The model is not trained yet",
+        413: "Request too large",
+    }.items()
+}
