@@ -2,7 +2,8 @@
 
 The program is the service's training, step for step (see service/ml/data.py and
 service/ml/train.py): MNIST scaled by 1/255, the first `validation_size` training images held
-out, the next `train_size` trained on, `keras.utils.set_random_seed(seed)` before the model is
+out, the next `train_size` trained on (or, with `validation_split`, the last fraction of those
+held out by `fit` itself), `keras.utils.set_random_seed(seed)` before the model is
 built, `fit` with the spec's batch size and epochs (shuffled, as Keras does by default),
 `evaluate` in batches of at least 256. With the same library versions it gives the same
 history, epoch for epoch. Both formats come from one list of cells, so they cannot drift.
@@ -17,9 +18,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.domain import Experiment
-from service.export.keras_code import EARLY_STOPPING, call_code, keras_code, literal
+from service.export.keras_code import (
+    EARLY_STOPPING,
+    REDUCE_LR_ON_PLATEAU,
+    call_code,
+    keras_code,
+    literal,
+)
 from service.mnist import IMAGE_SHAPE
 from service.spec.experiment import ExperimentSpec
+from service.spec.layers import Input
 
 # The service's test evaluation batch (service/ml/train.py); the batch size of an evaluation
 # changes only how its sums are rounded, but the aim here is the very same numbers.
@@ -28,8 +36,22 @@ EVALUATION_BATCH = 256
 # new argument cannot be left out of the script without a failing test.
 COMPILE_FIELDS_WRITTEN = frozenset({"optimizer", "loss", "metrics"})
 FIT_FIELDS_WRITTEN = frozenset(
-    {"epochs", "batch_size", "validation_size", "train_size", "seed", "early_stopping"}
+    {
+        "epochs",
+        "batch_size",
+        "validation_size",
+        "validation_split",
+        "train_size",
+        "seed",
+        "early_stopping",
+        "reduce_lr_on_plateau",
+    }
 )
+# Fit fields the script leaves out on purpose: layer health is the service's own measurement
+# (inference-mode passes on validation images after each epoch), with no effect on training.
+FIT_FIELDS_SERVICE_ONLY = frozenset({"layer_health"})
+# The model's input: MNIST's images, written first whether or not the spec has an Input layer.
+FED_INPUT = Input(type="Input", shape=list(IMAGE_SHAPE))
 VERSION_NAMES = {"python": "Python", "tensorflow": "TensorFlow", "keras": "Keras", "numpy": "numpy"}
 
 
@@ -179,6 +201,13 @@ def _split_text(spec: ExperimentSpec) -> str:
         else "no images are held out for validation"
     )
     trained = f"training uses the next {fit.train_size:,}" if fit.train_size else "the rest train"
+    if fit.validation_split is not None:
+        taken = f"the first {fit.train_size:,}" if fit.train_size else "all"
+        return (
+            f"Scale the pixels to [0, 1]; training uses {taken} training images, of which "
+            f"`fit(validation_split={fit.validation_split!r})` holds out the last "
+            f"{fit.validation_split * 100:g}% to validate."
+        )
     return f"Scale the pixels to [0, 1]; {held_out}, {trained}."
 
 
@@ -203,8 +232,9 @@ def _split_code(spec: ExperimentSpec) -> str:
 
 
 def _model_code(spec: ExperimentSpec) -> str:
-    layers = [f"keras.Input(shape={literal(list(IMAGE_SHAPE))})"]
-    layers += [keras_code(layer) for layer in spec.layers]
+    layers = [keras_code(FED_INPUT)]
+    # An Input in the spec says the same as FED_INPUT (the spec accepts no other shape).
+    layers += [keras_code(layer) for layer in spec.layers if not isinstance(layer, Input)]
     listed = "".join(f"    {layer},\n" for layer in layers)
     return (
         f"keras.utils.set_random_seed({spec.fit.seed})\n"
@@ -236,8 +266,19 @@ def _fit_code(spec: ExperimentSpec) -> str:
     ]
     if fit.validation_size:
         arguments.append("validation_data=(x_valid, y_valid)")
-    if fit.early_stopping is not None:
-        arguments.append(f"callbacks=[{call_code(EARLY_STOPPING, fit.early_stopping)}]")
+    if fit.validation_split is not None:
+        # Keras's own split: the last fraction of x_train, what service/ml/data.py holds out.
+        arguments.append(f"validation_split={literal(fit.validation_split)}")
+    callbacks = [
+        call_code(call, callback)
+        for call, callback in (
+            (EARLY_STOPPING, fit.early_stopping),
+            (REDUCE_LR_ON_PLATEAU, fit.reduce_lr_on_plateau),
+        )
+        if callback is not None
+    ]
+    if callbacks:
+        arguments.append(f"callbacks=[{', '.join(callbacks)}]")
     listed = "".join(f"    {argument},\n" for argument in arguments)
     return f"history = model.fit(\n{listed})"
 
