@@ -3,10 +3,10 @@
 The program is the service's training, step for step (see service/ml/data.py and
 service/ml/train.py): MNIST scaled by 1/255, the first `validation_size` training images held
 out, the next `train_size` trained on (or, with `validation_split`, the last fraction of those
-held out by `fit` itself), `keras.utils.set_random_seed(seed)` before the model is
-built, `fit` with the spec's batch size and epochs (shuffled, as Keras does by default),
-`evaluate` in batches of at least 256. With the same library versions it gives the same
-history, epoch for epoch. Both formats come from one list of cells, so they cannot drift.
+held out by `fit` itself), `keras.utils.set_random_seed(seed)` before the model is built, `fit`
+with the spec's batch size and epochs (shuffled, as Keras does by default), the test set scored
+from one forward pass as the service scores it. With the same library versions it gives the
+same history and score. Both formats come from one list of cells, so they cannot drift.
 """
 
 from __future__ import annotations
@@ -25,13 +25,15 @@ from service.export.keras_code import (
     keras_code,
     literal,
 )
+from service.insight.evaluation import KERAS_EPSILON
 from service.mnist import IMAGE_SHAPE
 from service.spec.experiment import ExperimentSpec
 from service.spec.layers import Input
 
-# The service's test evaluation batch (service/ml/train.py); the batch size of an evaluation
-# changes only how its sums are rounded, but the aim here is the very same numbers.
-EVALUATION_BATCH = 256
+# The batch of the service's one forward pass over the test set (service/ml/evaluation.py,
+# without importing TensorFlow here; tests/ml/test_keras_code.py holds the two equal). A batch
+# size can change a float32 result's last bit, and the aim here is the very same numbers.
+EVALUATION_BATCH = 1024
 # The compile and fit arguments the program writes; a test holds the spec to this list, so a
 # new argument cannot be left out of the script without a failing test.
 COMPILE_FIELDS_WRITTEN = frozenset({"optimizer", "loss", "metrics"})
@@ -80,7 +82,7 @@ def cells(experiment: Experiment) -> list[Cell]:
         ),
         Cell("Compile it.", _compile_code(spec)),
         Cell("Train it; `history.history` holds each epoch's loss and accuracy.", _fit_code(spec)),
-        Cell("Score it on the test set.", _evaluate_code(spec)),
+        Cell("Score it on the test set.", _evaluate_code()),
     ]
 
 
@@ -283,10 +285,18 @@ def _fit_code(spec: ExperimentSpec) -> str:
     return f"history = model.fit(\n{listed})"
 
 
-def _evaluate_code(spec: ExperimentSpec) -> str:
-    batch = max(spec.fit.batch_size, EVALUATION_BATCH)
+def _evaluate_code() -> str:
+    # The service's arithmetic (service/insight/evaluation.py), so that the score is its very
+    # number; model.evaluate would round differently and add any kernel_regularizer's penalty.
+    clip = repr(KERAS_EPSILON)
     return (
-        f"# The service evaluates in batches of {batch}: the same score, rounded the same way.\n"
-        f"test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size={batch})\n"
+        "# The service scores the test set from one forward pass (its confusion matrix comes\n"
+        "# from the same pass): the mean cross-entropy of the predicted probabilities, clipped\n"
+        "# as Keras clips them, and the share of right answers. Unlike model.evaluate, it\n"
+        "# leaves out any kernel_regularizer's penalty: the loss is the test set's alone.\n"
+        f"probabilities = model.predict(x_test, batch_size={EVALUATION_BATCH})\n"
+        "right = probabilities[np.arange(len(y_test)), y_test].astype(np.float64)\n"
+        f"test_loss = float(-np.log(np.clip(right, {clip}, 1 - {clip})).mean())\n"
+        "test_accuracy = float((probabilities.argmax(axis=1) == y_test).mean())\n"
         'print(f"test loss {test_loss:.4f}, test accuracy {test_accuracy:.4f}")'
     )

@@ -180,7 +180,8 @@ def test_the_leaky_relu_net_reads_as_the_notebook_wrote_it() -> None:
         "    epochs=10,",
         "    batch_size=32,",
         "    validation_data=(x_valid, y_valid),",
-        "test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=256)",
+        "probabilities = model.predict(x_test, batch_size=1024)",
+        "test_loss = float(-np.log(np.clip(right, 1e-07, 1 - 1e-07)).mean())",
     ]:
         assert expected in lines
     assert not any("train_size" in line or "x_train[:" in line for line in lines)

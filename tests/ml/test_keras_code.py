@@ -12,7 +12,9 @@ from typing import Any
 import keras
 import pytest
 
+from service.export import notebook
 from service.export.keras_code import keras_code
+from service.ml import evaluation
 from service.ml.build import build_model, make_optimizer
 from service.mnist import IMAGE_SHAPE
 from service.schemas.experiments import ExperimentCreate
@@ -107,3 +109,7 @@ def test_every_optimizer_is_written_as_the_one_the_service_makes(optimizer: Spec
     spec = CompileSpec.model_validate({"optimizer": optimizer}).optimizer
     code = keras_code(spec)
     assert config(eval(code, {"keras": keras})) == config(make_optimizer(spec)), code
+
+
+def test_the_script_scores_in_the_services_evaluation_batch() -> None:
+    assert notebook.EVALUATION_BATCH == evaluation.EVALUATION_BATCH
