@@ -117,6 +117,42 @@ EVERY_OPTIMIZER_ARGUMENT: list[Spec] = [
 ]
 
 
+# Every learning-rate schedule with its arguments away from their defaults, and with only what
+# it needs.
+EVERY_SCHEDULE: list[Spec] = [
+    {
+        "type": "ExponentialDecay",
+        "initial_learning_rate": 0.01,
+        "decay_steps": 100,
+        "decay_rate": 0.9,
+        "staircase": True,
+    },
+    {
+        "type": "ExponentialDecay",
+        "initial_learning_rate": 0.01,
+        "decay_steps": 5,
+        "decay_rate": 0.5,
+    },
+    {"type": "PiecewiseConstantDecay", "boundaries": [100, 200], "values": [0.1, 0.01, 0.001]},
+    {
+        "type": "InverseTimeDecay",
+        "initial_learning_rate": 0.01,
+        "decay_steps": 1,
+        "decay_rate": 0.5,
+        "staircase": True,
+    },
+    {
+        "type": "CosineDecay",
+        "initial_learning_rate": 0.01,
+        "decay_steps": 1000,
+        "alpha": 0.1,
+        "warmup_target": 0.1,
+        "warmup_steps": 10,
+    },
+    {"type": "CosineDecay", "initial_learning_rate": 0.01, "decay_steps": 1000},
+]
+
+
 # The counts `model.summary()` prints for the notebook's nets; the service must match them.
 NOTEBOOK_NETS: dict[str, tuple[Callable[..., Spec], ParamCounts]] = {
     "leaky_relu": (leaky_relu_spec, PARAM_COUNTS["leaky_relu"]),

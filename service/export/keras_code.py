@@ -10,6 +10,7 @@ call the same way, so a new spec type needs one entry here and nothing else.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,22 +25,34 @@ class KerasCall:
     positional: tuple[str, ...] = ()
 
 
-def _layer(name: str, *positional: str) -> KerasCall:
-    return KerasCall(f"keras.layers.{name}", positional)
+def _calls_in(module: str) -> Callable[..., KerasCall]:
+    """`_layer("Dense", "units")` for `keras.layers.Dense`, with `units` written positionally."""
+
+    def call(name: str, *positional: str) -> KerasCall:
+        return KerasCall(f"{module}.{name}", positional)
+
+    return call
 
 
-def _optimizer(name: str) -> KerasCall:
-    return KerasCall(f"keras.optimizers.{name}")
-
+_layer = _calls_in("keras.layers")
+_optimizer = _calls_in("keras.optimizers")
+_schedule = _calls_in("keras.optimizers.schedules")
+_regularizer = _calls_in("keras.regularizers")
+_constraint = _calls_in("keras.constraints")
 
 KERAS_CALLS: dict[str, KerasCall] = {
-    # Layers, by their spec `type` (Keras's class name).
+    # Layers, by their spec `type` (Keras's class name). The script writes keras.Input itself.
+    "Input": KerasCall("keras.Input"),
     "Flatten": _layer("Flatten"),
     "Dense": _layer("Dense", "units"),
     "Activation": _layer("Activation", "activation"),
     "LeakyReLU": _layer("LeakyReLU"),
+    "PReLU": _layer("PReLU"),
+    "ELU": _layer("ELU"),
+    "ReLU": _layer("ReLU"),
     "BatchNormalization": _layer("BatchNormalization"),
     "Dropout": _layer("Dropout", "rate"),
+    "AlphaDropout": _layer("AlphaDropout", "rate"),
     "Conv2D": _layer("Conv2D", "filters", "kernel_size"),
     "MaxPooling2D": _layer("MaxPooling2D"),
     "Reshape": _layer("Reshape", "target_shape"),
@@ -50,8 +63,26 @@ KERAS_CALLS: dict[str, KerasCall] = {
     "Adam": _optimizer("Adam"),
     "Adamax": _optimizer("Adamax"),
     "Nadam": _optimizer("Nadam"),
+    # Learning-rate schedules, an optimizer's learning_rate.
+    "ExponentialDecay": _schedule(
+        "ExponentialDecay", "initial_learning_rate", "decay_steps", "decay_rate"
+    ),
+    "PiecewiseConstantDecay": _schedule("PiecewiseConstantDecay", "boundaries", "values"),
+    "InverseTimeDecay": _schedule(
+        "InverseTimeDecay", "initial_learning_rate", "decay_steps", "decay_rate"
+    ),
+    "CosineDecay": _schedule("CosineDecay", "initial_learning_rate", "decay_steps"),
+    # A kernel's regularizer and constraint: the spec's type is Keras's string identifier,
+    # the call is the class behind it (as service/ml/build.py makes them).
+    "l1": _regularizer("L1", "l1"),
+    "l2": _regularizer("L2", "l2"),
+    "l1_l2": _regularizer("L1L2"),
+    "max_norm": _constraint("MaxNorm"),
+    "non_neg": _constraint("NonNeg"),
+    "unit_norm": _constraint("UnitNorm"),
 }
 EARLY_STOPPING = KerasCall("keras.callbacks.EarlyStopping")
+REDUCE_LR_ON_PLATEAU = KerasCall("keras.callbacks.ReduceLROnPlateau")
 
 
 class NoKerasCode(LookupError):

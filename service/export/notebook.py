@@ -2,10 +2,11 @@
 
 The program is the service's training, step for step (see service/ml/data.py and
 service/ml/train.py): MNIST scaled by 1/255, the first `validation_size` training images held
-out, the next `train_size` trained on, `keras.utils.set_random_seed(seed)` before the model is
-built, `fit` with the spec's batch size and epochs (shuffled, as Keras does by default),
-`evaluate` in batches of at least 256. With the same library versions it gives the same
-history, epoch for epoch. Both formats come from one list of cells, so they cannot drift.
+out, the next `train_size` trained on (or, with `validation_split`, the last fraction of those
+held out by `fit` itself), `keras.utils.set_random_seed(seed)` before the model is built, `fit`
+with the spec's batch size and epochs (shuffled, as Keras does by default), the test set scored
+from one forward pass as the service scores it. With the same library versions it gives the
+same history and score. Both formats come from one list of cells, so they cannot drift.
 """
 
 from __future__ import annotations
@@ -17,19 +18,42 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.domain import Experiment
-from service.export.keras_code import EARLY_STOPPING, call_code, keras_code, literal
+from service.export.keras_code import (
+    EARLY_STOPPING,
+    REDUCE_LR_ON_PLATEAU,
+    call_code,
+    keras_code,
+    literal,
+)
+from service.insight.evaluation import KERAS_EPSILON
 from service.mnist import IMAGE_SHAPE
 from service.spec.experiment import ExperimentSpec
+from service.spec.layers import Input
 
-# The service's test evaluation batch (service/ml/train.py); the batch size of an evaluation
-# changes only how its sums are rounded, but the aim here is the very same numbers.
-EVALUATION_BATCH = 256
+# The batch of the service's one forward pass over the test set (service/ml/evaluation.py,
+# without importing TensorFlow here; tests/ml/test_keras_code.py holds the two equal). A batch
+# size can change a float32 result's last bit, and the aim here is the very same numbers.
+EVALUATION_BATCH = 1024
 # The compile and fit arguments the program writes; a test holds the spec to this list, so a
 # new argument cannot be left out of the script without a failing test.
 COMPILE_FIELDS_WRITTEN = frozenset({"optimizer", "loss", "metrics"})
 FIT_FIELDS_WRITTEN = frozenset(
-    {"epochs", "batch_size", "validation_size", "train_size", "seed", "early_stopping"}
+    {
+        "epochs",
+        "batch_size",
+        "validation_size",
+        "validation_split",
+        "train_size",
+        "seed",
+        "early_stopping",
+        "reduce_lr_on_plateau",
+    }
 )
+# Fit fields the script leaves out on purpose: layer health is the service's own measurement
+# (inference-mode passes on validation images after each epoch), with no effect on training.
+FIT_FIELDS_SERVICE_ONLY = frozenset({"layer_health"})
+# The model's input: MNIST's images, written first whether or not the spec has an Input layer.
+FED_INPUT = Input(type="Input", shape=list(IMAGE_SHAPE))
 VERSION_NAMES = {"python": "Python", "tensorflow": "TensorFlow", "keras": "Keras", "numpy": "numpy"}
 
 
@@ -58,7 +82,7 @@ def cells(experiment: Experiment) -> list[Cell]:
         ),
         Cell("Compile it.", _compile_code(spec)),
         Cell("Train it; `history.history` holds each epoch's loss and accuracy.", _fit_code(spec)),
-        Cell("Score it on the test set.", _evaluate_code(spec)),
+        Cell("Score it on the test set.", _evaluate_code()),
     ]
 
 
@@ -179,6 +203,13 @@ def _split_text(spec: ExperimentSpec) -> str:
         else "no images are held out for validation"
     )
     trained = f"training uses the next {fit.train_size:,}" if fit.train_size else "the rest train"
+    if fit.validation_split is not None:
+        taken = f"the first {fit.train_size:,}" if fit.train_size else "all"
+        return (
+            f"Scale the pixels to [0, 1]; training uses {taken} training images, of which "
+            f"`fit(validation_split={fit.validation_split!r})` holds out the last "
+            f"{fit.validation_split * 100:g}% to validate."
+        )
     return f"Scale the pixels to [0, 1]; {held_out}, {trained}."
 
 
@@ -203,8 +234,9 @@ def _split_code(spec: ExperimentSpec) -> str:
 
 
 def _model_code(spec: ExperimentSpec) -> str:
-    layers = [f"keras.Input(shape={literal(list(IMAGE_SHAPE))})"]
-    layers += [keras_code(layer) for layer in spec.layers]
+    layers = [keras_code(FED_INPUT)]
+    # An Input in the spec says the same as FED_INPUT (the spec accepts no other shape).
+    layers += [keras_code(layer) for layer in spec.layers if not isinstance(layer, Input)]
     listed = "".join(f"    {layer},\n" for layer in layers)
     return (
         f"keras.utils.set_random_seed({spec.fit.seed})\n"
@@ -236,16 +268,35 @@ def _fit_code(spec: ExperimentSpec) -> str:
     ]
     if fit.validation_size:
         arguments.append("validation_data=(x_valid, y_valid)")
-    if fit.early_stopping is not None:
-        arguments.append(f"callbacks=[{call_code(EARLY_STOPPING, fit.early_stopping)}]")
+    if fit.validation_split is not None:
+        # Keras's own split: the last fraction of x_train, what service/ml/data.py holds out.
+        arguments.append(f"validation_split={literal(fit.validation_split)}")
+    callbacks = [
+        call_code(call, callback)
+        for call, callback in (
+            (EARLY_STOPPING, fit.early_stopping),
+            (REDUCE_LR_ON_PLATEAU, fit.reduce_lr_on_plateau),
+        )
+        if callback is not None
+    ]
+    if callbacks:
+        arguments.append(f"callbacks=[{', '.join(callbacks)}]")
     listed = "".join(f"    {argument},\n" for argument in arguments)
     return f"history = model.fit(\n{listed})"
 
 
-def _evaluate_code(spec: ExperimentSpec) -> str:
-    batch = max(spec.fit.batch_size, EVALUATION_BATCH)
+def _evaluate_code() -> str:
+    # The service's arithmetic (service/insight/evaluation.py), so that the score is its very
+    # number; model.evaluate would round differently and add any kernel_regularizer's penalty.
+    clip = repr(KERAS_EPSILON)
     return (
-        f"# The service evaluates in batches of {batch}: the same score, rounded the same way.\n"
-        f"test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size={batch})\n"
+        "# The service scores the test set from one forward pass (its confusion matrix comes\n"
+        "# from the same pass): the mean cross-entropy of the predicted probabilities, clipped\n"
+        "# as Keras clips them, and the share of right answers. Unlike model.evaluate, it\n"
+        "# leaves out any kernel_regularizer's penalty: the loss is the test set's alone.\n"
+        f"probabilities = model.predict(x_test, batch_size={EVALUATION_BATCH})\n"
+        "right = probabilities[np.arange(len(y_test)), y_test].astype(np.float64)\n"
+        f"test_loss = float(-np.log(np.clip(right, {clip}, 1 - {clip})).mean())\n"
+        "test_accuracy = float((probabilities.argmax(axis=1) == y_test).mean())\n"
         'print(f"test loss {test_loss:.4f}, test accuracy {test_accuracy:.4f}")'
     )

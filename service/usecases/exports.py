@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from service.db import repository
 from service.db.session import Database
 from service.domain import Experiment, Status
-from service.errors import ModelNotFound, ModelNotReady
+from service.errors import ModelNotFound, ModelNotReady, SpecRejected
 from service.export import notebook
 from service.storage import ModelStore
 
@@ -30,12 +31,13 @@ class Download:
 
 def notebook_script(session: Session, experiment_id: str) -> Download:
     experiment = repository.get_experiment(session, experiment_id)
-    return _text(experiment, ".py", PYTHON_SCRIPT, notebook.script(experiment))
+    return _text(experiment, ".py", PYTHON_SCRIPT, _program(experiment, notebook.script))
 
 
 def notebook_file(session: Session, experiment_id: str) -> Download:
     experiment = repository.get_experiment(session, experiment_id)
-    return _text(experiment, ".ipynb", JUPYTER_NOTEBOOK, notebook.notebook_json(experiment))
+    program = _program(experiment, notebook.notebook_json)
+    return _text(experiment, ".ipynb", JUPYTER_NOTEBOOK, program)
 
 
 def trained_model(*, db: Database, store: ModelStore, experiment_id: str) -> Download:
@@ -62,6 +64,20 @@ def trained_model(*, db: Database, store: ModelStore, experiment_id: str) -> Dow
         chunks=store.iter_bytes(key),
         size=store.size(key),
     )
+
+
+def _program(experiment: Experiment, write: Callable[[Experiment], str]) -> str:
+    """The program `write` makes of the experiment's stored spec, which the generator validates
+    first: a spec stored before a rule it breaks was added is the client's to correct."""
+    try:
+        return write(experiment)
+    except ValidationError as error:
+        raise SpecRejected(
+            f"experiment {experiment.id}'s stored spec is no longer accepted "
+            f"({error.error_count()} problems), so it cannot be written as Keras; submit a "
+            "corrected copy with POST /experiments and download that one",
+            details=error.errors(include_url=False, include_context=False),
+        ) from None
 
 
 def _text(experiment: Experiment, suffix: str, media_type: str, text: str) -> Download:

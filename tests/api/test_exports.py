@@ -16,10 +16,12 @@ from typing import Any
 import nbformat
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from service.api.app import create_app
 from service.config import Settings
 from service.db import leases
+from service.db.models import ExperimentRow
 from service.domain import EpochRecord
 from service.spec.experiment import ExperimentSpec
 from service.spec.fingerprint import spec_hash
@@ -232,6 +234,27 @@ def test_notebook_downloads_as_valid_nbformat(client: TestClient) -> None:
     document = nbformat.reads(response.text, as_version=4)
     nbformat.validate(document)
     assert any("model.fit(" in cell.source for cell in document.cells)
+
+
+@pytest.mark.parametrize("path", ["/notebook.py", "/notebook.ipynb"])
+def test_a_stored_spec_that_no_longer_validates_is_422(client: TestClient, path: str) -> None:
+    submitted = submit(client)
+    experiment_id, stored = submitted["id"], submitted["spec"]
+    # As a spec stored by an older version might be: a layer type this one does not know.
+    stored["layers"].insert(1, {"type": "GaussianNoise", "stddev": 0.1})
+    with runtime_of(client).db.scope() as session:
+        session.execute(
+            update(ExperimentRow).where(ExperimentRow.id == experiment_id).values(spec=stored)
+        )
+    response = client.get(f"/experiments/{experiment_id}{path}")
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "invalid_spec"
+    assert body["detail"].startswith(
+        f"experiment {experiment_id}'s stored spec is no longer accepted (1 problems), so it "
+        "cannot be written as Keras"
+    )
+    assert body["details"][0]["loc"][:2] == ["layers", 1]
 
 
 def test_model_downloads_once_trained(client: TestClient, tmp_path: Path) -> None:

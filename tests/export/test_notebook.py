@@ -22,10 +22,42 @@ from service.export.keras_code import KERAS_CALLS, keras_code
 from service.schemas.experiments import ExperimentCreate
 from service.spec.experiment import ExperimentSpec
 from service.spec.fingerprint import normalised_spec, spec_hash
+from service.spec.notebook import FLATTEN, SOFTMAX_10, Spec
 from service.spec.training import CompileSpec, FitSpec
 from tests import factories
+from tests.factories import IMAGE
 
 ID = "0123456789abcdef0123456789abcdef"
+# The newer layers, a kernel's regularizer and constraint of every kind, an Input to absorb.
+NEWER_LAYERS: list[Spec] = [
+    {"type": "Input", "shape": [28, 28]},
+    IMAGE,
+    {
+        "type": "Conv2D",
+        "filters": 4,
+        "kernel_size": 3,
+        "kernel_regularizer": {"type": "l1_l2", "l1": 0.001, "l2": 0.01},
+        "kernel_constraint": {"type": "max_norm", "max_value": 3.0, "axis": [0, 1, 2]},
+    },
+    {"type": "PReLU", "shared_axes": [1, 2]},
+    {"type": "Flatten"},
+    {"type": "AlphaDropout", "rate": 0.1},
+    {
+        "type": "Dense",
+        "units": 30,
+        "kernel_regularizer": {"type": "l2"},
+        "kernel_constraint": {"type": "non_neg"},
+    },
+    {"type": "ELU", "alpha": 0.5},
+    {
+        "type": "Dense",
+        "units": 20,
+        "kernel_regularizer": {"type": "l1", "l1": 0.001},
+        "kernel_constraint": {"type": "unit_norm"},
+    },
+    {"type": "ReLU", "max_value": 6.0, "negative_slope": 0.1, "threshold": 0.5},
+    SOFTMAX_10,
+]
 VERSIONS = {"python": "3.12.3", "tensorflow": "2.21.0", "keras": "3.15.1", "numpy": "2.4.6"}
 EVERY_SPEC = [
     factories.leaky_relu_spec(),
@@ -36,7 +68,27 @@ EVERY_SPEC = [
         factories.tiny_spec() | {"name": optimizer["type"], "compile": {"optimizer": optimizer}}
         for optimizer in factories.EVERY_OPTIMIZER_ARGUMENT
     ),
+    *(
+        factories.tiny_spec()
+        | {
+            "name": schedule["type"],
+            "compile": {"optimizer": {"type": "SGD", "learning_rate": schedule}},
+        }
+        for schedule in factories.EVERY_SCHEDULE
+    ),
+    factories.tiny_spec(
+        validation_size=0,
+        validation_split=0.2,
+        reduce_lr_on_plateau={"factor": 0.5, "patience": 1},
+        early_stopping={"patience": 2},
+        layer_health=False,
+    )
+    | {"name": "newer", "layers": NEWER_LAYERS},
 ]
+
+
+def by_name(name: str) -> Spec:
+    return next(body for body in EVERY_SPEC if body["name"] == name)
 
 
 def experiment_of(body: dict[str, Any], **overrides: Any) -> Experiment:
@@ -94,7 +146,8 @@ def test_every_spec_type_has_keras_code() -> None:
 def test_every_compile_and_fit_argument_is_written() -> None:
     """A new compile or fit argument must reach the script, or it would silently differ."""
     assert set(CompileSpec.model_fields) <= notebook.COMPILE_FIELDS_WRITTEN
-    assert set(FitSpec.model_fields) <= notebook.FIT_FIELDS_WRITTEN
+    written = notebook.FIT_FIELDS_WRITTEN | notebook.FIT_FIELDS_SERVICE_ONLY
+    assert set(FitSpec.model_fields) <= written
 
 
 @pytest.mark.parametrize("body", EVERY_SPEC, ids=lambda body: body["name"])
@@ -127,7 +180,8 @@ def test_the_leaky_relu_net_reads_as_the_notebook_wrote_it() -> None:
         "    epochs=10,",
         "    batch_size=32,",
         "    validation_data=(x_valid, y_valid),",
-        "test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=256)",
+        "probabilities = model.predict(x_test, batch_size=1024)",
+        "test_loss = float(-np.log(np.clip(right, 1e-07, 1 - 1e-07)).mean())",
     ]:
         assert expected in lines
     assert not any("train_size" in line or "x_train[:" in line for line in lines)
@@ -140,6 +194,55 @@ def test_the_split_follows_validation_and_train_size() -> None:
     assert "x_train, y_train = x_train_full, y_train_full" in lines
     assert "x_train, y_train = x_train[:700], y_train[:700]" in lines
     assert not any("validation_data" in line for line in lines)
+
+
+def test_validation_split_and_the_callbacks_are_fit_arguments() -> None:
+    experiment = experiment_of(by_name("newer"))
+    lines = code_lines(notebook.script(experiment))
+    assert "x_train, y_train = x_train_full, y_train_full" in lines
+    assert "x_train, y_train = x_train[:2000], y_train[:2000]" in lines
+    assert "    validation_split=0.2," in lines
+    assert (
+        "    callbacks=[keras.callbacks.EarlyStopping(patience=2), "
+        "keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=1)]," in lines
+    )
+    assert not any("validation_data" in line or "layer_health" in line for line in lines)
+    assert "of which `fit(validation_split=0.2)` holds out the last 20% to validate" in (
+        notebook.cells(experiment)[2].markdown
+    )
+
+
+def test_an_input_layer_or_input_shape_is_absorbed_by_the_scripts_own_input() -> None:
+    for layers in (
+        [{"type": "Input", "shape": [28, 28]}, FLATTEN, SOFTMAX_10],
+        [{"type": "Flatten", "input_shape": [28, 28]}, SOFTMAX_10],
+    ):
+        script = notebook.script(experiment_of(factories.tiny_spec() | {"layers": layers}))
+        model = script[script.index("model = keras.Sequential([") :].splitlines()[:4]
+        assert model == [
+            "model = keras.Sequential([",
+            "    keras.Input(shape=[28, 28]),",
+            "    keras.layers.Flatten(),",
+            '    keras.layers.Dense(10, activation="softmax"),',
+        ]
+
+
+def test_nested_objects_are_nested_calls() -> None:
+    lines = code_lines(notebook.script(experiment_of(by_name("newer"))))
+    for expected in [
+        "    keras.layers.Conv2D(4, 3, kernel_regularizer=keras.regularizers.L1L2(l1=0.001, "
+        "l2=0.01), kernel_constraint=keras.constraints.MaxNorm(max_value=3.0, axis=[0, 1, 2])),",
+        "    keras.layers.Dense(30, kernel_regularizer=keras.regularizers.L2(), "
+        "kernel_constraint=keras.constraints.NonNeg()),",
+        "    keras.layers.PReLU(shared_axes=[1, 2]),",
+        "    keras.layers.AlphaDropout(0.1),",
+    ]:
+        assert expected in lines
+    piecewise = experiment_of(by_name("PiecewiseConstantDecay"))
+    assert (
+        "    optimizer=keras.optimizers.SGD(learning_rate=keras.optimizers.schedules."
+        "PiecewiseConstantDecay([100, 200], [0.1, 0.01, 0.001])),"
+    ) in code_lines(notebook.script(piecewise))
 
 
 def test_arguments_at_their_defaults_are_left_out() -> None:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.factories import IMAGE, dropout_spec, tiny_spec
@@ -19,8 +20,10 @@ from tests.helpers import MNIST_PATH, ServiceProcess, wait_finished
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 SMALL = {"epochs": 2, "train_size": 1000, "validation_size": 500}
 
-# Every layer type, a non-default optimizer and early stopping: what the script must get right.
-EVERY_KIND = tiny_spec(**SMALL, batch_size=64, seed=3) | {
+# The classic layer types, a non-default optimizer, early stopping, and a ReduceLROnPlateau that
+# halves the rate after epoch 2 (min_delta counts no epoch as better than the first), so that
+# epoch 3 trains at the reduced rate: what the script must get right.
+EVERY_KIND = tiny_spec(**SMALL | {"epochs": 3}, batch_size=64, seed=3) | {
     "name": "every-kind",
     "layers": [
         IMAGE,
@@ -37,6 +40,48 @@ EVERY_KIND = tiny_spec(**SMALL, batch_size=64, seed=3) | {
     "compile": {"optimizer": {"type": "SGD", "learning_rate": 0.01, "momentum": 0.9}},
 }
 EVERY_KIND["fit"]["early_stopping"] = {"monitor": "val_loss", "patience": 3}
+EVERY_KIND["fit"]["reduce_lr_on_plateau"] = {"factor": 0.5, "patience": 0, "min_delta": 10.0}
+# The newer kinds: PReLU, ELU, AlphaDropout, a regularizer and a constraint on each kernel, a
+# schedule with clipping (Keras refuses a schedule with ReduceLROnPlateau, so that is above),
+# and Keras's validation_split.
+NEWER_KINDS = tiny_spec(epochs=2, train_size=500, validation_size=0, batch_size=32, seed=5) | {
+    "name": "newer-kinds",
+    "layers": [
+        IMAGE,
+        {
+            "type": "Conv2D",
+            "filters": 6,
+            "kernel_size": 3,
+            "kernel_constraint": {"type": "max_norm", "max_value": 3.0, "axis": [0, 1, 2]},
+            "kernel_regularizer": {"type": "l1_l2", "l1": 0.0001, "l2": 0.001},
+        },
+        {"type": "MaxPooling2D"},
+        {"type": "PReLU", "shared_axes": [1, 2]},
+        {"type": "Flatten"},
+        {"type": "AlphaDropout", "rate": 0.1},
+        {
+            "type": "Dense",
+            "units": 16,
+            "kernel_regularizer": {"type": "l2", "l2": 0.001},
+            "kernel_constraint": {"type": "unit_norm"},
+        },
+        {"type": "ELU"},
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ],
+    "compile": {
+        "optimizer": {
+            "type": "Adam",
+            "learning_rate": {
+                "type": "ExponentialDecay",
+                "initial_learning_rate": 0.01,
+                "decay_steps": 5,
+                "decay_rate": 0.8,
+            },
+            "clipnorm": 1.0,
+        }
+    },
+}
+NEWER_KINDS["fit"]["validation_split"] = 0.2
 
 # Runs the downloaded script as a learner would, then reports what it trained.
 RUNNER = """
@@ -89,10 +134,11 @@ def test_a_rerun_reproduces_the_history_exactly(client: TestClient, worker: Serv
     assert again["test_loss"] == original["test_loss"]
 
 
+@pytest.mark.parametrize("spec", [EVERY_KIND, NEWER_KINDS], ids=lambda spec: spec["name"])
 def test_the_notebook_script_trains_the_services_history(
-    client: TestClient, worker: ServiceProcess, tmp_path: Path
+    client: TestClient, worker: ServiceProcess, tmp_path: Path, spec: dict[str, Any]
 ) -> None:
-    trained = train(client, worker, EVERY_KIND)
+    trained = train(client, worker, spec)
     experiment_id = trained["id"]
     script = tmp_path / "experiment.py"
     script.write_text(client.get(f"/experiments/{experiment_id}/notebook.py").text)
