@@ -26,12 +26,12 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
-        db = Database(settings.database_url)
+        db = Database.from_settings(settings)
         store = store_from_settings(settings)
         return cls(
             settings=settings,
             db=db,
-            queue=JobQueue(settings.queue_url),
+            queue=JobQueue.from_settings(settings),
             store=store,
             predictions=Predictions(
                 resolver=ModelResolver(db),
