@@ -55,16 +55,18 @@ class Predictions:
         return model if model is not None and self.loader.is_warm(model) else None
 
     def predict(self, request: PredictRequest, model: ServableModel | None = None) -> Prediction:
-        """The request's images through `model`, or through the model its reference names."""
-        batch, scales = self.decoder.request_batch(request)
+        """The request's images through `model`, or through the model its reference names.
+
+        The model is resolved first: a request naming no model costs no decoding."""
         if model is None:
             model = self.resolver.resolve(request.model)
+        batch, scales = self.decoder.request_batch(request)
         return Prediction(model, self.loader.predictor(model).predict(batch), scales)
 
     def predict_files(self, reference: str, files: list[tuple[str, bytes]]) -> Prediction:
         """Uploaded files as (name, content) through the model `reference` names, in order."""
-        batch = self.decoder.upload_batch(files)
         model = self.resolver.resolve(reference)
+        batch = self.decoder.upload_batch(files)
         return Prediction(model, self.loader.predictor(model).predict(batch), [None] * len(files))
 
     def forget(self, experiment_id: str) -> None:
