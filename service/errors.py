@@ -7,7 +7,8 @@ ServiceError (500)
 ├── Conflict (409)
 │   ├── NotCancellable (409)
 │   ├── NotDeletable (409)
-│   └── ModelNotReady (409)
+│   ├── ModelNotReady (409)
+│   └── IdempotencyMismatch (409)
 ├── InvalidInput (422)
 │   ├── SpecRejected (422)
 │   └── BadImage (422)
@@ -18,6 +19,7 @@ ServiceError (500)
 ├── Unavailable (503)
 │   ├── DataUnavailable (503)
 │   ├── UnsafeKey (503)
+│   ├── StoreUnavailable (503)
 │   └── UnknownRevision (503)
 └── TrainingFailed (500)
 
@@ -87,6 +89,10 @@ class ModelNotReady(Conflict, code="model_not_ready"):
     """The experiment has no trained model to serve (yet, or any more)."""
 
 
+class IdempotencyMismatch(Conflict, code="idempotency_key_reused"):
+    """An Idempotency-Key came back with a different request than the one it was first sent with."""
+
+
 class InvalidInput(ServiceError, code="invalid_input", status=422):
     """A value the client sent is not acceptable; the message names it."""
 
@@ -125,6 +131,10 @@ class DataUnavailable(Unavailable, code="data_unavailable"):
 
 class UnsafeKey(Unavailable, code="unsafe_store_key"):
     """A model-store key or URI would leave the store (MODELS_URL changed, or a forged key)."""
+
+
+class StoreUnavailable(Unavailable, code="model_store_unavailable"):
+    """The model store did not answer or failed (a network or disk error); try again later."""
 
 
 class UnknownRevision(Unavailable, code="unknown_database_revision"):
