@@ -70,15 +70,25 @@ class ExperimentRow(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The model's key in the store (`experiments/<id>/model.keras`), never an absolute URI, so
+    # a store moved to another MODELS_URL keeps serving (0008 turned older URIs into keys).
     model_uri: Mapped[str | None] = mapped_column(String(1000))
     tf_version: Mapped[str | None] = mapped_column(String(40))
     keras_version: Mapped[str | None] = mapped_column(String(40))
+    # When the queue was last handed this experiment; NULL while no delivery succeeded (the
+    # broker was down), so the sweep delivers it.
+    delivered_at: Mapped[datetime | None]
+    # A client's Idempotency-Key and a digest of the request it came with: a retried POST
+    # returns this experiment instead of creating another.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_digest: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_experiments_status_created", "status", "created_at"),
         Index("ix_experiments_created", "created_at"),
         Index("ix_experiments_test_accuracy", "test_accuracy"),
         Index("ix_experiments_client_status", "client_id", "status"),
+        Index("ux_experiments_client_idempotency", "client_id", "idempotency_key", unique=True),
     )
 
 
