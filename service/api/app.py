@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__
-from service.api.routes import charts, experiments, health, models, predict
+from service.api.routes import charts, docs, experiments, health, models, predict
 from service.config import Settings, get_settings
 from service.db.migrations import upgrade_to_head
 from service.errors import ServiceError, TooLarge, Unauthorized, error_body
@@ -174,6 +174,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             "their learning curves and test scores, and recognise handwritten digits."
         ),
         lifespan=lifespan,
+        # Served by the docs router instead, behind PROTECT_READS like every other read.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.include_router(health.router)
@@ -181,6 +185,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(charts.router)
     app.include_router(predict.router)
     app.include_router(models.router)
+    app.include_router(docs.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 
