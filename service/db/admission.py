@@ -101,7 +101,12 @@ def admit(
     )
     # INSERT ... SELECT <values> WHERE <queued> < cap: counting and inserting are one statement.
     row = select(*(literal(value, type_=table.c[column].type) for column, value in values.items()))
-    statement = insert(table).from_select(list(values), row.where(queued < max_queued))
+    # RETURNING says whether the row went in (psycopg reports no rowcount for INSERT ... SELECT).
+    statement = (
+        insert(table)
+        .from_select(list(values), row.where(queued < max_queued))
+        .returning(table.c.id)
+    )
     try:
         with db.scope() as session:
             _lock_client(session, client_id)
@@ -111,7 +116,7 @@ def admit(
                 )
                 if earlier is not None:
                     return earlier
-            if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
+            if session.execute(statement).scalar_one_or_none() is None:
                 return Admission(None)
             return Admission(get_experiment(session, values["id"]))
     except IntegrityError:
