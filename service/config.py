@@ -32,6 +32,18 @@ class Settings(BaseSettings):
         '{"client_kwargs": {"endpoint_url": "http://minio:9000"}, "key": "...", "secret": "..."}',
     )
     work_dir: str = "./var/work"
+    # Bounds on every wait for PostgreSQL and Redis, so that a host that silently drops
+    # traffic fails a request (or a heartbeat, which retries) instead of hanging it.
+    database_connect_timeout: float = Field(
+        default=5.0, gt=0, description="seconds to connect to PostgreSQL (libpq counts whole s)"
+    )
+    database_statement_timeout: float = Field(
+        default=30.0, ge=0, description="seconds a PostgreSQL statement may run; 0: unbounded"
+    )
+    redis_connect_timeout: float = Field(default=5.0, gt=0, description="seconds to connect")
+    redis_socket_timeout: float = Field(
+        default=10.0, gt=1, description="seconds a Redis command may wait for its answer"
+    )
     mnist_path: str | None = None
 
     # Serving the HTTP API.
@@ -55,10 +67,19 @@ class Settings(BaseSettings):
     max_params: int = Field(default=5_000_000, ge=1)
     max_epochs: int = Field(default=100, ge=1)
     max_layers: int = Field(default=64, ge=1)
+    max_activation_bytes: int = Field(
+        default=4 * 2**30,
+        ge=2**20,
+        description="activation memory of one training batch (per image, times batch_size)",
+    )
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_predict_batch: int = Field(default=256, ge=1)
     max_image_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    max_image_pixels: int = Field(default=25_000_000, ge=784)
+    # A 16-megapixel photo; a digit needs far fewer, and every pixel is decoded work.
+    max_image_pixels: int = Field(default=16_777_216, ge=784)
+    max_request_pixels: int = Field(
+        default=33_554_432, ge=784, description="decoded pixels of all of a request's images"
+    )
     max_queued_per_client: int = Field(default=50, ge=1)
     max_train_seconds: float = Field(default=3600.0, gt=0)
     max_study_trials: int = Field(default=100, ge=1, description="trials one study may run")

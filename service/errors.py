@@ -9,7 +9,8 @@ ServiceError (500)
 │   ├── NotCancellable (409)
 │   ├── NotDeletable (409)
 │   ├── ModelNotReady (409)
-│   └── NoEvaluation (409)
+│   ├── NoEvaluation (409)
+│   └── IdempotencyMismatch (409)
 ├── InvalidInput (422)
 │   ├── SpecRejected (422)
 │   └── BadImage (422)
@@ -20,6 +21,7 @@ ServiceError (500)
 ├── Unavailable (503)
 │   ├── DataUnavailable (503)
 │   ├── UnsafeKey (503)
+│   ├── StoreUnavailable (503)
 │   └── UnknownRevision (503)
 └── TrainingFailed (500)
 
@@ -97,6 +99,10 @@ class NoEvaluation(Conflict, code="evaluation_unavailable"):
     """The experiment has no model to evaluate, or its evaluation failed."""
 
 
+class IdempotencyMismatch(Conflict, code="idempotency_key_reused"):
+    """An Idempotency-Key came back with a different request than the one it was first sent with."""
+
+
 class InvalidInput(ServiceError, code="invalid_input", status=422):
     """A value the client sent is not acceptable; the message names it."""
 
@@ -135,6 +141,10 @@ class DataUnavailable(Unavailable, code="data_unavailable"):
 
 class UnsafeKey(Unavailable, code="unsafe_store_key"):
     """A model-store key or URI would leave the store (MODELS_URL changed, or a forged key)."""
+
+
+class StoreUnavailable(Unavailable, code="model_store_unavailable"):
+    """The model store did not answer or failed (a network or disk error); try again later."""
 
 
 class UnknownRevision(Unavailable, code="unknown_database_revision"):

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -167,6 +169,12 @@ def decode_base64_image(
     text: str, *, max_bytes: int, max_pixels: int, field: str = "image_base64"
 ) -> np.ndarray:
     """Raw base64 or a `data:image/...;base64,` URL -> `decode_image` of its bytes."""
+    data = base64_bytes(text, max_bytes=max_bytes, field=field)
+    return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, field=field)
+
+
+def base64_bytes(text: str, *, max_bytes: int, field: str = "image_base64") -> bytes:
+    """Raw base64 or a `data:image/...;base64,` URL -> the file's bytes (not yet decoded)."""
     if not isinstance(text, str):
         raise BadImage(f"{field} must be a base64 string; got {_type_name(text)}")
     match = _DATA_URL.match(text)
@@ -185,13 +193,20 @@ def decode_base64_image(
         text = text.replace("-", "+").replace("_", "/")
     text += "=" * (-len(text) % 4)
     try:
-        data = base64.b64decode(text, validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise BadImage(
             f"{field} is not valid base64; send the PNG or JPEG file's bytes base64-encoded, "
             "optionally as a data:image/png;base64,... URL"
         ) from None
-    return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, field=field)
+
+
+def image_pixels(data: bytes, *, max_bytes: int, max_pixels: int, field: str = "image") -> int:
+    """How many pixels decoding `data` would produce, read from its header alone (Pillow opens
+    lazily): what a request's images add up to before any of them is decoded."""
+    with _opened(data, max_bytes=max_bytes, max_pixels=max_pixels, field=field) as image:
+        width, height = image.size
+        return int(width * height)
 
 
 def decode_image(
@@ -208,28 +223,25 @@ def decode_image(
     return _mnist_frame(_ink(grey, field), field)
 
 
-def _decode_grey(data: bytes, *, max_bytes: int, max_pixels: int, field: str) -> np.ndarray:
-    """Greyscale float32 [h, w] in [0, 1], at most WORKING_SIDE on its longest side."""
+@contextlib.contextmanager
+def _opened(data: bytes, *, max_bytes: int, max_pixels: int, field: str) -> Iterator[Image.Image]:
+    """The image opened lazily (its header read, no pixel decoded), within the limits; every
+    decoder failure inside the block is the client's BadImage."""
     if len(data) > max_bytes:
         raise TooLarge(f"{field} is {len(data):,} bytes; images may be at most {max_bytes:,} bytes")
     if not data:
         raise BadImage(f"{field} is empty; send a PNG or JPEG file")
     try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)
-        width, height = image.size
-        if width * height > max_pixels:
-            raise TooLarge(
-                f"{field} is {width}x{height} = {width * height:,} pixels; images may have at "
-                f"most {max_pixels:,} pixels"
-            )
-        if width < 1 or height < 1:
-            raise BadImage(f"{field} is {width}x{height} pixels; it has no area")
-        if image.format == "JPEG":
-            # Let libjpeg decode at a reduced scale (1/2 .. 1/8): far faster for photos.
-            image.draft("L", (min(width, WORKING_SIDE), min(height, WORKING_SIDE)))
-        image.load()
-        ImageOps.exif_transpose(image, in_place=True)  # phone photos are stored sideways
-        grey = _greyscale(image)
+        with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise TooLarge(
+                    f"{field} is {width}x{height} = {width * height:,} pixels; images may have "
+                    f"at most {max_pixels:,} pixels (MAX_IMAGE_PIXELS)"
+                )
+            if width < 1 or height < 1:
+                raise BadImage(f"{field} is {width}x{height} pixels; it has no area")
+            yield image
     except ServiceError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -244,7 +256,18 @@ def _decode_grey(data: bytes, *, max_bytes: int, max_pixels: int, field: str) ->
         ) from None
     except Exception as error:  # decoders fail in many ways on corrupt data: all are the client's
         raise BadImage(f"{field} could not be decoded ({type(error).__name__}: {error})") from None
-    return grey
+
+
+def _decode_grey(data: bytes, *, max_bytes: int, max_pixels: int, field: str) -> np.ndarray:
+    """Greyscale float32 [h, w] in [0, 1], at most WORKING_SIDE on its longest side."""
+    with _opened(data, max_bytes=max_bytes, max_pixels=max_pixels, field=field) as image:
+        width, height = image.size
+        if image.format == "JPEG":
+            # Let libjpeg decode at a reduced scale (1/2 .. 1/8): far faster for photos.
+            image.draft("L", (min(width, WORKING_SIDE), min(height, WORKING_SIDE)))
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)  # phone photos are stored sideways
+        return _greyscale(image)
 
 
 def _greyscale(image: Image.Image) -> np.ndarray:

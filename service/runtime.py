@@ -31,9 +31,9 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
-        db = Database(settings.database_url)
+        db = Database.from_settings(settings)
         store = store_from_settings(settings)
-        queue = JobQueue(settings.queue_url)
+        queue = JobQueue.from_settings(settings)
 
         def read_operations() -> stats.Operations:
             with db.scope() as session:

@@ -71,13 +71,16 @@ class ModelStore:
         return bool(self.fs.exists(self._path(key)))
 
     def put_file(self, local_path: str | Path, key: str) -> str:
-        """Upload atomically where the filesystem allows it: readers never see half a file."""
+        """Upload atomically where the filesystem allows it: readers never see half a file.
+
+        Returns the key, which is what a database row keeps: a URI would pin the store's place.
+        """
         path = self._path(key)
         if self.is_local:
             _replace_local(path, lambda partial: shutil.copyfile(local_path, partial))
         else:
             self.fs.put_file(str(local_path), path)
-        return self.uri(key)
+        return key
 
     def get_file(self, key: str, local_path: str | Path) -> Path:
         local = Path(local_path)
@@ -109,6 +112,14 @@ class ModelStore:
         path = self._path(prefix)
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
+
+    def stored_key(self, value: str) -> str:
+        """The key a database row names: a key as such, or a URI inside this store (rows from
+        before keys were stored); UnsafeKey for anything else."""
+        if value.startswith(f"{self.url}/"):
+            return self.key_of(value)
+        self._path(value)
+        return value
 
     def key_of(self, uri: str) -> str:
         if not uri.startswith(f"{self.url}/"):

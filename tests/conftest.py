@@ -9,9 +9,11 @@ scaled CI run), the same tests run against those, with the database and queue wi
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,7 +23,7 @@ from service.api.app import create_app
 from service.config import Settings
 from service.db.session import Database
 from service.jobs.queue import JobQueue
-from tests.helpers import MNIST_PATH, ServiceProcess
+from tests.helpers import MNIST_PATH, RedisServer, ServiceProcess, TcpProxy
 
 SCALED_DATABASE = os.environ.get("DATABASE_URL", "")
 SCALED_QUEUE = os.environ.get("QUEUE_URL", "")
@@ -108,3 +110,25 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
 @pytest.fixture
 def worker(settings: Settings, start_service: Callable[..., ServiceProcess]) -> ServiceProcess:
     return start_service(settings, "worker")
+
+
+@pytest.fixture
+def redis_address(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """A real Redis: QUEUE_URL's in the scaled run, else a throwaway redis-server."""
+    if SCALED_QUEUE.startswith("redis"):
+        url = urlsplit(SCALED_QUEUE)
+        yield url.hostname or "127.0.0.1", url.port or 6379
+        return
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server (or QUEUE_URL=redis://...)")
+    server = RedisServer(tmp_path)
+    yield "127.0.0.1", server.port
+    server.stop()
+
+
+@pytest.fixture
+def redis_proxy(redis_address: tuple[str, int]) -> Iterator[TcpProxy]:
+    """That Redis behind a TCP proxy the test can cut and restore."""
+    proxy = TcpProxy(*redis_address)
+    yield proxy
+    proxy.close()

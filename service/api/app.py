@@ -18,6 +18,7 @@ from service.api.observability import Observability
 from service.api.routes import (
     charts,
     comparisons,
+    docs,
     experiments,
     exports,
     health,
@@ -187,6 +188,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             "their learning curves and test scores, and recognise handwritten digits."
         ),
         lifespan=lifespan,
+        # Served by the docs router instead, behind PROTECT_READS like every other read.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.include_router(health.router)
@@ -200,6 +205,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(comparisons.router)
     app.include_router(v2.router)
     app.include_router(metrics.router)
+    app.include_router(docs.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Observability)  # outermost: it times and labels every answer, 413s too
     return app

@@ -6,6 +6,7 @@ each to a worker thread, which is most of a small request's overhead.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Iterator
 from typing import Annotated
@@ -87,14 +88,27 @@ async def require_reader(
 
 async def client_id(
     request: Request,
-    x_client_id: Annotated[
-        str | None, Header(max_length=200, description="who to count queued experiments against")
-    ] = None,
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header(description="Bearer <API_TOKEN>")] = None,
 ) -> str:
-    if x_client_id:
-        return x_client_id
-    return request.client.host if request.client else "anonymous"
+    """Who a submission counts against: the API token's holder when the token was checked,
+    else the client's address. Never a header the client picks: rotating it would escape the
+    per-client queue cap. Only a digest of the token is kept."""
+    if settings.api_token and authorization:
+        token = authorization.partition(" ")[2].strip()
+        return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    return "address:" + (request.client.host if request.client else "unknown")
 
 
 ClientIdDep = Annotated[str, Depends(client_id)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="a key of the client's choosing: a POST retried with it returns the "
+        "experiment the first one created, never a second one",
+    ),
+]
 ExperimentId = Annotated[str, Path(min_length=1, max_length=64, description="the experiment's id")]

@@ -79,6 +79,8 @@ class ExperimentRow(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The model's key in the store (`experiments/<id>/model.keras`), never an absolute URI, so
+    # a store moved to another MODELS_URL keeps serving (0008 turned older URIs into keys).
     model_uri: Mapped[str | None] = mapped_column(String(1000))
     tf_version: Mapped[str | None] = mapped_column(String(40))
     keras_version: Mapped[str | None] = mapped_column(String(40))
@@ -92,6 +94,13 @@ class ExperimentRow(Base):
     study_id: Mapped[str | None] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
     trial_number: Mapped[int | None] = mapped_column(Integer)
     trial_params: Mapped[dict[str, Any] | None]
+    # When the queue was last handed this experiment; NULL while no delivery succeeded (the
+    # broker was down), so the sweep delivers it.
+    delivered_at: Mapped[datetime | None]
+    # A client's Idempotency-Key and a digest of the request it came with: a retried POST
+    # returns this experiment instead of creating another.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_digest: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_experiments_status_created", "status", "created_at"),
@@ -100,6 +109,7 @@ class ExperimentRow(Base):
         Index("ix_experiments_client_status", "client_id", "status"),
         # Two workers advancing one study can never both create its trial N.
         Index("ix_experiments_study_trial", "study_id", "trial_number", unique=True),
+        Index("ux_experiments_client_idempotency", "client_id", "idempotency_key", unique=True),
     )
 
 

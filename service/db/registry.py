@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlalchemy import Select, select
+from sqlalchemy import Insert, Select, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.db.models import ExperimentRow, ModelAliasRow, utcnow
@@ -100,15 +101,29 @@ def set_alias(session: Session, *, alias: str, experiment_id: str) -> Alias:
     if row is None:
         raise ExperimentNotFound(f"no experiment with id {experiment_id!r}")
     _require_servable(row, experiment_id)
-    existing = session.get(ModelAliasRow, alias)
     now = utcnow()
-    if existing is None:
-        session.add(ModelAliasRow(alias=alias, experiment_id=experiment_id, updated_at=now))
-    else:
-        existing.experiment_id = experiment_id
-        existing.updated_at = now
-    session.flush()
+    # One upsert, not a read then an insert: two PUTs of a new alias at once both succeed
+    # (the later wins) instead of one failing on the primary key.
+    values = {"alias": alias, "experiment_id": experiment_id, "updated_at": now}
+    session.execute(
+        _insert_aliases(session)
+        .values(**values)
+        .on_conflict_do_update(
+            index_elements=[ModelAliasRow.alias],
+            set_={"experiment_id": experiment_id, "updated_at": now},
+        )
+    )
+    session.expire_all()  # an alias row this session holds is stale after the upsert
     return Alias(alias=alias, experiment_id=experiment_id, updated_at=now)
+
+
+def _insert_aliases(session: Session) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT with ON CONFLICT (both SQLite and PostgreSQL speak it)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement: Insert = insert(ModelAliasRow)
+    assert isinstance(statement, postgresql.Insert | sqlite.Insert)
+    return statement
 
 
 def delete_alias(session: Session, alias: str) -> None:

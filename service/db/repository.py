@@ -108,13 +108,6 @@ def create_experiment(
     return to_experiment(row)
 
 
-def count_queued(session: Session, *, client_id: str) -> int:
-    query = select(func.count()).where(
-        ExperimentRow.client_id == client_id, ExperimentRow.status == Status.QUEUED
-    )
-    return session.scalar(query) or 0
-
-
 def _epochs_done(session: Session, experiment_id: str) -> int:
     query = select(func.count()).where(EpochRow.experiment_id == experiment_id)
     return session.scalar(query) or 0

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+if TYPE_CHECKING:
+    from service.config import Settings
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# libpq's connect_timeout is whole seconds, and it treats anything below 2 as 2.
+MIN_CONNECT_TIMEOUT_S = 2
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -23,10 +29,35 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(database_url: str) -> Engine:
+def _postgres_bounds(
+    connect_timeout: float | None, statement_timeout: float | None
+) -> dict[str, Any]:
+    """libpq arguments bounding a connect and, server-side, every statement."""
+    bounds: dict[str, Any] = {}
+    if connect_timeout:
+        bounds["connect_timeout"] = max(MIN_CONNECT_TIMEOUT_S, math.ceil(connect_timeout))
+    if statement_timeout:
+        bounds["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
+    return bounds
+
+
+def make_engine(
+    database_url: str,
+    *,
+    connect_timeout: float | None = None,
+    statement_timeout: float | None = None,
+) -> Engine:
+    """An engine for the URL; on PostgreSQL, connects and statements bounded when asked
+    (migrations leave them unbounded: a schema change may rightly take long)."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=10,
+            connect_args=_postgres_bounds(connect_timeout, statement_timeout),
+        )
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
@@ -39,10 +70,27 @@ def make_engine(database_url: str) -> Engine:
 class Database:
     """Owns an engine; `scope()` yields a session that commits on success, rolls back on error."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        connect_timeout: float | None = None,
+        statement_timeout: float | None = None,
+    ) -> None:
         self.url = database_url
-        self.engine = make_engine(database_url)
+        self.engine = make_engine(
+            database_url, connect_timeout=connect_timeout, statement_timeout=statement_timeout
+        )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        """The service's database, with the connect and statement bounds the settings give."""
+        return cls(
+            settings.database_url,
+            connect_timeout=settings.database_connect_timeout,
+            statement_timeout=settings.database_statement_timeout,
+        )
 
     @contextmanager
     def scope(self) -> Iterator[Session]:

@@ -152,18 +152,24 @@ def create_trial(
     name: str,
     params: dict[str, Any],
     spec: dict[str, Any],
+    spec_hash: str,
     summary: dict[str, Any] | None,
     max_attempts: int,
 ) -> Experiment:
+    now = utcnow()
     row = ExperimentRow(
         id=uuid.uuid4().hex,
         name=name,
         description=f"trial {number} of study {study.name!r} ({study.id})",
         spec=spec,
+        spec_hash=spec_hash,
+        seed=spec["fit"]["seed"],
         summary=summary,
         status=Status.QUEUED,
         client_id=study.client_id,
-        created_at=utcnow(),
+        created_at=now,
+        # Optimistic, as for a lone experiment: a failed delivery clears it.
+        delivered_at=now,
         attempt=0,
         max_attempts=max_attempts,
         cancel_requested=False,

@@ -1,7 +1,10 @@
 """Recovery: the sweep that puts lost jobs right, run by the API at start-up and by each worker.
 
 It requeues experiments whose lease expired (their worker died) and delivers again the queued
-experiments whose delivery the queue lost. The database row decides; the queue only delivers.
+experiments whose delivery the queue lost: those never delivered (the broker was down when
+they were submitted), and those delivered more than REDELIVER_AFTER_SECONDS ago that the queue
+no longer holds, however busy it is. The database row decides; the queue only delivers, and a
+duplicate delivery is harmless (a claim takes only a queued row).
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from service.db import leases
+from service.db import admission, leases
 from service.db.models import utcnow
 from service.db.session import Database
 from service.jobs.queue import JobQueue
 
 log = logging.getLogger(__name__)
 
-# A queued experiment this old with nothing pending in the queue lost its delivery.
-ORPHAN_AFTER_SECONDS = 30.0
+# A queued experiment delivered this long ago that the queue no longer holds lost its delivery
+# (Huey does not retry; a database error in a claim drops the message). Long enough that a
+# message being handed to a worker at this moment is rarely delivered twice.
+REDELIVER_AFTER_SECONDS = 30.0
 
 
 def sweep_once(db: Database, queue: JobQueue) -> leases.SweepResult:
@@ -35,14 +40,29 @@ def sweep_once(db: Database, queue: JobQueue) -> leases.SweepResult:
             result.failed,
             result.cancelled,
         )
-    if queue.pending() == 0:
-        cutoff = utcnow() - timedelta(seconds=ORPHAN_AFTER_SECONDS)
-        with db.scope() as session:
-            orphans = leases.orphaned_queued(session, older_than=cutoff)
-        for experiment_id in orphans:
-            log.warning("re-delivering queued experiment %s", experiment_id)
-            queue.enqueue(experiment_id)
+    redeliver_lost(db, queue)
     return result
+
+
+def redeliver_lost(db: Database, queue: JobQueue) -> list[str]:
+    """Deliver queued experiments the queue does not hold: never delivered, or lost since."""
+    now = utcnow()
+    with db.scope() as session:
+        candidates = admission.awaiting_delivery(
+            session, delivered_before=now - timedelta(seconds=REDELIVER_AFTER_SECONDS)
+        )
+    if not candidates:
+        return []
+    held = queue.pending_ids()
+    lost = [experiment_id for experiment_id in candidates if experiment_id not in held]
+    delivered = []
+    for experiment_id in lost:
+        log.warning("delivering queued experiment %s, which the queue does not hold", experiment_id)
+        queue.enqueue(experiment_id)
+        delivered.append(experiment_id)
+    with db.scope() as session:
+        admission.mark_delivered(session, [*delivered, *held.intersection(candidates)], at=now)
+    return delivered
 
 
 class Sweeper(threading.Thread):

@@ -35,13 +35,26 @@ class LayerSummary(BaseModel):
     params: int
 
 
+class EstimatePublic(BaseModel):
+    """What training will take, roughly (`note` says how rough), from the layer shapes."""
+
+    activation_bytes_per_image: int
+    activation_bytes_per_batch: int = Field(description="capped by MAX_ACTIVATION_BYTES")
+    memory_bytes: int = Field(description="activations of a batch plus weights and their state")
+    flops_per_image: int = Field(description="of the forward pass")
+    seconds_per_epoch: float
+    note: str
+
+
 class SummaryPublic(BaseModel):
-    """What `model.summary()` prints, computed by really building the Keras model."""
+    """What `model.summary()` prints, computed by really building the Keras model, and an
+    estimate of the memory and time its training takes (absent on older experiments)."""
 
     layers: list[LayerSummary]
     total_params: int
     trainable_params: int
     non_trainable_params: int
+    estimate: EstimatePublic | None = None
 
 
 class AttemptPublic(BaseModel):

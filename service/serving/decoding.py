@@ -1,7 +1,9 @@
 """A request's images -> one float32 [n, 28, 28] batch in [0, 1], within the configured limits.
 
 The normalisation itself is `service.images`; this module applies MAX_PREDICT_BATCH,
-MAX_IMAGE_BYTES and MAX_IMAGE_PIXELS and names each image's field in what it refuses.
+MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS and MAX_REQUEST_PIXELS and names each image's field in what
+it refuses. Every encoded image's header is read before any of them is decoded, so a request
+whose images add up to too many pixels costs no decoding at all.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.config import Settings
-from service.errors import InvalidInput
-from service.images import decode_base64_image, decode_image, pixels_to_array
+from service.errors import InvalidInput, TooLarge
+from service.images import base64_bytes, decode_image, image_pixels, pixels_to_array
 from service.mnist import AssumedScale
 from service.schemas.predict import PredictRequest
 
@@ -24,6 +26,7 @@ class ImageDecoder:
     max_batch: int
     max_bytes: int
     max_pixels: int
+    max_request_pixels: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImageDecoder:
@@ -31,6 +34,7 @@ class ImageDecoder:
             max_batch=settings.max_predict_batch,
             max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels,
+            max_request_pixels=settings.max_request_pixels,
         )
 
     def request_batch(
@@ -53,13 +57,12 @@ class ImageDecoder:
         for index, text in enumerate(request.images_base64 or []):
             encoded.append(text)
             fields.append(f"images_base64[{index}]")
-        for text, field in zip(encoded, fields, strict=True):
-            arrays.append(
-                decode_base64_image(
-                    text, max_bytes=self.max_bytes, max_pixels=self.max_pixels, field=field
-                )
-            )
-            scales.append(None)
+        files = [
+            (field, base64_bytes(text, max_bytes=self.max_bytes, field=field))
+            for text, field in zip(encoded, fields, strict=True)
+        ]
+        arrays.extend(self._decode_all(files))
+        scales.extend([None] * len(files))
         return np.stack(arrays), scales
 
     def check_batch_size(self, images: int) -> None:
@@ -78,14 +81,19 @@ class ImageDecoder:
                 f"{len(files)} files is over the limit of {self.max_batch} per request "
                 "(MAX_PREDICT_BATCH)"
             )
-        return np.stack(
-            [
-                decode_image(
-                    data,
-                    max_bytes=self.max_bytes,
-                    max_pixels=self.max_pixels,
-                    field=f"file {name!r}",
+        return np.stack(self._decode_all([(f"file {name!r}", data) for name, data in files]))
+
+    def _decode_all(self, files: list[tuple[str, bytes]]) -> list[np.ndarray]:
+        """(field, encoded bytes) -> arrays, once every header says the total is within
+        MAX_REQUEST_PIXELS (and each image within MAX_IMAGE_BYTES and MAX_IMAGE_PIXELS)."""
+        limits = {"max_bytes": self.max_bytes, "max_pixels": self.max_pixels}
+        total = 0
+        for field, data in files:
+            total += image_pixels(data, **limits, field=field)
+            if total > self.max_request_pixels:
+                raise TooLarge(
+                    f"the images up to {field} have {total:,} pixels in all; a request may "
+                    f"have at most {self.max_request_pixels:,} (MAX_REQUEST_PIXELS); send "
+                    "smaller images or fewer per request"
                 )
-                for name, data in files
-            ]
-        )
+        return [decode_image(data, **limits, field=field) for field, data in files]

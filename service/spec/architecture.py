@@ -29,6 +29,12 @@ from service.spec.layers import (
 )
 from service.spec.layers import Layer as LayerSpec
 
+# No tensor axis may be longer, and no layer's output per image larger: beyond them TensorFlow's
+# 32-bit index arithmetic breaks, and long before them the memory cap (MAX_ACTIVATION_BYTES)
+# refuses the net anyway. Checked here so that no size ever overflows on its way to Keras.
+MAX_DIMENSION = 2**24
+MAX_LAYER_VALUES = 2**31 - 1
+
 LAST_LAYER_HINT = (
     'end the net with {"type": "Dense", "units": 10, "activation": "softmax"} '
     '(or a Dense with 10 units followed by {"type": "Activation", "activation": "softmax"})'
@@ -125,10 +131,22 @@ def infer_architecture(layers: list[LayerSpec]) -> list[InferredLayer]:
         if isinstance(layer, Input):
             continue
         result = _infer_one(index, layer, shape)
+        _check_size(index, layer, result.output_shape)
         inferred.append(result)
         shape = result.output_shape
     _check_probabilities(layers, shape)
     return inferred
+
+
+def _check_size(index: int, layer: LayerSpec, shape: tuple[int, ...]) -> None:
+    values = math.prod(shape)
+    if max(shape) > MAX_DIMENSION or values > MAX_LAYER_VALUES:
+        raise ArchitectureError(
+            f"layers[{index}] ({layer.type}) gives a tensor of shape {shape} ({values:,} values "
+            f"per image); a layer may give at most {MAX_LAYER_VALUES:,} values per image, none "
+            f"of its axes longer than {MAX_DIMENSION:,}: use fewer units, filters or a smaller "
+            "target_shape"
+        )
 
 
 def _check_input_first(layers: list[LayerSpec]) -> None:

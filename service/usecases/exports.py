@@ -53,7 +53,7 @@ def trained_model(*, db: Database, store: ModelStore, experiment_id: str) -> Dow
             else f"experiment {experiment_id} is {status}, so it has no trained model; only "
             "succeeded experiments have one"
         )
-    key = store.key_of(experiment.model_uri)
+    key = store.stored_key(experiment.model_uri)
     if not store.exists(key):
         raise ModelNotFound(
             f"experiment {experiment_id}'s model file is missing from the model store"

@@ -69,10 +69,12 @@ class Predictions:
         return model if model is not None and self.loader.is_warm(model) else None
 
     def predict(self, request: PredictRequest, model: ServableModel | None = None) -> Prediction:
-        """The request's images through `model`, or through the model its reference names."""
-        batch, scales = self.decoder.request_batch(request)
+        """The request's images through `model`, or through the model its reference names.
+
+        The model is resolved first: a request naming no model costs no decoding."""
         if model is None:
             model = self.resolver.resolve(request.model)
+        batch, scales = self.decoder.request_batch(request)
         return Prediction(model, self._forward(model, batch), scales)
 
     async def predict_warm(self, request: PredictRequest, model: ServableModel) -> Prediction:
@@ -97,8 +99,8 @@ class Predictions:
 
     def predict_files(self, reference: str, files: list[tuple[str, bytes]]) -> Prediction:
         """Uploaded files as (name, content) through the model `reference` names, in order."""
-        batch = self.decoder.upload_batch(files)
         model = self.resolver.resolve(reference)
+        batch = self.decoder.upload_batch(files)
         return Prediction(model, self._forward(model, batch), [None] * len(files))
 
     def _forward(self, model: ServableModel, batch: np.ndarray) -> np.ndarray:

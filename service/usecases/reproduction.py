@@ -47,7 +47,7 @@ def rerun_experiment(
         queue=queue,
         client_id=client_id,
         rerun_of=original.id,
-    )
+    ).experiment
 
 
 def reproduction_of(session: Session, rerun: Experiment) -> Reproduction | None:

@@ -19,6 +19,7 @@ from service.errors import NotCancellable, NotDeletable, SpecRejected
 from service.jobs.queue import JobQueue
 from service.schemas.experiments import ExperimentCreate
 from service.schemas.studies import StudyCreate
+from service.spec.fingerprint import normalised_spec, spec_hash
 from service.studies import samplers
 from service.studies.leaderboard import DEFAULT_THRESHOLD, StudyReport, leaderboard_row, ranked
 from service.studies.objective import ObjectiveMetric, maximises
@@ -26,7 +27,7 @@ from service.studies.presets import preset
 from service.studies.rebuild import trial_records
 from service.studies.space import Dimension, Params, SpaceError, apply, corners, describe, grid_size
 from service.usecases.removal import remove_experiments
-from service.usecases.submission import check_limits, check_queue_room
+from service.usecases.submission import check_limits, check_queue_room, deliver
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,6 @@ def validate_trial(
         except SpecRejected as error:
             raise _trial_rejected(number, label, error.details) from None
     return valid
-
-
-def _normalised(valid: ExperimentCreate) -> dict[str, Any]:
-    return valid.model_dump(mode="json", exclude={"name", "description"})
 
 
 @dataclass(frozen=True)
@@ -237,7 +234,8 @@ def advance(db: Database, queue: JobQueue, study_id: str) -> list[str]:
                 number=number,
                 name=f"{study.name} #{number}: {label}"[:200],
                 params=params,
-                spec=_normalised(spec),
+                spec=normalised_spec(spec),
+                spec_hash=spec_hash(spec),
                 summary=summary,
                 max_attempts=definition["max_attempts"],
             )
@@ -248,7 +246,7 @@ def advance(db: Database, queue: JobQueue, study_id: str) -> list[str]:
             store.set_status(session, study_id, StudyStatus.FINISHED)
     # After the commit, as for a lone experiment; a lost delivery is re-sent by the sweep.
     for trial in created:
-        queue.enqueue(trial.id)
+        deliver(db=db, queue=queue, experiment_id=trial.id)
     return [trial.id for trial in created]
 
 

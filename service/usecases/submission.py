@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from service.config import Settings
-from service.db import repository
+from service.db import admission
 from service.db.session import Database
 from service.domain import Experiment
-from service.errors import QueueFull, SpecRejected
+from service.errors import IdempotencyMismatch, QueueFull, SpecRejected
 from service.jobs.queue import JobQueue
 from service.schemas.experiments import ExperimentCreate
+from service.spec.cost import TrainingCost, training_cost
 from service.spec.fingerprint import normalised_spec, spec_hash
 
+log = logging.getLogger(__name__)
 
-def check_limits(spec: ExperimentCreate, settings: Settings) -> None:
-    """The caps a user meets before any work starts, each named in its 422."""
+
+def check_limits(spec: ExperimentCreate, settings: Settings) -> TrainingCost:
+    """The caps a user meets before any work starts, each named in its 422; the net's cost."""
     problems: list[dict[str, Any]] = []
     if len(spec.layers) > settings.max_layers:
         problems.append(
@@ -47,21 +54,63 @@ def check_limits(spec: ExperimentCreate, settings: Settings) -> None:
                 "type": "limit",
             }
         )
+    cost = training_cost(spec)
+    if cost.activation_bytes_per_batch > settings.max_activation_bytes:
+        problems.append(
+            {
+                "loc": ["body", "fit", "batch_size"],
+                "msg": f"training needs about {_megabytes(cost.activation_bytes_per_image)} of "
+                f"activations per image, {_megabytes(cost.activation_bytes_per_batch)} for a "
+                f"batch of {cost.batch_size}, over the limit of "
+                f"{_megabytes(settings.max_activation_bytes)} (MAX_ACTIVATION_BYTES); use a "
+                "smaller batch_size, or fewer units or filters in the large layers",
+                "type": "limit",
+            }
+        )
     if problems:
         raise SpecRejected("; ".join(problem["msg"] for problem in problems), details=problems)
+    return cost
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
 
 
 def check_queue_room(
     session: Session, settings: Settings, *, client_id: str, adding: int = 1
 ) -> None:
     """Refuse (429) what would put the client over MAX_QUEUED_PER_CLIENT queued experiments."""
-    queued = repository.count_queued(session, client_id=client_id)
+    queued = admission.count_queued(session, client_id=client_id)
     if queued + adding > settings.max_queued_per_client:
         raise QueueFull(
             f"you already have {queued} experiments queued, the limit "
             f"(MAX_QUEUED_PER_CLIENT) is {settings.max_queued_per_client}; wait for some "
             "to start or cancel them"
         )
+
+
+@dataclass(frozen=True)
+class Submission:
+    experiment: Experiment
+    replayed: bool
+    """True when the Idempotency-Key was used before: `experiment` is the one created then."""
+
+
+def request_digest(spec_in: ExperimentCreate) -> str:
+    """What an Idempotency-Key is bound to: the request's content, not its formatting."""
+    canonical = json.dumps(spec_in.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(earlier: admission.Admission, digest: str | None, key: str) -> Submission:
+    assert earlier.experiment is not None
+    if earlier.request_digest != digest:
+        raise IdempotencyMismatch(
+            f"Idempotency-Key {key!r} was used for a different request (experiment "
+            f"{earlier.experiment.id}); send a new key for a new experiment, or the same body "
+            "to get that experiment back"
+        )
+    return Submission(earlier.experiment, replayed=True)
 
 
 def submit_experiment(
@@ -71,28 +120,74 @@ def submit_experiment(
     db: Database,
     queue: JobQueue,
     client_id: str,
+    idempotency_key: str | None = None,
     rerun_of: str | None = None,
-) -> Experiment:
-    """Check, dry-run, record and queue one experiment; `rerun_of` names the one it repeats."""
-    check_limits(spec_in, settings)
+) -> Submission:
+    """Store the experiment, then hand it to the queue; with a key seen before, the first one;
+    `rerun_of` names the experiment it repeats.
+
+    Once stored, the experiment is accepted whatever the queue does: when the broker is down
+    the row is marked undelivered and the sweep delivers it once the broker is back.
+    """
+    digest = request_digest(spec_in) if idempotency_key is not None else None
+    if idempotency_key is not None:
+        with db.scope() as session:
+            earlier = admission.find_by_idempotency_key(
+                session, client_id=client_id, idempotency_key=idempotency_key
+            )
+        if earlier is not None:  # before the dry run: a retry costs a query, not a build
+            return _replay(earlier, digest, idempotency_key)
+    cost = check_limits(spec_in, settings)
     from service.ml.build import dry_run  # TensorFlow loads on first use, not at import
 
-    summary = dry_run(spec_in)
-    with db.scope() as session:
-        check_queue_room(session, settings, client_id=client_id)
-        experiment = repository.create_experiment(
-            session,
-            name=spec_in.name,
-            description=spec_in.description,
-            spec=normalised_spec(spec_in),
-            summary=summary,
-            client_id=client_id,
-            max_attempts=settings.max_attempts,
-            spec_hash=spec_hash(spec_in),
-            seed=spec_in.fit.seed,
-            rerun_of=rerun_of,
+    summary = {**dry_run(spec_in), "estimate": cost.as_summary()}
+    new = admission.NewExperiment(
+        name=spec_in.name,
+        description=spec_in.description,
+        spec=normalised_spec(spec_in),
+        summary=summary,
+        client_id=client_id,
+        max_attempts=settings.max_attempts,
+        spec_hash=spec_hash(spec_in),
+        seed=spec_in.fit.seed,
+        rerun_of=rerun_of,
+    )
+    admitted = admission.admit(
+        db,
+        new,
+        max_queued=settings.max_queued_per_client,
+        idempotency_key=idempotency_key,
+        request_digest=digest,
+    )
+    if admitted.experiment is None:
+        raise QueueFull(
+            f"you already have {settings.max_queued_per_client} experiments queued, the limit "
+            f"(MAX_QUEUED_PER_CLIENT); wait for some to start or cancel them"
         )
-    # After the commit: a worker must find the row it is told about. If this process dies
-    # right here, the sweep re-delivers the orphaned row.
-    queue.enqueue(experiment.id)
-    return experiment
+    if admitted.replayed:
+        assert idempotency_key is not None
+        return _replay(admitted, digest, idempotency_key)
+    deliver(db=db, queue=queue, experiment_id=admitted.experiment.id)
+    return Submission(admitted.experiment, replayed=False)
+
+
+def deliver(*, db: Database, queue: JobQueue, experiment_id: str) -> None:
+    """Hand a stored experiment to the queue, after its commit (a worker must find the row it
+    is told about). A broker that fails is logged, not raised: the row stays undelivered and
+    the sweep delivers it. If this process dies right here, the sweep finds it missing from
+    the queue all the same."""
+    try:
+        queue.enqueue(experiment_id)
+    except Exception as error:  # any broker failure: the experiment is safe in the database
+        log.warning(
+            "queue unavailable (%s: %s): experiment %s is stored and will be delivered by the "
+            "sweep",
+            type(error).__name__,
+            error,
+            experiment_id,
+        )
+        try:
+            with db.scope() as session:
+                admission.mark_undelivered(session, experiment_id)
+        except Exception:  # the sweep still finds it missing from the queue, only later
+            log.exception("could not mark experiment %s undelivered", experiment_id)

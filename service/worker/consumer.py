@@ -26,9 +26,9 @@ def worker_label(settings: Settings) -> str:
 def run_worker(settings: Settings) -> None:
     """Block, consuming training jobs with `settings.worker_slots` slots, until signalled."""
     watch_parent()
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     label = worker_label(settings)
-    queue = JobQueue(settings.queue_url)
+    queue = JobQueue.from_settings(settings)
     supervisor = Supervisor(
         settings=settings,
         db=db,

@@ -179,7 +179,7 @@ def _configure_tensorflow(settings: Settings) -> None:
 
 
 def run(experiment_id: str, attempt: int, settings: Settings) -> int:
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     store = store_from_settings(settings)
     context = TrainingContext(
         settings=settings, db=db, store=store, experiment_id=experiment_id, attempt=attempt

@@ -240,6 +240,32 @@ def test_health_stays_open_when_reads_are_protected(sealed: TestClient) -> None:
     assert response.json()["status"] == "ok"
 
 
+DOCS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+
+
+def test_protect_reads_closes_the_docs_and_the_schema(sealed: TestClient) -> None:
+    for path in DOCS:
+        assert_unauthorized(sealed.get(path), MISSING)
+        assert_unauthorized(sealed.get(path, headers=bearer("wrong")), WRONG)
+        assert sealed.get(path, headers=bearer()).status_code == 200, path
+    assert "/experiments" in sealed.get("/openapi.json", headers=bearer()).json()["paths"]
+
+
+def test_the_docs_stay_open_by_default(locked: TestClient) -> None:
+    for path in DOCS:
+        assert locked.get(path).status_code == 200, path
+    assert "/openapi.json" in locked.get("/docs").text
+
+
+def test_every_token_holder_shares_one_queue_cap(app_with: Callable[..., TestClient]) -> None:
+    capped = app_with(api_token=TOKEN, max_queued_per_client=1)
+    submit(capped, headers={**bearer(), "X-Client-Id": "alice"})
+    rotated = capped.post(
+        "/experiments", json=tiny_spec(), headers={**bearer(), "X-Client-Id": "bob"}
+    )
+    assert rotated.status_code == 429
+
+
 def test_writes_stay_open_without_a_token(client: TestClient) -> None:
     created = client.post("/experiments", json=tiny_spec())
     assert created.status_code == 202, created.text

@@ -201,13 +201,18 @@ def test_configured_limits_are_422_naming_the_cap(
 def test_queued_experiments_per_client_are_capped(make_settings: Callable[..., Settings]) -> None:
     from service.api.app import create_app
 
-    with TestClient(create_app(make_settings(max_queued_per_client=2))) as capped:
+    app = create_app(make_settings(max_queued_per_client=2))
+    with TestClient(app) as capped:
         for _ in range(2):
-            submit(capped, tiny_spec(), headers={"X-Client-Id": "alice"})
-        refused = capped.post("/experiments", json=tiny_spec(), headers={"X-Client-Id": "alice"})
+            submit(capped, tiny_spec())
+        refused = capped.post("/experiments", json=tiny_spec())
         assert refused.status_code == 429
         assert "MAX_QUEUED_PER_CLIENT" in refused.json()["detail"]
-        submit(capped, tiny_spec(), headers={"X-Client-Id": "bob"})
+        # A header anyone can change is no identity: rotating it escapes nothing.
+        rotated = capped.post("/experiments", json=tiny_spec(), headers={"X-Client-Id": "bob"})
+        assert rotated.status_code == 429
+        # Another address is another client.
+        submit(TestClient(app, client=("192.0.2.7", 50000)), tiny_spec())
 
 
 def test_body_over_limit_is_413(make_settings: Callable[..., Settings]) -> None:

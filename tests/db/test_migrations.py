@@ -145,3 +145,27 @@ def test_app_refuses_to_start_on_an_unknown_revision(settings: Settings, db: Dat
     ):
         pytest.fail("the app served a database it does not know")
     assert current_revision(db.engine) == FUTURE_REVISION
+
+
+def test_0008_turns_model_uris_into_store_keys(settings: Settings, db: Database) -> None:
+    config = alembic_config(settings.database_url)
+    command.upgrade(config, "0003")
+    uris = {
+        "a" * 32: "/old/place/models/experiments/" + "a" * 32 + "/model.keras",
+        "b" * 32: "s3://bucket/lab/experiments/" + "b" * 32 + "/model.keras",
+        "c" * 32: "experiments/" + "c" * 32 + "/model.keras",
+    }
+    with db.engine.begin() as connection:
+        for experiment_id, uri in uris.items():
+            connection.execute(
+                sa.text(
+                    "INSERT INTO experiments (id, name, spec, status, client_id, created_at, "
+                    "attempt, max_attempts, cancel_requested, model_uri) VALUES (:id, 'x', '{}', "
+                    "'succeeded', 'c', CURRENT_TIMESTAMP, 1, 3, false, :uri)"
+                ),
+                {"id": experiment_id, "uri": uri},
+            )
+    upgrade_to_head(settings.database_url, db.engine)
+    with db.engine.connect() as connection:
+        stored = dict(connection.execute(sa.text("SELECT id, model_uri FROM experiments")).all())
+    assert stored == {key: f"experiments/{key}/model.keras" for key in uris}

@@ -10,6 +10,7 @@ from service.api.deps import (
     ClientIdDep,
     DatabaseDep,
     ExperimentId,
+    IdempotencyKey,
     QueueDep,
     RuntimeDep,
     SessionDep,
@@ -56,7 +57,7 @@ CHANGE_ONE = _OnOneExperiment(dependencies=[Writer], responses=error_responses(4
     response_model=ExperimentPublic,
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Writer],
-    responses=error_responses(401, 413, 422, 429),
+    responses=error_responses(401, 409, 413, 422, 429),
 )
 def create_experiment(
     spec_in: ExperimentCreate,
@@ -64,12 +65,19 @@ def create_experiment(
     db: DatabaseDep,
     queue: QueueDep,
     client: ClientIdDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> ExperimentPublic:
-    """Validate the spec, build it once for its summary, and queue its training."""
-    experiment = submit_experiment(
-        spec_in=spec_in, settings=settings, db=db, queue=queue, client_id=client
+    """Validate the spec, build it once for its summary, and queue its training (202 even
+    when the queue is down: the experiment is stored, and delivered once the queue is back)."""
+    submission = submit_experiment(
+        spec_in=spec_in,
+        settings=settings,
+        db=db,
+        queue=queue,
+        client_id=client,
+        idempotency_key=idempotency_key,
     )
-    return ExperimentPublic.of(experiment)
+    return ExperimentPublic.of(submission.experiment)
 
 
 @router.get(

@@ -1,0 +1,47 @@
+"""The interactive docs and the OpenAPI schema, behind the same rule as every read: open unless
+PROTECT_READS is set (the schema maps every route, which is what PROTECT_READS hides)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse
+
+from service.api.deps import require_reader
+
+OPENAPI_URL = "/openapi.json"
+DOCS_URL = "/docs"
+REDOC_URL = "/redoc"
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(require_reader)])
+
+
+@router.get(OPENAPI_URL)
+async def openapi(request: Request) -> dict[str, Any]:
+    schema: dict[str, Any] = request.app.openapi()
+    return schema
+
+
+@router.get(DOCS_URL)
+async def swagger_ui(request: Request) -> HTMLResponse:
+    return get_swagger_ui_html(
+        openapi_url=OPENAPI_URL,
+        title=f"{request.app.title} - Swagger UI",
+        oauth2_redirect_url=f"{DOCS_URL}/oauth2-redirect",
+    )
+
+
+@router.get(f"{DOCS_URL}/oauth2-redirect")
+async def swagger_ui_redirect() -> HTMLResponse:
+    return get_swagger_ui_oauth2_redirect_html()
+
+
+@router.get(REDOC_URL)
+async def redoc(request: Request) -> HTMLResponse:
+    return get_redoc_html(openapi_url=OPENAPI_URL, title=f"{request.app.title} - ReDoc")
