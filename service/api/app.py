@@ -14,10 +14,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__
-from service.api.routes import charts, experiments, health, models, predict
+from service.api.routes import charts, events, experiments, health, models, predict, web
 from service.config import Settings, get_settings
 from service.db.migrations import upgrade_to_head
 from service.errors import ServiceError, TooLarge, Unauthorized
+from service.events.feed import ChangeFeed, end_streams_on_exit_signals
 from service.runtime import Runtime
 from service.worker.consumer import sweep_once
 
@@ -164,9 +165,15 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         except Exception:  # the workers sweep too; a failed start-up sweep is not fatal
             log.exception("start-up sweep failed")
         app.state.runtime = runtime
+        feed = ChangeFeed(runtime.db, poll_seconds=settings.events_poll_seconds)
+        app.state.change_feed = feed
+        await feed.start()
+        restore_signals = end_streams_on_exit_signals(feed)
         try:
             yield
         finally:
+            restore_signals()
+            await feed.close()
             runtime.close()
 
     app = FastAPI(
@@ -177,6 +184,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             "their learning curves and test scores, and recognise handwritten digits."
         ),
         lifespan=lifespan,
+        # Served from the package by the web router: no CDN, so they work offline.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.include_router(health.router)
@@ -184,6 +194,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(charts.router)
     app.include_router(predict.router)
     app.include_router(models.router)
+    app.include_router(events.router)
+    web.mount(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 
