@@ -34,6 +34,13 @@ class SummaryPublic(BaseModel):
     non_trainable_params: int
 
 
+class ExperimentValidated(BaseModel):
+    """POST /experiments/validate: the spec as it would be trained, and its summary."""
+
+    spec: ExperimentSpec = Field(description="the spec with every Keras default filled in")
+    summary: SummaryPublic
+
+
 class AttemptPublic(BaseModel):
     number: int
     worker: str | None

@@ -48,6 +48,17 @@ def check_limits(spec: ExperimentCreate, settings: Settings) -> None:
         raise SpecRejected("; ".join(problem["msg"] for problem in problems), details=problems)
 
 
+def validate_experiment(spec_in: ExperimentCreate, settings: Settings) -> dict[str, Any]:
+    """Everything a submission checks before it queues: the limits, then the Keras dry run.
+
+    Returns the model's summary; raises what a submission would raise for the same spec.
+    """
+    check_limits(spec_in, settings)
+    from service.ml.build import dry_run  # TensorFlow loads on first use, not at import
+
+    return dry_run(spec_in)
+
+
 def submit_experiment(
     *,
     spec_in: ExperimentCreate,
@@ -56,10 +67,7 @@ def submit_experiment(
     queue: JobQueue,
     client_id: str,
 ) -> Experiment:
-    check_limits(spec_in, settings)
-    from service.ml.build import dry_run  # TensorFlow loads on first use, not at import
-
-    summary = dry_run(spec_in)
+    summary = validate_experiment(spec_in, settings)
     spec = spec_in.model_dump(mode="json", exclude={"name", "description"})
     with db.scope() as session:
         queued = repository.count_queued(session, client_id=client_id)

@@ -25,10 +25,13 @@ from service.schemas.experiments import (
     ExperimentCreate,
     ExperimentPublic,
     ExperimentsPublic,
+    ExperimentValidated,
     HistoryPublic,
+    SummaryPublic,
 )
+from service.spec.experiment import ExperimentSpec
 from service.storage import experiment_prefix
-from service.usecases.submission import submit_experiment
+from service.usecases.submission import submit_experiment, validate_experiment
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 Reader = Depends(require_reader)
@@ -54,6 +57,21 @@ def create_experiment(
         spec_in=spec_in, settings=settings, db=db, queue=queue, client_id=client
     )
     return ExperimentPublic.of(experiment)
+
+
+@router.post(
+    "/validate",
+    response_model=ExperimentValidated,
+    dependencies=[Writer],
+    responses=error_responses(401, 413, 422),
+)
+def validate_spec(spec_in: ExperimentCreate, settings: SettingsDep) -> ExperimentValidated:
+    """Check a spec exactly as a submission would (limits, Keras dry run) without queueing it."""
+    summary = validate_experiment(spec_in, settings)
+    return ExperimentValidated(
+        spec=ExperimentSpec.model_validate(spec_in.model_dump(exclude={"name", "description"})),
+        summary=SummaryPublic.model_validate(summary),
+    )
 
 
 @router.get(
