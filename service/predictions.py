@@ -169,11 +169,12 @@ class Predictions:
         scales: list[AssumedScale | None],
         *,
         is_batch: bool,
+        return_input: bool = False,
     ) -> PredictResponse | BatchPredictResponse:
         probabilities = self.predictor(model).predict(batch)
         predictions = [
-            PredictionPublic.of(row, scale)
-            for row, scale in zip(probabilities, scales, strict=True)
+            PredictionPublic.of(row, scale, seen if return_input else None)
+            for row, scale, seen in zip(probabilities, scales, batch, strict=True)
         ]
         ref = ModelRef.of(model)
         if is_batch:
@@ -187,15 +188,21 @@ class Predictions:
         batch, scales = self.images(request)
         if model is None:
             model = self.resolve(request.model)
-        return self.answer(model, batch, scales, is_batch=request.is_batch)
+        return self.answer(
+            model, batch, scales, is_batch=request.is_batch, return_input=request.return_input
+        )
 
     def predict_files(
-        self, model_reference: str, files: list[tuple[str, bytes]]
+        self, model_reference: str, files: list[tuple[str, bytes]], *, return_input: bool = False
     ) -> BatchPredictResponse:
         """Uploaded files as (name, content): one answer each, in order."""
         batch = self.uploaded(files)
         answer = self.answer(
-            self.resolve(model_reference), batch, [None] * len(files), is_batch=True
+            self.resolve(model_reference),
+            batch,
+            [None] * len(files),
+            is_batch=True,
+            return_input=return_input,
         )
         assert isinstance(answer, BatchPredictResponse)
         return answer

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -108,6 +109,10 @@ class PredictRequest(BaseModel):
         "else 0-1, and reports what it assumed",
     )
     model: ModelName = BEST
+    return_input: bool = Field(
+        default=False,
+        description="also answer `input`: the 28x28 image (0-1) the model saw after normalisation",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_input(self) -> PredictRequest:
@@ -154,14 +159,28 @@ class PredictionPublic(BaseModel):
     assumed_scale: AssumedScale | None = Field(
         default=None, description="the pixel range the values were read in; null for PNG/JPEG"
     )
+    # Only with `return_input`; absent otherwise, so the default answer stays as small as before.
+    input: list[list[float]] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="with return_input: the 28x28 image (0-1, light on black) the model saw",
+    )
 
     @classmethod
     def of(
-        cls, probabilities: Sequence[float], assumed_scale: AssumedScale | None = None
+        cls,
+        probabilities: Sequence[float],
+        assumed_scale: AssumedScale | None = None,
+        seen: np.ndarray | None = None,
     ) -> PredictionPublic:
         values = [float(value) for value in probabilities]
         digit = max(range(len(values)), key=values.__getitem__)
-        return cls(digit=digit, probabilities=values, assumed_scale=assumed_scale)
+        return cls(
+            digit=digit,
+            probabilities=values,
+            assumed_scale=assumed_scale,
+            input=None if seen is None else np.round(seen, 3).tolist(),
+        )
 
 
 class PredictResponse(PredictionPublic):
@@ -175,6 +194,7 @@ class PredictResponse(PredictionPublic):
             digit=prediction.digit,
             probabilities=prediction.probabilities,
             assumed_scale=prediction.assumed_scale,
+            input=prediction.input,
             model=model,
         )
 

@@ -40,8 +40,11 @@ def predict_upload(
     runtime: RuntimeDep,
     file: Annotated[list[UploadFile], File(description="PNG or JPEG files of digits")],
     model: Annotated[ModelName, Form()] = "best",
+    return_input: Annotated[
+        bool, Form(description="also answer each image as the model saw it, 28x28 in 0-1")
+    ] = False,
 ) -> BatchPredictResponse:
     """Multipart upload of one or more photos or drawings; each is normalised like MNIST."""
     limit = runtime.settings.max_image_bytes
     files = [(upload.filename or "upload", upload.file.read(limit + 1)) for upload in file]
-    return runtime.predictions.predict_files(model, files)
+    return runtime.predictions.predict_files(model, files, return_input=return_input)
