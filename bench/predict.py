@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from harness import REPO, Figures, free_port, load, running, wait
+from harness import REPO, Figures, free_port, load, running, service_env, wait
 
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist.npz"
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -176,18 +176,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         port, naive_port = free_port(), free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"sqlite:///{workdir / 'service.db'}",
-            "QUEUE_URL": f"sqlite:///{workdir / 'queue.db'}",
-            "MODELS_DIR": str(workdir / "models"),
-            "WORK_DIR": str(workdir / "work"),
-            "MNIST_PATH": args.mnist,
-            "PORT": str(port),
-            "WORKER_SLOTS": "1",
-            "LOG_LEVEL": "WARNING",
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-        }
+        env = service_env(workdir, mnist=args.mnist, port=port, WORKER_SLOTS="1")
         service_url = f"http://127.0.0.1:{port}"
         naive_url = f"http://127.0.0.1:{naive_port}"
         api_log = workdir / "api.log"

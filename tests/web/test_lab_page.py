@@ -68,7 +68,10 @@ class Lab:
     def submit(self, name: str, **fit: Any) -> str:
         spec = {
             "name": name,
-            "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}],
+            "layers": [
+                {"type": "Flatten"},
+                {"type": "Dense", "units": 10, "activation": "softmax"},
+            ],
             "compile": {"optimizer": {"type": "Adam"}},
             "fit": {**QUICK_FIT, **fit},
         }
@@ -168,7 +171,9 @@ def test_every_view_loads_without_console_errors(
     docs.wait_for_selector(".swagger-ui .info", timeout=30_000)
     redoc = open_page(f"{lab.url}/redoc")
     redoc.wait_for_selector("h1", timeout=30_000)
-    assert page.errors == [] and docs.errors == [] and redoc.errors == []
+    assert page.errors == []
+    assert docs.errors == []
+    assert redoc.errors == []
 
 
 def test_a_notebook_preset_from_the_form_trains_with_its_curve_growing_live(
@@ -192,7 +197,7 @@ def test_a_notebook_preset_from_the_form_trains_with_its_curve_growing_live(
 
     page.wait_for_url("**/#/experiments/*")
     page.wait_for_function(
-        "document.querySelectorAll(\"figure svg circle\").length >= 4", timeout=240_000
+        'document.querySelectorAll("figure svg circle").length >= 4', timeout=240_000
     )
     first = circles(page, "Accuracy")
     page.wait_for_selector("h1 .badge.succeeded", timeout=240_000)
