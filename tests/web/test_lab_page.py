@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -309,4 +308,3 @@ def test_with_api_token_the_page_asks_for_it_once(
     finally:
         lab.http.close()
         lab.process.stop()
-        time.sleep(0)

@@ -36,6 +36,8 @@ export function askForToken(message = "") {
       resolve();
     });
   });
+  // Escape would close the dialog and leave the page waiting for a token that never comes.
+  dialog.oncancel = (event) => event.preventDefault();
   if (!dialog.open) dialog.showModal();
   form.token.focus();
   return asking;

@@ -44,7 +44,7 @@ export async function render(main, params) {
       h("div", { class: "card" }, h("h2", {}, "Where they differ"), h("div", { class: "table-wrap" }, h("table", {},
         h("thead", {}, h("tr", {}, h("th", {}, ""), runs.map((r) => h("th", { style: `color:${r.color}` }, r.experiment.name)))),
         h("tbody", {},
-          h("tr", {}, h("th", {}, "test accuracy"), runs.map((r) => h("td", { class: "num" }, score(r.experiment.test_accuracy)))),
+          h("tr", {}, h("th", {}, "test accuracy"), runs.map((r) => h("td", {}, score(r.experiment.test_accuracy)))),
           keys.length ? keys.map((k) => h("tr", {}, h("th", {}, k), flat.map((f) => h("td", {}, f[k] === undefined ? "–" : String(f[k])))))
             : h("tr", {}, h("td", { colspan: runs.length + 1, class: "muted" }, "Their specs are the same.")))))));
   }
