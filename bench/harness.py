@@ -31,6 +31,22 @@ def free_port() -> int:
         return port
 
 
+def service_env(workdir: Path, *, mnist: str, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m service` on temporary files in `workdir`, quiet."""
+    return {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{workdir / 'service.db'}",
+        "QUEUE_URL": f"sqlite:///{workdir / 'queue.db'}",
+        "MODELS_DIR": str(workdir / "models"),
+        "WORK_DIR": str(workdir / "work"),
+        "MNIST_PATH": mnist,
+        "PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **extra,
+    }
+
+
 def wait(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
     """The predicate's first truthy value; exits the script if none comes within `timeout`."""
     deadline = time.monotonic() + timeout

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import REPO, Figures, free_port, load, running, wait
+from harness import REPO, Figures, free_port, load, running, service_env, wait
 
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist.npz"
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -46,18 +46,7 @@ def job_spec(epochs: int) -> dict[str, Any]:
 def service(workdir: Path, *, slots: int, mnist: str) -> Iterator[tuple[str, Path]]:
     """`python -m service` on temporary files; yields its base URL and its log file."""
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{workdir / 'service.db'}",
-        "QUEUE_URL": f"sqlite:///{workdir / 'queue.db'}",
-        "MODELS_DIR": str(workdir / "models"),
-        "WORK_DIR": str(workdir / "work"),
-        "MNIST_PATH": mnist,
-        "PORT": str(port),
-        "WORKER_SLOTS": str(slots),
-        "LOG_LEVEL": "WARNING",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
+    env = service_env(workdir, mnist=mnist, port=port, WORKER_SLOTS=str(slots))
     log_path = workdir / "service.log"
     with running([sys.executable, "-m", "service"], env, log_path):
         yield f"http://127.0.0.1:{port}", log_path

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     api_workers: int = Field(default=1, ge=1, le=64, description="API processes sharing the port")
     api_token: str | None = None
     protect_reads: bool = False
+    events_poll_seconds: float = Field(
+        default=0.5, gt=0, description="how often each API process reads the change log"
+    )
 
     # Workers.
     worker_slots: int = Field(default=1, ge=1, le=64)

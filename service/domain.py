@@ -198,3 +198,20 @@ class Study:
     status: StudyStatus
     created_at: datetime
     finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the change log: `status` (created, status or cancel flag changed),
+    `epoch` (an epoch recorded) or `deleted`; `id` orders the log across every process."""
+
+    id: int
+    experiment_id: str
+    kind: str
+    data: dict[str, Any]
+
+    @property
+    def ends_experiment(self) -> bool:
+        return self.kind == "deleted" or (
+            self.kind == "status" and self.data.get("status") in FINISHED
+        )

@@ -19,6 +19,7 @@ from service.api.routes import (
     charts,
     comparisons,
     docs,
+    events,
     experiments,
     exports,
     health,
@@ -28,10 +29,12 @@ from service.api.routes import (
     predict,
     studies,
     v2,
+    web,
 )
 from service.config import Settings, get_settings
 from service.db.migrations import upgrade_to_head
 from service.errors import ServiceError, TooLarge, Unauthorized, error_body
+from service.events.feed import ChangeFeed, end_streams_on_exit_signals
 from service.jobs.recovery import sweep_once
 from service.runtime import Runtime
 
@@ -175,9 +178,15 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         except Exception:  # the workers sweep too; a failed start-up sweep is not fatal
             log.exception("start-up sweep failed")
         app.state.runtime = runtime
+        feed = ChangeFeed(runtime.db, poll_seconds=settings.events_poll_seconds)
+        app.state.change_feed = feed
+        await feed.start()
+        restore_signals = end_streams_on_exit_signals(feed)
         try:
             yield
         finally:
+            restore_signals()
+            await feed.close()
             runtime.close()
 
     app = FastAPI(
@@ -206,6 +215,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(v2.router)
     app.include_router(metrics.router)
     app.include_router(docs.router)
+    app.include_router(events.router)
+    web.mount(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Observability)  # outermost: it times and labels every answer, 413s too
     return app

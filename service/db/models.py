@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    func,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -197,3 +198,21 @@ class LayerStatsRow(Base):
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     attempt: Mapped[int] = mapped_column(Integer)
     layers: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class ChangeRow(Base):
+    """One entry of the change log that event streams replay; written only by the triggers of
+    migration 0008, so every writer (API or worker, any machine) appends to it."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))  # status, epoch, deleted
+    payload: Mapped[str] = mapped_column(Text)  # JSON, as the trigger wrote it
+    recorded_at: Mapped[datetime] = mapped_column(server_default=func.current_timestamp())
+
+    __table_args__ = (
+        Index("ix_changes_experiment_id", "experiment_id", "id"),
+        {"sqlite_autoincrement": True},
+    )

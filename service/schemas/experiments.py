@@ -57,6 +57,13 @@ class SummaryPublic(BaseModel):
     estimate: EstimatePublic | None = None
 
 
+class ExperimentValidated(BaseModel):
+    """POST /experiments/validate: the spec as it would be trained, and its summary."""
+
+    spec: ExperimentSpec = Field(description="the spec with every Keras default filled in")
+    summary: SummaryPublic
+
+
 class AttemptPublic(BaseModel):
     number: int
     worker: str | None

@@ -25,12 +25,14 @@ INLINE_MAX_IMAGES = 4
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """One forward pass: the model that answered, float32 [n, 10] probabilities, and the pixel
-    scale assumed for each image (None for an encoded one)."""
+    """One forward pass: the model that answered, float32 [n, 10] probabilities, the pixel
+    scale assumed for each image (None for an encoded one), and the float32 [n, 28, 28] images
+    the model was given (after MNIST-style normalisation)."""
 
     model: ServableModel
     probabilities: np.ndarray
     scales: list[AssumedScale | None]
+    images: np.ndarray
 
 
 class Predictions:
@@ -75,18 +77,18 @@ class Predictions:
         if model is None:
             model = self.resolver.resolve(request.model)
         batch, scales = self.decoder.request_batch(request)
-        return Prediction(model, self._forward(model, batch), scales)
+        return Prediction(model, self._forward(model, batch), scales, batch)
 
     async def predict_warm(self, request: PredictRequest, model: ServableModel) -> Prediction:
         """`predict` on the event loop for a `warm_model`, micro-batched when that is on."""
         batch, scales = self.decoder.request_batch(request)
-        return Prediction(model, await self.forward_warm(model, batch), scales)
+        return Prediction(model, await self.forward_warm(model, batch), scales, batch)
 
     def predict_images(self, reference: str, batch: np.ndarray) -> Prediction:
         """float32 [n, 28, 28] images in [0, 1] through the model `reference` names."""
         self.decoder.check_batch_size(len(batch))
         model = self.resolver.resolve(reference)
-        return Prediction(model, self._forward(model, batch), [None] * len(batch))
+        return Prediction(model, self._forward(model, batch), [None] * len(batch), batch)
 
     async def forward_warm(self, model: ServableModel, batch: np.ndarray) -> np.ndarray:
         """Probabilities for a few images through a warm model, answered on the event loop;
@@ -101,7 +103,7 @@ class Predictions:
         """Uploaded files as (name, content) through the model `reference` names, in order."""
         model = self.resolver.resolve(reference)
         batch = self.decoder.upload_batch(files)
-        return Prediction(model, self._forward(model, batch), [None] * len(files))
+        return Prediction(model, self._forward(model, batch), [None] * len(files), batch)
 
     def _forward(self, model: ServableModel, batch: np.ndarray) -> np.ndarray:
         probabilities = self.loader.predictor(model).predict(batch)

@@ -89,6 +89,16 @@ def check_queue_room(
         )
 
 
+def validate_experiment(spec_in: ExperimentCreate, settings: Settings) -> dict[str, Any]:
+    """Everything a submission checks before it stores anything: the limits, then the Keras
+    dry run. Returns the summary (with the memory and time estimate); raises what a
+    submission would raise for the same spec."""
+    cost = check_limits(spec_in, settings)
+    from service.ml.build import dry_run  # TensorFlow loads on first use, not at import
+
+    return {**dry_run(spec_in), "estimate": cost.as_summary()}
+
+
 @dataclass(frozen=True)
 class Submission:
     experiment: Experiment
@@ -137,10 +147,7 @@ def submit_experiment(
             )
         if earlier is not None:  # before the dry run: a retry costs a query, not a build
             return _replay(earlier, digest, idempotency_key)
-    cost = check_limits(spec_in, settings)
-    from service.ml.build import dry_run  # TensorFlow loads on first use, not at import
-
-    summary = {**dry_run(spec_in), "estimate": cost.as_summary()}
+    summary = validate_experiment(spec_in, settings)
     new = admission.NewExperiment(
         name=spec_in.name,
         description=spec_in.description,

@@ -653,3 +653,25 @@ def test_every_bad_input_is_a_4xx_that_never_reaches_a_model(
     assert body["error"] == bad.error
     assert bad.says in body["detail"]
     assert len(cache) == 0  # no model was even loaded for it, so TensorFlow saw nothing
+
+
+def test_return_input_answers_the_image_the_model_saw(
+    client: TestClient, served: str, mnist: Mnist
+) -> None:
+    image = mnist.x_test[0]
+    plain = predict(client, {"image": image.tolist(), "model": served})
+    seen = predict(client, {"image": image.tolist(), "model": served, "return_input": True})
+    assert "input" not in plain  # the default answer is as before
+    assert seen["digit"] == plain["digit"]
+    assert np.allclose(np.array(seen["input"]), image / 255, atol=1e-3)
+
+    upload = client.post(
+        "/predict/upload",
+        files={"file": ("digit.png", on_paper(image))},
+        data={"model": served, "return_input": "true"},
+    )
+    assert upload.status_code == 200, upload.text
+    frame = np.array(upload.json()["predictions"][0]["input"])
+    assert frame.shape == (28, 28)
+    assert frame.min() >= 0
+    assert frame.max() <= 1

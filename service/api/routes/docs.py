@@ -1,5 +1,8 @@
 """The interactive docs and the OpenAPI schema, behind the same rule as every read: open unless
-PROTECT_READS is set (the schema maps every route, which is what PROTECT_READS hides)."""
+PROTECT_READS is set (the schema maps every route, which is what PROTECT_READS hides).
+
+Swagger UI and ReDoc load from the package's static files, not a CDN: they work offline.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from fastapi.openapi.docs import (
 from fastapi.responses import HTMLResponse
 
 from service.api.deps import require_reader
+from service.api.routes.web import STATIC, VENDOR
 
 OPENAPI_URL = "/openapi.json"
 DOCS_URL = "/docs"
@@ -34,6 +38,9 @@ async def swagger_ui(request: Request) -> HTMLResponse:
         openapi_url=OPENAPI_URL,
         title=f"{request.app.title} - Swagger UI",
         oauth2_redirect_url=f"{DOCS_URL}/oauth2-redirect",
+        swagger_js_url=f"{VENDOR}/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url=f"{VENDOR}/swagger-ui/swagger-ui.css",
+        swagger_favicon_url=f"{STATIC}/favicon.svg",
     )
 
 
@@ -44,4 +51,10 @@ async def swagger_ui_redirect() -> HTMLResponse:
 
 @router.get(REDOC_URL)
 async def redoc(request: Request) -> HTMLResponse:
-    return get_redoc_html(openapi_url=OPENAPI_URL, title=f"{request.app.title} - ReDoc")
+    return get_redoc_html(
+        openapi_url=OPENAPI_URL,
+        title=f"{request.app.title} - ReDoc",
+        redoc_js_url=f"{VENDOR}/redoc/redoc.standalone.js",
+        redoc_favicon_url=f"{STATIC}/favicon.svg",
+        with_google_fonts=False,
+    )

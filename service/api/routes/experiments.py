@@ -26,13 +26,16 @@ from service.schemas.experiments import (
     ExperimentCreate,
     ExperimentPublic,
     ExperimentsPublic,
+    ExperimentValidated,
     HistoryPublic,
+    SummaryPublic,
 )
 from service.schemas.insight import FindingPublic
+from service.spec.experiment import ExperimentSpec
 from service.usecases.insight import diagnostics
 from service.usecases.removal import remove_experiments
 from service.usecases.reproduction import reproduction_of
-from service.usecases.submission import submit_experiment
+from service.usecases.submission import submit_experiment, validate_experiment
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 Reader = Depends(require_reader)
@@ -78,6 +81,21 @@ def create_experiment(
         idempotency_key=idempotency_key,
     )
     return ExperimentPublic.of(submission.experiment)
+
+
+@router.post(
+    "/validate",
+    response_model=ExperimentValidated,
+    dependencies=[Writer],
+    responses=error_responses(401, 413, 422),
+)
+def validate_spec(spec_in: ExperimentCreate, settings: SettingsDep) -> ExperimentValidated:
+    """Check a spec exactly as a submission would (limits, Keras dry run) without queueing it."""
+    summary = validate_experiment(spec_in, settings)
+    return ExperimentValidated(
+        spec=ExperimentSpec.model_validate(spec_in.model_dump(exclude={"name", "description"})),
+        summary=SummaryPublic.model_validate(summary),
+    )
 
 
 @router.get(

@@ -45,9 +45,12 @@ def _answer(
 def _shaped(request: PredictRequest, result: Prediction) -> PredictResponse | BatchPredictResponse:
     """The answer in the shape the request was asked in: a batch for `images` and
     `images_base64`, else one image's."""
+    seen = result.images if request.return_input else None
     if request.is_batch:
-        return BatchPredictResponse.answer(result.model, result.probabilities, result.scales)
-    return PredictResponse.answer(result.model, result.probabilities[0], result.scales[0])
+        return BatchPredictResponse.answer(result.model, result.probabilities, result.scales, seen)
+    return PredictResponse.answer(
+        result.model, result.probabilities[0], result.scales[0], None if seen is None else seen[0]
+    )
 
 
 @router.post("/upload", response_model=BatchPredictResponse, responses=ERRORS)
@@ -55,9 +58,14 @@ def predict_upload(
     runtime: RuntimeDep,
     file: Annotated[list[UploadFile], File(description="PNG or JPEG files of digits")],
     model: Annotated[ModelName, Form()] = "best",
+    return_input: Annotated[
+        bool, Form(description="also answer each image as the model saw it, 28x28 in 0-1")
+    ] = False,
 ) -> BatchPredictResponse:
     """Multipart upload of one or more photos or drawings; each is normalised like MNIST."""
     limit = runtime.settings.max_image_bytes
     files = [(upload.filename or "upload", upload.file.read(limit + 1)) for upload in file]
     result = runtime.predictions.predict_files(model, files)
-    return BatchPredictResponse.answer(result.model, result.probabilities, result.scales)
+    return BatchPredictResponse.answer(
+        result.model, result.probabilities, result.scales, result.images if return_input else None
+    )

@@ -1,0 +1,56 @@
+// The lab page's router: one view module per section (views/*.js), chosen by the URL's hash.
+// Each view's render(main, params) draws into <main> and returns a function that stops it
+// (closes its event streams) when the person goes elsewhere.
+
+import { askForToken, config, token } from "./api.js";
+import { h } from "./format.js";
+
+const VIEWS = {
+  experiments: () => import("./views/experiments.js"),
+  experiment: () => import("./views/experiment.js"),
+  new: () => import("./views/new.js"),
+  compare: () => import("./views/compare.js"),
+  draw: () => import("./views/draw.js"),
+};
+
+let stop = null;
+
+function parse(hash) {
+  const [path, query = ""] = hash.replace(/^#\/?/, "").split("?");
+  const parts = path.split("/").filter(Boolean);
+  const params = Object.fromEntries(new URLSearchParams(query));
+  if (parts[0] === "experiments" && parts[1]) return { view: "experiment", section: "experiments", params: { ...params, id: parts[1] } };
+  const view = VIEWS[parts[0]] ? parts[0] : "experiments";
+  return { view, section: view, params };
+}
+
+async function route() {
+  const { view, section, params } = parse(location.hash);
+  if (stop) stop();
+  stop = null;
+  for (const link of document.querySelectorAll(".top nav a[data-section]")) {
+    if (link.dataset.section === section) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  const main = document.getElementById("view");
+  main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  try {
+    const module = await VIEWS[view]();
+    stop = (await module.render(main, params)) || null;
+  } catch (error) {
+    main.replaceChildren(h("div", { class: "notice bad", role: "alert" }, `Could not show this page: ${error.message}`));
+  }
+}
+
+export function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+async function start() {
+  if (config.token_required && !token()) await askForToken("");
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+start();

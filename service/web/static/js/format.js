@@ -1,0 +1,39 @@
+// Numbers for people: 0.9451, 1.9 s/epoch, 266,610.
+
+const integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+
+export const count = (n) => (n == null ? "–" : integer.format(n));
+export const score = (x) => (x == null || Number.isNaN(x) ? "–" : x.toFixed(4));
+export const percent = (x) => (x == null ? "–" : `${(100 * x).toFixed(1)} %`);
+export function seconds(s) {
+  if (s == null || Number.isNaN(s)) return "–";
+  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 120) return `${Math.round(s)} s`;
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+export const perEpoch = (s) => (s == null ? "–" : `${seconds(s)}/epoch`);
+export function when(iso) {
+  if (!iso) return "–";
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+export function shape(dims) {
+  return `(${dims.map((d) => (d == null ? "None" : d)).join(", ")})`;
+}
+
+// Build elements without innerHTML: h("td", {class: "num"}, "0.9451").
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value == null || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "class") el.className = value;
+    else el.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child == null || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+export const badge = (status) => h("span", { class: `badge ${status}` }, status);

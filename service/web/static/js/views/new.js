@@ -1,0 +1,171 @@
+// New experiment: start from a notebook net or a copy, edit layers, optimiser and fit; the
+// summary comes live from POST /experiments/validate, and each 422 shows beside its field.
+
+import { ApiError, config, get, post } from "../api.js";
+import { h } from "../format.js";
+import { FIT, LAYERS, OPTIMIZERS } from "../spec-fields.js";
+import { summaryTable } from "./experiment.js";
+
+const PRESET_NAMES = { leaky_relu: "LeakyReLU net", batchnorm: "BatchNormalization net", dropout: "Dropout net" };
+const DRY_RUN_DELAY_MS = 400;
+
+export async function render(main, params) {
+  let spec;
+  if (params.from) {
+    const source = await get(`/experiments/${params.from}`);
+    spec = { name: `${source.name} (copy)`, description: source.description, ...structuredClone(source.spec) };
+  } else {
+    spec = { name: "", ...structuredClone(config.presets[params.preset || "leaky_relu"]) };
+  }
+  if (typeof spec.compile.optimizer === "string") spec.compile.optimizer = { type: spec.compile.optimizer };
+
+  const form = h("form", { id: "new-experiment", novalidate: true });
+  const summaryBox = h("div", { "aria-live": "polite" });
+  const formError = h("div", { role: "alert" });
+  let timer = null;
+  let sequence = 0;
+
+  main.replaceChildren(h("h1", {}, "New experiment"),
+    h("div", { class: "card" }, h("h2", {}, "Start from"),
+      h("div", { class: "row" }, Object.entries(PRESET_NAMES).map(([key, label]) =>
+        h("button", { type: "button", "data-preset": key, onclick: () => { location.hash = `#/new?preset=${key}`; } }, label)),
+        h("span", { class: "muted" }, "or “Edit a copy” on any experiment."))),
+    h("div", { class: "split" }, h("div", { class: "card" }, form), h("div", { class: "card" }, h("h2", {}, "Summary (dry run)"), summaryBox)));
+
+  function field(def, value, loc, onChange) {
+    const id = `f-${loc.join("-")}`;
+    let input;
+    if (def.kind === "choice") {
+      input = h("select", { id }, def.options.map((o) => h("option", { value: o, selected: (value ?? def.default ?? "") === o }, o || def.empty)));
+    } else if (def.kind === "bool") {
+      input = h("input", { id, type: "checkbox", checked: value ?? def.default });
+    } else if (def.kind === "shape") {
+      input = h("input", { id, type: "text", value: (value ?? def.default).join(", "), size: 10 });
+    } else {
+      input = h("input", { id, type: "number", value: value ?? def.default ?? "", step: def.kind === "int" ? 1 : def.step || "any",
+        min: def.min, max: def.max, placeholder: def.empty || "" });
+    }
+    input.dataset.loc = loc.join(".");
+    input.addEventListener("change", () => {
+      let v;
+      if (def.kind === "bool") v = input.checked;
+      else if (def.kind === "choice") v = input.value || undefined;
+      else if (def.kind === "shape") v = input.value.split(/[ ,x]+/).filter(Boolean).map(Number);
+      else v = input.value === "" ? undefined : def.kind === "int" ? parseInt(input.value, 10) : parseFloat(input.value);
+      onChange(v);
+      dryRun();
+    });
+    return h("label", { class: def.kind === "bool" ? "check" : "", for: id }, def.kind === "bool" ? [input, def.name] : [def.name, input]);
+  }
+
+  const setter = (object, key) => (v) => { if (v === undefined) delete object[key]; else object[key] = v; };
+
+  function layerRow(layer, index) {
+    const types = Object.keys(LAYERS);
+    const type = h("select", { "data-loc": `layers.${index}.type`, "aria-label": `layer ${index + 1} type`,
+      onchange: (e) => {
+        const fresh = { type: e.target.value };
+        for (const def of LAYERS[fresh.type]) if (def.default != null && def.name !== "activation") fresh[def.name] = structuredClone(def.default);
+        spec.layers[index] = fresh;
+        draw(); dryRun();
+      } }, (types.includes(layer.type) ? types : [layer.type, ...types]).map((t) => h("option", { value: t, selected: t === layer.type }, t)));
+    const move = (to) => { const [l] = spec.layers.splice(index, 1); spec.layers.splice(to, 0, l); draw(); dryRun(); focusLayer(to); };
+    return h("div", { class: "layer", "data-index": index },
+      h("span", { class: "index" }, index + 1), h("label", {}, "type", type),
+      (LAYERS[layer.type] || []).map((def) => field(def, layer[def.name], ["layers", index, def.name], setter(layer, def.name))),
+      h("span", { class: "spacer" }),
+      h("button", { type: "button", class: "icon", "aria-label": `move layer ${index + 1} up`, disabled: index === 0, onclick: () => move(index - 1) }, "↑"),
+      h("button", { type: "button", class: "icon", "aria-label": `move layer ${index + 1} down`, disabled: index === spec.layers.length - 1, onclick: () => move(index + 1) }, "↓"),
+      h("button", { type: "button", class: "icon danger", "aria-label": `remove layer ${index + 1}`, onclick: () => { spec.layers.splice(index, 1); draw(); dryRun(); } }, "✕"));
+  }
+
+  function focusLayer(index) {
+    form.querySelector(`.layer[data-index="${index}"] select`)?.focus();
+  }
+
+  function draw() {
+    const optimizer = spec.compile.optimizer;
+    const optimizerType = h("select", { "data-loc": "compile.optimizer.type", "aria-label": "optimizer",
+      onchange: (e) => { spec.compile.optimizer = { type: e.target.value }; draw(); dryRun(); } },
+      Object.keys(OPTIMIZERS).map((t) => h("option", { value: t, selected: t === optimizer.type }, t)));
+    const name = h("input", { id: "f-name", type: "text", value: spec.name || "", required: true, "data-loc": "name", placeholder: "e.g. leaky-relu-sgd",
+      onchange: (e) => { spec.name = e.target.value; dryRun(); } });
+    form.replaceChildren(
+      h("label", { for: "f-name" }, "Name", name),
+      h("h2", { style: "margin-top:1rem" }, "Layers"),
+      h("div", { id: "layers", "data-loc": "layers" }, spec.layers.map(layerRow)),
+      h("button", { type: "button", onclick: () => {
+        spec.layers.splice(Math.max(spec.layers.length - 1, 0), 0, { type: "Dense", units: 100, activation: "relu" });
+        draw(); dryRun(); focusLayer(Math.max(spec.layers.length - 2, 0));
+      } }, "Add a layer"),
+      h("h2", { style: "margin-top:1rem" }, "Optimiser (compile)"),
+      h("div", { class: "row" }, h("label", {}, "type", optimizerType),
+        (OPTIMIZERS[optimizer.type] || []).map((def) => field(def, optimizer[def.name], ["compile", "optimizer", def.name], setter(optimizer, def.name)))),
+      h("h2", { style: "margin-top:1rem" }, "Training (fit)"),
+      h("div", { class: "row" }, FIT.map((def) => field(def, spec.fit[def.name], ["fit", def.name], setter(spec.fit, def.name)))),
+      formError,
+      h("div", { class: "actions", style: "margin-top:1rem" }, h("button", { type: "submit", class: "primary" }, "Queue it for training")));
+  }
+
+  function showErrors(error) {
+    for (const el of form.querySelectorAll(".field-error")) el.remove();
+    for (const el of form.querySelectorAll(".invalid")) el.classList.remove("invalid");
+    formError.replaceChildren();
+    if (!error) return;
+    const unplaced = [];
+    for (const { loc, msg } of error instanceof ApiError ? error.fields : []) {
+      let target = null;
+      for (let n = loc.length; n > 0 && !target; n--) target = form.querySelector(`[data-loc="${loc.slice(0, n).join(".")}"]`);
+      if (!target) { unplaced.push(`${loc.join(".")}: ${msg}`); continue; }
+      target.classList.add("invalid");
+      target.setAttribute("aria-invalid", "true");
+      const holder = target.closest("label") || target.closest(".layer") || target;
+      holder.after(h("p", { class: "field-error", role: "alert", "data-for": loc.join(".") }, msg));
+    }
+    if (!(error instanceof ApiError) || (!error.fields.length && error.message)) unplaced.push(error.message);
+    if (unplaced.length) formError.replaceChildren(h("div", { class: "notice bad" }, unplaced.join("; ")));
+  }
+
+  function payload() {
+    return { ...spec, name: spec.name || "untitled" };
+  }
+
+  function dryRun() {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const mine = ++sequence;
+      summaryBox.setAttribute("aria-busy", "true");
+      try {
+        const answer = await post("/experiments/validate", payload());
+        if (mine !== sequence) return;
+        showErrors(null);
+        summaryBox.replaceChildren(summaryTable(answer.summary));
+      } catch (error) {
+        if (mine !== sequence) return;
+        showErrors(error);
+        summaryBox.replaceChildren(h("p", { class: "muted" }, "Fix the marked fields to see the summary."));
+      } finally {
+        summaryBox.removeAttribute("aria-busy");
+      }
+    }, DRY_RUN_DELAY_MS);
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!spec.name) {
+      showErrors(new ApiError(422, { details: [{ loc: ["body", "name"], msg: "give it a name" }] }));
+      form.querySelector("#f-name").focus();
+      return;
+    }
+    try {
+      const created = await post("/experiments", spec);
+      location.hash = `#/experiments/${created.id}`;
+    } catch (error) {
+      showErrors(error);
+    }
+  });
+
+  draw();
+  dryRun();
+  return () => clearTimeout(timer);
+}

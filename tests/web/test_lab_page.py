@@ -1,0 +1,310 @@
+"""The lab page in a real browser: Debian's chromium driven by Playwright, against a real
+`python -m service` (API and worker) on a free port.
+
+Each test saves a screenshot of its view in a temporary folder; with LAB_SCREENSHOTS set to a
+folder (docs/screenshots for the README), they are saved there too.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.config import Settings
+from tests.helpers import MNIST_PATH, ServiceProcess, free_port, wait_for
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no browser at {CHROMIUM}")
+
+TOKEN = "lab-secret"
+QUICK_FIT = {"epochs": 2, "batch_size": 64, "train_size": 1000, "validation_size": 1000, "seed": 42}
+
+
+def lab_settings(root: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{root / 'service.db'}",
+        "queue_url": f"sqlite:///{root / 'queue.db'}",
+        "models_dir": str(root / "models"),
+        "work_dir": str(root / "work"),
+        "mnist_path": MNIST_PATH,
+        "port": free_port(),
+        "events_poll_seconds": 0.2,
+        "heartbeat_seconds": 1.0,
+        "lease_seconds": 6.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+class Lab:
+    """A running service and an HTTP client for it."""
+
+    def __init__(self, settings: Settings, process: ServiceProcess) -> None:
+        self.settings = settings
+        self.process = process
+        self.url = f"http://127.0.0.1:{settings.port}"
+        self.http = httpx.Client(base_url=self.url, timeout=60)
+
+    def wait_ready(self) -> None:
+        def up() -> bool:
+            try:
+                return self.http.get("/health").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(up, timeout=120, interval=0.3, what=f"the service ({self.process.log()[-2000:]})")
+
+    def submit(self, name: str, **fit: Any) -> str:
+        spec = {
+            "name": name,
+            "layers": [
+                {"type": "Flatten"},
+                {"type": "Dense", "units": 10, "activation": "softmax"},
+            ],
+            "compile": {"optimizer": {"type": "Adam"}},
+            "fit": {**QUICK_FIT, **fit},
+        }
+        headers = {"Authorization": f"Bearer {TOKEN}"} if self.settings.api_token else {}
+        response = self.http.post("/experiments", json=spec, headers=headers)
+        assert response.status_code == 202, response.text
+        experiment_id: str = response.json()["id"]
+        return experiment_id
+
+    def wait_finished(self, experiment_id: str) -> dict[str, Any]:
+        def finished() -> dict[str, Any] | None:
+            body: dict[str, Any] = self.http.get(f"/experiments/{experiment_id}").json()
+            return body if body["status"] in ("succeeded", "failed", "cancelled") else None
+
+        result: dict[str, Any] = wait_for(finished, timeout=240, interval=0.5, what=experiment_id)
+        return result
+
+
+def start_lab(root: Path, *args: str, **overrides: Any) -> Lab:
+    root.mkdir(parents=True, exist_ok=True)
+    settings = lab_settings(root, **overrides)
+    lab = Lab(settings, ServiceProcess(list(args), settings, root / "service.log"))
+    lab.wait_ready()
+    return lab
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    started = start_lab(tmp_path_factory.mktemp("lab"))
+    yield started
+    started.http.close()
+    started.process.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
+    """A fresh tab on a URL; collects console errors and page errors into `page.errors`."""
+    contexts: list[Any] = []
+
+    def open_(url: str, *, width: int = 1280, height: int = 900) -> Any:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        page = context.new_page()
+        page.errors = []
+        page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        page.goto(url)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any, str], Path]:
+    folder = tmp_path_factory.mktemp("screenshots")
+    publish = os.environ.get("LAB_SCREENSHOTS")
+
+    def save(page: Any, name: str) -> Path:
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        if publish:
+            Path(publish).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(publish) / path.name)
+        return path
+
+    return save
+
+
+def circles(page: Any, title: str) -> int:
+    return int(page.locator(f"figure[data-title='{title}'] svg circle").count())
+
+
+def test_every_view_loads_without_console_errors(
+    lab: Lab, open_page: Callable[..., Any], screenshots: Callable[[Any, str], Path]
+) -> None:
+    page = open_page(lab.url)
+    page.wait_for_selector("table#experiments")
+    for hash_, ready in [
+        ("#/new", "table.summary"),
+        ("#/compare", "h1:text('Compare')"),
+        ("#/draw", "canvas.pad"),
+        ("#/experiments", "table#experiments"),
+    ]:
+        page.goto(f"{lab.url}/{hash_}")
+        page.wait_for_selector(ready)
+    docs = open_page(f"{lab.url}/docs")
+    docs.wait_for_selector(".swagger-ui .info", timeout=30_000)
+    redoc = open_page(f"{lab.url}/redoc")
+    redoc.wait_for_selector("h1", timeout=30_000)
+    assert page.errors == []
+    assert docs.errors == []
+    assert redoc.errors == []
+
+
+def test_a_notebook_preset_from_the_form_trains_with_its_curve_growing_live(
+    lab: Lab, open_page: Callable[..., Any], screenshots: Callable[[Any, str], Path]
+) -> None:
+    page = open_page(f"{lab.url}/#/new")
+    page.click("button[data-preset='dropout']")
+    page.wait_for_selector("td.total-params:text('266,610')")
+    page.fill("#f-name", "dropout-quick")
+    for name, value in [("epochs", 2), ("train_size", 1000), ("validation_size", 1000)]:
+        page.fill(f"#f-fit-{name}", str(value))
+        page.dispatch_event(f"#f-fit-{name}", "change")
+    page.fill("#f-layers-1-rate", "1.5")  # a 422 shows beside its field
+    page.dispatch_event("#f-layers-1-rate", "change")
+    page.wait_for_selector(".field-error[data-for='layers.1.rate']")
+    screenshots(page, "new-experiment")
+    page.fill("#f-layers-1-rate", "0.2")
+    page.dispatch_event("#f-layers-1-rate", "change")
+    page.wait_for_selector(".field-error", state="detached")
+    page.click("button[type=submit]")
+
+    page.wait_for_url("**/#/experiments/*")
+    page.wait_for_function(
+        'document.querySelectorAll("figure svg circle").length >= 4', timeout=240_000
+    )
+    first = circles(page, "Accuracy")
+    page.wait_for_selector("h1 .badge.succeeded", timeout=240_000)
+    assert 2 <= first <= 4  # one epoch (training + validation) seen before the second came
+    assert circles(page, "Accuracy") == 4
+    assert page.locator("dl.facts dd").nth(1).inner_text() == "epoch 2 of 2"
+    screenshots(page, "experiment")
+    # The browser logs the refused dry run of rate 1.5 itself; nothing else may be logged.
+    assert [error for error in page.errors if "status of 422" not in error] == []
+
+
+def test_cancel_from_the_page_ends_it_cancelled(
+    lab: Lab, open_page: Callable[..., Any], screenshots: Callable[[Any, str], Path]
+) -> None:
+    experiment_id = lab.submit("long-one", epochs=50, train_size=2000)
+    page = open_page(f"{lab.url}/#/experiments/{experiment_id}")
+    page.wait_for_selector("h1 .badge.running", timeout=120_000)
+    page.click("button:text('Cancel')")
+    page.wait_for_selector("h1 .badge.cancelled", timeout=60_000)
+    assert lab.http.get(f"/experiments/{experiment_id}").json()["status"] == "cancelled"
+    assert page.errors == []
+
+
+def test_two_experiments_compared_show_both_curves(
+    lab: Lab, open_page: Callable[..., Any], screenshots: Callable[[Any, str], Path]
+) -> None:
+    first = lab.submit("adam-a", seed=1)
+    second = lab.submit("adam-b", seed=2, batch_size=32)
+    lab.wait_finished(first)
+    lab.wait_finished(second)
+    page = open_page(f"{lab.url}/#/experiments")
+    page.wait_for_selector(f"tr[data-id='{first}']")
+    page.check(f"tr[data-id='{first}'] input[type=checkbox]")
+    page.check(f"tr[data-id='{second}'] input[type=checkbox]")
+    screenshots(page, "experiments")
+    page.click("button:text('Compare selected')")
+    chart = "figure[data-title='Validation accuracy'] svg"
+    page.wait_for_selector(f"{chart} path[data-series='adam-b']")
+    assert page.locator(f"{chart} path[data-series='adam-a']").count() == 1
+    assert page.locator("th:text('fit.batch_size')").count() == 1
+    screenshots(page, "compare")
+    assert page.errors == []
+
+
+def test_a_stroke_on_the_canvas_gets_a_digit_and_ten_bars(
+    lab: Lab, open_page: Callable[..., Any], screenshots: Callable[[Any, str], Path]
+) -> None:
+    wait_for(lambda: lab.http.get("/models").json()["count"], timeout=240, what="a model")
+    page = open_page(f"{lab.url}/#/draw")
+    pad = page.wait_for_selector("canvas.pad")
+    box = pad.bounding_box()
+    x, y, size = box["x"], box["y"], box["width"]
+    page.mouse.move(x + size * 0.5, y + size * 0.15)
+    page.mouse.down()
+    for step in range(1, 21):  # a "1": one stroke down the middle
+        page.mouse.move(x + size * 0.5, y + size * (0.15 + 0.035 * step))
+    page.mouse.up()
+    page.wait_for_selector("#digit")
+    assert page.locator("#bars .bar").count() == 10
+    assert page.evaluate(
+        "Array.from(document.querySelector('canvas.seen').getContext('2d')"
+        ".getImageData(0, 0, 28, 28).data).some((v, i) => i % 4 === 0 && v > 128)"
+    )
+    screenshots(page, "draw")
+    assert page.errors == []
+
+
+def mnist_png(index: int) -> bytes:
+    with np.load(MNIST_PATH) as data:
+        image = data["x_test"][index]
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_a_png_upload_gets_the_digit_predict_gives(
+    lab: Lab, open_page: Callable[..., Any], tmp_path: Path
+) -> None:
+    wait_for(lambda: lab.http.get("/models").json()["count"], timeout=240, what="a model")
+    png = mnist_png(0)
+    expected = lab.http.post("/predict/upload", files={"file": ("seven.png", png)}).json()
+    path = tmp_path / "seven.png"
+    path.write_bytes(png)
+    page = open_page(f"{lab.url}/#/draw")
+    page.set_input_files("input[type=file]", str(path))
+    page.wait_for_selector("#digit")
+    assert page.inner_text("#digit") == str(expected["predictions"][0]["digit"])
+    assert page.errors == []
+
+
+def test_with_api_token_the_page_asks_for_it_once(
+    open_page: Callable[..., Any],
+    tmp_path: Path,
+    screenshots: Callable[[Any, str], Path],
+) -> None:
+    lab = start_lab(tmp_path / "locked", "api", api_token=TOKEN, protect_reads=True)
+    try:
+        page = open_page(lab.url)
+        page.wait_for_selector("#token-dialog[open]")
+        screenshots(page, "token")
+        page.fill("#token-dialog input[name=token]", TOKEN)
+        page.click("#token-dialog button[type=submit]")
+        page.wait_for_selector("table#experiments")
+        assert page.evaluate("sessionStorage.getItem('mnist-lab-token')") == TOKEN
+        page.goto(f"{lab.url}/#/new")
+        page.wait_for_selector("table.summary")  # a write (the dry run) with the kept token
+        assert not page.locator("#token-dialog[open]").count()
+        assert page.errors == []
+    finally:
+        lab.http.close()
+        lab.process.stop()
