@@ -76,6 +76,7 @@ class Experiment:
     versions: dict[str, str] = field(default_factory=dict)
     epochs_done: int = 0
     aliases: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -121,3 +121,12 @@ class ModelAliasRow(Base):
         ForeignKey("experiments.id", ondelete="CASCADE"), index=True
     )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExperimentTagRow(Base):
+    __tablename__ = "experiment_tags"
+
+    experiment_id: Mapped[str] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)

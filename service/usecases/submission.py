@@ -60,7 +60,7 @@ def submit_experiment(
     from service.ml.build import dry_run  # TensorFlow loads on first use, not at import
 
     summary = dry_run(spec_in)
-    spec = spec_in.model_dump(mode="json", exclude={"name", "description"})
+    spec = spec_in.model_dump(mode="json", exclude=spec_in.NOT_SPEC)
     with db.scope() as session:
         queued = repository.count_queued(session, client_id=client_id)
         if queued >= settings.max_queued_per_client:
@@ -77,6 +77,7 @@ def submit_experiment(
             summary=summary,
             client_id=client_id,
             max_attempts=settings.max_attempts,
+            tags=spec_in.tags,
         )
     # After the commit: a worker must find the row it is told about. If this process dies
     # right here, the sweep re-delivers the orphaned row.
