@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
 from service import __version__
 from service.config import Settings, get_settings
@@ -47,16 +48,22 @@ FLAGS = (
     Flag("--slots", "WORKER_SLOTS", int, "trainings a worker runs at once", _WORKER),
     Flag("--database-url", "DATABASE_URL", str, "SQLAlchemy URL of the database", ALL_COMMANDS),
     Flag("--queue-url", "QUEUE_URL", str, "sqlite:///FILE or redis://HOST:PORT/DB", ALL_COMMANDS),
+    Flag("--access-log", "ACCESS_LOG", bool, "log one line per HTTP request", _SERVER),
 )
 
 
 def _add_flags(parser: argparse.ArgumentParser, command: str) -> None:
     for flag in FLAGS:
         if command in flag.commands:
+            # A bool flag is a switch: given, it sets its variable to true.
+            kind: dict[str, Any] = (
+                {"action": "store_const", "const": "true"}
+                if flag.type is bool
+                else {"type": flag.type, "metavar": flag.variable}
+            )
             parser.add_argument(
                 flag.name,
-                type=flag.type,
-                metavar=flag.variable,
+                **kind,
                 # SUPPRESS: a flag left out leaves its variable alone, even on the main parser
                 # when a subcommand repeats it.
                 default=argparse.SUPPRESS,
@@ -91,14 +98,20 @@ def apply_flags(args: argparse.Namespace, environ: MutableMapping[str, str]) -> 
             environ[flag.variable] = str(value)
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(name)s %(process)d] %(message)s"
+
+
 def _logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s [%(name)s %(process)d] %(message)s",
-    )
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format=LOG_FORMAT)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Alembic announces each of its plugins at INFO; the migrations it runs stay visible.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Said once per connection, so twice at every start; the migrations it runs stay visible.
+    logging.getLogger("alembic.runtime.migration").addFilter(
+        lambda record: not record.getMessage().startswith(("Context impl", "Will assume"))
+    )
+    # Huey names its task and a uuid per job; our own lines name the experiment instead.
+    logging.getLogger("huey").setLevel(logging.WARNING)
 
 
 def migrate(settings: Settings) -> None:
@@ -111,6 +124,29 @@ def migrate(settings: Settings) -> None:
     finally:
         db.dispose()
     log.info("database is at revision %s", head)
+
+
+def uvicorn_logging(settings: Settings) -> dict[str, Any]:
+    """Uvicorn's loggers in our format: its errors, and with ACCESS_LOG one line per request.
+
+    A dict, not our root handler: with `--workers`, uvicorn applies it in each API process.
+    """
+    handler = {"class": "logging.StreamHandler", "formatter": "service"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"service": {"format": LOG_FORMAT}},
+        "handlers": {"service": handler},
+        "loggers": {
+            # Its start-up lines repeat what `serve_api` already said.
+            "uvicorn.error": {"handlers": ["service"], "level": "WARNING", "propagate": False},
+            "uvicorn.access": {
+                "handlers": ["service"],
+                "level": "INFO" if settings.access_log else "WARNING",
+                "propagate": False,
+            },
+        },
+    }
 
 
 def serve_api(settings: Settings) -> None:
@@ -132,16 +168,16 @@ def serve_api(settings: Settings) -> None:
             workers=settings.api_workers,
             host=settings.host,
             port=settings.port,
-            log_level="warning",
-            access_log=False,
+            log_config=uvicorn_logging(settings),
+            access_log=settings.access_log,
         )
         return
     uvicorn.run(
         create_app(settings, migrate=False),
         host=settings.host,
         port=settings.port,
-        log_level="warning",
-        access_log=False,
+        log_config=uvicorn_logging(settings),
+        access_log=settings.access_log,
     )
 
 
@@ -178,10 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     migrate(settings)
     if args.command == "migrate":
         return 0
-    if args.command == "api":
-        serve_api(settings)
-    else:
-        run_all(settings)
+    from service.worker.quiet import QuietStderr
+
+    with QuietStderr():  # the API's dry runs load TensorFlow too
+        if args.command == "api":
+            serve_api(settings)
+        else:
+            run_all(settings)
     return 0
 
 

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     api_workers: int = Field(default=1, ge=1, le=64, description="API processes sharing the port")
     api_token: str | None = None
     protect_reads: bool = False
+    access_log: bool = Field(default=False, description="log one line per HTTP request")
 
     # Workers.
     worker_slots: int = Field(default=1, ge=1, le=64)

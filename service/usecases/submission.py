@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from service.config import Settings
@@ -11,6 +12,8 @@ from service.domain import Experiment
 from service.errors import QueueFull, SpecRejected
 from service.jobs.queue import JobQueue
 from service.schemas.experiments import ExperimentCreate
+
+log = logging.getLogger(__name__)
 
 
 def check_limits(spec: ExperimentCreate, settings: Settings) -> None:
@@ -82,4 +85,12 @@ def submit_experiment(
     # After the commit: a worker must find the row it is told about. If this process dies
     # right here, the sweep re-delivers the orphaned row.
     queue.enqueue(experiment.id)
+    log.info(
+        "experiment %s %r queued: %d epochs, %s parameters, client %s",
+        experiment.id,
+        experiment.name,
+        spec_in.fit.epochs,
+        f"{summary.get('total_params', 0):,}",
+        client_id,
+    )
     return experiment
