@@ -96,3 +96,36 @@ def test_model_names_get_did_you_mean_and_no_regex(
     assert response.status_code in {404, 422}
     assert says in response.json()["detail"]
     _readable(response.json())
+
+
+def test_the_readme_example_copied_from_the_notebook_says_what_to_change(
+    client: TestClient,
+) -> None:
+    """A learner types the notebook's cells as the README's spec: each 422 names the fix."""
+    spec: dict[str, Any] = {
+        "name": "leaky-relu-sgd",
+        "layers": [
+            {"type": "Flatten", "input_shape": [28, 28]},
+            {"type": "Dense", "units": 300, "kernel_initializer": "he_normal"},
+            {"type": "LeakyReLU"},
+            {"type": "Dense", "units": 100, "kernel_initializer": "he_normal"},
+            {"type": "LeakyReLU"},
+            {"type": "Dense", "units": 10, "activation": "softmax"},
+        ],
+        "compile": {
+            "loss": "sparse_categorical_crossentropy",
+            "optimizer": {"type": "SGD", "lr": 1e-3},
+            "metrics": ["accuracy"],
+        },
+        "fit": {"epochs": 10, "validation_data": "(X_valid, y_valid)"},
+    }
+    detail = client.post("/experiments", json=spec).json()["detail"]
+    assert "'lr' is called 'learning_rate' in Keras 3; write 'learning_rate'" in detail
+    assert "leave out 'validation_data'" in detail
+    assert '"validation_size" (5000)' in detail
+
+    spec["compile"]["optimizer"] = {"type": "SGD", "learning_rate": 1e-3}
+    del spec["fit"]["validation_data"]
+    response = client.post("/experiments", json=spec)
+    assert response.status_code == 202
+    assert response.json()["summary"]["total_params"] == 266_610
