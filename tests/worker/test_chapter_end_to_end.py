@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import ServiceProcess, wait_finished
 from tests.factories import FLATTEN, IMAGE, SOFTMAX_10, tiny_spec
+from tests.helpers import ServiceProcess, wait_finished
 
 FIT = {"epochs": 2, "batch_size": 50, "train_size": 500, "seed": 1}
 
