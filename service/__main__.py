@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
 from service import __version__, logs
 from service.config import Settings, get_settings
@@ -47,16 +48,22 @@ FLAGS = (
     Flag("--slots", "WORKER_SLOTS", int, "trainings a worker runs at once", _WORKER),
     Flag("--database-url", "DATABASE_URL", str, "SQLAlchemy URL of the database", ALL_COMMANDS),
     Flag("--queue-url", "QUEUE_URL", str, "sqlite:///FILE or redis://HOST:PORT/DB", ALL_COMMANDS),
+    Flag("--access-log", "ACCESS_LOG", bool, "log one line per HTTP request", _SERVER),
 )
 
 
 def _add_flags(parser: argparse.ArgumentParser, command: str) -> None:
     for flag in FLAGS:
         if command in flag.commands:
+            # A bool flag is a switch: given, it sets its variable to true.
+            kind: dict[str, Any] = (
+                {"action": "store_const", "const": "true"}
+                if flag.type is bool
+                else {"type": flag.type, "metavar": flag.variable}
+            )
             parser.add_argument(
                 flag.name,
-                type=flag.type,
-                metavar=flag.variable,
+                **kind,
                 # SUPPRESS: a flag left out leaves its variable alone, even on the main parser
                 # when a subcommand repeats it.
                 default=argparse.SUPPRESS,
@@ -126,16 +133,20 @@ def serve_api(settings: Settings) -> None:
             workers=settings.api_workers,
             host=settings.host,
             port=settings.port,
-            log_level="warning",
-            access_log=False,
+            log_config=logs.uvicorn_config(
+                access_log=settings.access_log, log_format=settings.log_format
+            ),
+            access_log=settings.access_log,
         )
         return
     uvicorn.run(
         create_app(settings, migrate=False),
         host=settings.host,
         port=settings.port,
-        log_level="warning",
-        access_log=False,
+        log_config=logs.uvicorn_config(
+            access_log=settings.access_log, log_format=settings.log_format
+        ),
+        access_log=settings.access_log,
     )
 
 
@@ -172,10 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     migrate(settings)
     if args.command == "migrate":
         return 0
-    if args.command == "api":
-        serve_api(settings)
-    else:
-        run_all(settings)
+    from service.worker.quiet import QuietStderr
+
+    with QuietStderr():  # the API's dry runs load TensorFlow too
+        if args.command == "api":
+            serve_api(settings)
+        else:
+            run_all(settings)
     return 0
 
 

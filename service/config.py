@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     events_poll_seconds: float = Field(
         default=0.5, gt=0, description="how often each API process reads the change log"
     )
+    access_log: bool = Field(default=False, description="log one line per HTTP request")
 
     # Workers.
     worker_slots: int = Field(default=1, ge=1, le=64)

@@ -84,6 +84,7 @@ class Experiment:
     study_id: str | None = None
     trial_params: dict[str, Any] | None = None
     """For a study's trial: what was varied, by path in the spec."""
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,20 @@ LATEST = "latest"
 RESERVED = frozenset({BEST, LATEST})
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 EXPERIMENT_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+REFERENCE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_ALIAS_RULE = "1-64 lowercase letters, digits, '-' or '_', starting with a letter"
+
+
+def reference_problem(reference: str) -> str | None:
+    """Why `reference` cannot name a model (best, latest, an alias or an id), or None."""
+    if REFERENCE_PATTERN.fullmatch(reference):
+        return None
+    lowered = reference.strip().lower()
+    hint = f"did you mean {lowered!r}? " if REFERENCE_PATTERN.fullmatch(lowered) else ""
+    return (
+        f"{reference!r} names no model; {hint}use 'best', 'latest', an alias "
+        f"({_ALIAS_RULE}) or an experiment id"
+    )
 
 
 def alias_problem(name: str) -> str | None:
@@ -114,10 +129,9 @@ def alias_problem(name: str) -> str | None:
     """
     # fullmatch: `$` alone would let a trailing newline through.
     if not ALIAS_PATTERN.fullmatch(name):
-        return (
-            f"{name!r} does not match the alias pattern {ALIAS_PATTERN.pattern}: use 1-64 "
-            "lowercase letters, digits, '-' or '_', starting with a letter"
-        )
+        lowered = name.strip().lower()
+        hint = f"; did you mean {lowered!r}?" if ALIAS_PATTERN.fullmatch(lowered) else ""
+        return f"{name!r} is not a valid alias: use {_ALIAS_RULE}{hint}"
     if name in RESERVED:
         return (
             f"{name!r} is reserved ('best' is the most accurate model, 'latest' the most "

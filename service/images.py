@@ -98,6 +98,12 @@ def pixels_to_array(
             f"{_where(field, index, nested)} is {_number(array[index])}, outside {assumed}; "
             + _range_hint(scale, assumed)
         )
+    if high == low:
+        # Every pixel alike: a blank image, which the net would still call some digit (a 5).
+        raise BadImage(
+            f"no digit found in {field}: every pixel is {_number(high)}; send a light digit "
+            "on a black background, as in MNIST"
+        )
     if assumed == "0-255":
         # Divide in float64 and then narrow, as service.ml.data does for training images.
         array = array / 255.0

@@ -55,3 +55,42 @@ def configure(level: str | None = None, log_format: str | None = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Alembic announces each of its plugins at INFO; the migrations it runs stay visible.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Said once per connection, so twice at every start; the migrations it runs stay visible.
+    logging.getLogger("alembic.runtime.migration").addFilter(_not_alembic_preamble)
+    # Huey names its task and a uuid per job; our own lines name the experiment instead.
+    logging.getLogger("huey").setLevel(logging.WARNING)
+
+
+def _not_alembic_preamble(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(("Context impl", "Will assume"))
+
+
+def uvicorn_config(*, access_log: bool, log_format: str | None = None) -> dict[str, Any]:
+    """Uvicorn's loggers in our format: its warnings and errors, and with ACCESS_LOG one line
+    per request (with its request id).
+
+    A dict, not our root handler: with `--workers`, uvicorn applies it in each API process.
+    """
+    fmt = (log_format or os.environ.get("LOG_FORMAT", "text")).lower()
+    formatter: dict[str, Any] = {"()": JsonFormatter} if fmt == "json" else {"format": TEXT_FORMAT}
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "service",
+        "filters": ["request_id"],
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": RequestIdFilter}},
+        "formatters": {"service": formatter},
+        "handlers": {"service": handler},
+        "loggers": {
+            # Its start-up lines repeat what `serve_api` already said.
+            "uvicorn.error": {"handlers": ["service"], "level": "WARNING", "propagate": False},
+            "uvicorn.access": {
+                "handlers": ["service"],
+                "level": "INFO" if access_log else "WARNING",
+                "propagate": False,
+            },
+        },
+    }

@@ -36,8 +36,15 @@ def test_version_prints_the_package_version() -> None:
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        ((), {"--host", "--port", "--workers", "--slots", "--database-url", "--queue-url"}),
-        (("api",), {"--host", "--port", "--workers", "--database-url", "--queue-url"}),
+        (
+            (),
+            {"--host", "--port", "--workers", "--slots", "--database-url", "--queue-url"}
+            | {"--access-log"},
+        ),
+        (
+            ("api",),
+            {"--host", "--port", "--workers", "--database-url", "--queue-url", "--access-log"},
+        ),
         (("worker",), {"--slots", "--database-url", "--queue-url"}),
     ],
 )
@@ -47,7 +54,9 @@ def test_help_lists_each_flag_with_its_variable(
     help_text = " ".join(_run(*command, "--help").split())
     for flag in FLAGS:
         if flag.name in expected:
-            assert f"{flag.name} {flag.variable}" in help_text
+            # A switch (bool) takes no value.
+            shown = flag.name if flag.type is bool else f"{flag.name} {flag.variable}"
+            assert shown in help_text
             assert f"(overrides ${flag.variable})" in help_text
         else:
             assert flag.name not in help_text
@@ -62,6 +71,15 @@ def test_flags_before_or_after_the_command_override_the_environment() -> None:
     args = build_parser().parse_args(["worker", "--slots", "3"])
     apply_flags(args, environ)
     assert environ["WORKER_SLOTS"] == "3"
+
+
+def test_access_log_is_a_switch() -> None:
+    environ: dict[str, str] = {}
+    apply_flags(build_parser().parse_args(["api"]), environ)
+    assert "ACCESS_LOG" not in environ
+    apply_flags(build_parser().parse_args(["api", "--access-log"]), environ)
+    assert environ["ACCESS_LOG"] == "true"
+    assert Settings(access_log=environ["ACCESS_LOG"]).access_log
 
 
 def test_a_bad_flag_value_is_refused_before_anything_starts() -> None:

@@ -109,11 +109,11 @@ def test_declared_scale_is_used_and_reported(seven: np.ndarray) -> None:
     assert pixels_to_array((seven / 255.0).tolist(), "0-1")[1] == "0-1"
 
 
-def test_all_black_image_is_accepted_as_sent() -> None:
-    array, assumed = pixels_to_array([[0] * 28] * 28, "auto")
-
-    assert assumed == "0-1"
-    assert not array.any()
+@pytest.mark.parametrize("value", [0, 1, 255])
+def test_uniform_pixel_image_is_refused_as_blank(value: int) -> None:
+    # Like a blank PNG: the net would still answer some digit (a 5) for it.
+    with pytest.raises(BadImage, match=f"no digit found in image: every pixel is {value}"):
+        pixels_to_array([[value] * 28] * 28, "auto")
 
 
 def _with(values: list[Any], row: int, column: int, value: Any) -> list[Any]:

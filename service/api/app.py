@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__, logs
+from service.api import messages
 from service.api.observability import Observability
 from service.api.routes import (
     charts,
@@ -57,35 +58,17 @@ def _service_error_response(error: ServiceError) -> JSONResponse:
     return _error_response(error.status_code, error.code, error.message, error.details, headers)
 
 
-def _field_errors(error: RequestValidationError) -> list[dict[str, Any]]:
-    return [
-        {
-            "loc": list(item.get("loc", ())),
-            "msg": str(item.get("msg", "")),
-            "type": item.get("type"),
-        }
-        for item in error.errors()
-    ]
-
-
-def _validation_message(details: list[dict[str, Any]]) -> str:
-    parts = []
-    for item in details[:5]:
-        loc = ".".join(str(part) for part in item["loc"] if part != "body")
-        parts.append(f"{loc or 'body'}: {item['msg']}")
-    more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
-    return "; ".join(parts) + more
-
-
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:
         return _service_error_response(error)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        details = _field_errors(error)
-        return _error_response(422, "invalid_request", _validation_message(details), details)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        details = messages.field_errors(
+            error.errors(), body=error.body, content_type=request.headers.get("content-type")
+        )
+        return _error_response(422, "invalid_request", messages.summary(details), details)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -15,7 +15,7 @@ from sqlalchemy import Table, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.db.models import ExperimentRow, utcnow
+from service.db.models import ExperimentRow, ExperimentTagRow, utcnow
 from service.db.repository import get_experiment
 from service.db.session import Database
 from service.domain import Experiment, Status
@@ -78,6 +78,7 @@ class NewExperiment:
     spec_hash: str | None = None
     seed: int | None = None
     rerun_of: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 def admit(
@@ -93,7 +94,7 @@ def admit(
     now = utcnow()
     client_id = new.client_id
     values: dict[str, Any] = {
-        **asdict(new),
+        **asdict(new, dict_factory=lambda fields: {k: v for k, v in fields if k != "tags"}),
         "id": uuid.uuid4().hex,
         "status": Status.QUEUED.value,
         "created_at": now,
@@ -132,6 +133,10 @@ def admit(
                     return earlier
             if session.execute(statement).scalar_one_or_none() is None:
                 return Admission(None)
+            session.add_all(
+                ExperimentTagRow(experiment_id=values["id"], tag=tag) for tag in new.tags
+            )
+            session.flush()
             return Admission(get_experiment(session, values["id"]))
     except IntegrityError:
         # The same key, sent twice at once (on SQLite, which has no lock to wait on): the

@@ -216,3 +216,14 @@ class ChangeRow(Base):
         Index("ix_changes_experiment_id", "experiment_id", "id"),
         {"sqlite_autoincrement": True},
     )
+
+
+class ExperimentTagRow(Base):
+    """One of an experiment's tags: a class or a question that groups runs."""
+
+    __tablename__ = "experiment_tags"
+
+    experiment_id: Mapped[str] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)

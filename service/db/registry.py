@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from service.db.models import ExperimentRow, ModelAliasRow, utcnow
 from service.domain import BEST, LATEST, Alias, ServableModel, Status, alias_problem
 from service.errors import ExperimentNotFound, InvalidInput, ModelNotFound, ModelNotReady
+from service.spec.suggestions import closest
 
 
 def _servable(row: ExperimentRow, aliases: tuple[str, ...] = ()) -> ServableModel:
@@ -32,12 +33,20 @@ def _servable_rows() -> Select[ExperimentRow]:
     )
 
 
-def _require_servable(row: ExperimentRow | None, reference: str) -> ServableModel:
+def _unknown_reference(session: Session, reference: str) -> ModelNotFound:
+    """No experiment or alias is called `reference`: name the one it most likely meant."""
+    names = [BEST, LATEST, *session.scalars(select(ModelAliasRow.alias)).all()]
+    suggestion = closest(reference, names)
+    hint = f"did you mean {suggestion!r}? Or " if suggestion else ""
+    return ModelNotFound(
+        f"no experiment or alias {reference!r}; {hint}use 'best', 'latest', an alias from "
+        "GET /models, or an experiment id"
+    )
+
+
+def _require_servable(session: Session, row: ExperimentRow | None, reference: str) -> ServableModel:
     if row is None:
-        raise ModelNotFound(
-            f"no experiment or alias {reference!r}; use 'best', 'latest', an alias from "
-            "GET /models, or an experiment id"
-        )
+        raise _unknown_reference(session, reference)
     if row.status != Status.SUCCEEDED or row.model_uri is None:
         raise ModelNotReady(
             f"experiment {row.id} is {row.status}, so it has no trained model yet; "
@@ -70,7 +79,7 @@ def resolve(session: Session, reference: str) -> ServableModel:
     else:
         alias = session.get(ModelAliasRow, reference)
         row = session.get(ExperimentRow, alias.experiment_id if alias else reference)
-        return _require_servable(row, reference)
+        return _require_servable(session, row, reference)
     if row is None:
         raise ModelNotFound(
             f"no trained model yet for {reference!r}: no experiment has succeeded; "
@@ -100,7 +109,7 @@ def set_alias(session: Session, *, alias: str, experiment_id: str) -> Alias:
     row = session.get(ExperimentRow, experiment_id)
     if row is None:
         raise ExperimentNotFound(f"no experiment with id {experiment_id!r}")
-    _require_servable(row, experiment_id)
+    _require_servable(session, row, experiment_id)
     now = utcnow()
     # One upsert, not a read then an insert: two PUTs of a new alias at once both succeed
     # (the later wins) instead of one failing on the primary key.

@@ -15,6 +15,7 @@ from service.db.models import (
     AttemptRow,
     EpochRow,
     ExperimentRow,
+    ExperimentTagRow,
     ModelAliasRow,
     utcnow,
 )
@@ -25,7 +26,11 @@ Order = Literal["created", "-created", "test_accuracy", "-test_accuracy"]
 
 
 def to_experiment(
-    row: ExperimentRow, *, epochs_done: int = 0, aliases: Sequence[str] = ()
+    row: ExperimentRow,
+    *,
+    epochs_done: int = 0,
+    aliases: Sequence[str] = (),
+    tags: Sequence[str] = (),
 ) -> Experiment:
     versions = {
         name: getattr(row, column)
@@ -58,6 +63,7 @@ def to_experiment(
         aliases=tuple(sorted(aliases)),
         study_id=row.study_id,
         trial_params=row.trial_params,
+        tags=tuple(tags),
     )
 
 
@@ -86,6 +92,7 @@ def create_experiment(
     spec_hash: str | None = None,
     seed: int | None = None,
     rerun_of: str | None = None,
+    tags: Sequence[str] = (),
 ) -> Experiment:
     row = ExperimentRow(
         id=uuid.uuid4().hex,
@@ -105,7 +112,8 @@ def create_experiment(
     )
     session.add(row)
     session.flush()
-    return to_experiment(row)
+    session.add_all(ExperimentTagRow(experiment_id=row.id, tag=tag) for tag in tags)
+    return to_experiment(row, tags=sorted(tags))
 
 
 def _epochs_done(session: Session, experiment_id: str) -> int:
@@ -125,6 +133,20 @@ def _aliases(session: Session, experiment_ids: Sequence[str]) -> dict[str, list[
     return found
 
 
+def _tags(session: Session, experiment_ids: Sequence[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    if not experiment_ids:
+        return found
+    query = (
+        select(ExperimentTagRow.experiment_id, ExperimentTagRow.tag)
+        .where(ExperimentTagRow.experiment_id.in_(experiment_ids))
+        .order_by(ExperimentTagRow.tag)
+    )
+    for experiment_id, tag in session.execute(query):
+        found.setdefault(experiment_id, []).append(tag)
+    return found
+
+
 def _row(session: Session, experiment_id: str, *, fresh: bool = False) -> ExperimentRow:
     row = session.get(ExperimentRow, experiment_id, populate_existing=fresh)
     if row is None:
@@ -140,6 +162,7 @@ def get_experiment(session: Session, experiment_id: str) -> Experiment:
         row,
         epochs_done=_epochs_done(session, experiment_id),
         aliases=_aliases(session, [experiment_id]).get(experiment_id, []),
+        tags=_tags(session, [experiment_id]).get(experiment_id, []),
     )
 
 
@@ -147,15 +170,21 @@ def list_experiments(
     session: Session,
     *,
     status: Status | None = None,
+    tags: Sequence[str] = (),
     order: Order = "-created",
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Experiment], int]:
+    """A page of experiments in `status` (any when None) carrying every one of `tags`."""
     query = select(ExperimentRow)
     count = select(func.count()).select_from(ExperimentRow)
     if status is not None:
         query = query.where(ExperimentRow.status == status)
         count = count.where(ExperimentRow.status == status)
+    for tag in set(tags):
+        tagged = select(ExperimentTagRow.experiment_id).where(ExperimentTagRow.tag == tag)
+        query = query.where(ExperimentRow.id.in_(tagged))
+        count = count.where(ExperimentRow.id.in_(tagged))
     orderings: dict[str, ColumnElement[Any]] = {
         "created": ExperimentRow.created_at.asc(),
         "-created": ExperimentRow.created_at.desc(),
@@ -174,8 +203,14 @@ def list_experiments(
         ).all()
     )
     aliases = _aliases(session, [row.id for row in rows])
+    tags_of = _tags(session, [row.id for row in rows])
     items = [
-        to_experiment(row, epochs_done=epoch_counts.get(row.id, 0), aliases=aliases.get(row.id, []))
+        to_experiment(
+            row,
+            epochs_done=epoch_counts.get(row.id, 0),
+            aliases=aliases.get(row.id, []),
+            tags=tags_of.get(row.id, []),
+        )
         for row in rows
     ]
     return items, session.scalar(count) or 0
@@ -187,6 +222,37 @@ def history(session: Session, experiment_id: str) -> tuple[Status, list[EpochRec
         select(EpochRow).where(EpochRow.experiment_id == experiment_id).order_by(EpochRow.epoch)
     ).all()
     return Status(row.status), [to_epoch(epoch) for epoch in epochs]
+
+
+def histories(session: Session, experiment_ids: Sequence[str]) -> dict[str, list[EpochRecord]]:
+    """The epochs of several experiments in one query, each list in epoch order."""
+    found: dict[str, list[EpochRecord]] = {experiment_id: [] for experiment_id in experiment_ids}
+    if not experiment_ids:
+        return found
+    rows = session.scalars(
+        select(EpochRow)
+        .where(EpochRow.experiment_id.in_(experiment_ids))
+        .order_by(EpochRow.experiment_id, EpochRow.epoch)
+    )
+    for row in rows:
+        found[row.experiment_id].append(to_epoch(row))
+    return found
+
+
+def active_experiments(session: Session) -> list[Experiment]:
+    """Every queued or running experiment, oldest first: the order the queue serves them."""
+    rows = session.scalars(
+        select(ExperimentRow)
+        .where(ExperimentRow.status.in_([Status.QUEUED, Status.RUNNING]))
+        .order_by(ExperimentRow.created_at, ExperimentRow.id)
+    ).all()
+    return [to_experiment(row) for row in rows]
+
+
+def recent_epoch_seconds(session: Session, *, limit: int = 50) -> list[float]:
+    """How long the most recently recorded epochs took, of any experiment."""
+    query = select(EpochRow.seconds).order_by(EpochRow.recorded_at.desc()).limit(limit)
+    return list(session.scalars(query))
 
 
 def attempts(session: Session, experiment_id: str) -> list[Attempt]:
@@ -251,5 +317,6 @@ def delete_experiment(session: Session, experiment_id: str) -> Experiment:
     session.execute(delete(EpochRow).where(EpochRow.experiment_id == experiment_id))
     session.execute(delete(AttemptRow).where(AttemptRow.experiment_id == experiment_id))
     session.execute(delete(ModelAliasRow).where(ModelAliasRow.experiment_id == experiment_id))
+    session.execute(delete(ExperimentTagRow).where(ExperimentTagRow.experiment_id == experiment_id))
     session.delete(row)
     return experiment

@@ -95,7 +95,7 @@ class JobQueue:
 
     def enqueue(self, experiment_id: str) -> None:
         self._task(experiment_id)
-        log.info("queued experiment %s", experiment_id)
+        log.debug("queued experiment %s", experiment_id)  # usecases.submission says it for people
 
     def pending(self) -> int:
         return int(self.huey.pending_count())

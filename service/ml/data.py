@@ -6,6 +6,10 @@ reject its hash); unset, the real `keras.datasets.mnist.load_data()` is used.
 
 from __future__ import annotations
 
+import os
+import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -130,10 +134,50 @@ def split(
     return notebook if validation_split is None else notebook.holding_out_last(validation_split)
 
 
-def probe(mnist_path: str | None) -> str | None:
-    """Why the data is unavailable, or None when it looks usable (cheap: no full load)."""
+# Where keras.datasets.mnist.load_data() downloads from, and how long a reachability answer
+# is kept: /health may be polled every second, and an offline DNS lookup can take that long.
+MNIST_HOST = "storage.googleapis.com"
+REACHABLE_TTL_SECONDS = 60.0
+_reachable: tuple[float, bool] | None = None
+
+
+def keras_cached_mnist() -> Path | None:
+    """The mnist.npz an earlier load_data() left in Keras's cache, if any (no Keras import)."""
+    homes = [os.environ.get("KERAS_HOME") or str(Path.home() / ".keras"), "/tmp/.keras"]
+    for home in homes:
+        path = Path(home) / "datasets" / "mnist.npz"
+        if path.is_file():
+            return path
+    return None
+
+
+def download_reachable(timeout: float = 1.0) -> bool:
+    """Whether Keras's MNIST download host answers (remembered for REACHABLE_TTL_SECONDS)."""
+    global _reachable
+    now = time.monotonic()
+    if _reachable is None or _reachable[0] < now:
+        try:
+            socket.create_connection((MNIST_HOST, 443), timeout=timeout).close()
+            answer = True
+        except OSError:
+            answer = False
+        _reachable = (now + REACHABLE_TTL_SECONDS, answer)
+    return _reachable[1]
+
+
+def probe(
+    mnist_path: str | None, *, can_download: Callable[[], bool] = download_reachable
+) -> str | None:
+    """Why the data is unavailable, or None when it looks usable (cheap: no full load, no
+    TensorFlow): MNIST_PATH must be a readable npz; unset, Keras's cache must hold MNIST or
+    its download host must answer."""
     if mnist_path is None:
-        return None
+        if keras_cached_mnist() is not None or can_download():
+            return None
+        return (
+            f"MNIST_PATH is not set, Keras has no cached mnist.npz and {MNIST_HOST} cannot be "
+            "reached to download it; set MNIST_PATH to a local mnist.npz"
+        )
     path = Path(mnist_path)
     if not path.is_file():
         return f"MNIST_PATH={mnist_path} does not exist"

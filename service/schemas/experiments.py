@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, Field
 
 from service.domain import Attempt, EpochRecord, Experiment, Reproduction, Status
+from service.estimates import Estimate
+from service.overview import RunOverview
 from service.schemas.insight import FindingPublic
 from service.schemas.reproduction import ReproductionPublic
 from service.spec.experiment import ExperimentSpec
@@ -21,11 +23,35 @@ def _not_blank(name: str) -> str:
     return name
 
 
+MAX_TAGS = 10
+MAX_TAG_LENGTH = 40
+
+
+def _tags(tags: list[str]) -> list[str]:
+    cleaned = list(dict.fromkeys(tag.strip() for tag in tags))  # each once, in order given
+    for tag in cleaned:
+        if not tag or len(tag) > MAX_TAG_LENGTH:
+            raise spec_error(
+                "tag", f"a tag is 1 to {MAX_TAG_LENGTH} characters, like 'class-3' or 'dropout'"
+            )
+    if len(cleaned) > MAX_TAGS:
+        raise spec_error("tags", f"give at most {MAX_TAGS} tags; got {len(cleaned)}")
+    return cleaned
+
+
 class ExperimentCreate(ExperimentSpec):
-    """POST /experiments: the spec plus what a person calls it."""
+    """POST /experiments: the spec plus what a person calls it and the tags that group it."""
+
+    # What describes the run, not the net: kept beside the spec, not in it.
+    NOT_SPEC: ClassVar[set[str]] = {"name", "description", "tags"}
 
     name: Annotated[str, AfterValidator(_not_blank)] = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
+    tags: Annotated[list[str], AfterValidator(_tags)] = Field(
+        default_factory=list,
+        description=f"up to {MAX_TAGS} short labels (a class, a question); "
+        "GET /experiments?tag=... lists the experiments that carry them",
+    )
 
 
 class LayerSummary(BaseModel):
@@ -105,6 +131,19 @@ class ExperimentPublic(BaseModel):
     rerun_of: str | None = Field(description="the experiment this one repeats")
     model_available: bool
     aliases: list[str]
+    tags: list[str]
+    queue_position: int | None = Field(
+        default=None, description="queued: 1 for the next to start, counting oldest first"
+    )
+    estimated_start: datetime | None = Field(
+        default=None,
+        description="queued: when a worker slot should take it, from the running experiments' "
+        "time left and the median seconds per epoch of recent epochs",
+    )
+    estimated_seconds_left: float | None = Field(
+        default=None,
+        description="running: epochs to go times its own mean seconds per epoch so far",
+    )
     attempts: list[AttemptPublic] | None = None
     diagnostics: list[FindingPublic] | None = Field(
         default=None,
@@ -123,9 +162,13 @@ class ExperimentPublic(BaseModel):
         cls,
         experiment: Experiment,
         attempts: list[Attempt] | None = None,
+        *,
         reproduction: Reproduction | None = None,
         diagnostics: list[FindingPublic] | None = None,
+        estimate: Estimate | None = None,
     ) -> ExperimentPublic:
+        estimate = estimate or Estimate()
+        left = estimate.seconds_left
         return cls(
             id=experiment.id,
             name=experiment.name,
@@ -152,6 +195,10 @@ class ExperimentPublic(BaseModel):
             rerun_of=experiment.rerun_of,
             model_available=experiment.status is Status.SUCCEEDED and bool(experiment.model_uri),
             aliases=list(experiment.aliases),
+            tags=list(experiment.tags),
+            queue_position=estimate.queue_position,
+            estimated_start=estimate.estimated_start,
+            estimated_seconds_left=round(left, 1) if left is not None else None,
             attempts=[AttemptPublic.of(a) for a in attempts] if attempts is not None else None,
             reproduction=ReproductionPublic.of(reproduction) if reproduction else None,
             diagnostics=diagnostics,
@@ -160,11 +207,20 @@ class ExperimentPublic(BaseModel):
         )
 
 
-class ExperimentsPublic(BaseModel):
-    data: list[ExperimentPublic]
+class _Page(BaseModel):
     count: int = Field(description="experiments matching the filter, over all pages")
     limit: int
     offset: int
+
+
+class ExperimentsPublic(_Page):
+    data: list[ExperimentPublic]
+
+
+class ExperimentsCompactPublic(_Page):
+    """`view=compact`: one row per run (scores, best epoch, pace), no spec or layers."""
+
+    data: list[RunOverview]
 
 
 class EpochPublic(BaseModel):

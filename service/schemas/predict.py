@@ -17,7 +17,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     WithJsonSchema,
     model_validator,
 )
@@ -26,9 +25,11 @@ from service.domain import (
     ALIAS_PATTERN,
     BEST,
     EXPERIMENT_ID_PATTERN,
+    REFERENCE_PATTERN,
     Alias,
     ServableModel,
     alias_problem,
+    reference_problem,
 )
 from service.mnist import PIXELS, SIDE, AssumedScale, Scale
 
@@ -51,7 +52,22 @@ PixelImage = Annotated[
     ),
 ]
 INPUT_FIELDS = ("image", "images", "image_base64", "images_base64")
-ExperimentId = Annotated[str, StringConstraints(pattern=EXPERIMENT_ID_PATTERN.pattern)]
+
+
+def _check_experiment_id(value: str) -> str:
+    if not EXPERIMENT_ID_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an experiment id: an id is 32 hexadecimal digits, as "
+            "GET /experiments lists them"
+        )
+    return value
+
+
+ExperimentId = Annotated[
+    str,
+    AfterValidator(_check_experiment_id),
+    WithJsonSchema({"type": "string", "pattern": EXPERIMENT_ID_PATTERN.pattern}),
+]
 
 
 def _check_alias(name: str) -> str:
@@ -67,9 +83,19 @@ AliasName = Annotated[
     # Documents the pattern; alias_problem checks it, with the message registry.set_alias gives.
     WithJsonSchema({"type": "string", "pattern": ALIAS_PATTERN.pattern}),
 ]
+
+
+def _check_reference(reference: str) -> str:
+    problem = reference_problem(reference)
+    if problem is not None:
+        raise ValueError(problem)
+    return reference
+
+
 ModelName = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$"),
+    AfterValidator(_check_reference),
+    WithJsonSchema({"type": "string", "pattern": REFERENCE_PATTERN.pattern}),
     Field(
         description="'best' (highest test accuracy), 'latest' (most recently finished), "
         "an alias, or an experiment id"

@@ -24,13 +24,15 @@ class SpecModel(BaseModel):
 
     `RENAMED` maps a name older Keras used to the argument Keras 3 calls it (named in the
     message only where this model has that argument); `REMOVED` maps a name Keras 3 dropped to
-    what to do instead.
+    what to do instead; `SUPPLIED` maps a Keras argument the service fills in itself (the
+    data) to what to write instead.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     RENAMED: ClassVar[dict[str, str]] = {}
     REMOVED: ClassVar[dict[str, str]] = {}
+    SUPPLIED: ClassVar[dict[str, str]] = {}
     WHAT: ClassVar[str] = ""
 
     @classmethod
@@ -85,6 +87,8 @@ class SpecModel(BaseModel):
             return f"{what}: {key!r} is called {new!r} in Keras 3; write {new!r}"
         if isinstance(key, str) and key in cls.REMOVED:
             return f"{what}: Keras 3 has no {key!r}; {cls.REMOVED[key]}"
+        if isinstance(key, str) and key in cls.SUPPLIED:
+            return f"{what}: leave out {key!r}; {cls.SUPPLIED[key]}"
         suggestion = closest(key, valid) if isinstance(key, str) else None
         if suggestion is not None:
             return f"{what} has no argument {key!r}; did you mean {suggestion!r}?"

@@ -60,11 +60,21 @@ TRAIN_IMAGES = 60_000
 DEFAULT_VALIDATION_SIZE = 5000
 
 
+FED_BY_SERVICE = "the service feeds MNIST's training images and labels itself"
+
+
 class FitSpec(SpecModel):
     """What `model.fit(...)` takes, plus how MNIST is split."""
 
     WHAT: ClassVar[str] = "fit"
     RENAMED: ClassVar[dict[str, str]] = {"nb_epoch": "epochs"}
+    SUPPLIED: ClassVar[dict[str, str]] = {
+        "x": FED_BY_SERVICE,
+        "y": FED_BY_SERVICE,
+        "validation_data": "the service holds out the notebook's X_valid itself, the first "
+        '"validation_size" (5000) training images; or give "validation_split"',
+        "callbacks": 'write "early_stopping" or "reduce_lr_on_plateau" instead',
+    }
 
     epochs: Annotated[Int, Field(ge=1, le=1000)] = 10
     batch_size: Annotated[Int, Field(ge=1, le=8192)] = 32

@@ -16,12 +16,14 @@ from service.studies.leaderboard import LeaderboardRow, leaderboard_row
 from service.studies.objective import DEFAULT_OBJECTIVE
 from service.studies.space import describe
 
-MAX_COMPARED = 8
+MAX_COMPARED = 24  # what a chart's legend still fits
 
 
 def split_ids(ids: list[str]) -> list[str]:
-    """`ids=a,b` and `ids=a&ids=b` alike."""
-    return [part.strip() for value in ids for part in value.split(",") if part.strip()]
+    """`ids=a,b` and `ids=a&ids=b` alike: each id once, in the order given."""
+    return list(
+        dict.fromkeys(part.strip() for value in ids for part in value.split(",") if part.strip())
+    )
 
 
 @dataclass(frozen=True)

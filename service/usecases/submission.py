@@ -22,6 +22,8 @@ from service.spec.fingerprint import normalised_spec, spec_hash
 
 log = logging.getLogger(__name__)
 
+log = logging.getLogger(__name__)
+
 
 def check_limits(spec: ExperimentCreate, settings: Settings) -> TrainingCost:
     """The caps a user meets before any work starts, each named in its 422; the net's cost."""
@@ -158,6 +160,7 @@ def submit_experiment(
         spec_hash=spec_hash(spec_in),
         seed=spec_in.fit.seed,
         rerun_of=rerun_of,
+        tags=tuple(spec_in.tags),
     )
     admitted = admission.admit(
         db,
@@ -175,7 +178,16 @@ def submit_experiment(
         assert idempotency_key is not None
         return _replay(admitted, digest, idempotency_key)
     deliver(db=db, queue=queue, experiment_id=admitted.experiment.id)
-    return Submission(admitted.experiment, replayed=False)
+    experiment = admitted.experiment
+    log.info(
+        "experiment %s %r queued: %d epochs, %s parameters, client %s",
+        experiment.id,
+        experiment.name,
+        spec_in.fit.epochs,
+        f"{summary.get('total_params', 0):,}",
+        client_id,
+    )
+    return Submission(experiment, replayed=False)
 
 
 def deliver(*, db: Database, queue: JobQueue, experiment_id: str) -> None:

@@ -65,7 +65,12 @@ class Supervisor:
             log.info("experiment %s is not queued any more; skipping delivery", experiment_id)
             return
         log.info(
-            "worker %s runs experiment %s, attempt %s", self.worker, experiment_id, claim.attempt
+            "experiment %s starts on worker %s, attempt %s of %s%s",
+            experiment_id,
+            self.worker,
+            claim.attempt,
+            self.settings.max_attempts,
+            f", from epoch {claim.start_epoch + 1}" if claim.start_epoch else "",
         )
         process = subprocess.Popen(
             [sys.executable, "-m", "service.worker.training", experiment_id, str(claim.attempt)],

@@ -14,6 +14,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ from service.storage import (
 )
 from service.usecases.pruning import prune_reason
 from service.worker.lifeline import watch_parent
+from service.worker.quiet import QuietStderr
 
 if TYPE_CHECKING:  # TensorFlow loads in the training process only, when it trains
     from service.ml.data import Split
@@ -68,6 +70,9 @@ class TrainingContext:
         self.cancel = threading.Event()
         self.lost = False
         self.pruned: str | None = None
+        self.epochs = 0
+        """How many epochs the spec asks for (known once the spec is read)."""
+        self.started = time.monotonic()
         self.local_dir = attempt_dir(settings.work_dir, experiment_id, attempt)
         self.local_dir.mkdir(parents=True, exist_ok=True)
         self.layer_stats: dict[int, list[LayerStats]] = {}
@@ -100,6 +105,7 @@ class TrainingContext:
                     epoch=record.epoch,
                     layers=layers,
                 )
+        log.info("experiment %s %s", self.experiment_id, epoch_line(record, self.epochs))
         if not pulse.alive:
             self.lost = True
             return False
@@ -145,6 +151,22 @@ class TrainingContext:
         remove_local_files(self.local_dir, experiment_finished=experiment_finished)
 
 
+def _metric(name: str, value: float | None) -> str:
+    return f" {name} {value:.4f}" if value is not None else ""
+
+
+def epoch_line(record: EpochRecord, epochs: int) -> str:
+    """`epoch 3/10 loss 0.4100 acc 0.8700 val_loss 0.3800 val_acc 0.8900 1.9 s`."""
+    return (
+        f"epoch {record.epoch}/{epochs}"
+        + _metric("loss", record.loss)
+        + _metric("acc", record.accuracy)
+        + _metric("val_loss", record.val_loss)
+        + _metric("val_acc", record.val_accuracy)
+        + f" {record.seconds:.1f} s"
+    )
+
+
 def attempt_dir(work_dir: str | Path, experiment_id: str, attempt: int) -> Path:
     """Where one attempt keeps its local files: WORK_DIR/<experiment id>/attempt-<n>."""
     return Path(work_dir) / experiment_id / f"attempt-{attempt}"
@@ -176,6 +198,16 @@ def _configure_tensorflow(settings: Settings) -> None:
     threads = settings.training_threads or max(1, (os.cpu_count() or 1) // settings.worker_slots)
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
+    _quiet_tensorflow()
+
+
+def _quiet_tensorflow() -> None:
+    """A teacher watching the log wants our lines, not TensorFlow's start-up chatter."""
+    import absl.logging
+    import keras
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    keras.utils.disable_interactive_logging()  # no progress bars, whatever `verbose` says
 
 
 def run(experiment_id: str, attempt: int, settings: Settings) -> int:
@@ -232,6 +264,7 @@ def _start_from_checkpoint(context: TrainingContext, settings: Settings) -> _Sta
     if spec_json is None:
         return None
     spec = ExperimentSpec.model_validate(spec_json)
+    context.epochs = spec.fit.epochs
     # Before the data or the checkpoint's model start TensorFlow, which then fixes its threads.
     _configure_tensorflow(settings)
     split = mnist.split(
@@ -255,12 +288,6 @@ def _fit(context: TrainingContext, start: _Start) -> TrainingResult:
     """Train the remaining epochs; the context checkpoints and records each one as it ends."""
     from service.ml.train import train
 
-    log.info(
-        "experiment %s attempt %s starts at epoch %s",
-        context.experiment_id,
-        context.attempt,
-        start.resume.start_epoch if start.resume else 0,
-    )
     return train(
         start.spec, start.split, hooks=context, resume=start.resume, attempt=context.attempt
     )
@@ -296,7 +323,19 @@ def _finish(context: TrainingContext, result: TrainingResult) -> int:
             )
     if owned:
         context.store.delete_prefix(checkpoint_prefix(context.experiment_id))
+    if owned:
+        _log_end(context, Status.SUCCEEDED, f"test accuracy {result.test_accuracy:.4f}")
     return EXIT_OK if owned else EXIT_LOST_LEASE
+
+
+def _log_end(context: TrainingContext, status: Status, outcome: str | None) -> None:
+    log.info(
+        "experiment %s %s%s after %.1f s",
+        context.experiment_id,
+        status.value,
+        f": {outcome}" if outcome else "",
+        time.monotonic() - context.started,
+    )
 
 
 def _end(context: TrainingContext, status: Status, error: str | None) -> int:
@@ -308,6 +347,8 @@ def _end(context: TrainingContext, status: Status, error: str | None) -> int:
             status=status,
             error=error,
         )
+    if owned:
+        _log_end(context, status, error)
     return EXIT_OK if owned else EXIT_LOST_LEASE
 
 
@@ -327,10 +368,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
+    with QuietStderr():
+        code = main()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
     # Everything is written and closed by now. Skip the interpreter's teardown, which takes
     # TensorFlow a second or two after a fit and would keep the worker's slot busy meanwhile.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
     os._exit(code)

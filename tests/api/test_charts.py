@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import xml.etree.ElementTree as ElementTree
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
-from service.charts import _nice_ticks
+from service.charts import PALETTE, WIDTH, _nice_ticks
 from service.config import Settings
 from service.db import leases
 from service.db.session import Database
@@ -56,7 +58,7 @@ def test_history_chart_draws_training_and_validation(
     training = lines[0]
     assert training[0][1] < training[-1][1]  # a falling loss is drawn going down (y grows down)
     assert "leaky: loss (running)" in response.text
-    assert ">validation<" in response.text
+    assert ">validation 0.5500<" in response.text  # the final value, in the legend
     accuracy = client.get(
         f"/experiments/{experiment_id}/history.svg", params={"metric": "accuracy"}
     )
@@ -71,10 +73,46 @@ def test_compare_chart_draws_one_line_per_experiment(
     slow = _trained(client, settings, "sgd", [1.5, 1.0, 0.8, 0.7, 0.6])
     response = client.get("/compare.svg", params={"ids": [fast, slow], "metric": "val_loss"})
     assert response.status_code == 200
-    assert [len(line) for line in _polylines(response.text)] == [3, 5]
-    # The legend names each run and says what sets it apart.
-    assert ">adam: epochs=3<" in response.text
-    assert ">sgd: epochs=5<" in response.text
+    # Each run's training curve (thin), then its validation curve; legend lines after.
+    assert [len(line) for line in _polylines(response.text)][:4] == [3, 3, 5, 5]
+    # The legend names each run, says what sets it apart, and gives its final values.
+    assert ">adam: epochs=3 0.2200 (train 0.2000)<" in response.text
+    assert ">sgd: epochs=5 0.6600 (train 0.6000)<" in response.text
+    alone = client.get(
+        "/compare.svg", params={"ids": f"{fast},{slow}", "metric": "val_loss", "training": False}
+    )
+    assert [len(line) for line in _polylines(alone.text)][:2] == [3, 5]
+
+
+def test_compare_tells_more_than_eight_runs_apart(client: TestClient, settings: Settings) -> None:
+    ids = [_trained(client, settings, f"run-{i}", [1.0 - i / 20, 0.5]) for i in range(12)]
+    response = client.get("/compare.svg", params={"ids": [*ids[:6], ",".join(ids[6:])]})
+
+    assert response.status_code == 200
+    root = ElementTree.fromstring(response.text)
+    bold = [
+        (line.attrib["stroke"], line.attrib.get("stroke-dasharray"))
+        for line in root.iter(f"{SVG_NS}polyline")
+        if "stroke-opacity" not in line.attrib
+        and len(line.attrib["points"].split()) == 2
+        and line.attrib["stroke"] in PALETTE
+    ]
+    runs = bold[: len(ids)]
+    assert len(set(runs)) == len(ids)  # a colour and dash pair of its own
+    assert {colour for colour, _ in runs} <= set(PALETTE)
+
+
+@pytest.mark.parametrize("path", ["/experiments/{a}/history.png", "/compare.png?ids={a}&ids={b}"])
+def test_every_chart_has_a_png_variant(client: TestClient, settings: Settings, path: str) -> None:
+    a = _trained(client, settings, "adam", [0.5, 0.3, 0.2])
+    b = _trained(client, settings, "sgd", [1.5, 1.0, 0.8, 0.7, 0.6])
+    response = client.get(path.format(a=a, b=b))
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(response.content))
+    assert image.size == (WIDTH, 420)
+    assert len(image.getcolors(1 << 20) or []) > 50  # curves, text and axes, not a blank
 
 
 def test_chart_without_epochs_says_so(client: TestClient) -> None:
@@ -89,9 +127,9 @@ def test_chart_errors(client: TestClient) -> None:
     assert client.get("/experiments/nope/history.svg").status_code == 404
     assert client.get("/compare.svg", params={"ids": ["nope"]}).status_code == 404
     assert client.get("/compare.svg").status_code == 422
-    too_many = client.get("/compare.svg", params={"ids": [f"x{i}" for i in range(9)]})
+    too_many = client.get("/compare.svg", params={"ids": ",".join(f"x{i}" for i in range(25))})
     assert too_many.status_code == 422
-    assert "1 to 8" in too_many.json()["detail"]
+    assert "1 to 24" in too_many.json()["detail"]
     bad_metric = client.get("/compare.svg", params={"ids": ["x"], "metric": "f1"})
     assert bad_metric.status_code == 422
 

@@ -155,7 +155,7 @@ def seed(db: Database, store: ModelStore, model: Path, max_attempts: int) -> dic
                 session,
                 name=f"seed-{state}",
                 description=f"left {state}" if state != "queued" else None,
-                spec=spec_in.model_dump(mode="json", exclude={"name", "description"}),
+                spec=spec_in.model_dump(mode="json", exclude=spec_in.NOT_SPEC),
                 summary=TINY_SUMMARY,
                 client_id="fuzz",
                 max_attempts=max_attempts,

@@ -18,6 +18,7 @@ from service.api.app import create_app
 from service.config import Settings
 from tests.factories import tiny_spec
 from tests.helpers import (
+    STROKE,
     ServiceProcess,
     claim,
     free_port,
@@ -29,7 +30,7 @@ from tests.helpers import (
 )
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-IMAGE = {"image": [[0] * 28] * 28}
+IMAGE = {"image": STROKE}
 
 
 @pytest.fixture(scope="module")

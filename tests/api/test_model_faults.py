@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.config import Settings
 from service.storage import model_key
-from tests.helpers import UNKNOWN_ID, publish, runtime_of, save_untrained_model
+from tests.helpers import STROKE, UNKNOWN_ID, publish, runtime_of, save_untrained_model
 
-ZEROS = [[0] * 28] * 28
+IMAGE = STROKE  # any digit will do: these tests are about the model store
 
 
 def test_simultaneous_puts_of_a_new_alias_all_succeed(client: TestClient, tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_a_model_store_moved_elsewhere_keeps_serving(
     moved = tmp_path / "moved-store"
     shutil.move(settings.models_dir, moved)
     with TestClient(create_app(make_settings(models_dir=str(moved)))) as client:
-        response = client.post("/predict", json={"image": ZEROS, "model": experiment_id})
+        response = client.post("/predict", json={"image": IMAGE, "model": experiment_id})
         assert response.status_code == 200, response.text
 
 
@@ -55,11 +55,11 @@ def test_a_missing_or_corrupt_model_file_is_409_saying_so(
     experiment_id = publish(client, save_untrained_model(tmp_path / "model.keras"))
     path = Path(runtime_of(client).store.root) / model_key(experiment_id)
     path.write_bytes(b"not a keras file")
-    response = client.post("/predict", json={"image": ZEROS, "model": experiment_id})
+    response = client.post("/predict", json={"image": IMAGE, "model": experiment_id})
     assert response.status_code == 409
     assert "could not be loaded" in response.json()["detail"]
     path.unlink()
-    response = client.post("/predict", json={"image": ZEROS, "model": experiment_id})
+    response = client.post("/predict", json={"image": IMAGE, "model": experiment_id})
     assert response.status_code == 409
     assert "missing from the model store" in response.json()["detail"]
 
@@ -70,7 +70,7 @@ def test_a_remote_store_leaves_no_download_behind(
     remote = make_settings(models_url=f"memory://lab-{uuid.uuid4().hex}")
     with TestClient(create_app(remote)) as client:
         experiment_id = publish(client, save_untrained_model(tmp_path / "model.keras"))
-        response = client.post("/predict", json={"image": ZEROS, "model": experiment_id})
+        response = client.post("/predict", json={"image": IMAGE, "model": experiment_id})
         assert response.status_code == 200, response.text
     serving = Path(remote.work_dir) / "serving"
     assert not serving.exists() or list(serving.rglob("*")) == []
@@ -86,13 +86,13 @@ def test_cycling_over_more_models_than_the_cache_holds_answers_each_correctly(
         ]
         first = {
             experiment_id: client.post(
-                "/predict", json={"image": ZEROS, "model": experiment_id}
+                "/predict", json={"image": IMAGE, "model": experiment_id}
             ).json()["probabilities"]
             for experiment_id in ids
         }
         for _ in range(2):  # every request evicts the model the next one needs
             for experiment_id in ids:
-                body = client.post("/predict", json={"image": ZEROS, "model": experiment_id}).json()
+                body = client.post("/predict", json={"image": IMAGE, "model": experiment_id}).json()
                 assert body["model"]["experiment_id"] == experiment_id
                 assert body["probabilities"] == first[experiment_id]
         assert len(runtime_of(client).predictions.loader.cache) == 2
@@ -112,6 +112,6 @@ def test_a_model_deleted_while_it_loads_is_not_kept(client: TestClient, tmp_path
     predictions.loader._load = load_then_delete  # type: ignore[method-assign]
     predictions.loader.predictor(model)  # answers the request that was in flight
     assert experiment_id not in predictions.loader.cache
-    response = client.post("/predict", json={"image": ZEROS, "model": experiment_id})
+    response = client.post("/predict", json={"image": IMAGE, "model": experiment_id})
     assert response.status_code == 404
     assert client.get(f"/models/{UNKNOWN_ID}").status_code == 404

@@ -104,9 +104,9 @@ def test_put_alias_points_and_repoints(client: TestClient, model_file: Path) -> 
         ("best", "reserved"),
         ("latest", "reserved"),
         ("abcdef0123456789abcdef0123456789", "experiment id"),
-        ("Production", "pattern"),
-        ("9lives", "pattern"),
-        ("a" * 65, "pattern"),
+        ("Production", "not a valid alias"),
+        ("9lives", "not a valid alias"),
+        ("a" * 65, "not a valid alias"),
     ],
 )
 def test_put_alias_refuses_names_that_mean_something_else(

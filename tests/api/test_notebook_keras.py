@@ -177,7 +177,7 @@ REFUSED = [
     ),
     pytest.param(
         _optimizer({"type": "SGD", "learning_rate": {"type": "CosineDecay", "alpha": 2}}),
-        ["initial_learning_rate", "Field required"],
+        ["initial_learning_rate", "is required"],
         id="schedule-missing",
     ),
     pytest.param(_fit(reduce_lr_on_plateau={"factor": 1.0}), ["less than 1"], id="plateau-factor"),

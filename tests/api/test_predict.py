@@ -229,7 +229,6 @@ def test_a_batch_is_answered_in_order(
     [
         ("auto", lambda image: image.tolist(), "0-255"),
         ("auto", lambda image: (image / 255.0).tolist(), "0-1"),
-        ("auto", lambda image: np.zeros_like(image).tolist(), "0-1"),
         ("0-255", lambda image: image.tolist(), "0-255"),
         ("0-255", lambda image: (image > 128).astype(int).tolist(), "0-255"),
         ("0-1", lambda image: (image / 255.0).tolist(), "0-1"),
@@ -446,6 +445,8 @@ def small_png(side: int = 28, *, noise: bool = False) -> bytes:
 
 
 ZEROS = [[0] * 28 for _ in range(28)]
+# A well-formed image with something on it: an all-black one is refused as blank.
+DOT = [*ZEROS[:14], [0] * 14 + [255] + [0] * 13, *ZEROS[15:]]
 GOOD = small_png()
 
 
@@ -487,7 +488,7 @@ BAD_INPUTS: dict[str, Bad] = {
     "a number": Bad({"image": 7}, 422, "invalid_request", "image"),
     "an object": Bad({"image": {"0": 0}}, 422, "invalid_request", "image"),
     "a batch image of the wrong shape": Bad(
-        {"images": [ZEROS, ZEROS[:27]]}, 422, "invalid_image", "images[1]"
+        {"images": [DOT, ZEROS[:27]]}, 422, "invalid_image", "images[1]"
     ),
     # Values that are not numbers, not finite, or outside the range.
     "a string": Bad({"image": ["1", *[0] * 783]}, 422, "invalid_image", "is a string"),
@@ -504,7 +505,7 @@ BAD_INPUTS: dict[str, Bad] = {
         "row 0, column 0 is NaN",
     ),
     "NaN in a batch": Bad(
-        raw('{"images": [' + json.dumps([0] * 784) + ", [NaN" + ", 0" * 783 + "]]}"),
+        raw('{"images": [' + json.dumps([0] * 783 + [1]) + ", [NaN" + ", 0" * 783 + "]]}"),
         422,
         "invalid_image",
         "images[1] value at index 0 is NaN",
@@ -515,7 +516,8 @@ BAD_INPUTS: dict[str, Bad] = {
     "above 1 in 0-1": Bad(
         {"image": [2, *[0] * 783], "scale": "0-1"}, 422, "invalid_image", "outside 0-1"
     ),
-    "an unknown scale": Bad({"image": ZEROS, "scale": "0-100"}, 422, "invalid_request", "scale"),
+    "an all-black image": Bad({"image": ZEROS}, 422, "invalid_image", "no digit found in image"),
+    "an unknown scale": Bad({"image": DOT, "scale": "0-100"}, 422, "invalid_request", "scale"),
     # Encoded images that cannot be read, or are too large.
     "not base64": Bad({"image_base64": "not base64!"}, 422, "invalid_image", "not valid base64"),
     "not an image": Bad(
@@ -549,13 +551,13 @@ BAD_INPUTS: dict[str, Bad] = {
         settings={"max_image_pixels": 2500},
     ),
     "a body over MAX_BODY_BYTES": Bad(
-        {"image": ZEROS}, 413, "too_large", "MAX_BODY_BYTES", settings={"max_body_bytes": 1024}
+        {"image": DOT}, 413, "too_large", "MAX_BODY_BYTES", settings={"max_body_bytes": 1024}
     ),
     # Batches: empty, over the limit, or not exactly one input.
     "an empty batch": Bad({"images": []}, 422, "invalid_request", "images"),
     "an empty base64 batch": Bad({"images_base64": []}, 422, "invalid_request", "images_base64"),
     "a batch over the limit": Bad(
-        {"images": [ZEROS] * 5},
+        {"images": [DOT] * 5},
         422,
         "invalid_input",
         "5 images is over the limit of 4",
@@ -570,20 +572,26 @@ BAD_INPUTS: dict[str, Bad] = {
     ),
     "no input": Bad({"model": "best"}, 422, "invalid_request", "got none"),
     "two inputs": Bad(
-        {"image": ZEROS, "image_base64": b64(GOOD)},
+        {"image": DOT, "image_base64": b64(GOOD)},
         422,
         "invalid_request",
         "image and image_base64",
     ),
-    "an unknown field": Bad({"image": ZEROS, "colour": "red"}, 422, "invalid_request", "colour"),
+    "an unknown field": Bad({"image": DOT, "colour": "red"}, 422, "invalid_request", "colour"),
     "not JSON": Bad(raw("{image: 1"), 422, "invalid_request", "JSON"),
     # Models that cannot answer.
     "an unknown alias": Bad(
-        {"image": ZEROS, "model": "production"}, 404, "model_not_found", "production"
+        {"image": DOT, "model": "production"}, 404, "model_not_found", "production"
     ),
-    "an unknown id": Bad({"image": ZEROS, "model": UNKNOWN_ID}, 404, "model_not_found", UNKNOWN_ID),
+    "an unknown id": Bad({"image": DOT, "model": UNKNOWN_ID}, 404, "model_not_found", UNKNOWN_ID),
+    "a capitalised reference": Bad(
+        {"image": DOT, "model": "Best"}, 422, "invalid_request", "did you mean 'best'?"
+    ),
+    "a misspelt reference": Bad(
+        {"image": DOT, "model": "lates"}, 404, "model_not_found", "did you mean 'latest'?"
+    ),
     "a model name that cannot exist": Bad(
-        {"image": ZEROS, "model": "Best!"}, 422, "invalid_request", "model"
+        {"image": DOT, "model": "Best!"}, 422, "invalid_request", "model"
     ),
     # Uploads.
     "an upload that is not an image": Bad(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
-from service.ml.data import Mnist, split
+import numpy as np
+import pytest
+
+from service.ml.data import Mnist, keras_cached_mnist, probe, split
 
 
 def _numbered_mnist() -> Mnist:
@@ -42,3 +45,32 @@ def test_validation_split_at_fit_time_gives_the_same_split() -> None:
 
     assert np.array_equal(later.y_valid, at_once.y_valid)
     assert np.array_equal(later.y_train, at_once.y_train)
+
+
+def test_probe_without_mnist_path_needs_a_cache_or_the_download_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr("service.ml.data.keras_cached_mnist", lambda: None)
+
+    problem = probe(None, can_download=lambda: False)
+    assert problem is not None
+    assert "MNIST_PATH is not set" in problem
+    assert "set MNIST_PATH to a local mnist.npz" in problem
+    assert probe(None, can_download=lambda: True) is None
+
+
+def test_probe_finds_mnist_in_keras_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "mnist.npz").write_bytes(b"cached")
+
+    assert keras_cached_mnist() == tmp_path / "datasets" / "mnist.npz"
+    assert probe(None, can_download=lambda: False) is None
+
+
+def test_probe_names_a_mnist_path_that_points_at_nothing(tmp_path: Path) -> None:
+    assert (
+        probe(str(tmp_path / "nothing.npz"))
+        == f"MNIST_PATH={tmp_path / 'nothing.npz'} does not exist"
+    )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
-from fastapi import APIRouter, Depends, Query, Response, params, status
+from fastapi import APIRouter, Depends, Query, Request, Response, params, status
 
 from service.api.deps import (
     ClientIdDep,
@@ -25,6 +25,7 @@ from service.schemas.experiments import (
     EpochPublic,
     ExperimentCreate,
     ExperimentPublic,
+    ExperimentsCompactPublic,
     ExperimentsPublic,
     ExperimentValidated,
     HistoryPublic,
@@ -32,6 +33,7 @@ from service.schemas.experiments import (
 )
 from service.schemas.insight import FindingPublic
 from service.spec.experiment import ExperimentSpec
+from service.usecases import listing
 from service.usecases.insight import diagnostics
 from service.usecases.removal import remove_experiments
 from service.usecases.reproduction import reproduction_of
@@ -93,43 +95,72 @@ def validate_spec(spec_in: ExperimentCreate, settings: SettingsDep) -> Experimen
     """Check a spec exactly as a submission would (limits, Keras dry run) without queueing it."""
     summary = validate_experiment(spec_in, settings)
     return ExperimentValidated(
-        spec=ExperimentSpec.model_validate(spec_in.model_dump(exclude={"name", "description"})),
+        spec=ExperimentSpec.model_validate(spec_in.model_dump(exclude=spec_in.NOT_SPEC)),
         summary=SummaryPublic.model_validate(summary),
     )
 
 
 @router.get(
     "",
-    response_model=ExperimentsPublic,
+    response_model=ExperimentsPublic | ExperimentsCompactPublic,
     dependencies=[Reader],
-    responses=error_responses(401, 422),
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "the compact view as CSV"},
+        **error_responses(401, 422),
+    },
 )
 def list_experiments(
+    request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     status_filter: Annotated[Status | None, Query(alias="status")] = None,
+    tag: Annotated[
+        list[str] | None, Query(max_length=10, description="only experiments with every tag given")
+    ] = None,
     order: Annotated[
         repository.Order,
         Query(description="created, -created (newest first), test_accuracy, -test_accuracy"),
     ] = "-created",
+    view: Annotated[
+        Literal["full", "compact"],
+        Query(description="compact: scores per run, no spec or layers (the overfitting table)"),
+    ] = "full",
+    format: Annotated[
+        Literal["json", "csv"] | None,
+        Query(description="csv: the compact view as CSV (also Accept: text/csv)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> ExperimentsPublic:
+) -> ExperimentsPublic | ExperimentsCompactPublic | Response:
     items, count = repository.list_experiments(
-        session, status=status_filter, order=order, limit=limit, offset=offset
+        session, status=status_filter, tags=tag or (), order=order, limit=limit, offset=offset
     )
+    if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
+        csv = listing.as_csv(listing.overviews(session, items))
+        return Response(csv, media_type="text/csv; charset=utf-8")
+    if view == "compact":
+        rows = listing.overviews(session, items)
+        return ExperimentsCompactPublic(data=rows, count=count, limit=limit, offset=offset)
+    estimates = listing.estimates(session, settings)
     return ExperimentsPublic(
-        data=[ExperimentPublic.of(item) for item in items], count=count, limit=limit, offset=offset
+        data=[ExperimentPublic.of(item, estimate=estimates.get(item.id)) for item in items],
+        count=count,
+        limit=limit,
+        offset=offset,
     )
 
 
 @router.get("/{experiment_id}", response_model=ExperimentPublic, **READ_ONE)
-def read_experiment(experiment_id: ExperimentId, session: SessionDep) -> ExperimentPublic:
+def read_experiment(
+    experiment_id: ExperimentId, session: SessionDep, settings: SettingsDep
+) -> ExperimentPublic:
     experiment = repository.get_experiment(session, experiment_id)
     return ExperimentPublic.of(
         experiment,
         repository.attempts(session, experiment_id),
-        reproduction_of(session, experiment),
-        [FindingPublic.of(found) for found in diagnostics(session, experiment_id)],
+        reproduction=reproduction_of(session, experiment),
+        diagnostics=[FindingPublic.of(found) for found in diagnostics(session, experiment_id)],
+        estimate=listing.estimates(session, settings).get(experiment_id),
     )
 
 

@@ -16,8 +16,8 @@ from service.api.deps import (
     require_reader,
     require_writer,
 )
-from service.api.routes.charts import SVG, points
-from service.charts import METRICS, Metric, Series, render
+from service.api.routes.charts import PICTURE, Kind, WithTraining, overlay, picture
+from service.charts import METRICS, Metric
 from service.schemas.errors import error_responses
 from service.schemas.studies import (
     StudiesPublic,
@@ -89,25 +89,24 @@ def read_study(
 
 
 @router.get(
-    "/{study_id}/curves.svg",
+    "/{study_id}/curves.{kind}",
     response_class=Response,
     dependencies=[Reader],
-    responses={**SVG, **error_responses(401, 404, 422)},
+    responses={**PICTURE, **error_responses(401, 404, 422)},
 )
 def study_curves(
     study_id: StudyId,
     session: SessionDep,
+    kind: Kind,
     metric: Annotated[Metric, Query(description=", ".join(METRICS))] = "val_accuracy",
+    training: WithTraining = False,
 ) -> Response:
-    """Every trial's curve overlaid, labelled by what was varied."""
+    """Every trial's curve overlaid, labelled by what was varied; SVG or PNG."""
     study, curves = studies.curves(session, study_id)
-    svg = render(
-        [Series(label, points(history, metric)) for label, history in curves],
-        title=f"{study.name}: {metric} ({study.status.value})",
-        y_label=metric,
-        legend_chars=32,
+    chart = overlay(
+        curves, metric=metric, training=training, title=f"{study.name} ({study.status.value})"
     )
-    return Response(svg, media_type="image/svg+xml")
+    return picture(chart, kind)
 
 
 @router.post(

@@ -1,0 +1,81 @@
+"""When a queued experiment should start and how long a running one has left, computed on read.
+
+Running: the epochs still to go times the experiment's own mean seconds per epoch so far (early
+stopping may end it sooner). Queued: the queue is served oldest first by WORKER_SLOTS slots; each
+slot is free when its running experiment's estimate runs out, and each queued experiment ahead
+takes its epochs times the median seconds per epoch of the most recently recorded epochs (any
+experiment's): a net not yet started has no pace of its own.
+"""
+
+from __future__ import annotations
+
+import heapq
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from service.domain import EpochRecord, Experiment, Status
+
+
+@dataclass(frozen=True)
+class Estimate:
+    queue_position: int | None = None
+    """1 for the next experiment to start; None unless queued."""
+    estimated_start: datetime | None = None
+    """When a slot should take it; None unless queued, or with no epoch timed yet."""
+    seconds_left: float | None = None
+    """Running: until its last epoch ends; None before its first epoch has been timed."""
+
+
+def planned_epochs(experiment: Experiment) -> int:
+    return int(experiment.spec.get("fit", {}).get("epochs", 10))
+
+
+def seconds_per_epoch(epochs: Sequence[EpochRecord]) -> float | None:
+    return statistics.fmean(record.seconds for record in epochs) if epochs else None
+
+
+def estimate(
+    active: Sequence[Experiment],
+    epochs: Mapping[str, Sequence[EpochRecord]],
+    *,
+    typical_epoch_seconds: float | None,
+    slots: int,
+    now: datetime,
+) -> dict[str, Estimate]:
+    """An estimate for each of `active` (queued and running, oldest first)."""
+    answers: dict[str, Estimate] = {}
+    free_in: list[float | None] = []
+    for experiment in active:
+        if experiment.status is not Status.RUNNING:
+            continue
+        done = epochs.get(experiment.id, ())
+        pace = seconds_per_epoch(done)
+        left = None if pace is None else max(planned_epochs(experiment) - len(done), 0) * pace
+        answers[experiment.id] = Estimate(seconds_left=left)
+        if left is None and typical_epoch_seconds is not None:
+            left = planned_epochs(experiment) * typical_epoch_seconds
+        free_in.append(left)
+    slot_times: list[float] | None = None
+    if typical_epoch_seconds is not None and None not in free_in:
+        slot_times = [t for t in free_in if t is not None]
+        slot_times += [0.0] * max(slots - len(slot_times), 0)
+        heapq.heapify(slot_times)
+    position = 0
+    for experiment in active:
+        if experiment.status is not Status.QUEUED:
+            continue
+        position += 1
+        start = None
+        if slot_times and typical_epoch_seconds is not None:
+            offset = heapq.heappop(slot_times)
+            start = now + timedelta(seconds=offset)
+            heapq.heappush(slot_times, offset + planned_epochs(experiment) * typical_epoch_seconds)
+        answers[experiment.id] = Estimate(queue_position=position, estimated_start=start)
+    return answers
+
+
+def typical_seconds(recent: Sequence[float]) -> float | None:
+    """The pace assumed for a net that has not started: the median of recent epochs."""
+    return statistics.median(recent) if recent else None

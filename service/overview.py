@@ -1,0 +1,93 @@
+"""One experiment's run in one row: final and best scores, the epoch of the best, its pace.
+
+The table that answers "does it overfit?" for every run at once (GET /experiments?view=compact).
+The best epoch is the one with the highest validation accuracy (the training accuracy when the
+run has no validation data), as ModelCheckpoint(save_best_only=True) would choose.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+from service.domain import EpochRecord, Experiment
+from service.estimates import planned_epochs, seconds_per_epoch
+
+
+@dataclass(frozen=True)
+class RunOverview:
+    """A row of the compact view: `epochs` asked for, `params` as model.summary() counts them,
+    `best_*` the best value each metric reached, `best_epoch` as the module says."""
+
+    id: str
+    name: str
+    status: str
+    tags: tuple[str, ...]
+    epochs: int
+    epochs_done: int
+    params: int | None
+    seconds_per_epoch: float | None
+    final_loss: float | None
+    final_accuracy: float | None
+    final_val_loss: float | None
+    final_val_accuracy: float | None
+    best_epoch: int | None
+    best_loss: float | None
+    best_accuracy: float | None
+    best_val_loss: float | None
+    best_val_accuracy: float | None
+    test_loss: float | None
+    test_accuracy: float | None
+
+
+COLUMNS = tuple(field.name for field in fields(RunOverview))
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _lowest(values: Sequence[float | None]) -> float | None:
+    present = [v for v in map(_finite, values) if v is not None]
+    return min(present, default=None)
+
+
+def _highest(values: Sequence[float | None]) -> float | None:
+    present = [v for v in map(_finite, values) if v is not None]
+    return max(present, default=None)
+
+
+def _best_epoch(epochs: Sequence[EpochRecord]) -> int | None:
+    scored = [(r.val_accuracy, r.epoch) for r in epochs if _finite(r.val_accuracy) is not None]
+    if not scored:
+        scored = [(r.accuracy, r.epoch) for r in epochs if _finite(r.accuracy) is not None]
+    # The earliest of equals: the one early stopping would have kept.
+    return max(scored, key=lambda pair: (pair[0], -pair[1]))[1] if scored else None
+
+
+def overview(experiment: Experiment, epochs: Sequence[EpochRecord]) -> RunOverview:
+    last = epochs[-1] if epochs else None
+    summary = experiment.summary or {}
+    pace = seconds_per_epoch(epochs)
+    return RunOverview(
+        id=experiment.id,
+        name=experiment.name,
+        status=experiment.status.value,
+        tags=experiment.tags,
+        epochs=planned_epochs(experiment),
+        epochs_done=len(epochs),
+        params=summary.get("total_params"),
+        seconds_per_epoch=round(pace, 3) if pace is not None else None,
+        final_loss=_finite(last.loss) if last else None,
+        final_accuracy=_finite(last.accuracy) if last else None,
+        final_val_loss=_finite(last.val_loss) if last else None,
+        final_val_accuracy=_finite(last.val_accuracy) if last else None,
+        best_epoch=_best_epoch(epochs),
+        best_loss=_lowest([r.loss for r in epochs]),
+        best_accuracy=_highest([r.accuracy for r in epochs]),
+        best_val_loss=_lowest([r.val_loss for r in epochs]),
+        best_val_accuracy=_highest([r.val_accuracy for r in epochs]),
+        test_loss=experiment.test_loss,
+        test_accuracy=experiment.test_accuracy,
+    )

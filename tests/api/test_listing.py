@@ -1,0 +1,128 @@
+"""GET /experiments for a class: tags that group runs, the compact table (JSON and CSV), and
+queue positions, estimated starts and time left computed on read."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.db import leases
+from service.domain import EpochRecord
+from tests.factories import tiny_spec
+from tests.helpers import claim, runtime_of, submit
+
+# Two epochs of a run that overfits a little: training keeps improving, validation peaks at 1.
+EPOCHS = (
+    EpochRecord(1, loss=0.5, accuracy=0.85, val_loss=0.30, val_accuracy=0.91, seconds=2.0),
+    EpochRecord(2, loss=0.3, accuracy=0.92, val_loss=0.35, val_accuracy=0.89, seconds=4.0),
+)
+
+
+def _submit(client: TestClient, name: str, *tags: str, epochs: int = 5) -> str:
+    spec = tiny_spec(epochs=epochs)
+    return str(submit(client, {**spec, "name": name, "tags": list(tags)})["id"])
+
+
+def _run(client: TestClient, experiment_id: str, epochs: tuple[EpochRecord, ...]) -> None:
+    attempt = claim(client, experiment_id)
+    with runtime_of(client).db.scope() as session:
+        for record in epochs:
+            assert leases.record_epoch(
+                session,
+                experiment_id=experiment_id,
+                attempt=attempt,
+                record=record,
+                lease_seconds=60,
+            ).alive
+
+
+def test_tags_are_kept_and_filter_the_list(client: TestClient) -> None:
+    first = _submit(client, "a", "class-3", "dropout", " class-3 ")
+    _submit(client, "b", "class-3")
+    _submit(client, "c")
+
+    assert client.get(f"/experiments/{first}").json()["tags"] == ["class-3", "dropout"]
+    names = lambda **q: [e["name"] for e in client.get("/experiments", params=q).json()["data"]]  # noqa: E731
+    assert names(tag="class-3") == ["b", "a"]
+    assert names(tag=["class-3", "dropout"]) == ["a"]
+    assert names(tag="nobody") == []
+    assert "tags" not in client.get(f"/experiments/{first}").json()["spec"]
+
+
+@pytest.mark.parametrize(
+    ("tags", "says"),
+    [([""], "a tag is 1 to 40 characters"), (["x"] * 1 + list("abcdefghijk"), "at most 10")],
+)
+def test_bad_tags_are_a_422(client: TestClient, tags: list[str], says: str) -> None:
+    response = client.post("/experiments", json={**tiny_spec(), "tags": tags})
+
+    assert response.status_code == 422
+    assert says in response.json()["detail"]
+
+
+def test_compact_view_answers_does_it_overfit(client: TestClient) -> None:
+    experiment_id = _submit(client, "overfits", "q1")
+    _run(client, experiment_id, EPOCHS)
+
+    body = client.get("/experiments", params={"view": "compact", "tag": "q1"}).json()
+    (row,) = body["data"]
+    assert "spec" not in row
+    assert "summary" not in row
+    assert (
+        row["params"]
+        == client.get(f"/experiments/{experiment_id}").json()["summary"]["total_params"]
+    )
+    assert row["epochs_done"] == 2
+    assert row["epochs"] == 5
+    assert row["seconds_per_epoch"] == 3.0
+    assert (row["final_loss"], row["final_val_accuracy"]) == (0.3, 0.89)
+    assert (row["best_epoch"], row["best_val_accuracy"], row["best_val_loss"]) == (1, 0.91, 0.30)
+    assert (row["best_accuracy"], row["best_loss"]) == (0.92, 0.3)
+    assert row["test_accuracy"] is None
+
+
+@pytest.mark.parametrize(
+    ("params", "headers"), [({"format": "csv"}, {}), ({}, {"accept": "text/csv"})]
+)
+def test_compact_view_as_csv(
+    client: TestClient, params: dict[str, str], headers: dict[str, str]
+) -> None:
+    experiment_id = _submit(client, "overfits", "q1", "class-3")
+    _run(client, experiment_id, EPOCHS)
+
+    response = client.get("/experiments", params=params, headers=headers)
+
+    assert response.headers["content-type"].startswith("text/csv")
+    (row,) = csv.DictReader(io.StringIO(response.text))
+    assert row["name"] == "overfits"
+    assert row["tags"] == "class-3 q1"
+    assert (row["best_epoch"], row["best_val_accuracy"], row["test_accuracy"]) == ("1", "0.91", "")
+
+
+def test_queued_experiments_carry_position_and_start_running_ones_time_left(
+    client: TestClient,
+) -> None:
+    running = _submit(client, "running", epochs=5)
+    first, second = _submit(client, "first", epochs=2), _submit(client, "second", epochs=2)
+    before = client.get(f"/experiments/{first}").json()
+    assert before["queue_position"] == 2  # nothing timed yet: no start to promise
+    assert before["estimated_start"] is None
+
+    _run(client, running, EPOCHS)  # 3 s an epoch, 3 epochs to go: 9 s left
+
+    now = datetime.now().astimezone()
+    run = client.get(f"/experiments/{running}").json()
+    assert run["estimated_seconds_left"] == 9.0
+    assert run["queue_position"] is None
+    listed = {e["id"]: e for e in client.get("/experiments").json()["data"]}
+    assert listed[first]["queue_position"] == 1
+    assert listed[second]["queue_position"] == 2
+    # One slot: `first` starts when `running` ends; `second` after first's 2 epochs at the
+    # median pace of recent epochs (3 s).
+    starts = [datetime.fromisoformat(listed[i]["estimated_start"]) for i in (first, second)]
+    assert starts[0] - now == pytest.approx(timedelta(seconds=9), abs=timedelta(seconds=5))
+    assert starts[1] - starts[0] == pytest.approx(timedelta(seconds=6), abs=timedelta(seconds=1))
