@@ -106,7 +106,7 @@ def migrate(settings: Settings) -> None:
 def serve_api(settings: Settings) -> None:
     import uvicorn
 
-    from service.api.app import create_app
+    from service.api.app import create_app, settle_heap
 
     log.info(
         "API on http://%s:%s (docs at /docs), %d process(es)",
@@ -130,8 +130,10 @@ def serve_api(settings: Settings) -> None:
             access_log=False,
         )
         return
+    app = create_app(settings, migrate=False)
+    settle_heap()
     uvicorn.run(
-        create_app(settings, migrate=False),
+        app,
         host=settings.host,
         port=settings.port,
         log_level="warning",

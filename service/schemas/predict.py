@@ -6,6 +6,7 @@ far more than one numpy pass in `service.images`, which also says precisely what
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
@@ -65,9 +66,10 @@ AliasName = Annotated[
     # Documents the pattern; alias_problem checks it, with the message registry.set_alias gives.
     WithJsonSchema({"type": "string", "pattern": ALIAS_PATTERN.pattern}),
 ]
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # fullmatch: `$` would allow a final "\n"
 ModelName = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$"),
+    StringConstraints(pattern=f"^{MODEL_NAME.pattern}$"),
     Field(
         description="'best' (highest test accuracy), 'latest' (most recently finished), "
         "an alias, or an experiment id"
