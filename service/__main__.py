@@ -106,7 +106,7 @@ def migrate(settings: Settings) -> None:
 def serve_api(settings: Settings) -> None:
     import uvicorn
 
-    from service.api.app import create_app, settle_heap
+    from service.api.app import create_app, tune_server_process
 
     log.info(
         "API on http://%s:%s (docs at /docs), %d process(es)",
@@ -131,7 +131,7 @@ def serve_api(settings: Settings) -> None:
         )
         return
     app = create_app(settings, migrate=False)
-    settle_heap()
+    tune_server_process()
     uvicorn.run(
         app,
         host=settings.host,
