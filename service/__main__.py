@@ -113,7 +113,7 @@ def migrate(settings: Settings) -> None:
 def serve_api(settings: Settings) -> None:
     import uvicorn
 
-    from service.api.app import create_app
+    from service.api.app import create_app, tune_server_process
 
     log.info(
         "API on http://%s:%s (docs at /docs), %d process(es)",
@@ -139,8 +139,10 @@ def serve_api(settings: Settings) -> None:
             access_log=settings.access_log,
         )
         return
+    app = create_app(settings, migrate=False)
+    tune_server_process()
     uvicorn.run(
-        create_app(settings, migrate=False),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=logs.uvicorn_config(

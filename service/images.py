@@ -16,6 +16,7 @@ import io
 import math
 import re
 from collections.abc import Iterator
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -78,7 +79,8 @@ def pixels_to_array(
     """
     flat, nested = _flatten(values, field)
     try:
-        array = np.array(flat, dtype=np.float64)
+        # fromiter: half np.array's time for a list of Python numbers, the same values.
+        array = np.fromiter(flat, dtype=np.float64, count=len(flat))
     except OverflowError:  # an integer beyond float64: clamp it, the range check reports it
         array = np.array([v if abs(v) < 1e308 else 1e308 if v > 0 else -1e308 for v in flat])
 
@@ -127,7 +129,7 @@ def _flatten(values: Any, field: str) -> tuple[list[Any], bool]:
                     f"{field} row {row_index} has {_count(len(row), 'value')}; every row needs "
                     f"{SIDE} ({SHAPE_HINT})"
                 )
-        flat, nested = [value for row in values for value in row], True
+        flat, nested = list(chain.from_iterable(values)), True
     else:
         rows = sum(type(value) is list for value in values)
         if rows == 0:

@@ -36,6 +36,7 @@ from service.storage import (
 )
 from service.usecases.pruning import prune_reason
 from service.worker.lifeline import watch_parent
+from service.worker.priority import lower_priority
 from service.worker.quiet import QuietStderr
 
 if TYPE_CHECKING:  # TensorFlow loads in the training process only, when it trains
@@ -354,8 +355,7 @@ def _end(context: TrainingContext, status: Status, error: str | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     watch_parent()
-    with contextlib.suppress(OSError):
-        os.nice(TRAINING_NICENESS)
+    lower_priority(TRAINING_NICENESS)
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         print("usage: python -m service.worker.training <experiment_id> <attempt>", file=sys.stderr)
