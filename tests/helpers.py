@@ -23,7 +23,8 @@ import keras
 from fastapi.testclient import TestClient
 
 from service.config import Settings
-from service.db import leases
+from service.db import leases, repository
+from service.db.session import Database
 from service.domain import Status
 from service.runtime import Runtime
 from service.storage import model_key
@@ -232,7 +233,12 @@ def named(spec: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def claim(client: TestClient, experiment_id: str) -> int:
-    with runtime_of(client).db.scope() as session:
+    return claim_in(runtime_of(client).db, experiment_id)
+
+
+def claim_in(db: Database, experiment_id: str) -> int:
+    """Claim a queued experiment as a worker would (a 60 s lease); the attempt number."""
+    with db.scope() as session:
         claimed = leases.claim(session, experiment_id=experiment_id, worker="t", lease_seconds=60)
     assert claimed is not None
     return claimed.attempt
@@ -300,3 +306,24 @@ def s3_client(endpoint: str) -> Any:
         aws_access_key_id=S3_CREDENTIALS["key"],
         aws_secret_access_key=S3_CREDENTIALS["secret"],
     )
+
+
+# Faults ------------------------------------------------------------------------------------
+
+
+def epochs_recorded(client: Any, experiment_id: str) -> int:
+    return len(client.get(f"/experiments/{experiment_id}/history").json()["epochs"])
+
+
+def create_queued(db: Database, *, max_attempts: int = 3, name: str = "queued") -> str:
+    """A queued experiment written straight to the database (no queue delivery); its id."""
+    with db.scope() as session:
+        return repository.create_experiment(
+            session,
+            name=name,
+            description=None,
+            spec=tiny_spec(),
+            summary={},
+            client_id="tests",
+            max_attempts=max_attempts,
+        ).id

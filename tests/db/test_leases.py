@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,9 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, update
 
-from service.config import Settings
 from service.db import leases, repository
-from service.db.migrations import upgrade_to_head
 from service.db.models import ExperimentRow, utcnow
 from service.db.session import Database
 from service.domain import Claim, EpochRecord, Status
@@ -21,14 +18,6 @@ from tests.factories import tiny_spec
 
 LEASE_SECONDS = 60.0
 LATER = timedelta(seconds=LEASE_SECONDS + 1)  # past any lease these tests hand out
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url)
-    upgrade_to_head(settings.database_url, database.engine)
-    yield database
-    database.dispose()
 
 
 def create(db: Database, *, max_attempts: int = 3) -> str:
