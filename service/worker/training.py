@@ -2,7 +2,14 @@
 
 Started by the supervisor with `python -m service.worker.training <experiment_id> <attempt>`,
 never forked from a process that has loaded TensorFlow (such a child hangs in `fit`). Every write
-names its attempt, so a process whose lease was taken away writes nothing.
+names its attempt, so a process whose lease was taken away writes nothing: database writes are
+fenced by the attempt number, and store writes go to the attempt's own folder and are published
+(`last.json`) only while the database says the attempt still holds the lease.
+
+Only the user's fault (a spec Keras refuses, unusable data, divergence) ends the experiment
+here. An infrastructure error (database, store, network) exits with EXIT_INFRASTRUCTURE and
+writes nothing, so the supervisor requeues the job; an unreadable checkpoint is skipped for the
+previous good one, or a fresh start.
 """
 
 from __future__ import annotations
@@ -14,9 +21,12 @@ import shutil
 import signal
 import sys
 import threading
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from service.config import Settings
 from service.db import leases
@@ -26,6 +36,7 @@ from service.errors import ServiceError, TrainingFailed
 from service.spec.experiment import ExperimentSpec
 from service.storage import (
     ModelStore,
+    checkpoint_attempts,
     checkpoint_key,
     checkpoint_meta_key,
     checkpoint_prefix,
@@ -42,7 +53,25 @@ log = logging.getLogger("service.training")
 
 EXIT_OK = 0
 EXIT_LOST_LEASE = 3
+# Stopped after a finished epoch because its worker shuts down: requeue, the attempt is free.
+EXIT_DRAINED = 4
+# The database, the store or the network failed: requeue (EX_TEMPFAIL), nothing was written.
+EXIT_INFRASTRUCTURE = 75
 CANCEL_SIGNAL = signal.SIGUSR1
+# The worker shuts down: finish (checkpoint and record) the current epoch, then exit.
+DRAIN_SIGNAL = signal.SIGUSR2
+
+# What a checkpoint that cannot be used raises while it is read: skip it, never fail the job.
+_UNREADABLE_CHECKPOINT = (FileNotFoundError, ValueError, KeyError, TypeError, zipfile.BadZipFile)
+# Modules whose exceptions are the network's or a remote store's fault, not the user's.
+_INFRASTRUCTURE_MODULES = ("botocore", "aiobotocore", "s3fs", "aiohttp", "urllib3", "requests")
+
+
+def is_infrastructure_error(error: BaseException) -> bool:
+    """Whether `error` is the infrastructure's fault (worth a retry), not the user's."""
+    if isinstance(error, SQLAlchemyError | OSError):
+        return True
+    return any(type(error).__module__.startswith(name) for name in _INFRASTRUCTURE_MODULES)
 
 
 class TrainingContext:
@@ -64,7 +93,9 @@ class TrainingContext:
         self.experiment_id = experiment_id
         self.attempt = attempt
         self.cancel = threading.Event()
+        self.drain = threading.Event()
         self.lost = False
+        self._published: str | None = None
         self.local_dir = attempt_dir(settings.work_dir, experiment_id, attempt)
         self.local_dir.mkdir(parents=True, exist_ok=True)
 
@@ -75,7 +106,9 @@ class TrainingContext:
     def epoch_finished(self, model: Any, record: EpochRecord, history: list[EpochRecord]) -> bool:
         # Checkpoint first: if we die before the row is written, the next attempt restores the
         # row from the checkpoint's history; the other order could leave a gap.
-        self._checkpoint(model, history)
+        if not self._checkpoint(model, history):
+            self.lost = True
+            return False
         with self.db.scope() as session:
             pulse = leases.record_epoch(
                 session,
@@ -90,36 +123,59 @@ class TrainingContext:
         if pulse.cancel_requested:
             self.cancel.set()
             return False
-        return True
+        # Draining: this epoch is checkpointed and recorded; stop before the next one.
+        return not self.drain.is_set()
 
     # Checkpoints ---------------------------------------------------------------------------
-    def _checkpoint(self, model: Any, history: list[EpochRecord]) -> None:
-        """Upload the model, then point `last.json` at it: a crash between leaves the old pair."""
+    def _checkpoint(self, model: Any, history: list[EpochRecord]) -> bool:
+        """Upload the model to this attempt's folder, then publish it (`last.json`) under the
+        fence: a crash between leaves the old pair, a stale attempt publishes nothing.
+        False when the attempt lost its lease."""
         epoch = len(history)
         local = self.local_dir / "checkpoint.keras"
         model.save(local)
-        key = checkpoint_key(self.experiment_id, epoch)
+        key = checkpoint_key(self.experiment_id, self.attempt, epoch)
         self.store.put_file(local, key)
-        self.store.write_json(
-            checkpoint_meta_key(self.experiment_id),
-            {
-                "attempt": self.attempt,
-                "model": key,
-                "history": [record.__dict__ for record in history],
-            },
-        )
-        if epoch > 1:
-            self.store.delete_prefix(checkpoint_key(self.experiment_id, epoch - 1))
+        meta = {
+            "attempt": self.attempt,
+            "model": key,
+            "history": [record.__dict__ for record in history],
+        }
+        with self.db.scope() as session:
+            # The fence holds the row's lock until this scope commits: no sweep or newer claim
+            # can come between the check and the publication.
+            if not leases.holds(session, experiment_id=self.experiment_id, attempt=self.attempt):
+                return False
+            self.store.write_json(checkpoint_meta_key(self.experiment_id, self.attempt), meta)
+        if self._published is not None:
+            # Only ever this attempt's own previous file, once `last.json` names the new one.
+            self.store.delete_prefix(self._published)
+        self._published = key
+        return True
 
     def restore(self) -> Resume | None:
-        """The model and history of the newest checkpoint of any attempt; None before the first."""
-        if not self.store.exists(checkpoint_meta_key(self.experiment_id)):
-            return None
+        """The newest published checkpoint that can be read (attempts newest first); None when
+        there is none. An unreadable one is skipped: the previous good one, or a fresh start."""
+        for attempt in checkpoint_attempts(self.store, self.experiment_id):
+            meta_key = checkpoint_meta_key(self.experiment_id, attempt)
+            try:
+                return self._read_checkpoint(meta_key)
+            except _UNREADABLE_CHECKPOINT as error:
+                log.warning(
+                    "experiment %s: skipping the unreadable checkpoint of attempt %s (%s: %s)",
+                    self.experiment_id,
+                    attempt,
+                    type(error).__name__,
+                    error,
+                )
+        return None
+
+    def _read_checkpoint(self, meta_key: str) -> Resume:
         import keras
 
         from service.ml.train import Resume
 
-        meta = self.store.read_json(checkpoint_meta_key(self.experiment_id))
+        meta = self.store.read_json(meta_key)
         history = [EpochRecord(**record) for record in meta["history"]]
         local = self.store.get_file(meta["model"], self.local_dir / "restored.keras")
         return Resume(model=keras.models.load_model(local), history=history)
@@ -163,20 +219,32 @@ def _configure_tensorflow(settings: Settings) -> None:
 
 def run(experiment_id: str, attempt: int, settings: Settings) -> int:
     db = Database(settings.database_url)
-    store = store_from_settings(settings)
+    try:
+        store = store_from_settings(settings)
+    except Exception as error:
+        if not is_infrastructure_error(error):
+            raise
+        log.exception("training %s: the model store is unavailable", experiment_id)
+        db.dispose()
+        return EXIT_INFRASTRUCTURE
     context = TrainingContext(
         settings=settings, db=db, store=store, experiment_id=experiment_id, attempt=attempt
     )
     signal.signal(CANCEL_SIGNAL, lambda *_: context.cancel.set())
+    signal.signal(DRAIN_SIGNAL, lambda *_: context.drain.set())
     code = EXIT_LOST_LEASE
     try:
         code = _train(context, settings)
     except (ServiceError, TrainingFailed) as error:
         message = getattr(error, "message", str(error))
-        code = _end(context, Status.FAILED, message)
+        code = _end_or_retry(context, message)
     except Exception as error:
-        log.exception("training %s crashed", experiment_id)
-        code = _end(context, Status.FAILED, f"training crashed: {type(error).__name__}: {error}")
+        if is_infrastructure_error(error):
+            log.exception("training %s: infrastructure error; exit to be requeued", experiment_id)
+            code = EXIT_INFRASTRUCTURE
+        else:
+            log.exception("training %s crashed", experiment_id)
+            code = _end_or_retry(context, f"training crashed: {type(error).__name__}: {error}")
     finally:
         # EXIT_OK: this attempt wrote the experiment's outcome.
         context.cleanup(experiment_finished=code == EXIT_OK)
@@ -192,6 +260,9 @@ def _train(context: TrainingContext, settings: Settings) -> int:
     result = _fit(context, start)
     if context.lost:
         return EXIT_LOST_LEASE
+    if context.drain.is_set() and result.stopped and not context.cancel.is_set():
+        log.info("experiment %s: epoch done, released for another worker", context.experiment_id)
+        return EXIT_DRAINED
     return _finish(context, result)
 
 
@@ -274,6 +345,16 @@ def _finish(context: TrainingContext, result: TrainingResult) -> int:
     if owned:
         context.store.delete_prefix(checkpoint_prefix(context.experiment_id))
     return EXIT_OK if owned else EXIT_LOST_LEASE
+
+
+def _end_or_retry(context: TrainingContext, message: str) -> int:
+    """Fail the experiment for the user's fault; if the database cannot take even that, exit to
+    be requeued rather than leave the ending unwritten."""
+    try:
+        return _end(context, Status.FAILED, message)
+    except SQLAlchemyError:
+        log.exception("training %s: could not record its failure", context.experiment_id)
+        return EXIT_INFRASTRUCTURE
 
 
 def _end(context: TrainingContext, status: Status, error: str | None) -> int:
