@@ -63,7 +63,7 @@ class TcpProxy:
 
     def close(self) -> None:
         if self._thread.is_alive():
-            self._call(self._cut())
+            self._call(self._shutdown())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
         self._loop.close()
@@ -97,6 +97,13 @@ class TcpProxy:
         for transport in list(self._transports):
             transport.abort()  # an RST: the client learns at once, as when a server dies
         self._transports.clear()
+
+    async def _shutdown(self) -> None:
+        await self._cut()
+        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -7,9 +7,10 @@ fenced by the attempt number, and store writes go to the attempt's own folder an
 (`last.json`) only while the database says the attempt still holds the lease.
 
 Only the user's fault (a spec Keras refuses, unusable data, divergence) ends the experiment
-here. An infrastructure error (database, store, network) exits with EXIT_INFRASTRUCTURE and
-writes nothing, so the supervisor requeues the job; an unreadable checkpoint is skipped for the
-previous good one, or a fresh start.
+here. A database write that fails is tried again for up to a lease; an infrastructure error
+that persists (database, store, network) exits with EXIT_INFRASTRUCTURE and writes nothing, so
+the supervisor requeues the job; an unreadable checkpoint is skipped for the previous good one,
+or a fresh start.
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ import shutil
 import signal
 import sys
 import threading
+import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.db import leases
@@ -60,6 +65,9 @@ EXIT_INFRASTRUCTURE = 75
 CANCEL_SIGNAL = signal.SIGUSR1
 # The worker shuts down: finish (checkpoint and record) the current epoch, then exit.
 DRAIN_SIGNAL = signal.SIGUSR2
+# A failed database write is tried again after this, doubling up to HEARTBEAT_SECONDS.
+RETRY_FIRST_SECONDS = 0.25
+T = TypeVar("T")
 
 # What a checkpoint that cannot be used raises while it is read: skip it, never fail the job.
 _UNREADABLE_CHECKPOINT = (FileNotFoundError, ValueError, KeyError, TypeError, zipfile.BadZipFile)
@@ -109,14 +117,15 @@ class TrainingContext:
         if not self._checkpoint(model, history):
             self.lost = True
             return False
-        with self.db.scope() as session:
-            pulse = leases.record_epoch(
-                session,
+        pulse = self.transaction(
+            partial(
+                leases.record_epoch,
                 experiment_id=self.experiment_id,
                 attempt=self.attempt,
                 record=record,
                 lease_seconds=self.settings.lease_seconds,
             )
+        )
         if not pulse.alive:
             self.lost = True
             return False
@@ -125,6 +134,24 @@ class TrainingContext:
             return False
         # Draining: this epoch is checkpointed and recorded; stop before the next one.
         return not self.drain.is_set()
+
+    # The database -------------------------------------------------------------------------
+    def transaction(self, write: Callable[[Session], T]) -> T:
+        """`write` in one transaction, run again after a database error for up to a lease: a
+        blip costs this training nothing (every write here is fenced, so it can be repeated),
+        and if the outage lasts, the supervisor stops this process before the lease expires."""
+        deadline = time.monotonic() + self.settings.lease_seconds
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                with self.db.scope() as session:
+                    return write(session)
+            except (OperationalError, InterfaceError) as error:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("database error (%s); retrying in %.2f s", type(error).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, self.settings.heartbeat_seconds)
 
     # Checkpoints ---------------------------------------------------------------------------
     def _checkpoint(self, model: Any, history: list[EpochRecord]) -> bool:
@@ -141,12 +168,17 @@ class TrainingContext:
             "model": key,
             "history": [record.__dict__ for record in history],
         }
-        with self.db.scope() as session:
-            # The fence holds the row's lock until this scope commits: no sweep or newer claim
-            # can come between the check and the publication.
+
+        def publish(session: Session) -> bool:
+            # The fence holds the row's lock until this transaction commits: no sweep or newer
+            # claim can come between the check and the publication.
             if not leases.holds(session, experiment_id=self.experiment_id, attempt=self.attempt):
                 return False
             self.store.write_json(checkpoint_meta_key(self.experiment_id, self.attempt), meta)
+            return True
+
+        if not self.transaction(publish):
+            return False
         if self._published is not None:
             # Only ever this attempt's own previous file, once `last.json` names the new one.
             self.store.delete_prefix(self._published)
@@ -279,10 +311,9 @@ def _start_from_checkpoint(context: TrainingContext, settings: Settings) -> _Sta
     """Restore the newest checkpoint and make the stored history match it; None if not ours."""
     from service.ml import data as mnist
 
-    with context.db.scope() as session:
-        spec_json = leases.spec_if_owned(
-            session, experiment_id=context.experiment_id, attempt=context.attempt
-        )
+    spec_json = context.transaction(
+        partial(leases.spec_if_owned, experiment_id=context.experiment_id, attempt=context.attempt)
+    )
     if spec_json is None:
         return None
     spec = ExperimentSpec.model_validate(spec_json)
@@ -294,14 +325,15 @@ def _start_from_checkpoint(context: TrainingContext, settings: Settings) -> _Sta
         train_size=spec.fit.train_size,
     )
     resume = context.restore()
-    with context.db.scope() as session:
-        owned = leases.begin_epochs(
-            session,
+    owned = context.transaction(
+        partial(
+            leases.begin_epochs,
             experiment_id=context.experiment_id,
             attempt=context.attempt,
             start_epoch=resume.start_epoch if resume else 0,
             restored=resume.history if resume else [],
         )
+    )
     return _Start(spec=spec, split=split, resume=resume) if owned else None
 
 
@@ -332,9 +364,9 @@ def _finish(context: TrainingContext, result: TrainingResult) -> int:
     local_model = context.local_dir / "model.keras"
     result.model.save(local_model)
     uri = context.store.put_file(local_model, model_key(context.experiment_id))
-    with context.db.scope() as session:
-        owned = leases.succeed(
-            session,
+    owned = context.transaction(
+        partial(
+            leases.succeed,
             experiment_id=context.experiment_id,
             attempt=context.attempt,
             test_loss=result.test_loss,
@@ -342,6 +374,7 @@ def _finish(context: TrainingContext, result: TrainingResult) -> int:
             model_uri=uri,
             versions=result.versions,
         )
+    )
     if owned:
         context.store.delete_prefix(checkpoint_prefix(context.experiment_id))
     return EXIT_OK if owned else EXIT_LOST_LEASE
@@ -358,14 +391,15 @@ def _end_or_retry(context: TrainingContext, message: str) -> int:
 
 
 def _end(context: TrainingContext, status: Status, error: str | None) -> int:
-    with context.db.scope() as session:
-        owned = leases.finish(
-            session,
+    owned = context.transaction(
+        partial(
+            leases.finish,
             experiment_id=context.experiment_id,
             attempt=context.attempt,
             status=status,
             error=error,
         )
+    )
     return EXIT_OK if owned else EXIT_LOST_LEASE
 
 
