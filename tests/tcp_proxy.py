@@ -121,6 +121,8 @@ class TcpProxy:
                 _pump(upstream_reader, writer),
                 return_exceptions=True,
             )
+        except asyncio.CancelledError:
+            pass  # closing: end quietly (Python 3.11's server callback chokes on a cancelled task)
         finally:
             for transport in pair:
                 assert isinstance(transport, asyncio.Transport)
