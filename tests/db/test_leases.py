@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event, update
 
 from service.db import leases, repository
+from service.db.clock import database_now
 from service.db.models import ExperimentRow, utcnow
 from service.db.session import Database
 from service.domain import Claim, EpochRecord, Status
@@ -125,7 +126,8 @@ def lease_expiry(db: Database, experiment_id: str) -> datetime:
 
 def test_claim_takes_a_queued_experiment_for_attempt_one(db: Database) -> None:
     experiment_id = create(db)
-    before = utcnow()
+    with db.scope() as session:
+        before = database_now(session)  # what leases read (SQLite's counts milliseconds)
     taken = claimed(db, experiment_id, worker="w1")
     assert (taken.experiment_id, taken.attempt, taken.worker, taken.start_epoch) == (
         experiment_id,
