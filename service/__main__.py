@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import MutableMapping
@@ -26,6 +27,8 @@ from service.config import Settings, get_settings
 log = logging.getLogger("service")
 
 ALL_COMMANDS = frozenset({"all", "api", "worker", "migrate"})
+# Beyond its shutdown grace, how long an embedded worker may take to release its claims.
+WORKER_RELEASE_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -163,12 +166,16 @@ def run_all(settings: Settings) -> None:
     from service.worker.lifeline import child_env
 
     worker = subprocess.Popen([sys.executable, "-m", "service", "worker"], env=child_env())
+    # uvicorn raises the SIGTERM it caught again once it has shut down: with this handler
+    # instead of the default (die at once), the embedded worker below still drains.
+    signal.signal(signal.SIGTERM, lambda *_: log.info("stopping the embedded worker"))
     try:
         serve_api(settings)
     finally:
+        # The worker drains: its trainings finish their epoch and release their claims.
         worker.terminate()
         try:
-            worker.wait(timeout=15)
+            worker.wait(timeout=settings.shutdown_grace_seconds + WORKER_RELEASE_SECONDS)
         except subprocess.TimeoutExpired:
             worker.kill()
 

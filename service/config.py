@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     sweep_seconds: float = Field(default=10.0, gt=0)
     cancel_grace_seconds: float = Field(default=10.0, ge=0)
     max_attempts: int = Field(default=3, ge=1)
+    shutdown_grace_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description="on SIGTERM, how long a worker lets its trainings finish their epoch before "
+        "it stops them; below the compose file's stop_grace_period",
+    )
 
     # Limits a user meets before any work starts.
     max_params: int = Field(default=5_000_000, ge=1)

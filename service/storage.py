@@ -37,13 +37,30 @@ def checkpoint_prefix(experiment_id: str) -> str:
     return f"{experiment_prefix(experiment_id)}/checkpoint"
 
 
-def checkpoint_key(experiment_id: str, epoch: int) -> str:
+_ATTEMPT_FOLDER = re.compile(r"attempt-(\d+)")
+
+
+def checkpoint_attempt_prefix(experiment_id: str, attempt: int) -> str:
+    """One folder per attempt: an attempt writes and deletes inside its own folder only, so a
+    stale attempt can never overwrite or delete what a newer one uses."""
+    return f"{checkpoint_prefix(experiment_id)}/attempt-{attempt:04d}"
+
+
+def checkpoint_key(experiment_id: str, attempt: int, epoch: int) -> str:
     """One file per epoch: `last.json` names the newest only once it is completely written."""
-    return f"{checkpoint_prefix(experiment_id)}/epoch-{epoch:04d}.keras"
+    return f"{checkpoint_attempt_prefix(experiment_id, attempt)}/epoch-{epoch:04d}.keras"
 
 
-def checkpoint_meta_key(experiment_id: str) -> str:
-    return f"{checkpoint_prefix(experiment_id)}/last.json"
+def checkpoint_meta_key(experiment_id: str, attempt: int) -> str:
+    """What an attempt has published: its newest checkpoint file and the history up to it."""
+    return f"{checkpoint_attempt_prefix(experiment_id, attempt)}/last.json"
+
+
+def checkpoint_attempts(store: ModelStore, experiment_id: str) -> list[int]:
+    """The attempts that left a checkpoint folder, newest first."""
+    names = store.list_names(checkpoint_prefix(experiment_id))
+    found = (_ATTEMPT_FOLDER.fullmatch(name) for name in names)
+    return sorted((int(match.group(1)) for match in found if match), reverse=True)
 
 
 class ModelStore:
@@ -107,6 +124,15 @@ class ModelStore:
 
     def read_json(self, key: str) -> Any:
         return json.loads(self.fs.cat_file(self._path(key)))
+
+    def list_names(self, prefix: str) -> list[str]:
+        """The names directly under `prefix` (files and folders); none when it does not exist."""
+        path = self._path(prefix)
+        try:
+            entries = self.fs.ls(path, detail=False)
+        except FileNotFoundError:
+            return []
+        return [str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries]
 
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix)

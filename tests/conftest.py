@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from service.api.app import create_app
 from service.config import Settings
+from service.db.migrations import upgrade_to_head
 from service.db.session import Database
 from service.jobs.queue import JobQueue
 from tests.helpers import MNIST_PATH, RedisServer, ServiceProcess, TcpProxy
@@ -84,6 +85,15 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
     if settings.queue_url.startswith("redis"):
         JobQueue(settings.queue_url).flush()
     return settings
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    """The settings' database, brought to the Alembic head."""
+    database = Database(settings.database_url)
+    upgrade_to_head(settings.database_url, database.engine)
+    yield database
+    database.dispose()
 
 
 @pytest.fixture

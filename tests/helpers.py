@@ -25,7 +25,8 @@ import keras
 from fastapi.testclient import TestClient
 
 from service.config import Settings
-from service.db import leases
+from service.db import leases, repository
+from service.db.session import Database
 from service.domain import Status
 from service.runtime import Runtime
 from service.storage import model_key
@@ -234,7 +235,12 @@ def named(spec: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def claim(client: TestClient, experiment_id: str) -> int:
-    with runtime_of(client).db.scope() as session:
+    return claim_in(runtime_of(client).db, experiment_id)
+
+
+def claim_in(db: Database, experiment_id: str) -> int:
+    """Claim a queued experiment as a worker would (a 60 s lease); the attempt number."""
+    with db.scope() as session:
         claimed = leases.claim(session, experiment_id=experiment_id, worker="t", lease_seconds=60)
     assert claimed is not None
     return claimed.attempt
@@ -421,3 +427,22 @@ STROKE = [
     [255 if 12 <= column <= 15 and 4 <= row <= 23 else 0 for column in range(28)]
     for row in range(28)
 ]
+# Faults ------------------------------------------------------------------------------------
+
+
+def epochs_recorded(client: Any, experiment_id: str) -> int:
+    return len(client.get(f"/experiments/{experiment_id}/history").json()["epochs"])
+
+
+def create_queued(db: Database, *, max_attempts: int = 3, name: str = "queued") -> str:
+    """A queued experiment written straight to the database (no queue delivery); its id."""
+    with db.scope() as session:
+        return repository.create_experiment(
+            session,
+            name=name,
+            description=None,
+            spec=tiny_spec(),
+            summary={},
+            client_id="tests",
+            max_attempts=max_attempts,
+        ).id

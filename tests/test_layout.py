@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 TESTS = Path(__file__).parent
-SHARED = {"tests", "tests.helpers", "tests.factories"}
+SHARED = {"tests", "tests.helpers", "tests.factories", "tests.tcp_proxy"}
 
 
 def imported_test_modules(path: Path) -> set[str]:

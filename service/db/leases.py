@@ -2,7 +2,8 @@
 
 A write from a stale attempt (an old process that wakes up after its lease was swept) matches no
 row and is dropped: the fencing update also takes the row's write lock, so a sweep and a stale
-write cannot interleave inside one transaction.
+write cannot interleave inside one transaction. Every lease time is the database's clock
+(`database_now`), never the clock of the process that happens to run the comparison.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import ColumnElement, CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
-from service.db.models import VERSION_COLUMNS, AttemptRow, EpochRow, ExperimentRow, utcnow
+from service.db.clock import database_now
+from service.db.models import VERSION_COLUMNS, AttemptRow, EpochRow, ExperimentRow
 from service.domain import Claim, EpochRecord, Status
 
 
@@ -35,23 +38,47 @@ class Pulse:
     wrote the outcome and is exiting), not because another attempt took it over."""
 
 
+class Charge(Enum):
+    """Whether an attempt given up counts against the experiment's MAX_ATTEMPTS."""
+
+    SPEND = "spend"
+    """The training died or its worker vanished: the attempt counts."""
+    REFUND = "refund"
+    """The worker shut down on request (a rolling restart): not the job's doing, it is free."""
+    REFUND_IF_PROGRESSED = "refund_if_progressed"
+    """An infrastructure error (database, store): free when this attempt recorded an epoch, so
+    a blip never fails a job, yet a fault that recurs before any progress still ends it."""
+
+
 @dataclass(frozen=True)
 class LossDecision:
     """What becomes of an experiment whose attempt was lost: requeued, failed or cancelled."""
 
     status: Status
     error: str | None = None
+    refunded: bool = False
+    """Requeued without spending the attempt: MAX_ATTEMPTS grows by one, as the attempt number
+    (the fencing token) must still grow."""
 
 
 def decide_after_loss(
-    *, attempt: int, max_attempts: int, cancel_requested: bool, reason: str
+    *,
+    attempt: int,
+    max_attempts: int,
+    cancel_requested: bool,
+    reason: str,
+    refunded: bool = False,
 ) -> LossDecision:
-    """A requested cancel wins; otherwise requeue while attempts remain, else fail saying why.
+    """A requested cancel wins; a refunded attempt is requeued; otherwise requeue while attempts
+    remain, else fail saying why.
 
-    The one rule for the sweep (lease expired) and `release` (training process died).
+    The one rule for the sweep (lease expired) and `release` (training process died, or its
+    worker shut down).
     """
     if cancel_requested:
         return LossDecision(Status.CANCELLED)
+    if refunded:
+        return LossDecision(Status.QUEUED, refunded=True)
     if attempt < max_attempts:
         return LossDecision(Status.QUEUED)
     return LossDecision(Status.FAILED, f"{reason}; gave up after {attempt} attempts")
@@ -68,7 +95,7 @@ def claim(
     session: Session, *, experiment_id: str, worker: str, lease_seconds: float
 ) -> Claim | None:
     """Take a queued experiment for a new attempt; None when it is no longer queued."""
-    now = utcnow()
+    now = database_now(session)
     taken = session.execute(
         update(ExperimentRow)
         .where(
@@ -128,11 +155,17 @@ def _fence(
     """Lock the experiment row if `attempt` still owns it; extend the lease when asked."""
     values: dict[str, object] = {"attempt": attempt}
     if lease_seconds is not None:
-        values["lease_expires_at"] = utcnow() + timedelta(seconds=lease_seconds)
+        values["lease_expires_at"] = database_now(session) + timedelta(seconds=lease_seconds)
     result = session.execute(
         update(ExperimentRow).where(*_running_on(experiment_id, attempt)).values(**values)
     )
     return _rowcount(result) == 1
+
+
+def holds(session: Session, *, experiment_id: str, attempt: int) -> bool:
+    """Whether `attempt` still owns the experiment, holding its row lock until the session ends:
+    a store write made inside the same scope cannot race a sweep or a newer claim."""
+    return _fence(session, experiment_id, attempt)
 
 
 def _alive(session: Session, experiment_id: str) -> Pulse:
@@ -171,7 +204,7 @@ def begin_epochs(
         return False
     session.execute(delete(EpochRow).where(EpochRow.experiment_id == experiment_id))
     for record in restored[:start_epoch]:
-        session.add(_epoch_row(experiment_id, record))
+        session.add(_epoch_row(session, experiment_id, record))
     session.execute(
         update(AttemptRow)
         .where(AttemptRow.experiment_id == experiment_id, AttemptRow.number == attempt)
@@ -180,7 +213,7 @@ def begin_epochs(
     return True
 
 
-def _epoch_row(experiment_id: str, record: EpochRecord) -> EpochRow:
+def _epoch_row(session: Session, experiment_id: str, record: EpochRecord) -> EpochRow:
     return EpochRow(
         experiment_id=experiment_id,
         epoch=record.epoch,
@@ -191,7 +224,7 @@ def _epoch_row(experiment_id: str, record: EpochRecord) -> EpochRow:
         seconds=record.seconds,
         attempt=record.attempt,
         learning_rate=record.learning_rate,
-        recorded_at=utcnow(),
+        recorded_at=database_now(session),
     )
 
 
@@ -211,7 +244,7 @@ def record_epoch(
             EpochRow.experiment_id == experiment_id, EpochRow.epoch >= record.epoch
         )
     )
-    session.add(_epoch_row(experiment_id, record))
+    session.add(_epoch_row(session, experiment_id, record))
     return _alive(session, experiment_id)
 
 
@@ -253,7 +286,7 @@ def _close(
     """Give the experiment its final values and end the attempt, if the attempt still owns it."""
     if not _fence(session, experiment_id, attempt):
         return False
-    now = utcnow()
+    now = database_now(session)
     session.execute(
         update(ExperimentRow)
         .where(ExperimentRow.id == experiment_id)
@@ -275,7 +308,7 @@ def _end_attempt(
 
 def sweep(session: Session, *, now: datetime | None = None) -> SweepResult:
     """Requeue running experiments whose lease expired while attempts remain; fail the rest."""
-    now = now or utcnow()
+    now = now or database_now(session)
     expired = session.execute(
         select(
             ExperimentRow.id,
@@ -316,8 +349,16 @@ def sweep(session: Session, *, now: datetime | None = None) -> SweepResult:
     return result
 
 
-def release(session: Session, *, experiment_id: str, attempt: int, reason: str) -> Status | None:
-    """Give up an attempt whose training process died: requeue while attempts remain.
+def release(
+    session: Session,
+    *,
+    experiment_id: str,
+    attempt: int,
+    reason: str,
+    charge: Charge = Charge.SPEND,
+) -> Status | None:
+    """Give up an attempt whose training process stopped: requeue while attempts remain (or
+    for free, as `charge` says).
 
     Returns the new status, or None when the attempt no longer owned the experiment.
     """
@@ -332,9 +373,23 @@ def release(session: Session, *, experiment_id: str, attempt: int, reason: str) 
         max_attempts=row.max_attempts,
         cancel_requested=row.cancel_requested,
         reason=reason,
+        refunded=charge is Charge.REFUND
+        or (charge is Charge.REFUND_IF_PROGRESSED and _progressed(session, experiment_id, attempt)),
     )
-    _end_lost(session, experiment_id, attempt, decision, reason=reason, now=utcnow())
+    _end_lost(session, experiment_id, attempt, decision, reason=reason, now=database_now(session))
     return decision.status
+
+
+def _progressed(session: Session, experiment_id: str, attempt: int) -> bool:
+    """Whether `attempt` recorded at least one epoch of its own."""
+    return (
+        session.scalar(
+            select(EpochRow.epoch)
+            .where(EpochRow.experiment_id == experiment_id, EpochRow.attempt == attempt)
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def _end_lost(
@@ -358,11 +413,13 @@ def _end_lost(
             lease_owner=None,
             lease_expires_at=None,
             finished_at=None if decision.status is Status.QUEUED else now,
+            max_attempts=ExperimentRow.max_attempts + int(decision.refunded),
         )
     )
     if _rowcount(changed) != 1:
         return False
-    _end_attempt(session, experiment_id, attempt, f"lost: {reason}", now)
+    ending = "released" if decision.refunded else "lost"
+    _end_attempt(session, experiment_id, attempt, f"{ending}: {reason}", now)
     return True
 
 

@@ -1,11 +1,22 @@
-"""A worker: the Huey consumer with N slots, plus the sweeper that recovers lost jobs."""
+"""A worker: the Huey consumer with N slots, plus the sweeper that recovers lost jobs.
+
+SIGTERM (or SIGINT) drains it: no more claims, each training finishes its current epoch
+(checkpointed and recorded) and its claim goes back to `queued` without spending an attempt.
+A second signal, or SHUTDOWN_GRACE_SECONDS running out, stops the trainings at once; their
+claims are released all the same, from the last checkpoint.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
 import os
+import signal
 import socket
+import time
+from types import FrameType
+
+from huey.consumer import Consumer
 
 from service.config import Settings
 from service.db.session import Database
@@ -14,13 +25,35 @@ from service.jobs.recovery import Sweeper
 from service.usecases.studies import advance_after_trial, advance_studies
 from service.worker.evaluation import run_evaluation_job
 from service.worker.lifeline import watch_parent
-from service.worker.supervisor import Supervisor
+from service.worker.supervisor import Shutdown, Supervisor
 
 log = logging.getLogger(__name__)
+
+# After the grace, how long the slots get to stop their trainings and release the claims.
+RELEASE_SECONDS = 10.0
+POLL_SECONDS = 0.2
+# How often a dead slot thread is replaced (what Huey's own run loop would do).
+HEALTH_CHECK_SECONDS = 10.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def worker_label(settings: Settings) -> str:
     return settings.worker_label or f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _Signals:
+    """Counts the stop signals received (a handler only sets a number: no lock is taken)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def install(self) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._received)
+
+    def _received(self, signum: int, _frame: FrameType | None) -> None:
+        self.count += 1
+        log.warning("received %s (%d)", signal.Signals(signum).name, self.count)
 
 
 def run_worker(settings: Settings) -> None:
@@ -29,12 +62,14 @@ def run_worker(settings: Settings) -> None:
     db = Database.from_settings(settings)
     label = worker_label(settings)
     queue = JobQueue.from_settings(settings)
+    shutdown = Shutdown()
     supervisor = Supervisor(
         settings=settings,
         db=db,
         worker=label,
         requeue=queue.enqueue,
         after_job=functools.partial(advance_after_trial, db, queue),
+        shutdown=shutdown,
     )
     queue.handler = supervisor.run_job
     queue.evaluation_handler = functools.partial(run_evaluation_job, settings)
@@ -50,8 +85,37 @@ def run_worker(settings: Settings) -> None:
         max_delay=0.5,
         backoff=1.1,
     )
+    signals = _Signals()
     try:
-        consumer.run()
+        consumer.start()
+        signals.install()  # after Huey's own handlers, which would stop without releasing
+        checked = time.monotonic()
+        while not signals.count:
+            time.sleep(POLL_SECONDS)
+            if time.monotonic() - checked > HEALTH_CHECK_SECONDS:
+                checked = time.monotonic()
+                consumer.check_worker_health()
+        _drain(consumer, shutdown, signals, settings.shutdown_grace_seconds)
     finally:
         sweeper.stopped.set()
         db.dispose()
+
+
+def _drain(consumer: Consumer, shutdown: Shutdown, signals: _Signals, grace: float) -> None:
+    """Stop dequeuing, let the trainings finish their epoch, then hurry them; wait for the
+    slots to release their claims."""
+    log.warning("shutting down: no more claims; trainings finish their epoch (%g s)", grace)
+    consumer.stop_flag.set()  # the slots stop dequeuing once their current job is done
+    shutdown.draining.set()
+    slots = [thread for _, thread in consumer.worker_threads]
+    deadline = time.monotonic() + grace
+    while any(slot.is_alive() for slot in slots):
+        if signals.count > 1 or time.monotonic() > deadline:
+            break
+        time.sleep(POLL_SECONDS)
+    if any(slot.is_alive() for slot in slots):
+        log.warning("stopping the remaining trainings now; their claims are released")
+        shutdown.hurry.set()
+        for slot in slots:
+            slot.join(RELEASE_SECONDS)
+    log.info("worker stopped")

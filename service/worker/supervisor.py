@@ -2,7 +2,9 @@
 
 The supervisor (a Huey worker thread) owns everything the training process cannot do for
 itself: the heartbeat while an epoch is long, cancellation with a grace period, the wall-time
-limit, and requeueing when the process dies without saying how it ended.
+limit, a graceful release when its worker shuts down, and requeueing when the process stops
+without saying how it ended. It never leaves its training behind: a database error during a
+heartbeat is retried until the lease would expire, and then the training is stopped.
 """
 
 from __future__ import annotations
@@ -11,22 +13,36 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from service.config import Settings
 from service.db import leases
 from service.db.session import Database
 from service.domain import Claim, Status
 from service.worker.lifeline import child_env
-from service.worker.training import CANCEL_SIGNAL, attempt_dir, remove_local_files
+from service.worker.training import (
+    CANCEL_SIGNAL,
+    DRAIN_SIGNAL,
+    EXIT_DRAINED,
+    EXIT_INFRASTRUCTURE,
+    attempt_dir,
+    remove_local_files,
+)
 
 log = logging.getLogger(__name__)
 
 TERMINATE_GRACE_SECONDS = 5.0
 # How long a training that already wrote its outcome may take to exit (TensorFlow's teardown).
 EXIT_GRACE_SECONDS = 30.0
+# How often the supervisor looks at its training between heartbeats (exit, shutdown).
+POLL_SECONDS = 0.2
+# A failed database call is retried after this, doubling up to the heartbeat interval.
+FIRST_RETRY_SECONDS = 0.25
 
 
 @dataclass
@@ -35,6 +51,19 @@ class _Watch:
     timed_out: bool = False
     lost: bool = False
     ended: bool = False
+    drained: bool = False
+    renewed_at: float = 0.0
+    """When the lease was last renewed (monotonic, taken before the call): the lease runs at
+    least `lease_seconds` from then."""
+
+
+class Shutdown:
+    """The worker's shutdown, as its supervisors see it: `draining` once asked to stop (finish
+    the current epoch, then release), `hurry` once the grace is over (stop the trainings now)."""
+
+    def __init__(self) -> None:
+        self.draining = threading.Event()
+        self.hurry = threading.Event()
 
 
 class Supervisor:
@@ -46,14 +75,20 @@ class Supervisor:
         worker: str,
         requeue: Callable[[str], None],
         after_job: Callable[[str], None] | None = None,
+        shutdown: Shutdown | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.worker = worker
         self.requeue = requeue
         self.after_job = after_job
+        self.shutdown = shutdown or Shutdown()
 
     def run_job(self, experiment_id: str) -> None:
+        if self.shutdown.draining.is_set():
+            # Dequeued as the worker began to shut down: leave it for another worker.
+            self._deliver_again(experiment_id)
+            return
         with self.db.scope() as session:
             claim = leases.claim(
                 session,
@@ -64,6 +99,7 @@ class Supervisor:
         if claim is None:
             log.info("experiment %s is not queued any more; skipping delivery", experiment_id)
             return
+        renewed_at = time.monotonic()
         log.info(
             "experiment %s starts on worker %s, attempt %s of %s%s",
             experiment_id,
@@ -76,30 +112,68 @@ class Supervisor:
             [sys.executable, "-m", "service.worker.training", experiment_id, str(claim.attempt)],
             env=child_env(),
         )
-        watch = self._supervise(claim, process)
+        watch = self._supervise(claim, process, _Watch(renewed_at=renewed_at))
         self._settle(claim, process.returncode, watch)
         # A training that was killed (by us, the wall-time limit, or anyone) left its files.
         remove_local_files(attempt_dir(self.settings.work_dir, experiment_id, claim.attempt))
         if self.after_job is not None:
             self.after_job(experiment_id)  # e.g. a study starts its next trials
 
-    def _supervise(self, claim: Claim, process: subprocess.Popen[bytes]) -> _Watch:
+    def _supervise(self, claim: Claim, process: subprocess.Popen[bytes], watch: _Watch) -> _Watch:
         settings = self.settings
-        watch = _Watch()
         started = time.monotonic()
+        next_heartbeat = started + settings.heartbeat_seconds
+        retry_after = FIRST_RETRY_SECONDS
         while True:
             try:
-                process.wait(timeout=settings.heartbeat_seconds)
+                process.wait(timeout=POLL_SECONDS)
                 return watch
             except subprocess.TimeoutExpired:
                 pass
-            with self.db.scope() as session:
-                pulse = leases.heartbeat(
-                    session,
-                    experiment_id=claim.experiment_id,
-                    attempt=claim.attempt,
-                    lease_seconds=settings.lease_seconds,
+            now = time.monotonic()
+            if self.shutdown.hurry.is_set():
+                log.warning("shutdown grace over; stopping the training of %s", claim.experiment_id)
+                watch.drained = True
+                _stop(process, grace=0)
+                return watch
+            if self.shutdown.draining.is_set() and not watch.drained:
+                watch.drained = True
+                process.send_signal(DRAIN_SIGNAL)
+            if now < next_heartbeat:
+                continue
+            attempted_at = now
+            try:
+                with self.db.scope() as session:
+                    pulse = leases.heartbeat(
+                        session,
+                        experiment_id=claim.experiment_id,
+                        attempt=claim.attempt,
+                        lease_seconds=settings.lease_seconds,
+                    )
+            except SQLAlchemyError as error:
+                # Before the lease can expire (with a heartbeat to spare), stop the training:
+                # past that moment a sweep may hand the job to another worker.
+                if time.monotonic() - watch.renewed_at >= _renewal_window(settings):
+                    log.error(
+                        "cannot renew the lease on %s (%s); stopping its training",
+                        claim.experiment_id,
+                        error,
+                    )
+                    watch.lost = True
+                    _stop(process, grace=0)
+                    return watch
+                log.warning(
+                    "heartbeat of %s failed (%s); retrying in %.2f s",
+                    claim.experiment_id,
+                    type(error).__name__,
+                    retry_after,
                 )
+                next_heartbeat = time.monotonic() + retry_after
+                retry_after = min(retry_after * 2, settings.heartbeat_seconds)
+                continue
+            watch.renewed_at = attempted_at
+            retry_after = FIRST_RETRY_SECONDS
+            next_heartbeat = attempted_at + settings.heartbeat_seconds
             now = time.monotonic()
             if pulse.ended:
                 # The training wrote its own outcome and is still shutting down: let it finish
@@ -127,9 +201,32 @@ class Supervisor:
                 return watch
 
     def _settle(self, claim: Claim, returncode: int | None, watch: _Watch) -> None:
-        """Decide the ending the training process could not write itself."""
+        """Decide the ending the training process could not write itself, retrying a database
+        error while the lease still holds; past that, the sweep decides."""
         if watch.lost or watch.ended:
             return
+        retry_after = FIRST_RETRY_SECONDS
+        while True:
+            attempted_at = time.monotonic()
+            try:
+                status = self._write_ending(claim, returncode, watch)
+                break
+            except SQLAlchemyError as error:
+                if attempted_at - watch.renewed_at >= self.settings.lease_seconds:
+                    log.error(
+                        "could not settle %s (%s); the sweep will", claim.experiment_id, error
+                    )
+                    return
+                log.warning("settling %s failed (%s); retrying", claim.experiment_id, error)
+                time.sleep(retry_after)
+                retry_after = min(retry_after * 2, self.settings.heartbeat_seconds)
+        if status is Status.QUEUED:
+            log.warning(
+                "training of %s stopped (%s); requeued", claim.experiment_id, _describe(returncode)
+            )
+            self._deliver_again(claim.experiment_id)
+
+    def _write_ending(self, claim: Claim, returncode: int | None, watch: _Watch) -> Status | None:
         with self.db.scope() as session:
             if watch.timed_out:
                 leases.finish(
@@ -142,7 +239,7 @@ class Supervisor:
                         "limit (MAX_TRAIN_SECONDS); train fewer epochs or a smaller net"
                     ),
                 )
-                return
+                return None
             if watch.cancel_signalled_at is not None:
                 leases.finish(
                     session,
@@ -151,16 +248,38 @@ class Supervisor:
                     status=Status.CANCELLED,
                     error=None,
                 )
-                return
-            status = leases.release(
+                return None
+            reason, charge = _loss(returncode, watch)
+            return leases.release(
                 session,
                 experiment_id=claim.experiment_id,
                 attempt=claim.attempt,
-                reason=f"the training process died ({_describe(returncode)})",
+                reason=reason,
+                charge=charge,
             )
-        if status is Status.QUEUED:
-            log.warning("training of %s died; requeued", claim.experiment_id)
-            self.requeue(claim.experiment_id)
+
+    def _deliver_again(self, experiment_id: str) -> None:
+        try:
+            self.requeue(experiment_id)
+        except Exception:  # the broker is down: the row is queued, and the sweep re-delivers it
+            log.exception("could not re-deliver experiment %s", experiment_id)
+
+
+def _renewal_window(settings: Settings) -> float:
+    """How long without a renewal the supervisor lets its training run."""
+    return settings.lease_seconds - settings.heartbeat_seconds
+
+
+def _loss(returncode: int | None, watch: _Watch) -> tuple[str, leases.Charge]:
+    """Why an attempt that wrote no outcome ended, and whether it costs the job an attempt."""
+    if watch.drained and (returncode == EXIT_DRAINED or returncode is None or returncode < 0):
+        return f"its worker shut down ({_describe(returncode)})", leases.Charge.REFUND
+    if returncode == EXIT_INFRASTRUCTURE:
+        return (
+            "the training process met an infrastructure error (database or store)",
+            leases.Charge.REFUND_IF_PROGRESSED,
+        )
+    return f"the training process died ({_describe(returncode)})", leases.Charge.SPEND
 
 
 def _describe(returncode: int | None) -> str:

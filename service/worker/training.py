@@ -2,7 +2,15 @@
 
 Started by the supervisor with `python -m service.worker.training <experiment_id> <attempt>`,
 never forked from a process that has loaded TensorFlow (such a child hangs in `fit`). Every write
-names its attempt, so a process whose lease was taken away writes nothing.
+names its attempt, so a process whose lease was taken away writes nothing: database writes are
+fenced by the attempt number, and store writes go to the attempt's own folder and are published
+(`last.json`) only while the database says the attempt still holds the lease.
+
+Only the user's fault (a spec Keras refuses, unusable data, divergence) ends the experiment
+here. A database write that fails is tried again for up to a lease; an infrastructure error
+that persists (database, store, network) exits with EXIT_INFRASTRUCTURE and writes nothing, so
+the supervisor requeues the job; an unreadable checkpoint is skipped for the previous good one,
+or a fresh start.
 """
 
 from __future__ import annotations
@@ -15,9 +23,15 @@ import signal
 import sys
 import threading
 import time
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.db import insight, leases
@@ -28,6 +42,7 @@ from service.insight.layers import LayerStats
 from service.spec.experiment import ExperimentSpec
 from service.storage import (
     ModelStore,
+    checkpoint_attempts,
     checkpoint_key,
     checkpoint_meta_key,
     checkpoint_prefix,
@@ -47,7 +62,28 @@ log = logging.getLogger("service.training")
 
 EXIT_OK = 0
 EXIT_LOST_LEASE = 3
+# Stopped after a finished epoch because its worker shuts down: requeue, the attempt is free.
+EXIT_DRAINED = 4
+# The database, the store or the network failed: requeue (EX_TEMPFAIL), nothing was written.
+EXIT_INFRASTRUCTURE = 75
 CANCEL_SIGNAL = signal.SIGUSR1
+# The worker shuts down: finish (checkpoint and record) the current epoch, then exit.
+DRAIN_SIGNAL = signal.SIGUSR2
+# A failed database write is tried again after this, doubling up to HEARTBEAT_SECONDS.
+RETRY_FIRST_SECONDS = 0.25
+T = TypeVar("T")
+
+# What a checkpoint that cannot be used raises while it is read: skip it, never fail the job.
+_UNREADABLE_CHECKPOINT = (FileNotFoundError, ValueError, KeyError, TypeError, zipfile.BadZipFile)
+# Modules whose exceptions are the network's or a remote store's fault, not the user's.
+_INFRASTRUCTURE_MODULES = ("botocore", "aiobotocore", "s3fs", "aiohttp", "urllib3", "requests")
+
+
+def is_infrastructure_error(error: BaseException) -> bool:
+    """Whether `error` is the infrastructure's fault (worth a retry), not the user's."""
+    if isinstance(error, SQLAlchemyError | OSError):
+        return True
+    return any(type(error).__module__.startswith(name) for name in _INFRASTRUCTURE_MODULES)
 
 
 class TrainingContext:
@@ -69,11 +105,13 @@ class TrainingContext:
         self.experiment_id = experiment_id
         self.attempt = attempt
         self.cancel = threading.Event()
+        self.drain = threading.Event()
         self.lost = False
         self.pruned: str | None = None
         self.epochs = 0
         """How many epochs the spec asks for (known once the spec is read)."""
         self.started = time.monotonic()
+        self._published: str | None = None
         self.local_dir = attempt_dir(settings.work_dir, experiment_id, attempt)
         self.local_dir.mkdir(parents=True, exist_ok=True)
         self.layer_stats: dict[int, list[LayerStats]] = {}
@@ -88,24 +126,11 @@ class TrainingContext:
     def epoch_finished(self, model: Any, record: EpochRecord, history: list[EpochRecord]) -> bool:
         # Checkpoint first: if we die before the row is written, the next attempt restores the
         # row from the checkpoint's history; the other order could leave a gap.
-        self._checkpoint(model, history)
-        with self.db.scope() as session:
-            pulse = leases.record_epoch(
-                session,
-                experiment_id=self.experiment_id,
-                attempt=self.attempt,
-                record=record,
-                lease_seconds=self.settings.lease_seconds,
-            )
-            layers = self.layer_stats.pop(record.epoch, None)
-            if pulse.alive and layers is not None:
-                insight.record_layer_stats(
-                    session,
-                    experiment_id=self.experiment_id,
-                    attempt=self.attempt,
-                    epoch=record.epoch,
-                    layers=layers,
-                )
+        if not self._checkpoint(model, history):
+            self.lost = True
+            return False
+        layers = self.layer_stats.pop(record.epoch, None)
+        pulse = self.transaction(partial(self._record_epoch, record=record, layers=layers))
         log.info("experiment %s %s", self.experiment_id, epoch_line(record, self.epochs))
         if not pulse.alive:
             self.lost = True
@@ -113,37 +138,106 @@ class TrainingContext:
         if pulse.cancel_requested:
             self.cancel.set()
             return False
+        # Draining: this epoch is checkpointed and recorded; stop before the next one.
+        if self.drain.is_set():
+            return False
         self.pruned = prune_reason(self.db, self.experiment_id, history)
         return self.pruned is None
 
+    # The database -------------------------------------------------------------------------
+    def _record_epoch(
+        self, session: Session, *, record: EpochRecord, layers: list[LayerStats] | None
+    ) -> leases.Pulse:
+        """The epoch's row and its layer health, under the attempt's fence, in one transaction."""
+        pulse = leases.record_epoch(
+            session,
+            experiment_id=self.experiment_id,
+            attempt=self.attempt,
+            record=record,
+            lease_seconds=self.settings.lease_seconds,
+        )
+        if pulse.alive and layers is not None:
+            insight.record_layer_stats(
+                session,
+                experiment_id=self.experiment_id,
+                attempt=self.attempt,
+                epoch=record.epoch,
+                layers=layers,
+            )
+        return pulse
+
+    def transaction(self, write: Callable[[Session], T]) -> T:
+        """`write` in one transaction, run again after a database error for up to a lease: a
+        blip costs this training nothing (every write here is fenced, so it can be repeated),
+        and if the outage lasts, the supervisor stops this process before the lease expires."""
+        deadline = time.monotonic() + self.settings.lease_seconds
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                with self.db.scope() as session:
+                    return write(session)
+            except (OperationalError, InterfaceError) as error:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("database error (%s); retrying in %.2f s", type(error).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, self.settings.heartbeat_seconds)
+
     # Checkpoints ---------------------------------------------------------------------------
-    def _checkpoint(self, model: Any, history: list[EpochRecord]) -> None:
-        """Upload the model, then point `last.json` at it: a crash between leaves the old pair."""
+    def _checkpoint(self, model: Any, history: list[EpochRecord]) -> bool:
+        """Upload the model to this attempt's folder, then publish it (`last.json`) under the
+        fence: a crash between leaves the old pair, a stale attempt publishes nothing.
+        False when the attempt lost its lease."""
         epoch = len(history)
         local = self.local_dir / "checkpoint.keras"
         model.save(local)
-        key = checkpoint_key(self.experiment_id, epoch)
+        key = checkpoint_key(self.experiment_id, self.attempt, epoch)
         self.store.put_file(local, key)
-        self.store.write_json(
-            checkpoint_meta_key(self.experiment_id),
-            {
-                "attempt": self.attempt,
-                "model": key,
-                "history": [record.__dict__ for record in history],
-            },
-        )
-        if epoch > 1:
-            self.store.delete_prefix(checkpoint_key(self.experiment_id, epoch - 1))
+        meta = {
+            "attempt": self.attempt,
+            "model": key,
+            "history": [record.__dict__ for record in history],
+        }
+
+        def publish(session: Session) -> bool:
+            # The fence holds the row's lock until this transaction commits: no sweep or newer
+            # claim can come between the check and the publication.
+            if not leases.holds(session, experiment_id=self.experiment_id, attempt=self.attempt):
+                return False
+            self.store.write_json(checkpoint_meta_key(self.experiment_id, self.attempt), meta)
+            return True
+
+        if not self.transaction(publish):
+            return False
+        if self._published is not None:
+            # Only ever this attempt's own previous file, once `last.json` names the new one.
+            self.store.delete_prefix(self._published)
+        self._published = key
+        return True
 
     def restore(self) -> Resume | None:
-        """The model and history of the newest checkpoint of any attempt; None before the first."""
-        if not self.store.exists(checkpoint_meta_key(self.experiment_id)):
-            return None
+        """The newest published checkpoint that can be read (attempts newest first); None when
+        there is none. An unreadable one is skipped: the previous good one, or a fresh start."""
+        for attempt in checkpoint_attempts(self.store, self.experiment_id):
+            meta_key = checkpoint_meta_key(self.experiment_id, attempt)
+            try:
+                return self._read_checkpoint(meta_key)
+            except _UNREADABLE_CHECKPOINT as error:
+                log.warning(
+                    "experiment %s: skipping the unreadable checkpoint of attempt %s (%s: %s)",
+                    self.experiment_id,
+                    attempt,
+                    type(error).__name__,
+                    error,
+                )
+        return None
+
+    def _read_checkpoint(self, meta_key: str) -> Resume:
         import keras
 
         from service.ml.train import Resume
 
-        meta = self.store.read_json(checkpoint_meta_key(self.experiment_id))
+        meta = self.store.read_json(meta_key)
         history = [EpochRecord(**record) for record in meta["history"]]
         local = self.store.get_file(meta["model"], self.local_dir / "restored.keras")
         return Resume(model=keras.models.load_model(local), history=history)
@@ -213,20 +307,32 @@ def _quiet_tensorflow() -> None:
 
 def run(experiment_id: str, attempt: int, settings: Settings) -> int:
     db = Database.from_settings(settings)
-    store = store_from_settings(settings)
+    try:
+        store = store_from_settings(settings)
+    except Exception as error:
+        if not is_infrastructure_error(error):
+            raise
+        log.exception("training %s: the model store is unavailable", experiment_id)
+        db.dispose()
+        return EXIT_INFRASTRUCTURE
     context = TrainingContext(
         settings=settings, db=db, store=store, experiment_id=experiment_id, attempt=attempt
     )
     signal.signal(CANCEL_SIGNAL, lambda *_: context.cancel.set())
+    signal.signal(DRAIN_SIGNAL, lambda *_: context.drain.set())
     code = EXIT_LOST_LEASE
     try:
         code = _train(context, settings)
     except (ServiceError, TrainingFailed) as error:
         message = getattr(error, "message", str(error))
-        code = _end(context, Status.FAILED, message)
+        code = _end_or_retry(context, message)
     except Exception as error:
-        log.exception("training %s crashed", experiment_id)
-        code = _end(context, Status.FAILED, f"training crashed: {type(error).__name__}: {error}")
+        if is_infrastructure_error(error):
+            log.exception("training %s: infrastructure error; exit to be requeued", experiment_id)
+            code = EXIT_INFRASTRUCTURE
+        else:
+            log.exception("training %s crashed", experiment_id)
+            code = _end_or_retry(context, f"training crashed: {type(error).__name__}: {error}")
     finally:
         # EXIT_OK: this attempt wrote the experiment's outcome.
         context.cleanup(experiment_finished=code == EXIT_OK)
@@ -242,6 +348,9 @@ def _train(context: TrainingContext, settings: Settings) -> int:
     result = _fit(context, start)
     if context.lost:
         return EXIT_LOST_LEASE
+    if context.drain.is_set() and result.stopped and not context.cancel.is_set():
+        log.info("experiment %s: epoch done, released for another worker", context.experiment_id)
+        return EXIT_DRAINED
     return _finish(context, result)
 
 
@@ -258,10 +367,9 @@ def _start_from_checkpoint(context: TrainingContext, settings: Settings) -> _Sta
     """Restore the newest checkpoint and make the stored history match it; None if not ours."""
     from service.ml import data as mnist
 
-    with context.db.scope() as session:
-        spec_json = leases.spec_if_owned(
-            session, experiment_id=context.experiment_id, attempt=context.attempt
-        )
+    spec_json = context.transaction(
+        partial(leases.spec_if_owned, experiment_id=context.experiment_id, attempt=context.attempt)
+    )
     if spec_json is None:
         return None
     spec = ExperimentSpec.model_validate(spec_json)
@@ -274,14 +382,15 @@ def _start_from_checkpoint(context: TrainingContext, settings: Settings) -> _Sta
         train_size=spec.fit.train_size,
     )
     resume = context.restore()
-    with context.db.scope() as session:
-        owned = leases.begin_epochs(
-            session,
+    owned = context.transaction(
+        partial(
+            leases.begin_epochs,
             experiment_id=context.experiment_id,
             attempt=context.attempt,
             start_epoch=resume.start_epoch if resume else 0,
             restored=resume.history if resume else [],
         )
+    )
     return _Start(spec=spec, split=split, resume=resume) if owned else None
 
 
@@ -308,25 +417,33 @@ def _finish(context: TrainingContext, result: TrainingResult) -> int:
     local_model = context.local_dir / "model.keras"
     result.model.save(local_model)
     uri = context.store.put_file(local_model, model_key(context.experiment_id))
-    with context.db.scope() as session:
-        owned = leases.succeed(
-            session,
-            experiment_id=context.experiment_id,
-            attempt=context.attempt,
-            test_loss=result.test_loss,
-            test_accuracy=result.test_accuracy,
-            model_uri=uri,
-            versions=result.versions,
-        )
-        if owned and result.evaluation is not None:
-            insight.save_evaluation(
-                session, experiment_id=context.experiment_id, evaluation=result.evaluation
-            )
+    owned = context.transaction(partial(_record_success, context=context, result=result, uri=uri))
     if owned:
         context.store.delete_prefix(checkpoint_prefix(context.experiment_id))
-    if owned:
         _log_end(context, Status.SUCCEEDED, f"test accuracy {result.test_accuracy:.4f}")
     return EXIT_OK if owned else EXIT_LOST_LEASE
+
+
+def _record_success(
+    session: Session, *, context: TrainingContext, result: TrainingResult, uri: str
+) -> bool:
+    """The outcome and the test-set evaluation, in one fenced transaction."""
+    assert result.test_loss is not None
+    assert result.test_accuracy is not None
+    owned = leases.succeed(
+        session,
+        experiment_id=context.experiment_id,
+        attempt=context.attempt,
+        test_loss=result.test_loss,
+        test_accuracy=result.test_accuracy,
+        model_uri=uri,
+        versions=result.versions,
+    )
+    if owned and result.evaluation is not None:
+        insight.save_evaluation(
+            session, experiment_id=context.experiment_id, evaluation=result.evaluation
+        )
+    return owned
 
 
 def _log_end(context: TrainingContext, status: Status, outcome: str | None) -> None:
@@ -339,15 +456,26 @@ def _log_end(context: TrainingContext, status: Status, outcome: str | None) -> N
     )
 
 
+def _end_or_retry(context: TrainingContext, message: str) -> int:
+    """Fail the experiment for the user's fault; if the database cannot take even that, exit to
+    be requeued rather than leave the ending unwritten."""
+    try:
+        return _end(context, Status.FAILED, message)
+    except SQLAlchemyError:
+        log.exception("training %s: could not record its failure", context.experiment_id)
+        return EXIT_INFRASTRUCTURE
+
+
 def _end(context: TrainingContext, status: Status, error: str | None) -> int:
-    with context.db.scope() as session:
-        owned = leases.finish(
-            session,
+    owned = context.transaction(
+        partial(
+            leases.finish,
             experiment_id=context.experiment_id,
             attempt=context.attempt,
             status=status,
             error=error,
         )
+    )
     if owned:
         _log_end(context, status, error)
     return EXIT_OK if owned else EXIT_LOST_LEASE

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,9 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event, update
 
-from service.config import Settings
 from service.db import leases, repository
-from service.db.migrations import upgrade_to_head
+from service.db.clock import database_now
 from service.db.models import ExperimentRow, utcnow
 from service.db.session import Database
 from service.domain import Claim, EpochRecord, Status
@@ -21,14 +19,6 @@ from tests.factories import tiny_spec
 
 LEASE_SECONDS = 60.0
 LATER = timedelta(seconds=LEASE_SECONDS + 1)  # past any lease these tests hand out
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url)
-    upgrade_to_head(settings.database_url, database.engine)
-    yield database
-    database.dispose()
 
 
 def create(db: Database, *, max_attempts: int = 3) -> str:
@@ -136,7 +126,8 @@ def lease_expiry(db: Database, experiment_id: str) -> datetime:
 
 def test_claim_takes_a_queued_experiment_for_attempt_one(db: Database) -> None:
     experiment_id = create(db)
-    before = utcnow()
+    with db.scope() as session:
+        before = database_now(session)  # what leases read (SQLite's counts milliseconds)
     taken = claimed(db, experiment_id, worker="w1")
     assert (taken.experiment_id, taken.attempt, taken.worker, taken.start_epoch) == (
         experiment_id,

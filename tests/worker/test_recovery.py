@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.config import Settings
-from service.storage import checkpoint_meta_key, store_from_settings
+from service.storage import checkpoint_prefix, store_from_settings
 from tests.factories import tiny_spec
 from tests.helpers import (
     CLEAN_EXIT_TIMEOUT,
@@ -72,7 +72,7 @@ def assert_cleaned_up(experiment_id: str, worker: ServiceProcess, settings: Sett
         timeout=CLEAN_EXIT_TIMEOUT,
     )
     assert f"lost the lease on {experiment_id}" not in worker.log()
-    assert not store_from_settings(settings).exists(checkpoint_meta_key(experiment_id))
+    assert not store_from_settings(settings).exists(checkpoint_prefix(experiment_id))
     leftovers = Path(settings.work_dir, experiment_id)
     assert not leftovers.exists(), sorted(str(path) for path in leftovers.rglob("*"))
 
