@@ -155,8 +155,8 @@ class Run:
         self.port = free_port()
         database = make_url(DATABASE_URL)
         queue = make_url(QUEUE_URL)
-        self.db_proxy = TcpProxy(database.host or "127.0.0.1", database.port or 5432).start()
-        self.redis_proxy = TcpProxy(queue.host or "127.0.0.1", queue.port or 6379).start()
+        self.db_proxy = TcpProxy(database.host or "127.0.0.1", database.port or 5432)
+        self.redis_proxy = TcpProxy(queue.host or "127.0.0.1", queue.port or 6379)
         self.database_url = database.set(
             host="127.0.0.1", port=self.db_proxy.port
         ).render_as_string(hide_password=False)

@@ -24,7 +24,8 @@ from service.config import Settings
 from service.db.migrations import upgrade_to_head
 from service.db.session import Database
 from service.jobs.queue import JobQueue
-from tests.helpers import MNIST_PATH, RedisServer, ServiceProcess, TcpProxy
+from tests.helpers import MNIST_PATH, RedisServer, ServiceProcess
+from tests.tcp_proxy import TcpProxy
 
 SCALED_DATABASE = os.environ.get("DATABASE_URL", "")
 SCALED_QUEUE = os.environ.get("QUEUE_URL", "")
@@ -139,6 +140,5 @@ def redis_address(tmp_path: Path) -> Iterator[tuple[str, int]]:
 @pytest.fixture
 def redis_proxy(redis_address: tuple[str, int]) -> Iterator[TcpProxy]:
     """That Redis behind a TCP proxy the test can cut and restore."""
-    proxy = TcpProxy(*redis_address)
-    yield proxy
-    proxy.close()
+    with TcpProxy(*redis_address) as proxy:
+        yield proxy

@@ -6,7 +6,6 @@ import from these three only, never from each other (`tests/test_layout.py` chec
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -14,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -310,83 +308,7 @@ def s3_client(endpoint: str) -> Any:
     )
 
 
-# A TCP proxy to cut ---------------------------------------------------------------------------
-
-
-class TcpProxy:
-    """A TCP proxy on 127.0.0.1 in front of `host:port`, run by an asyncio loop in a thread.
-
-    `cut()` closes every connection and refuses new ones (the dependency is down);
-    `blackhole()` accepts connections and silently swallows what they send (a host that drops
-    traffic: nothing is refused, nothing answers); `restore()` forwards again.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.mode = "forward"
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self._server = self._call(asyncio.start_server(self._serve, "127.0.0.1", 0))
-        self.port: int = self._server.sockets[0].getsockname()[1]
-
-    def _call(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.mode == "cut":
-            writer.close()
-            return
-        self._writers.add(writer)
-        try:
-            if self.mode == "blackhole":
-                while await reader.read(65536):
-                    pass
-                return
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-            self._writers.add(upstream_writer)
-            await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
-        except OSError:
-            pass
-        finally:
-            writer.close()
-
-    async def _close_all(self) -> None:
-        for writer in list(self._writers):
-            writer.close()
-        self._writers.clear()
-
-    def _switch(self, mode: str) -> None:
-        self.mode = mode
-        self._call(self._close_all())
-
-    def cut(self) -> None:
-        self._switch("cut")
-
-    def blackhole(self) -> None:
-        self._switch("blackhole")
-
-    def restore(self) -> None:
-        self._switch("forward")
-
-    def close(self) -> None:
-        self._server.close()
-        self._call(self._close_all())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.close()
+# A Redis to cut (behind `tests.tcp_proxy.TcpProxy`) ---------------------------------------------
 
 
 class RedisServer:

@@ -16,7 +16,8 @@ from service.config import Settings
 from service.jobs.queue import JobQueue
 from service.jobs.recovery import sweep_once
 from tests.factories import tiny_spec
-from tests.helpers import TcpProxy, named, runtime_of
+from tests.helpers import named, runtime_of
+from tests.tcp_proxy import TcpProxy
 
 
 def test_post_while_the_broker_is_down_is_stored_and_delivered_later(

@@ -14,7 +14,8 @@ from sqlalchemy.exc import OperationalError
 
 from service.db.session import Database
 from service.jobs.queue import JobQueue
-from tests.helpers import TcpProxy, free_port, runtime_of
+from tests.helpers import free_port, runtime_of
+from tests.tcp_proxy import TcpProxy
 
 # Long enough for the slowest bounded call (libpq counts 2 s at least) on a loaded machine.
 BOUNDED = 20.0
@@ -22,11 +23,10 @@ BOUNDED = 20.0
 
 @pytest.fixture
 def black_hole() -> Iterator[TcpProxy]:
-    """Accepts connections, reads what they send, never answers."""
-    proxy = TcpProxy("127.0.0.1", free_port())
-    proxy.blackhole()
-    yield proxy
-    proxy.close()
+    """Accepts connections and never answers."""
+    with TcpProxy("127.0.0.1", free_port()) as proxy:
+        proxy.blackhole()
+        yield proxy
 
 
 def _postgres(port: int) -> Database:
