@@ -51,7 +51,7 @@ export async function render(main, params) {
             : h("tr", {}, h("td", { colspan: runs.length + 1, class: "muted" }, "Their specs are the same.")))))),
         h("section", { class: "card" }, h("h2", {}, "How each did"), h("div", { class: "table-wrap" }, h("table", { id: "runs" },
           h("thead", {}, header),
-          h("tbody", {}, perRun.map(([label, cell]) => h("tr", {}, h("th", {}, label), runs.map((r) => h("td", { class: "num" }, cell(r))))))))))));
+          h("tbody", {}, perRun.map(([label, cell]) => h("tr", {}, h("th", {}, label), runs.map((r) => h("td", { class: "num" }, cell(r)))))))))));
   }
   draw();
   // Curves of those still training grow here too: each of their events asks /compare again.

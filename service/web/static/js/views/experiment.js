@@ -138,7 +138,7 @@ function insightCards(box, stopped) {
   const evaluation = h("div");
   const layers = h("div");
   const diagnostics = h("div");
-  box.replaceChildren(h("div", { class: "grid" }, evaluation, layers), diagnostics);
+  box.replaceChildren(h("div", { class: "grid" }, evaluation, h("div", {}, layers, diagnostics)));
   let evaluating = false;
 
   async function drawEvaluation(experiment) {

@@ -4,10 +4,11 @@
 import { ApiError, get, post } from "../api.js";
 import { badge, h, when } from "../format.js";
 
+// The notebook's three questions (service/studies/presets.py): a short name and what it runs.
 export const PRESETS = {
-  optimizers: "Optimisers: the LeakyReLU net with each of 8 optimisers (SGD, with momentum, Nesterov, Adagrad, RMSprop, Adam, Adamax, Nadam)",
-  batchnorm: "BatchNormalization: the BatchNormalization net with and without its BatchNormalization layers",
-  dropout: "Dropout: the Dropout net with and without its Dropout layers",
+  optimizers: ["Which optimiser? (8 trials)", "The LeakyReLU net with each of 8 optimisers: SGD, with momentum, Nesterov, Adagrad, RMSprop, Adam, Adamax, Nadam."],
+  batchnorm: ["Does BatchNormalization help? (2 trials)", "The BatchNormalization net with and without its BatchNormalization layers."],
+  dropout: ["Does Dropout help? (2 trials)", "The Dropout net with and without its Dropout layers."],
 };
 const POLL_MS = 3000;
 
@@ -21,14 +22,17 @@ export function progressText(study) {
 
 function startForm() {
   const error = h("div", { role: "alert" });
+  const about = h("p", { class: "muted", "aria-live": "polite" }, PRESETS.optimizers[1]);
   const number = (name, label, value, attrs = {}) =>
     h("label", { for: `s-${name}` }, label, h("input", { id: `s-${name}`, name, type: "number", value, step: 1, ...attrs }));
   const form = h("form", { id: "new-study", novalidate: true },
     h("div", { class: "row" },
-      h("label", { for: "s-preset" }, "Question", h("select", { id: "s-preset", name: "preset" },
-        Object.entries(PRESETS).map(([key, label]) => h("option", { value: key }, label)))),
+      h("label", { for: "s-preset" }, "Question", h("select", { id: "s-preset", name: "preset",
+        onchange: (e) => { about.textContent = PRESETS[e.target.value][1]; } },
+        Object.entries(PRESETS).map(([key, [label]]) => h("option", { value: key }, label)))),
       h("label", { for: "s-name" }, "Name (optional)", h("input", { id: "s-name", name: "name", type: "text", placeholder: "e.g. optimisers-quick" }))),
-    h("div", { class: "row", style: "margin-top:0.6rem" },
+    about,
+    h("div", { class: "row" },
       number("epochs", "epochs per trial", 3, { min: 1 }),
       number("train_size", "train_size", 5000, { min: 1, placeholder: "all" }),
       number("max_parallel", "trials at once", 2, { min: 1, max: 64 }),

@@ -37,7 +37,7 @@ export async function render(main, { id }) {
   const definition = h("section", { class: "card" });
   main.replaceChildren(head, notice, board, curves, definition);
   let study = null;
-  let drawnEpochs = -1;
+  let drawn = null;
   let timer = null;
   let stopped = false;
 
@@ -66,12 +66,12 @@ export async function render(main, { id }) {
       h("p", { class: "muted", id: "study-progress" }, `Trials: ${progressText(study)}. Ranked by the best ${study.objective} over the epochs. `,
         `Started ${when(study.created_at)}`, study.finished_at ? `, ended ${when(study.finished_at)}.` : "."));
     board.replaceChildren(h("h2", {}, "Leaderboard"), leaderboard(study));
-    // The overlay is redrawn only when an epoch has been added somewhere.
+    // The overlay (titled with the study's status) is redrawn only when either has moved on.
     const epochs = study.leaderboard.reduce((sum, r) => sum + r.epochs_done, 0);
-    if (epochs !== drawnEpochs) {
-      drawnEpochs = epochs;
+    if (`${epochs} ${study.status}` !== drawn) {
+      drawn = `${epochs} ${study.status}`;
       curves.replaceChildren(h("h2", {}, "Validation accuracy of every trial"),
-        epochs ? picture(`/studies/${id}/curves.svg?epochs=${epochs}`, "every trial's validation accuracy by epoch", { class: "study-curves" })
+        epochs ? picture(`/studies/${id}/curves.svg?epochs=${epochs}&status=${study.status}`, "every trial's validation accuracy by epoch", { class: "study-curves" })
           : h("p", { class: "muted" }, "The curves appear here as soon as a trial has finished an epoch."));
     }
     definition.replaceChildren(h("h2", {}, "Definition"), h("pre", {}, JSON.stringify(study.definition, null, 2)));
