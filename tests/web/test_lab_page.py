@@ -8,6 +8,7 @@ folder (docs/screenshots for the README), they are saved there too.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -210,6 +211,36 @@ def test_a_notebook_preset_from_the_form_trains_with_its_curve_growing_live(
     assert [error for error in page.errors if "status of 422" not in error] == []
 
 
+def test_the_form_takes_the_new_layers_clipping_and_a_schedule(
+    lab: Lab, open_page: Callable[..., Any]
+) -> None:
+    page = open_page(f"{lab.url}/#/new?preset=leaky_relu")
+    page.wait_for_selector("td.total-params")
+    page.select_option("select[data-loc='layers.2.type']", "PReLU")
+    page.wait_for_selector("#f-layers-2-alpha_initializer")
+    schedule = json.dumps(
+        {
+            "type": "ExponentialDecay",
+            "initial_learning_rate": 0.01,
+            "decay_steps": 100,
+            "decay_rate": 0.9,
+        }
+    )
+    for field, value in [
+        ("#f-compile-optimizer-learning_rate", schedule),
+        ("#f-compile-optimizer-clipnorm", "1"),
+    ]:
+        page.fill(field, value)
+        page.dispatch_event(field, "change")
+    # PReLU learns one slope per unit of the Dense before it: 300 more parameters.
+    page.wait_for_selector("td.total-params:text('266,910')")
+    assert page.locator(".field-error").count() == 0
+    page.fill("#f-layers-1-kernel_regularizer", "{l2: 0.01}")
+    page.dispatch_event("#f-layers-1-kernel_regularizer", "change")
+    page.wait_for_selector(".field-error[data-for='layers.1.kernel_regularizer']")
+    assert page.errors == []
+
+
 def test_a_preset_study_from_the_page_fills_its_leaderboard_live(
     lab: Lab, open_page: Callable[..., Any], screenshots: Callable[[Any, str], Path]
 ) -> None:
@@ -224,7 +255,7 @@ def test_a_preset_study_from_the_page_fills_its_leaderboard_live(
     page.wait_for_selector("#leaderboard tbody tr")
     # No reload from here on: the page polls the study until both trials have ended.
     page.wait_for_function(
-        "document.querySelectorAll(\"#leaderboard tbody tr[data-status='succeeded']\").length === 2",
+        "document.querySelectorAll(`#leaderboard tr[data-status='succeeded']`).length === 2",
         timeout=300_000,
     )
     page.wait_for_selector("h1 .badge.finished", timeout=60_000)
