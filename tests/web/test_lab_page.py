@@ -8,6 +8,7 @@ folder (docs/screenshots for the README), they are saved there too.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -64,9 +65,10 @@ class Lab:
 
         wait_for(up, timeout=120, interval=0.3, what=f"the service ({self.process.log()[-2000:]})")
 
-    def submit(self, name: str, **fit: Any) -> str:
+    def submit(self, name: str, *, tags: tuple[str, ...] = (), **fit: Any) -> str:
         spec = {
             "name": name,
+            "tags": list(tags),
             "layers": [
                 {"type": "Flatten"},
                 {"type": "Dense", "units": 10, "activation": "softmax"},
@@ -160,6 +162,7 @@ def test_every_view_loads_without_console_errors(
     page.wait_for_selector("table#experiments")
     for hash_, ready in [
         ("#/new", "table.summary"),
+        ("#/studies", "form#new-study"),
         ("#/compare", "h1:text('Compare')"),
         ("#/draw", "canvas.pad"),
         ("#/experiments", "table#experiments"),
@@ -206,6 +209,85 @@ def test_a_notebook_preset_from_the_form_trains_with_its_curve_growing_live(
     screenshots(page, "experiment")
     # The browser logs the refused dry run of rate 1.5 itself; nothing else may be logged.
     assert [error for error in page.errors if "status of 422" not in error] == []
+
+
+def test_the_form_takes_the_new_layers_clipping_and_a_schedule(
+    lab: Lab, open_page: Callable[..., Any]
+) -> None:
+    page = open_page(f"{lab.url}/#/new?preset=leaky_relu")
+    page.wait_for_selector("td.total-params")
+    page.select_option("select[data-loc='layers.2.type']", "PReLU")
+    page.wait_for_selector("#f-layers-2-alpha_initializer")
+    schedule = json.dumps(
+        {
+            "type": "ExponentialDecay",
+            "initial_learning_rate": 0.01,
+            "decay_steps": 100,
+            "decay_rate": 0.9,
+        }
+    )
+    for field, value in [
+        ("#f-compile-optimizer-learning_rate", schedule),
+        ("#f-compile-optimizer-clipnorm", "1"),
+    ]:
+        page.fill(field, value)
+        page.dispatch_event(field, "change")
+    # PReLU learns one slope per unit of the Dense before it: 300 more parameters.
+    page.wait_for_selector("td.total-params:text('266,910')")
+    assert page.locator(".field-error").count() == 0
+    page.fill("#f-layers-1-kernel_regularizer", "{l2: 0.01}")
+    page.dispatch_event("#f-layers-1-kernel_regularizer", "change")
+    page.wait_for_selector(".field-error[data-for='layers.1.kernel_regularizer']")
+    assert page.errors == []
+
+
+def test_a_preset_study_from_the_page_fills_its_leaderboard_live(
+    lab: Lab, open_page: Callable[..., Any], screenshots: Callable[[Any, str], Path]
+) -> None:
+    page = open_page(f"{lab.url}/#/studies")
+    page.select_option("#s-preset", "dropout")
+    page.fill("#s-name", "dropout-question")
+    page.fill("#s-epochs", "1")
+    page.fill("#s-train_size", "500")
+    page.fill("#s-max_parallel", "2")
+    page.click("form#new-study button[type=submit]")
+    page.wait_for_url("**/#/studies/*")
+    page.wait_for_selector("#leaderboard tbody tr")
+    # No reload from here on: the page polls the study until both trials have ended.
+    page.wait_for_function(
+        "document.querySelectorAll(`#leaderboard tr[data-status='succeeded']`).length === 2",
+        timeout=300_000,
+    )
+    page.wait_for_selector("h1 .badge.finished", timeout=60_000)
+    assert page.locator("#leaderboard tbody tr").count() == 2
+    labels = page.locator("#leaderboard tbody td:nth-child(2) a").all_inner_texts()
+    assert sorted(labels) == ["with Dropout", "without Dropout"]
+    page.wait_for_function("document.querySelector('img.study-curves')?.naturalWidth > 0")
+    screenshots(page, "study")
+    page.goto(f"{lab.url}/#/studies")
+    page.wait_for_selector("#studies tr[data-status='finished']")
+    screenshots(page, "studies")
+    assert page.errors == []
+
+
+def test_a_finished_experiment_shows_its_evaluation_and_diagnostics(
+    lab: Lab, open_page: Callable[..., Any], screenshots: Callable[[Any, str], Path]
+) -> None:
+    experiment_id = lab.submit("adam-insight", epochs=2, tags=("insight", "adam"))
+    lab.wait_finished(experiment_id)
+    page = open_page(f"{lab.url}/#/experiments/{experiment_id}")
+    page.wait_for_function(
+        "document.querySelector('#evaluation img.confusion')?.naturalWidth > 0", timeout=120_000
+    )
+    page.wait_for_function("document.querySelector('#evaluation img.mistakes')?.naturalWidth > 0")
+    page.wait_for_function("document.querySelector('#layer-health img')?.naturalWidth > 0")
+    assert page.locator("#diagnostics h2:text('Diagnostics')").count() == 1
+    assert sorted(page.locator("dl.facts .tag").all_inner_texts()) == ["adam", "insight"]
+    for label in ("notebook.py", "notebook.ipynb", "Trained model (.keras)"):
+        assert page.locator(f".downloads a:text('{label}')").count() == 1
+    assert page.locator("button:text('Rerun')").count() == 1
+    screenshots(page, "experiment-insight")
+    assert page.errors == []
 
 
 def test_cancel_from_the_page_ends_it_cancelled(

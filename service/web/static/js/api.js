@@ -72,14 +72,49 @@ export const get = (path) => request("GET", path);
 export const post = (path, json) => request("POST", path, { json });
 export const del = (path) => request("DELETE", path);
 
-// Does an optional endpoint exist (colleagues' features land over time)? Never throws.
-export async function exists(path) {
-  try {
-    const response = await fetch(path, { method: "GET", headers: headers() });
-    return response.ok;
-  } catch {
-    return false;
+// A GET whose Response the caller reads itself (a 202 to retry, a picture, a download); with
+// the token, which <img src> and <a href> cannot send.
+export async function fetchRaw(path) {
+  const response = await fetch(path, { headers: headers() });
+  if (response.status === 401 && config.token_required) {
+    await askForToken(token() ? "That token was refused; try again." : "");
+    return fetchRaw(path);
   }
+  return response;
+}
+
+// An <img> of a picture the service draws (SVG or PNG), fetched with the token.
+export function picture(path, alt, attrs = {}) {
+  const img = document.createElement("img");
+  img.alt = alt;
+  for (const [key, value] of Object.entries(attrs)) img.setAttribute(key, value);
+  fetchRaw(path).then(async (response) => {
+    if (!response.ok) throw new ApiError(response.status, null);
+    const old = img.src;
+    img.src = URL.createObjectURL(await response.blob());
+    if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+  }).catch(() => { img.replaceWith(Object.assign(document.createElement("span"), { className: "muted", textContent: `(${alt}: not available)` })); });
+  return img;
+}
+
+// A download link; with a token it fetches the file itself and saves it under the service's name.
+export function downloadLink(path, label) {
+  const link = document.createElement("a");
+  link.href = path;
+  link.className = "button";
+  link.setAttribute("download", "");
+  link.textContent = label;
+  link.addEventListener("click", async (event) => {
+    if (!token()) return;
+    event.preventDefault();
+    const response = await fetchRaw(path);
+    if (!response.ok) return;
+    const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "")?.[1] || "download";
+    const url = URL.createObjectURL(await response.blob());
+    Object.assign(document.createElement("a"), { href: url, download: name }).click();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  });
+  return link;
 }
 
 // Server-Sent Events over fetch (EventSource cannot send the token). Reconnects after a break

@@ -9,6 +9,8 @@ const VIEWS = {
   experiments: () => import("./views/experiments.js"),
   experiment: () => import("./views/experiment.js"),
   new: () => import("./views/new.js"),
+  studies: () => import("./views/studies.js"),
+  study: () => import("./views/study.js"),
   compare: () => import("./views/compare.js"),
   draw: () => import("./views/draw.js"),
 };
@@ -20,6 +22,7 @@ function parse(hash) {
   const parts = path.split("/").filter(Boolean);
   const params = Object.fromEntries(new URLSearchParams(query));
   if (parts[0] === "experiments" && parts[1]) return { view: "experiment", section: "experiments", params: { ...params, id: parts[1] } };
+  if (parts[0] === "studies" && parts[1]) return { view: "study", section: "studies", params: { ...params, id: parts[1] } };
   const view = VIEWS[parts[0]] ? parts[0] : "experiments";
   return { view, section: view, params };
 }

@@ -1,17 +1,11 @@
-// Compare: overlay the curves of the chosen experiments, with what differs in their specs.
+// Compare: the chosen experiments' curves overlaid, beside GET /compare's spec differences and
+// per-run table; curves of those still training grow as their epochs arrive.
 
 import { get, subscribe } from "../api.js";
 import { lineChart, PALETTE } from "../chart.js";
-import { h, score } from "../format.js";
+import { badge, h, perEpoch, score, TERMINAL } from "../format.js";
 
-function flatten(value, prefix = "", out = {}) {
-  if (value && typeof value === "object") {
-    for (const [key, inner] of Object.entries(value)) flatten(inner, prefix ? `${prefix}.${key}` : key, out);
-  } else {
-    out[prefix] = value;
-  }
-  return out;
-}
+const value = (v) => (v === null || v === undefined ? "–" : typeof v === "object" ? JSON.stringify(v) : String(v));
 
 export async function render(main, params) {
   const ids = (params.ids || "").split(",").filter(Boolean);
@@ -23,38 +17,48 @@ export async function render(main, params) {
     h("button", { type: "button", class: "primary", onclick: () => { location.hash = `#/compare?ids=${[...chosen].join(",")}`; } }, "Compare"));
   const charts = h("div");
   main.replaceChildren(h("h1", {}, "Compare"), h("div", { class: "card" }, all.length ? picker : h("p", { class: "muted" }, "No experiments yet.")), charts);
-  if (ids.length < 1) {
+  if (ids.length < 2) {
     charts.replaceChildren(h("p", { class: "muted" }, "Pick two or more experiments."));
     return null;
   }
-  const runs = await Promise.all(ids.map(async (id, i) => ({
-    experiment: await get(`/experiments/${id}`),
-    epochs: (await get(`/experiments/${id}/history`)).epochs,
-    color: PALETTE[i % PALETTE.length],
-  })));
+  const query = `/compare?ids=${ids.map(encodeURIComponent).join(",")}`;
+  let comparison = await get(query);
 
   function draw() {
-    const series = (key) => runs.map((r) => ({ label: r.experiment.name, color: r.color, points: r.epochs.map((e) => [e.epoch, e[key]]) }));
-    const flat = runs.map((r) => flatten(r.experiment.spec));
-    const keys = [...new Set(flat.flatMap(Object.keys))].filter((k) => new Set(flat.map((f) => JSON.stringify(f[k]))).size > 1).sort();
+    const runs = comparison.runs.map((run, i) => ({ ...run, color: PALETTE[i % PALETTE.length] }));
+    const series = (key) => runs.map((r, i) => ({ label: r.name, color: r.color,
+      points: comparison.epochs.map((epoch, at) => [epoch, comparison.histories[i][key][at]]) }));
+    const paths = Object.keys(comparison.differences);
+    const header = h("tr", {}, h("th", {}, ""), runs.map((r) => h("th", { style: `color:${r.color}` }, h("a", { href: `#/experiments/${r.experiment_id}`, style: "color:inherit" }, r.name))));
+    const perRun = [
+      ["status", (r) => badge(r.status)],
+      ["best val_accuracy", (r) => score(r.best_val_accuracy)],
+      ["best epoch", (r) => r.best_epoch ?? "–"],
+      ["test accuracy", (r) => score(r.test_accuracy)],
+      [`epochs to ${comparison.threshold}`, (r) => r.epochs_to_threshold ?? "–"],
+      ["train − val (last)", (r) => score(r.final_gap)],
+      ["epochs done", (r) => r.epochs_done],
+      ["time", (r) => perEpoch(r.seconds_per_epoch)],
+    ];
     charts.replaceChildren(
       h("div", { class: "card grid" },
         lineChart({ title: "Validation accuracy", yLabel: "val_accuracy", series: series("val_accuracy") }),
         lineChart({ title: "Validation loss", yLabel: "val_loss", series: series("val_loss") })),
-      h("div", { class: "card" }, h("h2", {}, "Where they differ"), h("div", { class: "table-wrap" }, h("table", {},
-        h("thead", {}, h("tr", {}, h("th", {}, ""), runs.map((r) => h("th", { style: `color:${r.color}` }, r.experiment.name)))),
-        h("tbody", {},
-          h("tr", {}, h("th", {}, "test accuracy"), runs.map((r) => h("td", {}, score(r.experiment.test_accuracy)))),
-          keys.length ? keys.map((k) => h("tr", {}, h("th", {}, k), flat.map((f) => h("td", {}, f[k] === undefined ? "–" : String(f[k])))))
-            : h("tr", {}, h("td", { colspan: runs.length + 1, class: "muted" }, "Their specs are the same.")))))));
+      h("div", { class: "grid" },
+        h("section", { class: "card" }, h("h2", {}, "Where their specs differ"), h("div", { class: "table-wrap" }, h("table", { id: "differences" },
+          h("thead", {}, header.cloneNode(true)),
+          h("tbody", {}, paths.length ? paths.map((path) => h("tr", {}, h("th", {}, path), comparison.differences[path].map((v) => h("td", {}, value(v)))))
+            : h("tr", {}, h("td", { colspan: runs.length + 1, class: "muted" }, "Their specs are the same.")))))),
+        h("section", { class: "card" }, h("h2", {}, "How each did"), h("div", { class: "table-wrap" }, h("table", { id: "runs" },
+          h("thead", {}, header),
+          h("tbody", {}, perRun.map(([label, cell]) => h("tr", {}, h("th", {}, label), runs.map((r) => h("td", { class: "num" }, cell(r)))))))))));
   }
   draw();
-  // Curves of those still training grow here too.
-  const streams = runs.filter((r) => !["succeeded", "failed", "cancelled"].includes(r.experiment.status)).map((r) =>
-    subscribe(`/experiments/${r.experiment.id}/events`, ({ type, data }) => {
-      if (type === "epoch") r.epochs = r.epochs.filter((e) => e.epoch < data.epoch).concat([data]);
-      if (type === "status") Object.assign(r.experiment, { status: data.status, test_accuracy: data.test_accuracy });
-      draw();
-    }));
+  // Curves of those still training grow here too: each of their events asks /compare again.
+  const live = comparison.runs.filter((r) => !TERMINAL.includes(r.status));
+  let pending = null;
+  const streams = live.map((r) => subscribe(`/experiments/${r.experiment_id}/events`, () => {
+    pending ??= get(query).then((fresh) => { comparison = fresh; draw(); }).catch(() => {}).finally(() => { pending = null; });
+  }));
   return () => streams.forEach((s) => s.end());
 }

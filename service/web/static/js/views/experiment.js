@@ -1,12 +1,14 @@
-// One experiment: status, attempts, spec, summary, live learning curves, test scores, actions,
-// and, where the service has them, its evaluation and layer health.
+// One experiment: status, attempts, queue place and time left, spec, summary, live learning
+// curves, test scores, actions and downloads; once trained, its evaluation (confusion heat map,
+// mistakes), layer health and diagnostics.
 
-import { ApiError, del, get, post, request, subscribe } from "../api.js";
-import { has } from "../capabilities.js";
+import { del, downloadLink, fetchRaw, get, picture, post, subscribe } from "../api.js";
 import { learningCurves } from "../chart.js";
-import { badge, count, h, perEpoch, score, shape, when } from "../format.js";
+import { badge, count, h, ordinal, perEpoch, score, seconds, shape, tagChips, TERMINAL, when } from "../format.js";
 
-const ID = "/experiments/{experiment_id}";
+// How often to ask again while a worker evaluates (the service's Retry-After says 2 s).
+const EVALUATION_RETRY_MS = 2000;
+const EVALUATION_TRIES = 90;
 
 export async function render(main, { id }) {
   let experiment = await get(`/experiments/${id}`);
@@ -28,30 +30,28 @@ export async function render(main, { id }) {
     }
   }
 
-  async function drawHead() {
-    const finished = ["succeeded", "failed", "cancelled"].includes(experiment.status);
+  function drawHead() {
+    const finished = TERMINAL.includes(experiment.status);
     const actions = [h("a", { class: "button", href: `#/new?from=${id}` }, "Edit a copy")];
     if (!finished) actions.push(h("button", { class: "danger", onclick: () => act("Cancel", async () => {
       experiment = await post(`/experiments/${id}/cancel`);
       drawHead(); drawFacts();
     }) }, experiment.cancel_requested ? "Cancelling…" : "Cancel"));
-    if (finished && (await has("post", `${ID}/rerun`))) actions.push(h("button", { onclick: () => act("Rerun", async () => {
+    if (finished) actions.push(h("button", { onclick: () => act("Rerun", async () => {
       const again = await post(`/experiments/${id}/rerun`);
       location.hash = `#/experiments/${again.id}`;
     }) }, "Rerun"));
-    for (const path of [`${ID}/model`, `${ID}/download`, `${ID}/model.keras`]) {
-      if (experiment.model_available && (await has("get", path))) {
-        actions.push(h("a", { class: "button", href: path.replace("{experiment_id}", id), download: "" }, "Download model"));
-        break;
-      }
-    }
     if (finished) actions.push(h("button", { class: "danger", onclick: () => act("Delete", async () => {
       if (!confirm(`Delete “${experiment.name}”, its history and its model?`)) return;
       await del(`/experiments/${id}`);
       location.hash = "#/experiments";
     }) }, "Delete"));
+    const downloads = [downloadLink(`/experiments/${id}/notebook.py`, "notebook.py"),
+      downloadLink(`/experiments/${id}/notebook.ipynb`, "notebook.ipynb")];
+    if (experiment.model_available) downloads.push(downloadLink(`/experiments/${id}/model`, "Trained model (.keras)"));
     head.replaceChildren(h("div", { class: "row" },
-      h("h1", {}, experiment.name, " ", badge(experiment.status)), h("span", { class: "spacer" }), ...actions));
+      h("h1", {}, experiment.name, " ", badge(experiment.status)), h("span", { class: "spacer" }), ...actions),
+    h("div", { class: "row downloads", "aria-label": "Downloads" }, h("span", { class: "muted" }, "Take it home:"), downloads));
   }
 
   function drawFacts() {
@@ -66,10 +66,22 @@ export async function render(main, { id }) {
       ["Finished", when(experiment.finished_at)],
       ["Attempt", `${experiment.attempt} of ${experiment.max_attempts}`],
     ];
+    if (experiment.queue_position != null) {
+      rows.splice(1, 0, ["In the queue", `${ordinal(experiment.queue_position)} in line` +
+        (experiment.estimated_start ? `, starts about ${when(experiment.estimated_start)}` : "")]);
+    }
+    if (experiment.estimated_seconds_left != null) rows.splice(3, 0, ["Time left", `about ${seconds(experiment.estimated_seconds_left)}`]);
     if (experiment.error) rows.push(["Why it ended", experiment.error]);
+    if (experiment.tags?.length) rows.push(["Tags", tagChips(experiment.tags)]);
     if (experiment.aliases?.length) rows.push(["Aliases", experiment.aliases.join(", ")]);
+    if (experiment.study_id) {
+      rows.push(["Study", h("a", { href: `#/studies/${experiment.study_id}` }, "a trial of this study"),
+        experiment.trial_params ? ` (${Object.entries(experiment.trial_params).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", ")})` : ""]);
+    }
+    if (experiment.rerun_of) rows.push(["Rerun of", h("a", { href: `#/experiments/${experiment.rerun_of}` }, "the original")]);
+    if (experiment.reproduction) rows.push(["Reproduced", `${{ true: "yes", false: "no" }[experiment.reproduction.reproduced] ?? "not yet known"}: ${experiment.reproduction.explanation}`]);
     const attempts = experiment.attempts || [];
-    facts.replaceChildren(h("h2", {}, "Status"), h("dl", { class: "facts" }, rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+    facts.replaceChildren(h("h2", {}, "Status"), h("dl", { class: "facts" }, rows.flatMap(([k, ...v]) => [h("dt", {}, k), h("dd", {}, ...v)])),
       h("div", { class: "table-wrap" }, attempts.length ? h("div", {}, h("table", { style: "margin-top:0.8rem" },
         h("thead", {}, h("tr", {}, h("th", {}, "Attempt"), h("th", {}, "Worker"), h("th", { class: "num" }, "From epoch"), h("th", {}, "Outcome"))),
         h("tbody", {}, attempts.map((a) => h("tr", {}, h("td", {}, a.number), h("td", {}, a.worker || "–"),
@@ -82,22 +94,26 @@ export async function render(main, { id }) {
         ? "Queued: the curves appear here as soon as the first epoch is done." : "No epoch recorded yet."));
   }
 
+  let stopped = false;
+  const insight = insightCards(extras, () => stopped);
   drawHead(); drawFacts(); drawCurves();
-  drawExtras(extras, experiment);
+  insight.draw(experiment, epochs.length);
 
   const stream = subscribe(`/experiments/${id}/events`, async ({ type, data }) => {
     if (type === "epoch") {
       epochs = epochs.filter((e) => e.epoch < data.epoch).concat([data]);
       drawCurves(); drawFacts();
+      // The time left and layer health move with every epoch.
+      experiment = await get(`/experiments/${id}`);
+      drawFacts(); insight.draw(experiment, epochs.length);
     } else if (type === "status") {
       experiment = await get(`/experiments/${id}`);
-      drawHead(); drawFacts();
-      if (experiment.status === "succeeded") drawExtras(extras, experiment);
+      drawHead(); drawFacts(); insight.draw(experiment, epochs.length);
     } else if (type === "deleted") {
       notice.replaceChildren(h("div", { class: "notice bad" }, "This experiment was deleted."));
     }
   });
-  return () => stream.end();
+  return () => { stopped = true; stream.end(); };
 }
 
 function summaryCard(experiment) {
@@ -117,30 +133,71 @@ export function summaryTable(summary) {
       h("tr", {}, h("th", {}, "Non-trainable"), h("td"), h("td", { class: "num" }, count(summary.non_trainable_params))))));
 }
 
-// Sections colleagues' endpoints add; each appears only where the service has it.
-async function drawExtras(box, experiment) {
-  const cards = [];
-  const base = `/experiments/${experiment.id}`;
-  if (experiment.status === "succeeded" && (await has("get", `${ID}/confusion.svg`))) {
-    cards.push(h("section", { class: "card" }, h("h2", {}, "Confusion matrix (test set)"),
-      h("img", { src: `${base}/confusion.svg`, alt: "confusion matrix of the test set", style: "max-width:100%" })));
-  }
-  if (experiment.status === "succeeded" && (await has("get", `${ID}/mistakes.png`))) {
-    cards.push(h("section", { class: "card" }, h("h2", {}, "Most confident mistakes"),
-      h("img", { src: `${base}/mistakes.png`, alt: "the test images it got most confidently wrong", style: "max-width:100%" })));
-  }
-  if (await has("get", `${ID}/layers.svg`)) {
-    cards.push(h("section", { class: "card" }, h("h2", {}, "Layer health"),
-      h("img", { src: `${base}/layers.svg`, alt: "gradient norm by layer over epochs", style: "max-width:100%" })));
-  }
-  if (await has("get", `${ID}/diagnostics`)) {
-    try {
-      const diagnostics = await request("GET", `${base}/diagnostics`, { retry: false });
-      cards.push(h("section", { class: "card" }, h("h2", {}, "Diagnostics"), h("pre", {}, JSON.stringify(diagnostics, null, 2))));
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-    }
-  }
-  box.replaceChildren(...(cards.length ? [h("div", { class: "grid" }, cards)] : []));
-}
+// Evaluation, layer health and diagnostics, drawn again as the experiment moves on.
+function insightCards(box, stopped) {
+  const evaluation = h("div");
+  const layers = h("div");
+  const diagnostics = h("div");
+  box.replaceChildren(h("div", { class: "grid" }, evaluation, h("div", {}, layers, diagnostics)));
+  let evaluating = false;
 
+  async function drawEvaluation(experiment) {
+    if (experiment.status !== "succeeded" || evaluating) return;
+    evaluating = true;
+    const base = `/experiments/${experiment.id}`;
+    const card = h("section", { class: "card", id: "evaluation" }, h("h2", {}, "Evaluation on the test set"));
+    evaluation.replaceChildren(card);
+    // An experiment trained before evaluations existed is evaluated on request: 202, then 200.
+    for (let tries = 0; tries < EVALUATION_TRIES && !stopped(); tries++) {
+      const response = await fetchRaw(`${base}/evaluation`);
+      if (response.status === 202) {
+        card.replaceChildren(card.firstChild, h("p", { class: "muted", role: "status" }, "A worker is evaluating this model on the test set…"));
+        await new Promise((r) => setTimeout(r, EVALUATION_RETRY_MS));
+        continue;
+      }
+      if (!response.ok) {
+        card.replaceChildren(card.firstChild, h("p", { class: "muted" }, "No evaluation for this experiment."));
+        return;
+      }
+      const found = await response.json();
+      card.replaceChildren(card.firstChild,
+        h("p", {}, `Accuracy ${score(found.test_accuracy)}, loss ${score(found.test_loss)}, macro F1 ${score(found.macro_f1)}. `,
+          h("span", { class: "muted" }, "Rows are the true digit, columns the prediction.")),
+        picture(`${base}/confusion.svg`, "confusion matrix of the test set", { class: "confusion" }),
+        h("h3", {}, "Most confident mistakes"),
+        h("p", { class: "muted" }, "Each captioned true → predicted (probability)."),
+        picture(`${base}/mistakes.png?n=25`, "the test images it got most confidently wrong", { class: "mistakes" }));
+      return;
+    }
+    evaluating = false;
+    if (!stopped()) card.replaceChildren(card.firstChild, h("p", { class: "muted" }, "The evaluation is taking long; open this page again later."));
+  }
+
+  function drawLayers(experiment, epochCount) {
+    if (experiment.spec.fit.layer_health === false || !epochCount) return;
+    layers.replaceChildren(h("section", { class: "card", id: "layer-health" }, h("h2", {}, "Layer health"),
+      h("p", { class: "muted" }, "Gradient norm of each layer's weights by depth, one line per epoch: a line falling to the left is vanishing gradients, one shooting up is exploding."),
+      // The epoch count in the URL only marks a new picture; the service ignores it.
+      picture(`/experiments/${experiment.id}/layers.svg?epochs=${epochCount}`, "gradient norm by layer depth, one line per epoch", { class: "layers" })));
+  }
+
+  function drawDiagnostics(experiment) {
+    const findings = experiment.diagnostics;
+    if (findings == null) return;
+    const body = findings.length ? findings.map((f) => h("article", { class: "finding", "data-kind": f.kind },
+      h("h3", {}, h("span", { class: "kind" }, f.kind.replaceAll("_", " ")), " ", f.message),
+      h("dl", { class: "facts evidence" }, Object.entries(f.evidence).flatMap(([k, v]) =>
+        [h("dt", {}, k.replaceAll("_", " ")), h("dd", {}, typeof v === "number" && !Number.isInteger(v) ? score(v) : JSON.stringify(v))])),
+      h("p", { class: "suggestion" }, h("strong", {}, "Try: "), f.suggestion)))
+      : [h("p", { class: "muted" }, TERMINAL.includes(experiment.status) ? "Nothing looks wrong in its history or its layers." : "Nothing looks wrong so far.")];
+    diagnostics.replaceChildren(h("section", { class: "card", id: "diagnostics" }, h("h2", {}, "Diagnostics"), ...body));
+  }
+
+  return {
+    draw(experiment, epochCount) {
+      drawLayers(experiment, epochCount);
+      drawDiagnostics(experiment);
+      drawEvaluation(experiment);
+    },
+  };
+}

@@ -13,7 +13,7 @@ export async function render(main, params) {
   let spec;
   if (params.from) {
     const source = await get(`/experiments/${params.from}`);
-    spec = { name: `${source.name} (copy)`, description: source.description, ...structuredClone(source.spec) };
+    spec = { name: `${source.name} (copy)`, description: source.description, tags: source.tags, ...structuredClone(source.spec) };
   } else {
     spec = { name: "", ...structuredClone(config.presets[params.preset || "leaky_relu"]) };
   }
@@ -41,6 +41,10 @@ export async function render(main, params) {
       input = h("input", { id, type: "checkbox", checked: value ?? def.default });
     } else if (def.kind === "shape") {
       input = h("input", { id, type: "text", value: (value ?? def.default).join(", "), size: 10 });
+    } else if (def.kind === "json") {
+      const shown = value ?? def.default;
+      input = h("input", { id, type: "text", class: "json", value: shown == null ? "" : JSON.stringify(shown), size: def.size || 24,
+        placeholder: def.placeholder || "", spellcheck: "false" });
     } else {
       input = h("input", { id, type: "number", value: value ?? def.default ?? "", step: def.kind === "int" ? 1 : def.step || "any",
         min: def.min, max: def.max, placeholder: def.empty || "" });
@@ -51,7 +55,17 @@ export async function render(main, params) {
       if (def.kind === "bool") v = input.checked;
       else if (def.kind === "choice") v = input.value || undefined;
       else if (def.kind === "shape") v = input.value.split(/[ ,x]+/).filter(Boolean).map(Number);
-      else v = input.value === "" ? undefined : def.kind === "int" ? parseInt(input.value, 10) : parseFloat(input.value);
+      else if (def.kind === "json") {
+        if (input.value.trim() === "") v = undefined;
+        else {
+          try {
+            v = JSON.parse(input.value);
+          } catch {
+            showErrors(new ApiError(422, { details: [{ loc: loc.map(String), msg: 'not JSON: write e.g. {"type": "l2", "l2": 0.01} or a number' }] }));
+            return;
+          }
+        }
+      } else v = input.value === "" ? undefined : def.kind === "int" ? parseInt(input.value, 10) : parseFloat(input.value);
       onChange(v);
       dryRun();
     });
@@ -90,8 +104,10 @@ export async function render(main, params) {
       Object.keys(OPTIMIZERS).map((t) => h("option", { value: t, selected: t === optimizer.type }, t)));
     const name = h("input", { id: "f-name", type: "text", value: spec.name || "", required: true, "data-loc": "name", placeholder: "e.g. leaky-relu-sgd",
       onchange: (e) => { spec.name = e.target.value; dryRun(); } });
+    const tags = h("input", { id: "f-tags", type: "text", value: (spec.tags || []).join(", "), "data-loc": "tags", placeholder: "e.g. dropout, class-3",
+      onchange: (e) => { spec.tags = e.target.value.split(",").map((t) => t.trim()).filter(Boolean); dryRun(); } });
     form.replaceChildren(
-      h("label", { for: "f-name" }, "Name", name),
+      h("div", { class: "row" }, h("label", { for: "f-name" }, "Name", name), h("label", { for: "f-tags" }, "Tags (comma-separated)", tags)),
       h("h2", { style: "margin-top:1rem" }, "Layers"),
       h("div", { id: "layers", "data-loc": "layers" }, spec.layers.map(layerRow)),
       h("button", { type: "button", onclick: () => {
