@@ -69,7 +69,9 @@ def evaluate_experiment(settings: Settings, experiment_id: str) -> None:
         store = store_from_settings(settings)
         split = mnist.split(mnist.load_mnist(settings.mnist_path), validation_size=0)
         with tempfile.TemporaryDirectory(dir=_scratch(settings)) as scratch:
-            local = store.get_file(store.key_of(experiment.model_uri), Path(scratch, "model.keras"))
+            local = store.get_file(
+                store.stored_key(experiment.model_uri), Path(scratch, "model.keras")
+            )
             evaluation = evaluate_model(load_keras_model(local), split.x_test, split.y_test)
         with db.scope() as session:
             insight.save_evaluation(session, experiment_id=experiment_id, evaluation=evaluation)
