@@ -22,12 +22,12 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.routes import predict, v2
-from service.domain import REFERENCE_PATTERN, ServableModel
+from service.domain import BEST, REFERENCE_PATTERN, ServableModel
 from service.errors import ServiceError
 from service.images import pixels_to_array
 from service.mnist import PIXELS, SIDE
 from service.runtime import Runtime
-from service.schemas.predict import BEST, PredictResponse
+from service.schemas.predict import PredictResponse
 from service.serving import oip
 from service.usecases.prediction import INLINE_MAX_IMAGES, Predictions
 
