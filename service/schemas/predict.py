@@ -188,22 +188,20 @@ class PredictionPublic(BaseModel):
         seen: np.ndarray | None = None,
     ) -> PredictionPublic:
         """One image's answer; with `seen` (the 28x28 image the model was given), its `input`."""
-        values = [float(value) for value in probabilities]
-        return cls(
-            digit=_digit(values),
-            probabilities=values,
-            assumed_scale=assumed_scale,
-            input=_input(seen),
-        )
+        return cls(**_prediction_fields(probabilities, assumed_scale, seen))
 
 
-def _digit(probabilities: list[float]) -> int:
-    return max(range(len(probabilities)), key=probabilities.__getitem__)
-
-
-def _input(seen: np.ndarray | None) -> list[list[float]] | None:
-    # Three decimals: finer than a screen's 256 grey levels, a third of the JSON.
-    return None if seen is None else np.round(seen, 3).tolist()
+def _prediction_fields(
+    probabilities: Sequence[float], assumed_scale: AssumedScale | None, seen: np.ndarray | None
+) -> dict[str, Any]:
+    values = [float(value) for value in probabilities]
+    return {
+        "digit": max(range(len(values)), key=values.__getitem__),
+        "probabilities": values,
+        "assumed_scale": assumed_scale,
+        # Three decimals: finer than a screen's 256 grey levels, a third of the JSON.
+        "input": None if seen is None else np.round(seen, 3).tolist(),
+    }
 
 
 class PredictResponse(PredictionPublic):
@@ -219,14 +217,8 @@ class PredictResponse(PredictionPublic):
         assumed_scale: AssumedScale | None,
         seen: np.ndarray | None = None,
     ) -> PredictResponse:
-        values = [float(value) for value in probabilities]
-        return cls(
-            digit=_digit(values),
-            probabilities=values,
-            assumed_scale=assumed_scale,
-            input=_input(seen),
-            model=ModelRef.of(model),
-        )
+        fields = _prediction_fields(probabilities, assumed_scale, seen)
+        return cls(**fields, model=ModelRef.of(model))
 
 
 class BatchPredictResponse(BaseModel):
