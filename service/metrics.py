@@ -152,7 +152,7 @@ def scrape(operations: Collector | None = None) -> bytes:
     """The Prometheus text exposition: every API process's counts, and `operations`."""
     registry = CollectorRegistry(auto_describe=False)
     if os.environ.get(MULTIPROC_VARIABLE):
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
     else:
         registry.register(_ThisProcess())
     if operations is not None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -149,8 +149,28 @@ class BodySizeLimit:
         await _service_error_response(error)(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
-    settings = settings or get_settings()
+# In the order their routes are matched (and the OpenAPI document lists them).
+ROUTERS = (
+    health.router,
+    experiments.router,
+    exports.router,
+    charts.router,
+    insight.router,
+    predict.router,
+    models.router,
+    studies.router,
+    comparisons.router,
+    v2.router,
+    metrics.router,
+    docs.router,
+    events.router,
+)
+
+
+def _lifespan(
+    settings: Settings, *, migrate: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up (runtime, migration, sweep, change feed) and its undoing at shut-down."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -175,6 +195,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             await feed.close()
             runtime.close()
 
+    return lifespan
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+    settings = settings or get_settings()
     app = FastAPI(
         title="MNIST lab",
         version=__version__,
@@ -182,26 +207,15 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             "Define Keras networks as JSON, have them trained on MNIST by workers, compare "
             "their learning curves and test scores, and recognise handwritten digits."
         ),
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, migrate=migrate),
         # Served by the docs router instead, behind PROTECT_READS like every other read.
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
     )
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(experiments.router)
-    app.include_router(exports.router)
-    app.include_router(charts.router)
-    app.include_router(insight.router)
-    app.include_router(predict.router)
-    app.include_router(models.router)
-    app.include_router(studies.router)
-    app.include_router(comparisons.router)
-    app.include_router(v2.router)
-    app.include_router(metrics.router)
-    app.include_router(docs.router)
-    app.include_router(events.router)
+    for router in ROUTERS:
+        app.include_router(router)
     web.mount(app)
     app.add_middleware(HotPaths)  # innermost: the guard and the metrics see its answers
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

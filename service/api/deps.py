@@ -86,6 +86,11 @@ async def require_reader(
         _check_token(settings, authorization)
 
 
+# What a route lists in `dependencies=` to say who may call it.
+Reader = Depends(require_reader)
+Writer = Depends(require_writer)
+
+
 async def client_id(
     request: Request,
     settings: SettingsDep,

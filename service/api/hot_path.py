@@ -22,12 +22,12 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.routes import predict, v2
-from service.domain import REFERENCE_PATTERN, ServableModel
+from service.domain import BEST, REFERENCE_PATTERN, ServableModel
 from service.errors import ServiceError
 from service.images import pixels_to_array
 from service.mnist import PIXELS, SIDE
 from service.runtime import Runtime
-from service.schemas.predict import BEST, PredictResponse
+from service.schemas.predict import PredictResponse
 from service.serving import oip
 from service.usecases.prediction import INLINE_MAX_IMAGES, Predictions
 
@@ -39,7 +39,6 @@ MAX_VERSION_LENGTH = 64  # as the route's `Version` path parameter
 FIELDS = frozenset({"image", "model", "scale"})
 SCALES = frozenset({"auto", "0-255", "0-1"})
 JSON = b"application/json"
-BINARY = b"application/octet-stream"
 V2_HEADER_LENGTH = oip.HEADER_LENGTH.lower().encode()
 
 Answer = tuple[bytes, list[tuple[bytes, bytes]]]  # body, headers but content-length
@@ -147,15 +146,15 @@ async def _infer(predictions: Predictions, scope: Scope, body: bytes) -> Answer 
     if len(request.images) > INLINE_MAX_IMAGES:
         return None
     probabilities = await predictions.forward_warm(model, request.images)
-    content, header_length = oip.encode_response(
+    response = oip.encode_response(
         model_name=name,
         model_version=model.experiment_id,
         request=request,
         probabilities=probabilities,
     )
-    if header_length is None:
-        return content, [(b"content-type", JSON)]
-    return content, [(b"content-type", BINARY), (V2_HEADER_LENGTH, b"%d" % header_length)]
+    headers = [(b"content-type", response.media_type.encode())]
+    headers += [(key.lower().encode(), value.encode()) for key, value in response.headers.items()]
+    return response.body, headers
 
 
 def _route(router: APIRouter, path: str) -> APIRoute:

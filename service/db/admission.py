@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Table, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from service.db.models import ExperimentRow, ExperimentTagRow, utcnow
 from service.db.repository import get_experiment
@@ -81,19 +82,12 @@ class NewExperiment:
     tags: tuple[str, ...] = ()
 
 
-def admit(
-    db: Database,
-    new: NewExperiment,
-    *,
-    max_queued: int,
-    idempotency_key: str | None = None,
-    request_digest: str | None = None,
-) -> Admission:
-    """Insert `new`, queued, unless its client already has `max_queued` queued; with an
-    Idempotency-Key the client used before, the experiment it created then (replayed)."""
+def _row_values(
+    new: NewExperiment, *, idempotency_key: str | None, request_digest: str | None
+) -> dict[str, Any]:
+    """The experiments row for `new`, queued (its tags go to their own table)."""
     now = utcnow()
-    client_id = new.client_id
-    values: dict[str, Any] = {
+    return {
         **asdict(new, dict_factory=lambda fields: {k: v for k, v in fields if k != "tags"}),
         "id": uuid.uuid4().hex,
         "status": Status.QUEUED.value,
@@ -106,6 +100,14 @@ def admit(
         "idempotency_key": idempotency_key,
         "request_digest": request_digest,
     }
+
+
+def _insert_below_cap(
+    values: dict[str, Any], *, client_id: str, max_queued: int
+) -> ReturningInsert[tuple[str]]:
+    """INSERT ... SELECT <values> WHERE <client's queued> < cap: counting and inserting are
+    one statement. RETURNING says whether the row went in (psycopg reports no rowcount for
+    INSERT ... SELECT)."""
     table = ExperimentRow.__table__
     assert isinstance(table, Table)
     queued = (
@@ -114,14 +116,27 @@ def admit(
         .where(table.c.client_id == client_id, table.c.status == Status.QUEUED.value)
         .scalar_subquery()
     )
-    # INSERT ... SELECT <values> WHERE <queued> < cap: counting and inserting are one statement.
     row = select(*(literal(value, type_=table.c[column].type) for column, value in values.items()))
-    # RETURNING says whether the row went in (psycopg reports no rowcount for INSERT ... SELECT).
-    statement = (
+    return (
         insert(table)
         .from_select(list(values), row.where(queued < max_queued))
         .returning(table.c.id)
     )
+
+
+def admit(
+    db: Database,
+    new: NewExperiment,
+    *,
+    max_queued: int,
+    idempotency_key: str | None = None,
+    request_digest: str | None = None,
+) -> Admission:
+    """Insert `new`, queued, unless its client already has `max_queued` queued; with an
+    Idempotency-Key the client used before, the experiment it created then (replayed)."""
+    client_id = new.client_id
+    values = _row_values(new, idempotency_key=idempotency_key, request_digest=request_digest)
+    statement = _insert_below_cap(values, client_id=client_id, max_queued=max_queued)
     try:
         with db.scope() as session:
             _lock_client(session, client_id)

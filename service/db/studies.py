@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from service.db.models import EpochRow, ExperimentRow, StudyRow, utcnow
-from service.db.repository import to_epoch, to_experiment
-from service.domain import EpochRecord, Experiment, Status, Study, StudyStatus
+from service.db.repository import to_experiment
+from service.domain import Experiment, Status, Study, StudyStatus
 from service.errors import StudyNotFound
 
 
@@ -127,21 +126,6 @@ def trial_number(session: Session, experiment_id: str) -> int | None:
     return session.scalar(
         select(ExperimentRow.trial_number).where(ExperimentRow.id == experiment_id)
     )
-
-
-def histories(session: Session, experiment_ids: Sequence[str]) -> dict[str, list[EpochRecord]]:
-    """Each experiment's epochs in order, in one query."""
-    found: dict[str, list[EpochRecord]] = {experiment_id: [] for experiment_id in experiment_ids}
-    if not experiment_ids:
-        return found
-    rows = session.scalars(
-        select(EpochRow)
-        .where(EpochRow.experiment_id.in_(experiment_ids))
-        .order_by(EpochRow.experiment_id, EpochRow.epoch)
-    ).all()
-    for row in rows:
-        found[row.experiment_id].append(to_epoch(row))
-    return found
 
 
 def create_trial(

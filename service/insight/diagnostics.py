@@ -157,6 +157,65 @@ def _accuracy_gap(record: EpochRecord) -> float | None:
     return record.accuracy - record.val_accuracy
 
 
+# What an underfitting net should try, whether it stalled or ran out of epochs.
+_UNDERFITTING_ADVICE = (
+    "train more epochs, raise the learning_rate, or use an adaptive optimiser (Adam)"
+)
+
+
+def _accuracy_evidence(metric: str, points: Sequence[tuple[int, float]]) -> dict[str, Any]:
+    return {
+        "epochs": [epoch for epoch, _ in points],
+        f"{'val_' if metric == 'validation' else ''}accuracy": [
+            _round(score) for _, score in points
+        ],
+    }
+
+
+def _plateau(known: Sequence[tuple[int, float]], metric: str) -> Finding | None:
+    """Accuracy flat over the last epochs, and low: the net is not learning."""
+    plateau = known[-(PLATEAU_EPOCHS + 1) :]
+    if len(plateau) < PLATEAU_EPOCHS + 1:
+        return None
+    values = [score for _, score in plateau]
+    if max(values) - min(values) >= PLATEAU_CHANGE or values[-1] >= REACHABLE_ACCURACY:
+        return None
+    return Finding(
+        kind="underfitting",
+        message=(
+            f"{metric} accuracy levelled off at {values[-1]:.3g} from epoch "
+            f"{plateau[0][0]} to {plateau[-1][0]}, below the {REACHABLE_ACCURACY} a "
+            "plain softmax regression reaches on MNIST: the net is not learning"
+        ),
+        evidence=_accuracy_evidence(metric, plateau),
+        suggestion=(
+            f"{_UNDERFITTING_ADVICE}; check for vanishing gradients or saturated units below, "
+            "and use He initialisation with ReLU-family activations"
+        ),
+    )
+
+
+def _still_climbing(known: Sequence[tuple[int, float]], metric: str) -> Finding | None:
+    """Accuracy still rising steadily at the last epoch: the training stopped too soon."""
+    climb = known[-(STILL_CLIMBING_EPOCHS + 1) :]
+    if len(climb) < STILL_CLIMBING_EPOCHS + 1:
+        return None
+    gains = [later - earlier for (_, earlier), (_, later) in itertools.pairwise(climb)]
+    if not all(gain >= STILL_CLIMBING_PER_EPOCH for gain in gains):
+        return None
+    per_epoch = sum(gains) / len(gains)
+    return Finding(
+        kind="too_slow",
+        message=(
+            f"{metric} accuracy was still climbing at the last epoch "
+            f"(+{per_epoch * 100:.2g} points per epoch over epochs {climb[0][0]} to "
+            f"{climb[-1][0]}): the training ended before the net finished learning"
+        ),
+        evidence=_accuracy_evidence(metric, climb),
+        suggestion=_UNDERFITTING_ADVICE,
+    )
+
+
 def _underfitting(history: Sequence[EpochRecord], *, finished: bool) -> Finding | None:
     scores = [
         (record.epoch, record.val_accuracy if record.val_accuracy is not None else record.accuracy)
@@ -164,50 +223,10 @@ def _underfitting(history: Sequence[EpochRecord], *, finished: bool) -> Finding 
     ]
     known = [(epoch, score) for epoch, score in scores if score is not None]
     metric = "validation" if history and history[-1].val_accuracy is not None else "training"
-    advice = "train more epochs, raise the learning_rate, or use an adaptive optimiser (Adam)"
-    plateau = known[-(PLATEAU_EPOCHS + 1) :]
-    if len(plateau) == PLATEAU_EPOCHS + 1:
-        values = [score for _, score in plateau]
-        if max(values) - min(values) < PLATEAU_CHANGE and values[-1] < REACHABLE_ACCURACY:
-            return Finding(
-                kind="underfitting",
-                message=(
-                    f"{metric} accuracy levelled off at {values[-1]:.3g} from epoch "
-                    f"{plateau[0][0]} to {plateau[-1][0]}, below the {REACHABLE_ACCURACY} a "
-                    "plain softmax regression reaches on MNIST: the net is not learning"
-                ),
-                evidence={
-                    "epochs": [epoch for epoch, _ in plateau],
-                    f"{'val_' if metric == 'validation' else ''}accuracy": [
-                        _round(value) for value in values
-                    ],
-                },
-                suggestion=(
-                    f"{advice}; check for vanishing gradients or saturated units below, "
-                    "and use He initialisation with ReLU-family activations"
-                ),
-            )
-    climb = known[-(STILL_CLIMBING_EPOCHS + 1) :]
-    if finished and len(climb) == STILL_CLIMBING_EPOCHS + 1:
-        gains = [later - earlier for (_, earlier), (_, later) in itertools.pairwise(climb)]
-        if all(gain >= STILL_CLIMBING_PER_EPOCH for gain in gains):
-            per_epoch = sum(gains) / len(gains)
-            return Finding(
-                kind="too_slow",
-                message=(
-                    f"{metric} accuracy was still climbing at the last epoch "
-                    f"(+{per_epoch * 100:.2g} points per epoch over epochs {climb[0][0]} to "
-                    f"{climb[-1][0]}): the training ended before the net finished learning"
-                ),
-                evidence={
-                    "epochs": [epoch for epoch, _ in climb],
-                    f"{'val_' if metric == 'validation' else ''}accuracy": [
-                        _round(score) for _, score in climb
-                    ],
-                },
-                suggestion=advice,
-            )
-    return None
+    found = _plateau(known, metric)
+    if found is None and finished:
+        found = _still_climbing(known, metric)
+    return found
 
 
 def _kernels(epoch: EpochLayers) -> list[LayerStats]:
@@ -251,22 +270,35 @@ def _gradients(layers: Sequence[EpochLayers]) -> Finding | None:
         },
     }
     if vanishing:
-        shown = "more than 1e308" if math.isinf(ratio) else f"{ratio:.2g}"
-        evidence["ratio_last_to_first"] = None if math.isinf(ratio) else _round(ratio)
-        return Finding(
-            kind="vanishing_gradients",
-            message=(
-                f"at epoch {latest.epoch} the gradient reaching the first layer "
-                f"({kernels[0].name}) is {shown} times smaller than at the last "
-                f"({kernels[-1].name}): the lower layers barely learn"
-            ),
-            evidence=evidence,
-            suggestion=(
-                "use He initialisation (kernel_initializer he_normal) with a non-saturating "
-                "activation (LeakyReLU, elu, or selu with lecun_normal), or add "
-                "BatchNormalization"
-            ),
-        )
+        return _vanishing(latest, kernels, ratio, evidence)
+    return _exploding(latest, kernels, ratio, evidence)
+
+
+def _vanishing(
+    latest: EpochLayers, kernels: list[LayerStats], ratio: float, evidence: dict[str, Any]
+) -> Finding:
+    shown = "more than 1e308" if math.isinf(ratio) else f"{ratio:.2g}"
+    evidence["ratio_last_to_first"] = None if math.isinf(ratio) else _round(ratio)
+    return Finding(
+        kind="vanishing_gradients",
+        message=(
+            f"at epoch {latest.epoch} the gradient reaching the first layer "
+            f"({kernels[0].name}) is {shown} times smaller than at the last "
+            f"({kernels[-1].name}): the lower layers barely learn"
+        ),
+        evidence=evidence,
+        suggestion=(
+            "use He initialisation (kernel_initializer he_normal) with a non-saturating "
+            "activation (LeakyReLU, elu, or selu with lecun_normal), or add "
+            "BatchNormalization"
+        ),
+    )
+
+
+def _exploding(
+    latest: EpochLayers, kernels: list[LayerStats], ratio: float, evidence: dict[str, Any]
+) -> Finding:
+    """`ratio` 0 stands for a gradient that is not a finite number."""
     evidence["ratio_first_to_last"] = None if ratio == 0 else _round(1 / ratio)
     return Finding(
         kind="exploding_gradients",

@@ -92,6 +92,30 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.where(denominator == 0, 0.0, numerator / safe)
 
 
+def _most_confident_mistakes(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    images: np.ndarray,
+    *,
+    keep: int,
+) -> list[Mistake]:
+    """The `keep` wrong answers given with the highest probability, the surest first."""
+    wrong = np.flatnonzero(predicted != labels)
+    confident = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")]
+    return [
+        Mistake(
+            index=int(index),
+            true=int(labels[index]),
+            predicted=int(predicted[index]),
+            probability=float(probabilities[index, predicted[index]]),
+            true_probability=float(probabilities[index, labels[index]]),
+            pixels=np.ascontiguousarray(images[index], dtype=np.uint8).tobytes(),
+        )
+        for index in confident[:keep]
+    ]
+
+
 def evaluate_probabilities(
     probabilities: np.ndarray,
     labels: np.ndarray,
@@ -112,11 +136,8 @@ def evaluate_probabilities(
     precision = _ratio(hits, confusion.sum(axis=0).astype(np.float64))
     recall = _ratio(hits, support.astype(np.float64))
     f1 = _ratio(2 * precision * recall, precision + recall)
-    rows = np.arange(len(labels))
-    true_probability = probabilities[rows, labels]
+    true_probability = probabilities[np.arange(len(labels)), labels]
     clipped = np.clip(true_probability.astype(np.float64), KERAS_EPSILON, 1 - KERAS_EPSILON)
-    wrong = np.flatnonzero(predicted != labels)
-    confident = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")]
     return Evaluation(
         test_loss=float(-np.log(clipped).mean()),
         test_accuracy=float(hits.sum() / len(labels)),
@@ -134,15 +155,5 @@ def evaluate_probabilities(
         macro_precision=float(precision.mean()),
         macro_recall=float(recall.mean()),
         macro_f1=float(f1.mean()),
-        mistakes=[
-            Mistake(
-                index=int(index),
-                true=int(labels[index]),
-                predicted=int(predicted[index]),
-                probability=float(probabilities[index, predicted[index]]),
-                true_probability=float(true_probability[index]),
-                pixels=np.ascontiguousarray(images[index], dtype=np.uint8).tobytes(),
-            )
-            for index in confident[:mistakes]
-        ],
+        mistakes=_most_confident_mistakes(probabilities, labels, predicted, images, keep=mistakes),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from html import escape
 
@@ -26,6 +26,44 @@ def _tint(rgb: tuple[int, int, int], strength: float) -> str:
     """`rgb` mixed into white: 0 is white, 1 the full colour."""
     mixed = (round(255 + (channel - 255) * strength) for channel in rgb)
     return "#{:02x}{:02x}{:02x}".format(*mixed)
+
+
+def _confusion_cell(
+    true: int, predicted: int, count: int, *, support: int, worst: int
+) -> list[str]:
+    """One square of the heat map: right answers shaded by recall, confusions by `worst`."""
+    if true == predicted:
+        strength = count / max(support, 1)
+        fill = _tint(RIGHT_RGB, 0.25 + 0.75 * strength)
+    else:
+        strength = count / worst
+        fill = _tint(WRONG_RGB, strength) if count else "#ffffff"
+    x, y = GRID_LEFT + predicted * CELL, GRID_TOP + true * CELL
+    dark = true == predicted or strength > 0.55
+    parts = [
+        f'<rect x="{x}" y="{y}" width="{CELL}" height="{CELL}" fill="{fill}" stroke="#dddddd"/>'
+    ]
+    if count:
+        parts.append(
+            f'<text x="{x + CELL / 2}" y="{y + CELL / 2 + 4}" text-anchor="middle" '
+            f'font-size="{11 if count >= 1000 else 12}" '
+            f'fill="{"white" if dark else "#222222"}">{count}</text>'
+        )
+    return parts
+
+
+def _recall_and_precision(evaluation: Evaluation, size: int) -> list[str]:
+    """Each row's recall to the right of the grid, each column's precision below it."""
+    parts = []
+    for scores in evaluation.classes:
+        middle = scores.digit * CELL + CELL / 2
+        parts.append(
+            f'<text x="{GRID_LEFT + size + 12}" y="{GRID_TOP + middle + 4}">'
+            f"{scores.recall:.3f}</text>"
+            f'<text x="{GRID_LEFT + middle}" y="{GRID_TOP + size + 22}" text-anchor="middle" '
+            f'font-size="11">{scores.precision:.3f}</text>'
+        )
+    return parts
 
 
 def confusion_svg(evaluation: Evaluation, *, title: str) -> str:
@@ -61,36 +99,14 @@ def confusion_svg(evaluation: Evaluation, *, title: str) -> str:
     for true in range(classes):
         for predicted in range(classes):
             count = int(confusion[true, predicted])
-            if true == predicted:
-                strength = count / max(int(support[true]), 1)
-                fill = _tint(RIGHT_RGB, 0.25 + 0.75 * strength)
-            else:
-                strength = count / worst
-                fill = _tint(WRONG_RGB, strength) if count else "#ffffff"
-            x, y = GRID_LEFT + predicted * CELL, GRID_TOP + true * CELL
-            dark = true == predicted or strength > 0.55
-            parts.append(
-                f'<rect x="{x}" y="{y}" width="{CELL}" height="{CELL}" fill="{fill}" '
-                'stroke="#dddddd"/>'
+            parts += _confusion_cell(
+                true, predicted, count, support=int(support[true]), worst=worst
             )
-            if count:
-                parts.append(
-                    f'<text x="{x + CELL / 2}" y="{y + CELL / 2 + 4}" text-anchor="middle" '
-                    f'font-size="{11 if count >= 1000 else 12}" '
-                    f'fill="{"white" if dark else "#222222"}">{count}</text>'
-                )
     parts.append(
         f'<rect x="{GRID_LEFT}" y="{GRID_TOP}" width="{size}" height="{size}" fill="none" '
         'stroke="#444"/>'
     )
-    for scores in evaluation.classes:
-        middle = scores.digit * CELL + CELL / 2
-        parts.append(
-            f'<text x="{GRID_LEFT + size + 12}" y="{GRID_TOP + middle + 4}">'
-            f"{scores.recall:.3f}</text>"
-            f'<text x="{GRID_LEFT + middle}" y="{GRID_TOP + size + 22}" text-anchor="middle" '
-            f'font-size="11">{scores.precision:.3f}</text>'
-        )
+    parts += _recall_and_precision(evaluation, size)
     parts.append(
         f'<text x="{GRID_LEFT}" y="{height - 14}" fill="#555">{evaluation.total:,} test images; '
         f"macro F1 {evaluation.macro_f1:.4f}; test loss {evaluation.test_loss:.4f}</text>"
@@ -107,12 +123,12 @@ def _epoch_colours(count: int) -> list[str]:
     return [_tint(RIGHT_RGB, 0.25 + 0.75 * index / max(count - 1, 1)) for index in range(count)]
 
 
-def gradients_svg(epochs: Sequence[EpochLayers], *, title: str) -> str:
-    """Kernel gradient norm (log scale) by layer depth, one line per epoch.
+Line = tuple[int, list[tuple[int, float]]]
 
-    Flat lines are healthy; lines that fall steeply towards depth 1 are the vanishing gradient
-    the chapter is about (rising towards depth 1: exploding)."""
-    lines = [
+
+def _gradient_lines(epochs: Sequence[EpochLayers]) -> list[Line]:
+    """Per epoch, its (depth, kernel gradient norm) points that a log scale can show."""
+    return [
         (
             epoch.epoch,
             [
@@ -123,14 +139,55 @@ def gradients_svg(epochs: Sequence[EpochLayers], *, title: str) -> str:
         )
         for epoch in epochs
     ]
+
+
+def _legend_rows(count: int) -> dict[int, int]:
+    """Which of `count` epochs the legend names (the first, the last, about eight between),
+    each with its row."""
+    shown = sorted({0, count - 1, *range(0, count, max(1, math.ceil(count / 8)))})
+    return {index: row for row, index in enumerate(shown)}
+
+
+def _log_grid(low: int, high: int, sy: Callable[[float], float], plot_w: int) -> list[str]:
+    """A line and a label at (about eight of) the powers of ten from 10**low to 10**high."""
+    parts = []
+    decade_step = max(1, math.ceil((high - low) / 8))
+    for power in range(low, high + 1, decade_step):
+        y = sy(10.0**power)
+        parts.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">1e{power}</text>'
+        )
+    return parts
+
+
+def _depth_ticks(names: dict[int, str], sx: Callable[[float], float], plot_h: int) -> list[str]:
+    """Under the plot, each depth and its layer's name."""
+    parts = []
+    for depth in sorted(names):
+        x = sx(depth)
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP + plot_h}" y2="{TOP + plot_h + 4}" '
+            f'stroke="#444"/><text x="{x:.1f}" y="{TOP + plot_h + 18}" text-anchor="middle">'
+            f'{depth}</text><text x="{x:.1f}" y="{TOP + plot_h + 31}" text-anchor="middle" '
+            f'font-size="9" fill="#666">{escape(names[depth][:12])}</text>'
+        )
+    return parts
+
+
+def gradients_svg(epochs: Sequence[EpochLayers], *, title: str) -> str:
+    """Kernel gradient norm (log scale) by layer depth, one line per epoch.
+
+    Flat lines are healthy; lines that fall steeply towards depth 1 are the vanishing gradient
+    the chapter is about (rising towards depth 1: exploding)."""
+    lines = _gradient_lines(epochs)
     values = [norm for _, points in lines for _, norm in points]
     names = {layer.depth: layer.name for epoch in epochs for layer in epoch.layers}
-    depths = sorted(names)
     low = math.floor(math.log10(min(values))) if values else -3
     high = math.ceil(math.log10(max(values))) if values else 0
     high = max(high, low + 1)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    last_depth = max(depths, default=1)
+    last_depth = max(names, default=1)
 
     def sx(depth: float) -> float:
         return LEFT + (depth - 1) / max(last_depth - 1, 1) * plot_w
@@ -139,21 +196,7 @@ def gradients_svg(epochs: Sequence[EpochLayers], *, title: str) -> str:
         return TOP + (1 - (math.log10(norm) - low) / (high - low)) * plot_h
 
     parts = svg_header(WIDTH, HEIGHT, title)
-    decade_step = max(1, math.ceil((high - low) / 8))
-    for power in range(low, high + 1, decade_step):
-        y = sy(10.0**power)
-        parts.append(
-            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>'
-            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">1e{power}</text>'
-        )
-    for depth in depths:
-        x = sx(depth)
-        parts.append(
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP + plot_h}" y2="{TOP + plot_h + 4}" '
-            f'stroke="#444"/><text x="{x:.1f}" y="{TOP + plot_h + 18}" text-anchor="middle">'
-            f'{depth}</text><text x="{x:.1f}" y="{TOP + plot_h + 31}" text-anchor="middle" '
-            f'font-size="9" fill="#666">{escape(names[depth][:12])}</text>'
-        )
+    parts += _log_grid(low, high, sy, plot_w) + _depth_ticks(names, sx, plot_h)
     parts += [
         f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" '
         'stroke="#444"/>',
@@ -163,14 +206,12 @@ def gradients_svg(epochs: Sequence[EpochLayers], *, title: str) -> str:
         'text-anchor="middle">gradient norm of the kernel (log)</text>',
     ]
     colours = _epoch_colours(len(lines))
-    shown = {0, len(lines) - 1, *range(0, len(lines), max(1, math.ceil(len(lines) / 8)))}
+    rows = _legend_rows(len(lines))
     for index, ((epoch, points), colour) in enumerate(zip(lines, colours, strict=True)):
         parts += polyline([(sx(depth), sy(norm)) for depth, norm in points], colour)
-        if index in shown:
-            row = len([earlier for earlier in shown if earlier < index])
-            parts.append(
-                legend_entry(LEFT + plot_w + 12, TOP + 8 + row * 18, colour, f"epoch {epoch}")
-            )
+        if index in rows:
+            y = TOP + 8 + rows[index] * 18
+            parts.append(legend_entry(LEFT + plot_w + 12, y, colour, f"epoch {epoch}"))
     if not values:
         parts.append(
             f'<text x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" '

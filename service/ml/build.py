@@ -7,24 +7,9 @@ from typing import Any, Protocol
 import keras
 
 from service.mnist import IMAGE_SHAPE
+from service.spec import layers as spec_layers
 from service.spec.base import SpecModel
 from service.spec.experiment import ExperimentSpec
-from service.spec.layers import (
-    ELU,
-    ActivationLayer,
-    AlphaDropout,
-    BatchNormalization,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    Input,
-    LeakyReLU,
-    MaxPooling2D,
-    PReLU,
-    ReLU,
-    Reshape,
-)
 from service.spec.layers import Layer as LayerSpec
 from service.spec.optimizers import Optimizer as OptimizerSpec
 from service.spec.schedules import SCHEDULE_TYPES
@@ -50,7 +35,7 @@ _KERAS_NAMES = {
 
 def _built(layers: list[LayerSpec]) -> list[LayerSpec]:
     """The layers Keras builds: an Input is not one, the model gets its own."""
-    return [layer for layer in layers if not isinstance(layer, Input)]
+    return [layer for layer in layers if not isinstance(layer, spec_layers.Input)]
 
 
 def _names(layers: list[LayerSpec]) -> list[str]:
@@ -91,63 +76,62 @@ def _keras_object(spec: _Tagged | None) -> Any:
     return _KERAS_CLASSES[spec.type](**spec.model_dump(exclude={"type"}))
 
 
+def _kernel_arguments(spec: spec_layers.Dense | spec_layers.Conv2D) -> dict[str, Any]:
+    """What a Dense and a Conv2D say alike: activation, and the kernel's start and limits."""
+    return {
+        "activation": spec.activation,
+        "kernel_initializer": spec.kernel_initializer,
+        "use_bias": spec.use_bias,
+        "kernel_regularizer": _keras_object(spec.kernel_regularizer),
+        "kernel_constraint": _keras_object(spec.kernel_constraint),
+    }
+
+
 def _layer(spec: LayerSpec, name: str) -> keras.layers.Layer:
     match spec:
-        case Flatten():
+        case spec_layers.Flatten():
             return keras.layers.Flatten(name=name)
-        case Dense():
-            return keras.layers.Dense(
-                spec.units,
-                name=name,
-                activation=spec.activation,
-                kernel_initializer=spec.kernel_initializer,
-                use_bias=spec.use_bias,
-                kernel_regularizer=_keras_object(spec.kernel_regularizer),
-                kernel_constraint=_keras_object(spec.kernel_constraint),
-            )
-        case ActivationLayer():
+        case spec_layers.Dense():
+            return keras.layers.Dense(spec.units, name=name, **_kernel_arguments(spec))
+        case spec_layers.ActivationLayer():
             return keras.layers.Activation(spec.activation, name=name)
-        case LeakyReLU():
+        case spec_layers.LeakyReLU():
             return keras.layers.LeakyReLU(negative_slope=spec.negative_slope, name=name)
-        case PReLU():
+        case spec_layers.PReLU():
             return keras.layers.PReLU(
                 alpha_initializer=spec.alpha_initializer, shared_axes=spec.shared_axes, name=name
             )
-        case ELU():
+        case spec_layers.ELU():
             return keras.layers.ELU(alpha=spec.alpha, name=name)
-        case ReLU():
+        case spec_layers.ReLU():
             return keras.layers.ReLU(
                 max_value=spec.max_value,
                 negative_slope=spec.negative_slope,
                 threshold=spec.threshold,
                 name=name,
             )
-        case BatchNormalization():
+        case spec_layers.BatchNormalization():
             return keras.layers.BatchNormalization(
                 momentum=spec.momentum, epsilon=spec.epsilon, name=name
             )
-        case Dropout():
+        case spec_layers.Dropout():
             return keras.layers.Dropout(spec.rate, name=name)
-        case AlphaDropout():
+        case spec_layers.AlphaDropout():
             return keras.layers.AlphaDropout(spec.rate, name=name)
-        case Conv2D():
+        case spec_layers.Conv2D():
             return keras.layers.Conv2D(
                 spec.filters,
                 spec.kernel,
                 name=name,
                 strides=spec.stride,
                 padding=spec.padding,
-                activation=spec.activation,
-                kernel_initializer=spec.kernel_initializer,
-                use_bias=spec.use_bias,
-                kernel_regularizer=_keras_object(spec.kernel_regularizer),
-                kernel_constraint=_keras_object(spec.kernel_constraint),
+                **_kernel_arguments(spec),
             )
-        case MaxPooling2D():
+        case spec_layers.MaxPooling2D():
             return keras.layers.MaxPooling2D(
                 spec.pool, strides=spec.stride, padding=spec.padding, name=name
             )
-        case Reshape():
+        case spec_layers.Reshape():
             return keras.layers.Reshape(tuple(spec.target_shape), name=name)
     raise TypeError(f"unsupported layer {spec!r}")  # pragma: no cover - the union is closed
 

@@ -7,7 +7,7 @@ far more than one numpy pass in `service.images`, which also says precisely what
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -54,47 +54,41 @@ PixelImage = Annotated[
 INPUT_FIELDS = ("image", "images", "image_base64", "images_base64")
 
 
-def _check_experiment_id(value: str) -> str:
-    if not EXPERIMENT_ID_PATTERN.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not an experiment id: an id is 32 hexadecimal digits, as "
-            "GET /experiments lists them"
-        )
-    return value
+def _experiment_id_problem(value: str) -> str | None:
+    if EXPERIMENT_ID_PATTERN.fullmatch(value):
+        return None
+    return (
+        f"{value!r} is not an experiment id: an id is 32 hexadecimal digits, as "
+        "GET /experiments lists them"
+    )
+
+
+def _refusing(problem_of: Callable[[str], str | None]) -> AfterValidator:
+    """A validator that refuses a string with the message `problem_of` gives for it."""
+
+    def check(value: str) -> str:
+        problem = problem_of(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
 
 
 ExperimentId = Annotated[
     str,
-    AfterValidator(_check_experiment_id),
+    _refusing(_experiment_id_problem),
     WithJsonSchema({"type": "string", "pattern": EXPERIMENT_ID_PATTERN.pattern}),
 ]
-
-
-def _check_alias(name: str) -> str:
-    problem = alias_problem(name)
-    if problem is not None:
-        raise ValueError(problem)
-    return name
-
-
 AliasName = Annotated[
     str,
-    AfterValidator(_check_alias),
+    _refusing(alias_problem),
     # Documents the pattern; alias_problem checks it, with the message registry.set_alias gives.
     WithJsonSchema({"type": "string", "pattern": ALIAS_PATTERN.pattern}),
 ]
-
-
-def _check_reference(reference: str) -> str:
-    problem = reference_problem(reference)
-    if problem is not None:
-        raise ValueError(problem)
-    return reference
-
-
 ModelName = Annotated[
     str,
-    AfterValidator(_check_reference),
+    _refusing(reference_problem),
     WithJsonSchema({"type": "string", "pattern": REFERENCE_PATTERN.pattern}),
     Field(
         description="'best' (highest test accuracy), 'latest' (most recently finished), "
@@ -194,22 +188,20 @@ class PredictionPublic(BaseModel):
         seen: np.ndarray | None = None,
     ) -> PredictionPublic:
         """One image's answer; with `seen` (the 28x28 image the model was given), its `input`."""
-        values = [float(value) for value in probabilities]
-        return cls(
-            digit=_digit(values),
-            probabilities=values,
-            assumed_scale=assumed_scale,
-            input=_input(seen),
-        )
+        return cls(**_prediction_fields(probabilities, assumed_scale, seen))
 
 
-def _digit(probabilities: list[float]) -> int:
-    return max(range(len(probabilities)), key=probabilities.__getitem__)
-
-
-def _input(seen: np.ndarray | None) -> list[list[float]] | None:
-    # Three decimals: finer than a screen's 256 grey levels, a third of the JSON.
-    return None if seen is None else np.round(seen, 3).tolist()
+def _prediction_fields(
+    probabilities: Sequence[float], assumed_scale: AssumedScale | None, seen: np.ndarray | None
+) -> dict[str, Any]:
+    values = [float(value) for value in probabilities]
+    return {
+        "digit": max(range(len(values)), key=values.__getitem__),
+        "probabilities": values,
+        "assumed_scale": assumed_scale,
+        # Three decimals: finer than a screen's 256 grey levels, a third of the JSON.
+        "input": None if seen is None else np.round(seen, 3).tolist(),
+    }
 
 
 class PredictResponse(PredictionPublic):
@@ -225,14 +217,8 @@ class PredictResponse(PredictionPublic):
         assumed_scale: AssumedScale | None,
         seen: np.ndarray | None = None,
     ) -> PredictResponse:
-        values = [float(value) for value in probabilities]
-        return cls(
-            digit=_digit(values),
-            probabilities=values,
-            assumed_scale=assumed_scale,
-            input=_input(seen),
-            model=ModelRef.of(model),
-        )
+        fields = _prediction_fields(probabilities, assumed_scale, seen)
+        return cls(**fields, model=ModelRef.of(model))
 
 
 class BatchPredictResponse(BaseModel):

@@ -165,15 +165,23 @@ def _outputs(request: dict[str, Any]) -> dict[str, bool]:
     return outputs
 
 
+@dataclass(frozen=True)
+class InferResponse:
+    """What goes back: the body, its media type, and the header length a binary body needs."""
+
+    body: bytes
+    media_type: str
+    headers: dict[str, str]
+
+
 def encode_response(
     *,
     model_name: str,
     model_version: str,
     request: InferRequest,
     probabilities: np.ndarray,
-) -> tuple[bytes, int | None]:
-    """The infer response's body, and the JSON header's length when outputs are binary (None:
-    the body is all JSON)."""
+) -> InferResponse:
+    """The infer response: all JSON, or a JSON header followed by the binary outputs."""
     tensors = {
         PROBABILITIES: np.ascontiguousarray(probabilities, dtype="<f4"),
         DIGIT: probabilities.argmax(axis=1).astype("<i8"),
@@ -204,5 +212,7 @@ def encode_response(
         response["id"] = request.id
     header = json.dumps(response, separators=(",", ":")).encode()
     if not raw:
-        return header, None
-    return b"".join([header, *raw]), len(header)
+        return InferResponse(header, "application/json", {})
+    return InferResponse(
+        b"".join([header, *raw]), "application/octet-stream", {HEADER_LENGTH: str(len(header))}
+    )

@@ -11,22 +11,7 @@ import math
 from dataclasses import dataclass
 
 from service.mnist import CLASSES, IMAGE_SHAPE
-from service.spec.layers import (
-    ELU,
-    ActivationLayer,
-    AlphaDropout,
-    BatchNormalization,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    Input,
-    LeakyReLU,
-    MaxPooling2D,
-    PReLU,
-    ReLU,
-    Reshape,
-)
+from service.spec import layers as spec_layers
 from service.spec.layers import Layer as LayerSpec
 
 # No tensor axis may be longer, and no layer's output per image larger: beyond them TensorFlow's
@@ -61,17 +46,24 @@ def _spatial(size: int, window: int, stride: int, padding: str) -> int:
 def _infer_one(index: int, layer: LayerSpec, shape: tuple[int, ...]) -> InferredLayer:
     where = f"layers[{index}] ({layer.type})"
     match layer:
-        case Flatten():
+        case spec_layers.Flatten():
             return InferredLayer((math.prod(shape),), 0, 0)
-        case Dense():
+        case spec_layers.Dense():
             params = shape[-1] * layer.units + (layer.units if layer.use_bias else 0)
             return InferredLayer((*shape[:-1], layer.units), params, params)
-        case BatchNormalization():
+        case spec_layers.BatchNormalization():
             features = shape[-1]
             return InferredLayer(shape, 4 * features, 2 * features)
-        case ActivationLayer() | LeakyReLU() | ELU() | ReLU() | Dropout() | AlphaDropout():
+        case (
+            spec_layers.ActivationLayer()
+            | spec_layers.LeakyReLU()
+            | spec_layers.ELU()
+            | spec_layers.ReLU()
+            | spec_layers.Dropout()
+            | spec_layers.AlphaDropout()
+        ):
             return InferredLayer(shape, 0, 0)
-        case PReLU():
+        case spec_layers.PReLU():
             shared = set(layer.shared_axes or ())
             if any(axis > len(shape) for axis in shared):
                 raise ArchitectureError(
@@ -81,7 +73,7 @@ def _infer_one(index: int, layer: LayerSpec, shape: tuple[int, ...]) -> Inferred
             # One learnt slope per input value, except along the shared axes.
             slopes = math.prod(1 if axis + 1 in shared else size for axis, size in enumerate(shape))
             return InferredLayer(shape, slopes, slopes)
-        case Reshape():
+        case spec_layers.Reshape():
             target = tuple(layer.target_shape)
             if math.prod(target) != math.prod(shape):
                 raise ArchitectureError(
@@ -89,34 +81,41 @@ def _infer_one(index: int, layer: LayerSpec, shape: tuple[int, ...]) -> Inferred
                     f"{target} ({math.prod(target)} values)"
                 )
             return InferredLayer(target, 0, 0)
-        case Conv2D() | MaxPooling2D():
-            if len(shape) != 3:
-                raise ArchitectureError(
-                    f"{where} needs a (height, width, channels) tensor but gets {shape}; "
-                    + (
-                        'put {"type": "Reshape", "target_shape": [28, 28, 1]} before it'
-                        if len(shape) == 2
-                        else "it cannot follow a Flatten or a Dense on a flat tensor; "
-                        "put convolutions and pooling before the Flatten"
-                    )
-                )
-            height, width, channels = shape
-            if isinstance(layer, Conv2D):
-                (kh, kw), (sh, sw) = layer.kernel, layer.stride
-            else:
-                (kh, kw), (sh, sw) = layer.pool, layer.stride
-            out_h = _spatial(height, kh, sh, layer.padding)
-            out_w = _spatial(width, kw, sw, layer.padding)
-            if out_h < 1 or out_w < 1:
-                raise ArchitectureError(
-                    f"{where}: a {kh}x{kw} window does not fit the {height}x{width} input; "
-                    'use a smaller window or padding "same"'
-                )
-            if isinstance(layer, MaxPooling2D):
-                return InferredLayer((out_h, out_w, channels), 0, 0)
-            params = kh * kw * channels * layer.filters + (layer.filters if layer.use_bias else 0)
-            return InferredLayer((out_h, out_w, layer.filters), params, params)
+        case spec_layers.Conv2D() | spec_layers.MaxPooling2D():
+            return _infer_window(where, layer, shape)
     raise ArchitectureError(f"{where}: unsupported layer")  # pragma: no cover - union is closed
+
+
+def _infer_window(
+    where: str, layer: spec_layers.Conv2D | spec_layers.MaxPooling2D, shape: tuple[int, ...]
+) -> InferredLayer:
+    """A convolution or a pooling: a window slid over a (height, width, channels) tensor."""
+    if len(shape) != 3:
+        raise ArchitectureError(
+            f"{where} needs a (height, width, channels) tensor but gets {shape}; "
+            + (
+                'put {"type": "Reshape", "target_shape": [28, 28, 1]} before it'
+                if len(shape) == 2
+                else "it cannot follow a Flatten or a Dense on a flat tensor; "
+                "put convolutions and pooling before the Flatten"
+            )
+        )
+    height, width, channels = shape
+    if isinstance(layer, spec_layers.Conv2D):
+        (kh, kw), (sh, sw) = layer.kernel, layer.stride
+    else:
+        (kh, kw), (sh, sw) = layer.pool, layer.stride
+    out_h = _spatial(height, kh, sh, layer.padding)
+    out_w = _spatial(width, kw, sw, layer.padding)
+    if out_h < 1 or out_w < 1:
+        raise ArchitectureError(
+            f"{where}: a {kh}x{kw} window does not fit the {height}x{width} input; "
+            'use a smaller window or padding "same"'
+        )
+    if isinstance(layer, spec_layers.MaxPooling2D):
+        return InferredLayer((out_h, out_w, channels), 0, 0)
+    params = kh * kw * channels * layer.filters + (layer.filters if layer.use_bias else 0)
+    return InferredLayer((out_h, out_w, layer.filters), params, params)
 
 
 def infer_architecture(layers: list[LayerSpec]) -> list[InferredLayer]:
@@ -128,7 +127,7 @@ def infer_architecture(layers: list[LayerSpec]) -> list[InferredLayer]:
     inferred: list[InferredLayer] = []
     shape: tuple[int, ...] = IMAGE_SHAPE
     for index, layer in enumerate(layers):
-        if isinstance(layer, Input):
+        if isinstance(layer, spec_layers.Input):
             continue
         result = _infer_one(index, layer, shape)
         _check_size(index, layer, result.output_shape)
@@ -152,11 +151,11 @@ def _check_size(index: int, layer: LayerSpec, shape: tuple[int, ...]) -> None:
 def _check_input_first(layers: list[LayerSpec]) -> None:
     """The input shape is said once, first, as Keras reads it; anywhere else it means nothing."""
     for index, layer in enumerate(layers):
-        if index > 0 and isinstance(layer, Input):
+        if index > 0 and isinstance(layer, spec_layers.Input):
             raise ArchitectureError(
                 f"layers[{index}] (Input): an Input can only be the first layer"
             )
-        given = not isinstance(layer, Input) and layer.input_shape is not None
+        given = not isinstance(layer, spec_layers.Input) and layer.input_shape is not None
         if index > 0 and given:
             raise ArchitectureError(
                 f"layers[{index}] ({layer.type}): input_shape only means something on the "
@@ -166,8 +165,8 @@ def _check_input_first(layers: list[LayerSpec]) -> None:
 
 def _check_probabilities(layers: list[LayerSpec], shape: tuple[int, ...]) -> None:
     last = layers[-1]
-    ends_in_softmax = (isinstance(last, Dense) and last.activation == "softmax") or (
-        isinstance(last, ActivationLayer) and last.activation == "softmax"
+    ends_in_softmax = (isinstance(last, spec_layers.Dense) and last.activation == "softmax") or (
+        isinstance(last, spec_layers.ActivationLayer) and last.activation == "softmax"
     )
     if shape != (CLASSES,) or not ends_in_softmax:
         hint = LAST_LAYER_HINT

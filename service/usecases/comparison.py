@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.db import repository
-from service.db import studies as store
 from service.domain import EpochRecord, Experiment
 from service.errors import InvalidInput
 from service.studies.comparison import aligned, differences
@@ -49,7 +48,7 @@ def compare(session: Session, ids: list[str], *, threshold: float, at_least: int
     if not at_least <= len(ids) <= MAX_COMPARED:
         raise InvalidInput(f"compare {at_least} to {MAX_COMPARED} experiments; got {len(ids)} ids")
     experiments = [repository.get_experiment(session, experiment_id) for experiment_id in ids]
-    found = store.histories(session, ids)
+    found = repository.histories(session, ids)
     histories = [found[experiment_id] for experiment_id in ids]
     diff = differences([experiment.spec for experiment in experiments])
     runs = [

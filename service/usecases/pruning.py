@@ -6,6 +6,7 @@ small query per epoch and never imports Optuna.
 
 from __future__ import annotations
 
+from service.db import repository
 from service.db import studies as store
 from service.db.session import Database
 from service.domain import EpochRecord
@@ -21,7 +22,7 @@ def prune_reason(db: Database, experiment_id: str, history: list[EpochRecord]) -
         if not study.definition.get("pruner"):
             return None
         trials = store.trials(session, study_id)
-        histories = store.histories(session, [trial.id for trial in trials])
+        histories = repository.histories(session, [trial.id for trial in trials])
     from pydantic import TypeAdapter
 
     from service.studies import pruning  # Optuna, only for trials that can be pruned

@@ -198,7 +198,9 @@ def _next_trial(
     definition = study.definition
     objective: ObjectiveMetric = definition["objective"]
     space = _SPACE.validate_python(definition["space"])
-    records = trial_records(trials, store.histories(session, [t.id for t in trials]), objective)
+    records = trial_records(
+        trials, repository.histories(session, [t.id for t in trials]), objective
+    )
     params = samplers.ask_tpe(
         space,
         records,
@@ -318,7 +320,7 @@ def progress(trials: list[Experiment]) -> dict[str, int]:
 def report(session: Session, study_id: str, *, threshold: float = DEFAULT_THRESHOLD) -> StudyReport:
     study = store.get_study(session, study_id)
     trials = store.trials(session, study_id)
-    histories = store.histories(session, [trial.id for trial in trials])
+    histories = repository.histories(session, [trial.id for trial in trials])
     objective: ObjectiveMetric = study.definition["objective"]
     rows = [
         leaderboard_row(
@@ -347,7 +349,7 @@ def curves(session: Session, study_id: str) -> tuple[Study, list[tuple[str, list
     """Each trial's label (what was varied) and history, in trial order."""
     study = store.get_study(session, study_id)
     trials = store.trials(session, study_id)
-    histories = store.histories(session, [trial.id for trial in trials])
+    histories = repository.histories(session, [trial.id for trial in trials])
     return study, [
         (trial_label(study, number, trial), histories[trial.id])
         for number, trial in enumerate(trials)

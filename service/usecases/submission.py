@@ -125,6 +125,35 @@ def _replay(earlier: admission.Admission, digest: str | None, key: str) -> Submi
     return Submission(earlier.experiment, replayed=True)
 
 
+def _new_experiment(
+    spec_in: ExperimentCreate,
+    settings: Settings,
+    summary: dict[str, Any],
+    *,
+    client_id: str,
+    rerun_of: str | None,
+) -> admission.NewExperiment:
+    return admission.NewExperiment(
+        name=spec_in.name,
+        description=spec_in.description,
+        spec=normalised_spec(spec_in),
+        summary=summary,
+        client_id=client_id,
+        max_attempts=settings.max_attempts,
+        spec_hash=spec_hash(spec_in),
+        seed=spec_in.fit.seed,
+        rerun_of=rerun_of,
+        tags=tuple(spec_in.tags),
+    )
+
+
+def _queue_full(max_queued: int) -> QueueFull:
+    return QueueFull(
+        f"you already have {max_queued} experiments queued, the limit "
+        f"(MAX_QUEUED_PER_CLIENT); wait for some to start or cancel them"
+    )
+
+
 def submit_experiment(
     *,
     spec_in: ExperimentCreate,
@@ -150,18 +179,7 @@ def submit_experiment(
         if earlier is not None:  # before the dry run: a retry costs a query, not a build
             return _replay(earlier, digest, idempotency_key)
     summary = validate_experiment(spec_in, settings)
-    new = admission.NewExperiment(
-        name=spec_in.name,
-        description=spec_in.description,
-        spec=normalised_spec(spec_in),
-        summary=summary,
-        client_id=client_id,
-        max_attempts=settings.max_attempts,
-        spec_hash=spec_hash(spec_in),
-        seed=spec_in.fit.seed,
-        rerun_of=rerun_of,
-        tags=tuple(spec_in.tags),
-    )
+    new = _new_experiment(spec_in, settings, summary, client_id=client_id, rerun_of=rerun_of)
     admitted = admission.admit(
         db,
         new,
@@ -170,10 +188,7 @@ def submit_experiment(
         request_digest=digest,
     )
     if admitted.experiment is None:
-        raise QueueFull(
-            f"you already have {settings.max_queued_per_client} experiments queued, the limit "
-            f"(MAX_QUEUED_PER_CLIENT); wait for some to start or cancel them"
-        )
+        raise _queue_full(settings.max_queued_per_client)
     if admitted.replayed:
         assert idempotency_key is not None
         return _replay(admitted, digest, idempotency_key)

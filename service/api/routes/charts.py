@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
-from service.api.deps import ExperimentId, SessionDep, require_reader
+from service.api.deps import ExperimentId, Reader, SessionDep
 from service.charts import (
     METRICS,
     LegendEntry,
@@ -38,7 +38,7 @@ PICTURE: dict[int | str, dict[str, Any]] = {
 # Every route answers a picture it renders itself, or an error about the experiments named.
 router = APIRouter(
     tags=["charts"],
-    dependencies=[Depends(require_reader)],
+    dependencies=[Reader],
     default_response_class=Response,
     responses={**PICTURE, **error_responses(401, 404, 422)},
 )

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from service.api.deps import SessionDep, require_reader
+from service.api.deps import Reader, SessionDep
 from service.schemas.errors import error_responses
 from service.schemas.studies import ComparisonPublic, HistorySeriesPublic, LeaderboardRowPublic
 from service.studies.leaderboard import DEFAULT_THRESHOLD
 from service.usecases.comparison import MAX_COMPARED, compare, split_ids
 
-router = APIRouter(tags=["comparisons"], dependencies=[Depends(require_reader)])
+router = APIRouter(tags=["comparisons"], dependencies=[Reader])
 
 
 @router.get("/compare", response_model=ComparisonPublic, responses=error_responses(401, 404, 422))

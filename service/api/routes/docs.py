@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.openapi.docs import (
     get_redoc_html,
     get_swagger_ui_html,
@@ -16,14 +16,14 @@ from fastapi.openapi.docs import (
 )
 from fastapi.responses import HTMLResponse
 
-from service.api.deps import require_reader
+from service.api.deps import Reader
 from service.api.routes.web import STATIC, VENDOR
 
 OPENAPI_URL = "/openapi.json"
 DOCS_URL = "/docs"
 REDOC_URL = "/redoc"
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(require_reader)])
+router = APIRouter(include_in_schema=False, dependencies=[Reader])
 
 
 @router.get(OPENAPI_URL)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypedDict
 
-from fastapi import APIRouter, Depends, Query, Request, Response, params, status
+from fastapi import APIRouter, Query, Request, Response, params, status
 
 from service.api.deps import (
     ClientIdDep,
@@ -12,11 +12,11 @@ from service.api.deps import (
     ExperimentId,
     IdempotencyKey,
     QueueDep,
+    Reader,
     RuntimeDep,
     SessionDep,
     SettingsDep,
-    require_reader,
-    require_writer,
+    Writer,
 )
 from service.db import repository
 from service.domain import Status
@@ -40,8 +40,6 @@ from service.usecases.reproduction import reproduction_of
 from service.usecases.submission import submit_experiment, validate_experiment
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
-Reader = Depends(require_reader)
-Writer = Depends(require_writer)
 
 
 class _OnOneExperiment(TypedDict):

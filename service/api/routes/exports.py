@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, status
 from fastapi.responses import StreamingResponse
 
 from service.api.deps import (
@@ -12,18 +12,17 @@ from service.api.deps import (
     DatabaseDep,
     ExperimentId,
     QueueDep,
+    Reader,
     RuntimeDep,
     SessionDep,
     SettingsDep,
-    require_reader,
-    require_writer,
+    Writer,
 )
 from service.schemas.errors import error_responses
 from service.schemas.experiments import ExperimentPublic
 from service.usecases import exports, reproduction
 
 router = APIRouter(prefix="/experiments", tags=["reproduction"])
-Reader = Depends(require_reader)
 
 
 def _file(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
@@ -49,7 +48,7 @@ def _attachment(download: exports.Download) -> StreamingResponse:
     "/{experiment_id}/rerun",
     response_model=ExperimentPublic,
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[Depends(require_writer)],
+    dependencies=[Writer],
     responses=error_responses(401, 404, 422, 429),
 )
 def rerun_experiment(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service import metrics
-from service.api.deps import RuntimeDep, require_reader
+from service.api.deps import Reader, RuntimeDep
 from service.schemas.errors import error_responses
 
-router = APIRouter(tags=["metrics"], dependencies=[Depends(require_reader)])
+router = APIRouter(tags=["metrics"], dependencies=[Reader])
 
 
 @router.get(

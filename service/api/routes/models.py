@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Response, status
 
-from service.api.deps import SessionDep, require_reader, require_writer
+from service.api.deps import Reader, SessionDep, Writer
 from service.db import registry
 from service.schemas.errors import error_responses
 from service.schemas.predict import (
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/models", tags=["models"])
 @router.get(
     "",
     response_model=ModelsPublic,
-    dependencies=[Depends(require_reader)],
+    dependencies=[Reader],
     responses=error_responses(401),
 )
 def list_models(session: SessionDep) -> ModelsPublic:
@@ -33,7 +33,7 @@ def list_models(session: SessionDep) -> ModelsPublic:
 @router.get(
     "/{reference}",
     response_model=ModelPublic,
-    dependencies=[Depends(require_reader)],
+    dependencies=[Reader],
     responses=error_responses(401, 404, 409, 422),
 )
 def read_model(reference: ModelName, session: SessionDep) -> ModelPublic:
@@ -44,7 +44,7 @@ def read_model(reference: ModelName, session: SessionDep) -> ModelPublic:
 @router.put(
     "/{alias}",
     response_model=AliasPublic,
-    dependencies=[Depends(require_writer)],
+    dependencies=[Writer],
     responses=error_responses(401, 404, 409, 422),
 )
 def put_alias(alias: AliasName, update: AliasUpdate, session: SessionDep) -> AliasPublic:
@@ -57,7 +57,7 @@ def put_alias(alias: AliasName, update: AliasUpdate, session: SessionDep) -> Ali
 @router.delete(
     "/{alias}",
     status_code=status.HTTP_204_NO_CONTENT,
-    dependencies=[Depends(require_writer)],
+    dependencies=[Writer],
     responses=error_responses(401, 404, 422),
 )
 def delete_alias(alias: AliasName, session: SessionDep) -> Response:

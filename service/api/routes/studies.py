@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from service.api.deps import (
     ClientIdDep,
     DatabaseDep,
     QueueDep,
+    Reader,
     RuntimeDep,
     SessionDep,
     SettingsDep,
-    require_reader,
-    require_writer,
+    Writer,
 )
 from service.api.routes.charts import PICTURE, Kind, WithTraining, overlay, picture
 from service.charts import METRICS, Metric
@@ -30,8 +30,6 @@ from service.studies.leaderboard import DEFAULT_THRESHOLD
 from service.usecases import studies
 
 router = APIRouter(prefix="/studies", tags=["studies"])
-Reader = Depends(require_reader)
-Writer = Depends(require_writer)
 StudyId = Annotated[str, Path(min_length=1, max_length=64, description="the study's id")]
 Threshold = Annotated[
     float,

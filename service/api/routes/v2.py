@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -17,7 +17,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__
-from service.api.deps import RuntimeDep, SessionDep, require_reader
+from service.api.deps import Reader, RuntimeDep, SessionDep
 from service.db import registry
 from service.domain import ServableModel
 from service.errors import ModelNotFound, ServiceError, Unauthorized
@@ -63,7 +63,7 @@ class OipRoute(APIRoute):
 
 
 router = APIRouter(prefix="/v2", tags=["v2"], route_class=OipRoute, responses=V2_ERRORS)
-readers = [Depends(require_reader)]
+readers = [Reader]
 Version = Annotated[str, Path(min_length=1, max_length=64, description="an experiment id")]
 
 
@@ -147,19 +147,13 @@ async def infer(
         result = await run_in_threadpool(predictions.predict_images, name, decoded.images)
         model, probabilities = result.model, result.probabilities
         _check_version(name, version, model)
-    body, header_length = oip.encode_response(
+    response = oip.encode_response(
         model_name=name,
         model_version=model.experiment_id,
         request=decoded,
         probabilities=probabilities,
     )
-    if header_length is None:
-        return Response(body, media_type="application/json")
-    return Response(
-        body,
-        media_type="application/octet-stream",
-        headers={oip.HEADER_LENGTH: str(header_length)},
-    )
+    return Response(response.body, media_type=response.media_type, headers=response.headers)
 
 
 def _resolve(
