@@ -41,12 +41,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def configure(level: str | None = None, log_format: str | None = None) -> None:
-    """Root logging to stderr in LOG_FORMAT (`text` or `json`) at LOG_LEVEL; idempotent."""
+def role_format(role: str) -> str:
+    """The text format of a process that has one job (a training, an evaluation): its role and
+    pid name every line, where the API's and a worker's name the logger."""
+    return f"%(asctime)s %(levelname)s [{role} %(process)d] %(message)s"
+
+
+def configure(
+    level: str | None = None, log_format: str | None = None, *, text_format: str = TEXT_FORMAT
+) -> None:
+    """Root logging to stderr in LOG_FORMAT (`text`, as `text_format`, or `json`) at LOG_LEVEL;
+    idempotent."""
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
     fmt = (log_format or os.environ.get("LOG_FORMAT", "text")).lower()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(text_format))
     logging.basicConfig(
         level=(level or os.environ.get("LOG_LEVEL", "INFO")).upper(),
         handlers=[handler],

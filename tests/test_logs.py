@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from service import logs
 from service.config import Settings
 from service.domain import EpochRecord
 from service.logs import uvicorn_config
@@ -46,6 +47,24 @@ def test_epoch_line_reads_like_keras() -> None:
 )
 def test_only_tensorflow_start_up_chatter_is_filtered(line: bytes, noise: bool) -> None:
     assert bool(NOISE.match(line)) is noise
+
+
+@pytest.mark.parametrize(
+    ("log_format", "line"),
+    [("text", r".+ INFO \[training \d+\] epoch 1"), ("json", r'\{.*"message": "epoch 1".*\}')],
+)
+def test_training_processes_log_in_the_workers_format(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], log_format: str, line: str
+) -> None:
+    monkeypatch.setenv("LOG_FORMAT", log_format)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure(text_format=logs.role_format("training"))
+        logging.getLogger("service.training").info("epoch 1")
+    finally:
+        root.handlers, root.level = saved[0], saved[1]
+    assert re.fullmatch(line, capsys.readouterr().err.strip())
 
 
 def test_submitting_logs_one_queued_line(

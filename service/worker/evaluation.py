@@ -9,12 +9,12 @@ a process that may fork after loading TensorFlow, and never in the API.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from service import logs
 from service.config import Settings
 from service.db import insight, repository
 from service.db.session import Database
@@ -91,10 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m service.worker.evaluation <experiment_id>", file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s [evaluation %(process)d] %(message)s"
-    )
+    # LOG_FORMAT and LOG_LEVEL as in the worker that started it; TF_CPP_MIN_LOG_LEVEL too.
+    logs.configure(text_format=logs.role_format("evaluation"))
     settings = Settings()
     try:
         evaluate_experiment(settings, args[0])

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from service import logs
 from service.config import Settings
 from service.db import insight, leases
 from service.db.session import Database
@@ -488,10 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2:
         print("usage: python -m service.worker.training <experiment_id> <attempt>", file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s [training %(process)d] %(message)s"
-    )
+    # LOG_FORMAT and LOG_LEVEL as in the worker that started it; TF_CPP_MIN_LOG_LEVEL too.
+    logs.configure(text_format=logs.role_format("training"))
     return run(args[0], int(args[1]), Settings())
 
 
