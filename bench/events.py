@@ -1,18 +1,21 @@
 """Do open event streams slow predictions? /predict p50 with 200 open /events streams vs none.
 
 Starts `python -m service api` on temporary files, trains the LeakyReLU net briefly with a
-worker (as bench/predict.py does), then alternates rounds: POST /predict from one client with
-no stream open, and with STREAMS clients holding GET /events open. The issue's goal: p50 moves
-by at most 10%.
+worker (as bench/predict.py does), then alternates rounds: wrk POSTs /predict over one
+connection with no stream open, then with STREAMS clients holding GET /events open (an asyncio
+loop in this process, idle but for what the server sends). The issue's goal: p50 moves by at
+most 10%. Needs `wrk` (Debian: apt-get install -y wrk).
 
-    python bench/events.py [--streams 200] [--requests 2000] [--rounds 3]
+    MNIST_PATH=../shared/data/mnist.npz python bench/events.py [--streams 200] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -21,8 +24,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-from harness import Figures, free_port, running, service_env, wait
-from predict import DEFAULT_MNIST, bodies, drive, train_model, wait_up
+import numpy as np
+from harness import Run, free_port, running, service_env, wait, wrk
+from predict import DEFAULT_MNIST, train, up
 
 GOAL_RATIO = 1.10
 
@@ -69,15 +73,14 @@ class OpenStreams:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=200)
-    parser.add_argument("--requests", type=int, default=2000, help="predictions per run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of both")
-    parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--images", type=int, default=500)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--train-size", type=int, default=2000)
     parser.add_argument("--mnist", default=os.environ.get("MNIST_PATH") or str(DEFAULT_MNIST))
     args = parser.parse_args()
-    requests = bodies(args.mnist, args.images)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install -y wrk)")
+    with np.load(args.mnist) as data:
+        image = data["x_test"][0]
 
     with tempfile.TemporaryDirectory(prefix="bench-events-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
@@ -86,26 +89,32 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         api_log = workdir / "api.log"
         api = stack.enter_context(running([sys.executable, "-m", "service", "api"], env, api_log))
-        wait_up(url, api, api_log)
+        up(url, api, api_log)
         with httpx.Client(base_url=url, timeout=60) as http:
-            train_model(http, env, workdir, args)
-        drive(url, requests, total=args.warmup, clients=1, label="warm-up")
-        runs: list[tuple[Figures, Figures]] = []
+            model = train(http, env, workdir, ["leaky_relu"])["leaky_relu"]
+
+        def predict(label: str, seconds: float) -> Run:
+            return wrk(
+                f"{url}/predict",
+                body=json.dumps({"image": image.tolist(), "model": model}).encode(),
+                headers={"Content-Type": "application/json"},
+                connections=1,
+                seconds=seconds,
+                label=label,
+                scratch=workdir,
+            )
+
+        predict("warm-up", 2)
+        runs: list[tuple[Run, Run]] = []
         for number in range(1, args.rounds + 1):
-            quiet = drive(url, requests, total=args.requests, clients=1, label=f"{number}: none")
+            quiet = predict(f"{number}: no stream", args.seconds)
             with OpenStreams(url, args.streams):
-                busy = drive(
-                    url,
-                    requests,
-                    total=args.requests,
-                    clients=1,
-                    label=f"{number}: {args.streams} streams",
-                )
+                busy = predict(f"{number}: {args.streams} streams", args.seconds)
             runs.append((quiet, busy))
 
     print(
-        f"\nPOST /predict p50, one client, with and without {args.streams} open GET /events; "
-        f"{os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}"
+        f"\nPOST /predict over one connection (wrk), with and without {args.streams} open "
+        f"GET /events; {os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}"
     )
     for quiet, busy in runs:
         print(quiet.line())

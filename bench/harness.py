@@ -5,6 +5,7 @@ concurrent HTTP clients that time each request."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -170,3 +171,95 @@ def load(base_url: str, send: Send, *, total: int, clients: int, label: str) -> 
     for thread in threads:
         thread.join()
     return Figures(label, latencies, time.perf_counter() - began, errors)
+
+
+# wrk's report as one JSON line (latencies in microseconds), after the run.
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format(
+    '\\nREPORT {"p50": %d, "p99": %d, "max": %d, "requests": %d, "us": %d, "errors": %d}\\n',
+    latency:percentile(50), latency:percentile(99), latency.max, summary.requests,
+    summary.duration, errors))
+end
+"""
+
+
+@dataclass
+class Run:
+    """One wrk run's figures."""
+
+    label: str
+    connections: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    rate: float
+    errors: int
+
+    def line(self, ceiling: Run | None = None, width: int = 34) -> str:
+        share = f"  {self.rate / ceiling.rate:5.0%} of ceiling" if ceiling else ""
+        return (
+            f"{self.label:<{width}} c={self.connections:<3} p50={self.p50_ms:6.2f} ms  "
+            f"p99={self.p99_ms:6.2f} ms  max={self.max_ms:6.1f} ms  {self.rate:7.0f} req/s"
+            f"{share}  errors={self.errors}"
+        )
+
+
+def _wrk_script(body_file: Path | None, headers: dict[str, str], paths: list[str]) -> str:
+    if body_file is not None:
+        request = [
+            'wrk.method = "POST"',
+            f'local f = io.open("{body_file}", "rb"); wrk.body = f:read("*a"); f:close()',
+        ]
+    else:
+        quoted = ", ".join(f'"{path}"' for path in paths)
+        # GETs taking the paths in turn.
+        request = [
+            f"local paths = {{{quoted}}}",
+            "local turn = 0",
+            "request = function()",
+            "  turn = turn % #paths + 1",
+            "  return wrk.format(nil, paths[turn])",
+            "end",
+        ]
+    lines = [*request, *[f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]]
+    return "\n".join([*lines, WRK_REPORT])
+
+
+def wrk(
+    url: str,
+    *,
+    connections: int,
+    seconds: float,
+    label: str,
+    scratch: Path,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    paths: list[str] | None = None,
+) -> Run:
+    """wrk (one thread, compiled: it shares nothing with the server's Python) against `url`:
+    POST `body` when given, else GET `paths` of it in turn (or `url` itself)."""
+    stamp = time.monotonic_ns()
+    body_file = None
+    if body is not None:
+        body_file = scratch / f"wrk-{stamp}.body"
+        body_file.write_bytes(body)
+    script = scratch / f"wrk-{stamp}.lua"
+    script.write_text(_wrk_script(body_file, headers or {}, paths or ["/"]))
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s"]
+    command += ["-s", str(script), url]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)}: {done.stderr or done.stdout}")
+    report = json.loads(done.stdout.rsplit("REPORT ", 1)[1])
+    return Run(
+        label=label,
+        connections=connections,
+        p50_ms=report["p50"] / 1000,
+        p99_ms=report["p99"] / 1000,
+        max_ms=report["max"] / 1000,
+        rate=report["requests"] / (report["us"] / 1e6),
+        errors=report["errors"],
+    )

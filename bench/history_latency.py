@@ -1,16 +1,20 @@
 """Latency of GET /experiments/{id}/history while two worker slots train, against a quiet baseline.
 
-Starts `python -m service` (API + embedded worker with 2 slots) on temporary files, measures the
-reads once with nothing training, then again while queued jobs train, and prints p50/p99/max
-and requests per second for both. Cleans up and exits by itself.
+Starts `python -m service` (API + embedded worker with 2 slots) on temporary files. wrk (compiled,
+so the load generator does not compete as a second Python for the CPUs) reads the histories
+with nothing training, then while queued jobs train; the slots' epochs per minute are counted
+with no reads and during the reads, so the training's cost of staying responsive shows too.
+Prints p50/p99/max and requests per second. `--env NAME=VALUE` passes a setting to the service
+(e.g. TRAINING_NICENESS=0 for an untuned comparison). Needs `wrk` (apt-get install -y wrk).
 
-    MNIST_PATH=../shared/data/mnist.npz python bench/history_latency.py --requests 2000
+    MNIST_PATH=../shared/data/mnist.npz python bench/history_latency.py
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -22,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import REPO, Figures, free_port, load, running, service_env, wait
+from harness import REPO, Run, free_port, running, service_env, wait, wrk
 
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist.npz"
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -43,22 +47,15 @@ def job_spec(epochs: int) -> dict[str, Any]:
 
 
 @contextmanager
-def service(workdir: Path, *, slots: int, mnist: str) -> Iterator[tuple[str, Path]]:
+def service(
+    workdir: Path, *, slots: int, mnist: str, extra: dict[str, str]
+) -> Iterator[tuple[str, Path]]:
     """`python -m service` on temporary files; yields its base URL and its log file."""
     port = free_port()
-    env = service_env(workdir, mnist=mnist, port=port, WORKER_SLOTS=str(slots))
+    env = service_env(workdir, mnist=mnist, port=port, WORKER_SLOTS=str(slots), **extra)
     log_path = workdir / "service.log"
     with running([sys.executable, "-m", "service"], env, log_path):
         yield f"http://127.0.0.1:{port}", log_path
-
-
-def hammer(base_url: str, ids: list[str], *, requests: int, clients: int, label: str) -> Figures:
-    """`requests` GETs of these experiments' histories, in turn, over `clients` connections."""
-
-    def send(http: httpx.Client, number: int) -> httpx.Response:
-        return http.get(f"/experiments/{ids[number % len(ids)]}/history")
-
-    return load(base_url, send, total=requests, clients=clients, label=label)
 
 
 def running_count(http: httpx.Client) -> int:
@@ -90,21 +87,39 @@ def sampling(measure: Callable[[], int], every: float = 0.5) -> Iterator[list[in
         thread.join()
 
 
+def epoch_rate(http: httpx.Client, ids: list[str], seconds: float) -> float:
+    """Epochs the slots record per minute over the next `seconds`."""
+    before = epochs_recorded(http, ids)
+    time.sleep(seconds)
+    return (epochs_recorded(http, ids) - before) * 60 / seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000, help="GETs per measurement")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
-    parser.add_argument("--jobs", type=int, default=6, help="jobs queued for the loaded run")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs per queued job")
+    parser.add_argument("--seconds", type=float, default=20.0, help="per measurement")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent connections")
+    parser.add_argument("--jobs", type=int, default=4, help="jobs queued for the loaded runs")
+    parser.add_argument("--epochs", type=int, default=40, help="epochs per queued job")
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--mnist", default=os.environ.get("MNIST_PATH") or str(DEFAULT_MNIST))
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra service setting, e.g. TRAINING_NICENESS=0 for the untuned comparison",
+    )
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install -y wrk)")
+    extra = dict(item.split("=", 1) for item in args.env)
 
     with (
         tempfile.TemporaryDirectory(prefix="history-latency-") as tmp,
-        service(Path(tmp), slots=args.slots, mnist=args.mnist) as (base_url, log_path),
-        httpx.Client(base_url=base_url, timeout=120) as http,
+        service(Path(tmp), slots=args.slots, mnist=args.mnist, extra=extra) as (url, log_path),
+        httpx.Client(base_url=url, timeout=120) as http,
     ):
+        workdir = Path(tmp)
 
         def up() -> bool:
             try:
@@ -125,6 +140,16 @@ def main() -> None:
             value: str = http.get(f"/experiments/{experiment_id}").json()["status"]
             return value
 
+        def reads(label: str, ids: list[str]) -> Run:
+            return wrk(
+                url,
+                paths=[f"/experiments/{i}/history" for i in ids],
+                connections=args.clients,
+                seconds=args.seconds,
+                label=label,
+                scratch=workdir,
+            )
+
         # Baseline: a finished experiment's history, with nothing training.
         done = submit(epochs=2)
         wait(lambda: status(done) in FINISHED, timeout=600, what="the baseline job")
@@ -134,15 +159,10 @@ def main() -> None:
             what="an empty queue",
         )
         time.sleep(2)  # let its training process exit
-        quiet = hammer(
-            base_url,
-            [done],
-            requests=args.requests,
-            clients=args.clients,
-            label="idle (no training)",
-        )
+        reads("warm-up", [done])
+        quiet = reads("idle (no training)", [done])
 
-        # Loaded: the same reads, spread over the jobs, while both slots train.
+        # Loaded: the same reads, spread over the jobs, while the slots train.
         ids = [submit(args.epochs) for _ in range(args.jobs)]
 
         def training() -> int:
@@ -153,30 +173,27 @@ def main() -> None:
             return len(running) if len(running) == args.slots and epochs > 0 else 0
 
         wait(training, timeout=600, what=f"{args.slots} jobs to be training")
-        epochs_before = epochs_recorded(http, ids)
+        alone = epoch_rate(http, ids, args.seconds)
+        before = epochs_recorded(http, ids)
         with sampling(lambda: running_count(http)) as running:
-            loaded = hammer(
-                base_url,
-                [done, *ids],
-                requests=args.requests,
-                clients=args.clients,
-                label=f"while {args.slots} slots train",
-            )
-        epochs_during = epochs_recorded(http, ids) - epochs_before
+            loaded = reads(f"while {args.slots} slots train", [done, *ids])
+        during = (epochs_recorded(http, ids) - before) * 60 / args.seconds
         for experiment_id in ids:
             if status(experiment_id) not in FINISHED:
                 http.post(f"/experiments/{experiment_id}/cancel")
 
+    settings = " ".join(args.env) or "defaults"
     print(
-        f"GET /experiments/{{id}}/history, {args.clients} concurrent clients, "
-        f"{args.requests} requests each run, {os.cpu_count()} CPUs"
+        f"\nGET /experiments/{{id}}/history with wrk, {args.clients} connections, "
+        f"{args.seconds:g} s per run, {os.cpu_count()} CPUs, service settings: {settings}"
     )
     print(quiet.line(width=22))
     print(loaded.line(width=22))
     print(
-        f"during the loaded run: {epochs_during} epochs recorded, jobs running "
-        f"min {min(running)} / mean {statistics.mean(running):.1f} of {args.slots} slots "
-        f"({len(running)} samples); load average {os.getloadavg()[0]:.1f}"
+        f"training: {alone:.1f} epochs/min with no reads, {during:.1f} while read "
+        f"({during / alone:.0%}); jobs running min {min(running)} / mean "
+        f"{statistics.mean(running):.1f} of {args.slots} slots; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
 
 

@@ -22,13 +22,13 @@ import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-from harness import REPO, free_port, running, wait
+from harness import REPO, Run, free_port, running, wait, wrk
 
 from service.spec.notebook import notebook_layers
 
@@ -50,16 +50,6 @@ HEAVY_NETS: dict[str, list[dict[str, Any]]] = {
         {"type": "Dense", "units": 10, "activation": "softmax"},
     ],
 }
-# wrk's report as one JSON line (latencies in microseconds), after the run.
-REPORT = """
-done = function(summary, latency, requests)
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
-    + summary.errors.status + summary.errors.timeout
-  io.write(string.format(
-    '\\nREPORT {"p50": %d, "p99": %d, "requests": %d, "us": %d, "errors": %d}\\n',
-    latency:percentile(50), latency:percentile(99), summary.requests, summary.duration, errors))
-end
-"""
 GOAL_P50_MS = 0.6
 GOAL_RATE = 2000.0
 GOAL_SHARE = 0.6
@@ -109,68 +99,6 @@ def up(url: str, child: subprocess.Popen[bytes], log: Path) -> None:
             return False
 
     wait(answers, timeout=300, what=f"{url} to start (log: {log})")
-
-
-@dataclass
-class Run:
-    label: str
-    connections: int
-    p50_ms: float
-    p99_ms: float
-    rate: float
-    errors: int
-
-    def line(self, ceiling: Run | None) -> str:
-        share = f"  {self.rate / ceiling.rate:5.0%} of ceiling" if ceiling else ""
-        return (
-            f"{self.label:<34} c={self.connections:<3} p50={self.p50_ms:6.2f} ms  "
-            f"p99={self.p99_ms:6.2f} ms  {self.rate:7.0f} req/s{share}  errors={self.errors}"
-        )
-
-
-def wrk(
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    connections: int,
-    seconds: float,
-    label: str,
-    scratch: Path,
-) -> Run:
-    body_file = scratch / f"body-{abs(hash(body))}.bin"
-    body_file.write_bytes(body)
-    script = scratch / f"script-{abs(hash((body, tuple(headers.items()))))}.lua"
-    lines = [
-        'wrk.method = "POST"',
-        f'local f = io.open("{body_file}", "rb"); wrk.body = f:read("*a"); f:close()',
-        *[f'wrk.headers["{name}"] = "{value}"' for name, value in headers.items()],
-        REPORT,
-    ]
-    script.write_text("\n".join(lines))
-    command = [
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{seconds:g}s",
-        "--timeout",
-        "5s",
-        "-s",
-        str(script),
-        url,
-    ]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)}: {done.stderr or done.stdout}")
-    output = done.stdout
-    report = json.loads(output.rsplit("REPORT ", 1)[1])
-    return Run(
-        label=label,
-        connections=connections,
-        p50_ms=report["p50"] / 1000,
-        p99_ms=report["p99"] / 1000,
-        rate=report["requests"] / (report["us"] / 1e6),
-        errors=report["errors"],
-    )
 
 
 def v2_body(image: np.ndarray) -> tuple[bytes, dict[str, str]]:
@@ -252,12 +180,12 @@ def main() -> None:
         ceilings = {
             c: wrk(
                 f"{urls['empty']}/predict",
-                json.dumps({"image": image.tolist()}).encode(),
-                json_headers,
-                c,
-                args.seconds,
-                "empty endpoint (ceiling)",
-                workdir,
+                body=json.dumps({"image": image.tolist()}).encode(),
+                headers=json_headers,
+                connections=c,
+                seconds=args.seconds,
+                label="empty endpoint (ceiling)",
+                scratch=workdir,
             )
             for c in connections
         }
@@ -269,25 +197,27 @@ def main() -> None:
                 for c in connections:
                     label = f"{net} %s, batching {mode}"
                     predict_url = f"{urls[mode]}/predict"
-                    wrk(predict_url, body, json_headers, c, 1, label % "warm-up", workdir)
-                    results[(net, f"predict-{mode}", c)] = wrk(
+                    post = partial(
+                        wrk,
                         predict_url,
-                        body,
-                        json_headers,
-                        c,
-                        args.seconds,
-                        label % "/predict",
-                        workdir,
+                        body=body,
+                        headers=json_headers,
+                        connections=c,
+                        scratch=workdir,
+                    )
+                    post(seconds=1, label="warm-up")
+                    results[(net, f"predict-{mode}", c)] = post(
+                        seconds=args.seconds, label=label % "/predict"
                     )
                     if c <= 8:
                         results[(net, f"v2-{mode}", c)] = wrk(
                             f"{urls[mode]}/v2/models/{ids[net]}/infer",
-                            v2,
-                            v2_headers,
-                            c,
-                            args.seconds,
-                            label % "v2 infer",
-                            workdir,
+                            body=v2,
+                            headers=v2_headers,
+                            connections=c,
+                            seconds=args.seconds,
+                            label=label % "v2 infer",
+                            scratch=workdir,
                         )
 
     print(
