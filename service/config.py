@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     worker_slots: int = Field(default=1, ge=1, le=64)
     worker_label: str | None = None
     training_threads: int = Field(default=0, ge=0, description="TF threads per training; 0 = auto")
+    training_niceness: int = Field(
+        default=19,
+        ge=0,
+        le=19,
+        description="CPU niceness of training and evaluation processes: on a machine shared "
+        "with the API they take only the CPU it leaves (0 = compete as equals)",
+    )
     lease_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     sweep_seconds: float = Field(default=10.0, gt=0)

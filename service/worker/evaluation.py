@@ -21,6 +21,7 @@ from service.db.session import Database
 from service.domain import Status
 from service.storage import store_from_settings
 from service.worker.lifeline import child_env, watch_parent
+from service.worker.priority import lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +88,14 @@ def _scratch(settings: Settings) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     watch_parent()
+    settings = Settings()
+    lower_priority(settings.training_niceness)  # background work, like a training
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m service.worker.evaluation <experiment_id>", file=sys.stderr)
         return 2
     # LOG_FORMAT and LOG_LEVEL as in the worker that started it; TF_CPP_MIN_LOG_LEVEL too.
     logs.configure(text_format=logs.role_format("evaluation"))
-    settings = Settings()
     try:
         evaluate_experiment(settings, args[0])
     except Exception as error:

@@ -284,10 +284,6 @@ def remove_local_files(local_dir: Path, *, experiment_finished: bool = False) ->
         local_dir.parent.rmdir()
 
 
-# Trainings yield the CPU to the API process: reads and predictions stay quick while they run.
-TRAINING_NICENESS = 10
-
-
 def _configure_tensorflow(settings: Settings) -> None:
     import tensorflow as tf
 
@@ -484,14 +480,16 @@ def _end(context: TrainingContext, status: Status, error: str | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     watch_parent()
-    lower_priority(TRAINING_NICENESS)
+    settings = Settings()
+    # Trainings yield the CPU to the API: reads and predictions stay quick while they run.
+    lower_priority(settings.training_niceness)
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         print("usage: python -m service.worker.training <experiment_id> <attempt>", file=sys.stderr)
         return 2
     # LOG_FORMAT and LOG_LEVEL as in the worker that started it; TF_CPP_MIN_LOG_LEVEL too.
     logs.configure(text_format=logs.role_format("training"))
-    return run(args[0], int(args[1]), Settings())
+    return run(args[0], int(args[1]), settings)
 
 
 if __name__ == "__main__":
