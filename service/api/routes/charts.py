@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from service.api.deps import ExperimentId, Reader, SessionDep
+from service.api.deps import DatabaseDep, ExperimentId, Reader
 from service.charts import (
     METRICS,
     LegendEntry,
@@ -23,6 +23,7 @@ from service.charts import (
     to_svg,
 )
 from service.db import repository
+from service.db.session import Database
 from service.domain import EpochRecord
 from service.schemas.errors import error_responses
 from service.studies.leaderboard import DEFAULT_THRESHOLD
@@ -73,10 +74,11 @@ def _number(value: float | None) -> str:
 
 
 def history_chart(
-    experiment_id: str, session: SessionDep, metric: Literal["loss", "accuracy"], kind: Format
+    experiment_id: str, db: Database, metric: Literal["loss", "accuracy"], kind: Format
 ) -> Response:
-    experiment = repository.get_experiment(session, experiment_id)
-    _, epochs = repository.history(session, experiment_id)
+    with db.scope() as session:
+        experiment = repository.get_experiment(session, experiment_id)
+        _, epochs = repository.history(session, experiment_id)
     validation, training = _pair(metric)
     style = run_style(0)
     series = [
@@ -100,10 +102,10 @@ Kind = Annotated[Format, Path(description="svg, or png for a PNG image of the sa
 
 @router.get("/experiments/{experiment_id}/history.{kind}")
 def history(
-    experiment_id: ExperimentId, kind: Kind, session: SessionDep, metric: HistoryMetric = "loss"
+    experiment_id: ExperimentId, kind: Kind, db: DatabaseDep, metric: HistoryMetric = "loss"
 ) -> Response:
     """Training (thin) and validation (bold) curves of one experiment; final values in legend."""
-    return history_chart(experiment_id, session, metric, kind)
+    return history_chart(experiment_id, db, metric, kind)
 
 
 def compare_legend(runs: list[tuple[str, Series, Series | None]]) -> list[LegendEntry]:
@@ -140,11 +142,12 @@ def overlay(
 
 
 def compare_chart(
-    session: SessionDep, ids: list[str], metric: Metric, training: bool, kind: Format
+    db: Database, ids: list[str], metric: Metric, training: bool, kind: Format
 ) -> Response:
-    comparison = comparisons.compare(
-        session, split_ids(ids), threshold=DEFAULT_THRESHOLD, at_least=1
-    )
+    with db.scope() as session:
+        comparison = comparisons.compare(
+            session, split_ids(ids), threshold=DEFAULT_THRESHOLD, at_least=1
+        )
     # The legend says what sets each run apart (`learning_rate=0.1`), as GET /compare does.
     runs = list(zip(comparison.labels(), comparison.histories, strict=True))
     return picture(overlay(runs, metric=metric, training=training), kind)
@@ -166,11 +169,11 @@ WithTraining = Annotated[
 
 @router.get("/compare.{kind}")
 def compare(
-    session: SessionDep,
+    db: DatabaseDep,
     ids: CompareIds,
     kind: Kind,
     metric: CompareMetric = "val_accuracy",
     training: WithTraining = True,
 ) -> Response:
     """One style per experiment (colour and dash): which net learns faster, which overfits."""
-    return compare_chart(session, ids, metric, training, kind)
+    return compare_chart(db, ids, metric, training, kind)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from service.api.deps import Reader, SessionDep
+from service.api.deps import DatabaseDep, Reader
 from service.schemas.errors import error_responses
 from service.schemas.studies import ComparisonPublic, HistorySeriesPublic, LeaderboardRowPublic
 from service.studies.leaderboard import DEFAULT_THRESHOLD
@@ -17,7 +17,7 @@ router = APIRouter(tags=["comparisons"], dependencies=[Reader])
 
 @router.get("/compare", response_model=ComparisonPublic, responses=error_responses(401, 404, 422))
 def compare_experiments(
-    session: SessionDep,
+    db: DatabaseDep,
     ids: Annotated[
         list[str],
         Query(
@@ -30,16 +30,17 @@ def compare_experiments(
     ] = DEFAULT_THRESHOLD,
 ) -> ComparisonPublic:
     """What differs between the runs (in Keras terms), how each did, and their curves."""
-    wanted = split_ids(ids)
-    comparison = compare(session, wanted, threshold=threshold)
-    return ComparisonPublic(
-        ids=wanted,
-        differences=comparison.differences,
-        runs=[LeaderboardRowPublic.of(row) for row in comparison.runs],
-        threshold=threshold,
-        epochs=comparison.epochs,
-        histories=[
-            HistorySeriesPublic(experiment_id=experiment_id, **series)
-            for experiment_id, series in zip(wanted, comparison.series, strict=True)
-        ],
-    )
+    with db.scope() as session:
+        wanted = split_ids(ids)
+        comparison = compare(session, wanted, threshold=threshold)
+        return ComparisonPublic(
+            ids=wanted,
+            differences=comparison.differences,
+            runs=[LeaderboardRowPublic.of(row) for row in comparison.runs],
+            threshold=threshold,
+            epochs=comparison.epochs,
+            histories=[
+                HistorySeriesPublic(experiment_id=experiment_id, **series)
+                for experiment_id, series in zip(wanted, comparison.series, strict=True)
+            ],
+        )

@@ -14,7 +14,6 @@ from service.api.deps import (
     QueueDep,
     Reader,
     RuntimeDep,
-    SessionDep,
     SettingsDep,
     Writer,
 )
@@ -109,7 +108,7 @@ def validate_spec(spec_in: ExperimentCreate, settings: SettingsDep) -> Experimen
 )
 def list_experiments(
     request: Request,
-    session: SessionDep,
+    db: DatabaseDep,
     settings: SettingsDep,
     status_filter: Annotated[Status | None, Query(alias="status")] = None,
     tag: Annotated[
@@ -130,45 +129,46 @@ def list_experiments(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> ExperimentsPublic | ExperimentsCompactPublic | Response:
-    items, count = repository.list_experiments(
-        session, status=status_filter, tags=tag or (), order=order, limit=limit, offset=offset
-    )
-    if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
-        csv = listing.as_csv(listing.overviews(session, items))
-        return Response(csv, media_type="text/csv; charset=utf-8")
-    if view == "compact":
-        rows = listing.overviews(session, items)
-        return ExperimentsCompactPublic(data=rows, count=count, limit=limit, offset=offset)
-    estimates = listing.estimates(session, settings)
-    return ExperimentsPublic(
-        data=[ExperimentPublic.of(item, estimate=estimates.get(item.id)) for item in items],
-        count=count,
-        limit=limit,
-        offset=offset,
-    )
+    with db.scope() as session:
+        items, count = repository.list_experiments(
+            session, status=status_filter, tags=tag or (), order=order, limit=limit, offset=offset
+        )
+        if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
+            csv = listing.as_csv(listing.overviews(session, items))
+            return Response(csv, media_type="text/csv; charset=utf-8")
+        if view == "compact":
+            rows = listing.overviews(session, items)
+            return ExperimentsCompactPublic(data=rows, count=count, limit=limit, offset=offset)
+        estimates = listing.estimates(session, settings)
+        return ExperimentsPublic(
+            data=[ExperimentPublic.of(item, estimate=estimates.get(item.id)) for item in items],
+            count=count,
+            limit=limit,
+            offset=offset,
+        )
 
 
 @router.get("/{experiment_id}", response_model=ExperimentPublic, **READ_ONE)
 def read_experiment(
-    experiment_id: ExperimentId, session: SessionDep, settings: SettingsDep
+    experiment_id: ExperimentId, db: DatabaseDep, settings: SettingsDep
 ) -> ExperimentPublic:
-    experiment = repository.get_experiment(session, experiment_id)
-    return ExperimentPublic.of(
-        experiment,
-        repository.attempts(session, experiment_id),
-        reproduction=reproduction_of(session, experiment),
-        diagnostics=[FindingPublic.of(found) for found in diagnostics(session, experiment_id)],
-        estimate=listing.estimates(session, settings).get(experiment_id),
-    )
+    with db.scope() as session:
+        experiment = repository.get_experiment(session, experiment_id)
+        return ExperimentPublic.of(
+            experiment,
+            repository.attempts(session, experiment_id),
+            reproduction=reproduction_of(session, experiment),
+            diagnostics=[FindingPublic.of(found) for found in diagnostics(session, experiment_id)],
+            estimate=listing.estimates(session, settings).get(experiment_id),
+        )
 
 
 @router.get("/{experiment_id}/history", response_model=HistoryPublic, **READ_ONE)
-def read_history(experiment_id: ExperimentId, session: SessionDep) -> HistoryPublic:
-    current, epochs = repository.history(session, experiment_id)
+def read_history(experiment_id: ExperimentId, db: DatabaseDep) -> HistoryPublic:
+    with db.scope() as session:
+        current, epochs = repository.history(session, experiment_id)
     return HistoryPublic(
-        experiment_id=experiment_id,
-        status=current,
-        epochs=[EpochPublic.of(epoch) for epoch in epochs],
+        experiment_id=experiment_id, status=current, epochs=[EpochPublic.of(e) for e in epochs]
     )
 
 
@@ -178,9 +178,10 @@ def read_history(experiment_id: ExperimentId, session: SessionDep) -> HistoryPub
     status_code=status.HTTP_202_ACCEPTED,
     **CHANGE_ONE,
 )
-def cancel_experiment(experiment_id: ExperimentId, session: SessionDep) -> ExperimentPublic:
+def cancel_experiment(experiment_id: ExperimentId, db: DatabaseDep) -> ExperimentPublic:
     """A queued experiment never starts; a running one stops within an epoch."""
-    return ExperimentPublic.of(repository.request_cancel(session, experiment_id))
+    with db.scope() as session:
+        return ExperimentPublic.of(repository.request_cancel(session, experiment_id))
 
 
 @router.delete("/{experiment_id}", status_code=status.HTTP_204_NO_CONTENT, **CHANGE_ONE)

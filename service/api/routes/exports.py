@@ -14,7 +14,6 @@ from service.api.deps import (
     QueueDep,
     Reader,
     RuntimeDep,
-    SessionDep,
     SettingsDep,
     Writer,
 )
@@ -72,10 +71,11 @@ def rerun_experiment(
     dependencies=[Reader],
     responses=_file("text/x-python", "a runnable plain-Keras script of this experiment"),
 )
-def notebook_script(experiment_id: ExperimentId, session: SessionDep) -> StreamingResponse:
+def notebook_script(experiment_id: ExperimentId, db: DatabaseDep) -> StreamingResponse:
     """Load MNIST, split it, `Sequential([...])`, `compile`, `fit`, `evaluate`: this experiment
     as the Keras a learner writes, giving the same history with the same versions."""
-    return _attachment(exports.notebook_script(session, experiment_id))
+    with db.scope() as session:
+        return _attachment(exports.notebook_script(session, experiment_id))
 
 
 @router.get(
@@ -84,9 +84,10 @@ def notebook_script(experiment_id: ExperimentId, session: SessionDep) -> Streami
     dependencies=[Reader],
     responses=_file(exports.JUPYTER_NOTEBOOK, "the same program as a Jupyter notebook"),
 )
-def notebook_file(experiment_id: ExperimentId, session: SessionDep) -> StreamingResponse:
+def notebook_file(experiment_id: ExperimentId, db: DatabaseDep) -> StreamingResponse:
     """The script's steps as an nbformat 4 notebook, each with a line of explanation."""
-    return _attachment(exports.notebook_file(session, experiment_id))
+    with db.scope() as session:
+        return _attachment(exports.notebook_file(session, experiment_id))
 
 
 @router.get(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
 
-from service.api.deps import DatabaseDep, ExperimentId, QueueDep, Reader, SessionDep
+from service.api.deps import DatabaseDep, ExperimentId, QueueDep, Reader
 from service.db import insight, repository
 from service.db.session import Database
 from service.insight.evaluation import MISTAKES_KEPT, Evaluation
@@ -120,11 +120,12 @@ def mistakes_picture(
 
 
 @router.get("/layers", response_model=LayersPublic, responses=error_responses(401, 404, 422))
-def read_layers(experiment_id: ExperimentId, session: SessionDep) -> LayersPublic:
+def read_layers(experiment_id: ExperimentId, db: DatabaseDep) -> LayersPublic:
     """Layer health at the end of every recorded epoch, on the same probe images each time."""
-    current, _ = repository.history(session, experiment_id)
-    epochs = insight.layer_history(session, experiment_id)
-    return LayersPublic.of(experiment_id, current, PROBE_IMAGES, epochs)
+    with db.scope() as session:
+        current, _ = repository.history(session, experiment_id)
+        epochs = insight.layer_history(session, experiment_id)
+        return LayersPublic.of(experiment_id, current, PROBE_IMAGES, epochs)
 
 
 @router.get(
@@ -135,9 +136,10 @@ def read_layers(experiment_id: ExperimentId, session: SessionDep) -> LayersPubli
         **error_responses(401, 404, 422),
     },
 )
-def layers_chart(experiment_id: ExperimentId, session: SessionDep) -> Response:
+def layers_chart(experiment_id: ExperimentId, db: DatabaseDep) -> Response:
     """Gradient norm of each layer's kernel by depth, one line per epoch, on a log scale."""
-    experiment = repository.get_experiment(session, experiment_id)
-    epochs = insight.layer_history(session, experiment_id)
+    with db.scope() as session:
+        experiment = repository.get_experiment(session, experiment_id)
+        epochs = insight.layer_history(session, experiment_id)
     title = f"{experiment.name}: gradient norm by layer depth ({experiment.status.value})"
     return Response(gradients_svg(epochs, title=title), media_type="image/svg+xml")

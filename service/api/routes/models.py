@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from service.api.deps import Reader, SessionDep, Writer
+from service.api.deps import DatabaseDep, Reader, Writer
 from service.db import registry
 from service.schemas.errors import error_responses
 from service.schemas.predict import (
@@ -25,9 +25,10 @@ router = APIRouter(prefix="/models", tags=["models"])
     dependencies=[Reader],
     responses=error_responses(401),
 )
-def list_models(session: SessionDep) -> ModelsPublic:
+def list_models(db: DatabaseDep) -> ModelsPublic:
     """Succeeded experiments with a saved model, most accurate first, with their aliases."""
-    return ModelsPublic.of(registry.list_servable(session))
+    with db.scope() as session:
+        return ModelsPublic.of(registry.list_servable(session))
 
 
 @router.get(
@@ -36,9 +37,10 @@ def list_models(session: SessionDep) -> ModelsPublic:
     dependencies=[Reader],
     responses=error_responses(401, 404, 409, 422),
 )
-def read_model(reference: ModelName, session: SessionDep) -> ModelPublic:
+def read_model(reference: ModelName, db: DatabaseDep) -> ModelPublic:
     """What `best`, `latest`, an alias or an experiment id points at right now."""
-    return ModelPublic.of(registry.with_aliases(session, registry.resolve(session, reference)))
+    with db.scope() as session:
+        return ModelPublic.of(registry.with_aliases(session, registry.resolve(session, reference)))
 
 
 @router.put(
@@ -47,11 +49,12 @@ def read_model(reference: ModelName, session: SessionDep) -> ModelPublic:
     dependencies=[Writer],
     responses=error_responses(401, 404, 409, 422),
 )
-def put_alias(alias: AliasName, update: AliasUpdate, session: SessionDep) -> AliasPublic:
+def put_alias(alias: AliasName, update: AliasUpdate, db: DatabaseDep) -> AliasPublic:
     """Point an alias at a succeeded experiment; usable wherever a model id is."""
-    return AliasPublic.of(
-        registry.set_alias(session, alias=alias, experiment_id=update.experiment_id)
-    )
+    with db.scope() as session:
+        return AliasPublic.of(
+            registry.set_alias(session, alias=alias, experiment_id=update.experiment_id)
+        )
 
 
 @router.delete(
@@ -60,6 +63,7 @@ def put_alias(alias: AliasName, update: AliasUpdate, session: SessionDep) -> Ali
     dependencies=[Writer],
     responses=error_responses(401, 404, 422),
 )
-def delete_alias(alias: AliasName, session: SessionDep) -> Response:
-    registry.delete_alias(session, alias)
+def delete_alias(alias: AliasName, db: DatabaseDep) -> Response:
+    with db.scope() as session:
+        registry.delete_alias(session, alias)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -12,7 +12,6 @@ from service.api.deps import (
     QueueDep,
     Reader,
     RuntimeDep,
-    SessionDep,
     SettingsDep,
     Writer,
 )
@@ -62,14 +61,18 @@ def create_study(
     "", response_model=StudiesPublic, dependencies=[Reader], responses=error_responses(401, 422)
 )
 def list_studies(
-    session: SessionDep,
+    db: DatabaseDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> StudiesPublic:
-    reports, count = studies.list_studies(session, limit=limit, offset=offset)
-    return StudiesPublic(
-        data=[study_public(report) for report in reports], count=count, limit=limit, offset=offset
-    )
+    with db.scope() as session:
+        reports, count = studies.list_studies(session, limit=limit, offset=offset)
+        return StudiesPublic(
+            data=[study_public(report) for report in reports],
+            count=count,
+            limit=limit,
+            offset=offset,
+        )
 
 
 @router.get(
@@ -79,11 +82,12 @@ def list_studies(
     responses=error_responses(401, 404, 422),
 )
 def read_study(
-    study_id: StudyId, session: SessionDep, threshold: Threshold = DEFAULT_THRESHOLD
+    study_id: StudyId, db: DatabaseDep, threshold: Threshold = DEFAULT_THRESHOLD
 ) -> StudyDetailPublic:
     """Progress by status, and the leaderboard sorted by the objective."""
-    report = studies.report(session, study_id, threshold=threshold)
-    return study_detail_public(report, threshold=threshold)
+    with db.scope() as session:
+        report = studies.report(session, study_id, threshold=threshold)
+        return study_detail_public(report, threshold=threshold)
 
 
 @router.get(
@@ -94,13 +98,14 @@ def read_study(
 )
 def study_curves(
     study_id: StudyId,
-    session: SessionDep,
+    db: DatabaseDep,
     kind: Kind,
     metric: Annotated[Metric, Query(description=", ".join(METRICS))] = "val_accuracy",
     training: WithTraining = False,
 ) -> Response:
     """Every trial's curve overlaid, labelled by what was varied; SVG or PNG."""
-    study, curves = studies.curves(session, study_id)
+    with db.scope() as session:
+        study, curves = studies.curves(session, study_id)
     chart = overlay(
         curves, metric=metric, training=training, title=f"{study.name} ({study.status.value})"
     )

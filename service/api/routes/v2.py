@@ -17,7 +17,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__
-from service.api.deps import Reader, RuntimeDep, SessionDep
+from service.api.deps import DatabaseDep, Reader, RuntimeDep
 from service.db import registry
 from service.domain import ServableModel
 from service.errors import ModelNotFound, ServiceError, Unauthorized
@@ -90,9 +90,10 @@ def ready(runtime: RuntimeDep) -> JSONResponse:
 
 
 @router.post("/repository/index", response_model=list[RepositoryModelPublic], dependencies=readers)
-def repository_index(session: SessionDep) -> list[RepositoryModelPublic]:
+def repository_index(db: DatabaseDep) -> list[RepositoryModelPublic]:
     """Every servable model by experiment id, then each alias (the model repository extension)."""
-    return RepositoryModelPublic.index(registry.list_servable(session))
+    with db.scope() as session:
+        return RepositoryModelPublic.index(registry.list_servable(session))
 
 
 @router.get("/models/{name}", response_model=ModelMetadataPublic, dependencies=readers)
