@@ -1,0 +1,34 @@
+"""Every benchmark script still starts: its imports resolve and its flags parse.
+
+The suite times nothing (benchmarks print figures), but a script that no longer imports is a
+figure nobody can reproduce: bench/events.py once imported helpers bench/predict.py had lost.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+SCRIPTS = sorted(path.name for path in BENCH.glob("*.py") if path.name != "harness.py")
+
+
+def test_every_script_is_checked() -> None:
+    assert {"predict.py", "events.py", "history_latency.py", "study.py"} <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_the_script_starts_and_describes_its_flags(script: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
