@@ -88,10 +88,10 @@ export async function render(main, { id }) {
           h("td", { class: "num" }, a.start_epoch), h("td", {}, a.outcome || "running")))))) : null));
   }
 
+  // Drawn again on every epoch and every status change: the waiting line follows the status.
   function drawCurves() {
     curves.replaceChildren(h("h2", {}, "Learning curves"),
-      epochs.length ? learningCurves(epochs) : h("p", { class: "muted" }, experiment.status === "queued"
-        ? "Queued: the curves appear here as soon as the first epoch is done." : "No epoch recorded yet."));
+      epochs.length ? learningCurves(epochs) : h("p", { class: "muted", id: "curves-waiting" }, waitingText(experiment)));
   }
 
   let stopped = false;
@@ -108,12 +108,18 @@ export async function render(main, { id }) {
       drawFacts(); insight.draw(experiment, epochs.length);
     } else if (type === "status") {
       experiment = await get(`/experiments/${id}`);
-      drawHead(); drawFacts(); insight.draw(experiment, epochs.length);
+      drawHead(); drawFacts(); drawCurves(); insight.draw(experiment, epochs.length);
     } else if (type === "deleted") {
       notice.replaceChildren(h("div", { class: "notice bad" }, "This experiment was deleted."));
     }
   });
   return () => { stopped = true; stream.end(); };
+}
+
+function waitingText(experiment) {
+  if (experiment.status === "queued") return "Queued: the curves appear here as soon as the first epoch is done.";
+  if (experiment.status === "running") return "Training: the first epoch’s points appear here as soon as it is done.";
+  return "It ended before its first epoch was done.";
 }
 
 function summaryCard(experiment) {
