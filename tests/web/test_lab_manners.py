@@ -137,3 +137,32 @@ def test_the_pad_shows_the_photo_an_answer_is_about(
     assert page.inner_text("p.error") == ""
     assert not page.evaluate(dark)
     assert [e for e in page.errors if "status of 422" not in e] == []
+
+
+def test_an_alias_pointed_from_the_experiment_page_serves_its_model(
+    lab: Lab, open_page: Callable[..., Any]
+) -> None:
+    experiment_id = lab.submit("tm-aliased", epochs=1)
+    lab.wait_finished(experiment_id)
+    page = open_page(f"{lab.url}/#/experiments/{experiment_id}")
+    page.fill("#alias-form input[name=alias]", "no spaces allowed")
+    page.click("#alias-form button[type=submit]")
+    page.wait_for_selector(".notice.bad:text('Alias:')")  # the service's reason, on the page
+    page.fill("#alias-form input[name=alias]", "tm-demo")
+    page.click("#alias-form button[type=submit]")
+    page.wait_for_selector("dl.facts dd:text('tm-demo')")
+    assert lab.http.get("/models/tm-demo").json()["experiment_id"] == experiment_id
+    page.click("a:text('draw a digit for it')")
+    page.wait_for_selector("canvas.pad")
+    assert page.input_value("#model") == "tm-demo"
+    assert [e for e in page.errors if "status of 422" not in e] == []
+
+
+def test_a_rerun_names_its_original(lab: Lab, open_page: Callable[..., Any]) -> None:
+    original = lab.submit("tm-original", epochs=1)
+    lab.wait_finished(original)
+    page = open_page(f"{lab.url}/#/experiments/{original}")
+    page.click("button:text('Rerun')")
+    page.wait_for_selector("#rerun-of:text('tm-original')")
+    assert original not in page.url
+    assert page.errors == []

@@ -2,7 +2,7 @@
 // curves, test scores, actions and downloads; once trained, its evaluation (confusion heat map,
 // mistakes), layer health and diagnostics.
 
-import { del, downloadLink, fetchRaw, get, picture, post, subscribe } from "../api.js";
+import { del, downloadLink, fetchRaw, get, picture, post, request, subscribe } from "../api.js";
 import { learningCurves } from "../chart.js";
 import { badge, count, h, ordinal, perEpoch, score, seconds, shape, tagChips, TERMINAL, when } from "../format.js";
 
@@ -51,7 +51,30 @@ export async function render(main, { id }) {
     if (experiment.model_available) downloads.push(downloadLink(`/experiments/${id}/model`, "Trained model (.keras)"));
     head.replaceChildren(h("div", { class: "row" },
       h("h1", {}, experiment.name, " ", badge(experiment.status)), h("span", { class: "spacer" }), ...actions),
-    h("div", { class: "row downloads", "aria-label": "Downloads" }, h("span", { class: "muted" }, "Take it home:"), downloads));
+    h("div", { class: "row downloads", "aria-label": "Downloads" }, h("span", { class: "muted" }, "Take it home:"), downloads),
+    experiment.status === "succeeded" && experiment.model_available ? (aliasBox ??= aliasForm()) : null);
+  }
+  // Made once: the head is drawn again on every status event, and would drop what is typed.
+  let aliasBox = null;
+
+  // PUT /models/{alias}: a name that /predict and "Draw a digit" answer with this model.
+  function aliasForm() {
+    const input = h("input", { type: "text", name: "alias", placeholder: "e.g. production", required: true, size: 14, autocomplete: "off" });
+    const form = h("form", { class: "row downloads", id: "alias-form" },
+      h("label", { class: "inline" }, "Serve it as", input), h("button", { type: "submit" }, "Point the alias here"));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const alias = input.value.trim();
+      if (!alias) return;
+      act("Alias", async () => {
+        await request("PUT", `/models/${encodeURIComponent(alias)}`, { json: { experiment_id: id } });
+        experiment = await get(`/experiments/${id}`);
+        drawFacts();
+        notice.replaceChildren(h("div", { class: "notice" }, `“${alias}” now answers with this model: `,
+          h("a", { href: `#/draw?model=${encodeURIComponent(alias)}` }, "draw a digit for it"), "."));
+      });
+    });
+    return form;
   }
 
   function drawFacts() {
@@ -78,7 +101,7 @@ export async function render(main, { id }) {
       rows.push(["Study", h("a", { href: `#/studies/${experiment.study_id}` }, "a trial of this study"),
         experiment.trial_params ? ` (${Object.entries(experiment.trial_params).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", ")})` : ""]);
     }
-    if (experiment.rerun_of) rows.push(["Rerun of", h("a", { href: `#/experiments/${experiment.rerun_of}` }, "the original")]);
+    if (experiment.rerun_of) rows.push(["Rerun of", h("a", { href: `#/experiments/${experiment.rerun_of}`, id: "rerun-of" }, original ?? "the original")]);
     if (experiment.reproduction) rows.push(["Reproduced", `${{ true: "yes", false: "no" }[experiment.reproduction.reproduced] ?? "not yet known"}: ${experiment.reproduction.explanation}`]);
     const attempts = experiment.attempts || [];
     facts.replaceChildren(h("h2", {}, "Status"), h("dl", { class: "facts" }, rows.flatMap(([k, ...v]) => [h("dt", {}, k), h("dd", {}, ...v)])),
@@ -94,6 +117,11 @@ export async function render(main, { id }) {
       epochs.length ? learningCurves(epochs) : h("p", { class: "muted", id: "curves-waiting" }, waitingText(experiment)));
   }
 
+  // A rerun names its original (one request, then the facts are drawn again).
+  let original = null;
+  if (experiment.rerun_of) {
+    get(`/experiments/${experiment.rerun_of}`).then((o) => { original = o.name; drawFacts(); }).catch(() => {});
+  }
   let stopped = false;
   const insight = insightCards(extras, () => stopped);
   drawHead(); drawFacts(); drawCurves();
