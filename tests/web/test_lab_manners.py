@@ -34,6 +34,7 @@ def test_the_curves_card_follows_the_status_from_queued_to_running(
     # Drawn with the status: the card no longer says it is queued (a worker takes seconds to
     # start TensorFlow and finish an epoch, which redrew it before).
     assert page.locator("#curves-waiting:text('Queued')").count() == 0
+    assert "null" not in page.locator("#view > div").first.inner_text()  # no stray text in its head
     lab.cancel(waiting)
     lab.wait_finished(waiting)
     assert page.errors == []
@@ -165,4 +166,24 @@ def test_a_rerun_names_its_original(lab: Lab, open_page: Callable[..., Any]) -> 
     page.click("button:text('Rerun')")
     page.wait_for_selector("#rerun-of:text('tm-original')")
     assert original not in page.url
+    assert page.errors == []
+
+
+def test_the_dry_run_summary_fits_beside_the_form(lab: Lab, open_page: Callable[..., Any]) -> None:
+    page = open_page(f"{lab.url}/#/new?preset=batchnorm")
+    page.wait_for_selector("td.total-params:text('271,346')")
+    table = page.query_selector(".split > .sticky .table-wrap")
+    assert table.evaluate("(frame) => frame.scrollWidth <= frame.clientWidth")  # Parameters too
+    lines = table.eval_on_selector_all(
+        "tbody td:nth-child(2)",
+        """cells => cells.map((cell) => {
+            const range = document.createRange();
+            range.selectNodeContents(cell);
+            return range.getClientRects().length;
+        })""",
+    )
+    assert set(lines) == {1}  # "(None, 784)" on one line
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # down to the fit fields
+    top = page.evaluate("document.querySelector('.split > .sticky').getBoundingClientRect().top")
+    assert 0 <= top < 900  # the summary is still in view
     assert page.errors == []

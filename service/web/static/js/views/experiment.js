@@ -19,7 +19,8 @@ export async function render(main, { id }) {
   const facts = h("section", { class: "card" });
   const extras = h("div");
 
-  main.replaceChildren(head, notice, curves, h("div", { class: "grid" }, facts, summaryCard(experiment)), extras,
+  const aliasSlot = h("div");
+  main.replaceChildren(head, aliasSlot, notice, curves, h("div", { class: "grid" }, facts, summaryCard(experiment)), extras,
     h("section", { class: "card" }, h("h2", {}, "Spec"), h("pre", {}, JSON.stringify(experiment.spec, null, 2))));
 
   async function act(label, fn) {
@@ -51,11 +52,13 @@ export async function render(main, { id }) {
     if (experiment.model_available) downloads.push(downloadLink(`/experiments/${id}/model`, "Trained model (.keras)"));
     head.replaceChildren(h("div", { class: "row" },
       h("h1", {}, experiment.name, " ", badge(experiment.status)), h("span", { class: "spacer" }), ...actions),
-    h("div", { class: "row downloads", "aria-label": "Downloads" }, h("span", { class: "muted" }, "Take it home:"), downloads),
-    experiment.status === "succeeded" && experiment.model_available ? (aliasBox ??= aliasForm()) : null);
+    h("div", { class: "row downloads", "aria-label": "Downloads" }, h("span", { class: "muted" }, "Take it home:"), downloads));
+    // Beside the head, made once and left in place: the head is drawn again on every status
+    // event, which would take the focus (and what is being typed) from the field.
+    const servable = experiment.status === "succeeded" && experiment.model_available;
+    if (servable && !aliasSlot.firstChild) aliasSlot.append(aliasForm());
+    if (!servable) aliasSlot.replaceChildren();
   }
-  // Made once: the head is drawn again on every status event, and would drop what is typed.
-  let aliasBox = null;
 
   // PUT /models/{alias}: a name that /predict and "Draw a digit" answer with this model.
   function aliasForm() {
@@ -156,10 +159,13 @@ function summaryCard(experiment) {
   return h("section", { class: "card" }, h("h2", {}, "Summary"), summaryTable(summary));
 }
 
+// batch_normalization_1 may break after an underscore, where a narrow column needs it to.
+const breakable = (name) => name.split("_").flatMap((part, i) => (i ? ["_", h("wbr"), part] : [part]));
+
 export function summaryTable(summary) {
   return h("div", { class: "table-wrap" }, h("table", { class: "summary" },
     h("thead", {}, h("tr", {}, h("th", {}, "Layer"), h("th", {}, "Output shape"), h("th", { class: "num" }, "Parameters"))),
-    h("tbody", {}, summary.layers.map((l) => h("tr", {}, h("td", {}, `${l.name} (${l.type})`), h("td", {}, shape(l.output_shape)),
+    h("tbody", {}, summary.layers.map((l) => h("tr", {}, h("td", {}, breakable(l.name), " ", h("span", { class: "layer-type" }, `(${l.type})`)), h("td", {}, shape(l.output_shape)),
       h("td", { class: "num" }, count(l.params))))),
     h("tfoot", {},
       h("tr", {}, h("th", {}, "Total"), h("td"), h("td", { class: "num total-params" }, count(summary.total_params))),

@@ -91,10 +91,11 @@ export async function render(main, params) {
       // Numbered as the spec, the summary and every error message number them: layers[0] first.
       h("span", { class: "index", title: `layers[${index}]` }, `[${index}]`), h("label", {}, "type", type),
       (LAYERS[layer.type] || []).map((def) => field(def, layer[def.name], ["layers", index, def.name], setter(layer, def.name))),
-      h("span", { class: "spacer" }),
-      h("button", { type: "button", class: "icon", "aria-label": `move layers[${index}] up`, disabled: index === 0, onclick: () => move(index - 1) }, "↑"),
-      h("button", { type: "button", class: "icon", "aria-label": `move layers[${index}] down`, disabled: index === spec.layers.length - 1, onclick: () => move(index + 1) }, "↓"),
-      h("button", { type: "button", class: "icon danger", "aria-label": `remove layers[${index}]`, onclick: () => { spec.layers.splice(index, 1); draw(); dryRun(); } }, "✕"));
+      // The three buttons wrap together, to the right, when the row is full.
+      h("span", { class: "layer-actions" },
+        h("button", { type: "button", class: "icon", "aria-label": `move layers[${index}] up`, disabled: index === 0, onclick: () => move(index - 1) }, "↑"),
+        h("button", { type: "button", class: "icon", "aria-label": `move layers[${index}] down`, disabled: index === spec.layers.length - 1, onclick: () => move(index + 1) }, "↓"),
+        h("button", { type: "button", class: "icon danger", "aria-label": `remove layers[${index}]`, onclick: () => { spec.layers.splice(index, 1); draw(); dryRun(); } }, "✕")));
   }
 
   function focusLayer(index) {
