@@ -1,4 +1,5 @@
-"""Test modules share code through tests/helpers.py and tests/factories.py, never each other."""
+"""Test modules share code through tests/helpers.py and tests/factories.py (and the browser
+tests through tests/browser.py), never each other."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import ast
 from pathlib import Path
 
 TESTS = Path(__file__).parent
-SHARED = {"tests", "tests.helpers", "tests.factories", "tests.tcp_proxy"}
+SHARED = {"tests", "tests.helpers", "tests.factories", "tests.tcp_proxy", "tests.browser"}
 
 
 def imported_test_modules(path: Path) -> set[str]:

@@ -32,7 +32,13 @@ def rerun_experiment(
         original = repository.get_experiment(session, experiment_id)
     try:
         spec_in = ExperimentCreate.model_validate(
-            {**original.spec, "name": original.name, "description": original.description}
+            {
+                **original.spec,
+                "name": original.name,
+                "description": original.description,
+                # A rerun belongs where its original does: a class's or a question's tag list.
+                "tags": list(original.tags),
+            }
         )
     except ValidationError as error:
         raise SpecRejected(

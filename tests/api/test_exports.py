@@ -115,6 +115,14 @@ def test_rerun_queues_the_same_spec_and_waits_to_compare(client: TestClient) -> 
     assert verdict["first_difference"] is None
 
 
+def test_a_rerun_keeps_the_originals_tags(client: TestClient) -> None:
+    original = submit(client, {**tiny_spec(), "tags": ["class-3", "dropout"]})
+    again = rerun(client, original["id"])
+    assert again["tags"] == ["class-3", "dropout"]
+    listed = client.get("/experiments", params={"tag": "class-3"}).json()["data"]
+    assert {e["id"] for e in listed} == {original["id"], again["id"]}
+
+
 def test_training_records_every_version(client: TestClient, tmp_path: Path) -> None:
     experiment_id = submit(client)["id"]
     train_as_a_worker(client, experiment_id, tmp_path)

@@ -1,6 +1,7 @@
 // The lab page's router: one view module per section (views/*.js), chosen by the URL's hash.
-// Each view's render(main, params) draws into <main> and returns a function that stops it
-// (closes its event streams) when the person goes elsewhere.
+// Each view's render(main, params, query) draws into <main> and returns a function that stops
+// it (closes its event streams) when the person goes elsewhere. `params` holds the hash's query
+// one value a name; `query` is the whole URLSearchParams, for names given more than once.
 
 import { askForToken, config, token } from "./api.js";
 import { h } from "./format.js";
@@ -20,15 +21,16 @@ let stop = null;
 function parse(hash) {
   const [path, query = ""] = hash.replace(/^#\/?/, "").split("?");
   const parts = path.split("/").filter(Boolean);
-  const params = Object.fromEntries(new URLSearchParams(query));
-  if (parts[0] === "experiments" && parts[1]) return { view: "experiment", section: "experiments", params: { ...params, id: parts[1] } };
-  if (parts[0] === "studies" && parts[1]) return { view: "study", section: "studies", params: { ...params, id: parts[1] } };
+  const search = new URLSearchParams(query);
+  const params = Object.fromEntries(search);
+  if (parts[0] === "experiments" && parts[1]) return { view: "experiment", section: "experiments", params: { ...params, id: parts[1] }, search };
+  if (parts[0] === "studies" && parts[1]) return { view: "study", section: "studies", params: { ...params, id: parts[1] }, search };
   const view = VIEWS[parts[0]] ? parts[0] : "experiments";
-  return { view, section: view, params };
+  return { view, section: view, params, search };
 }
 
 async function route() {
-  const { view, section, params } = parse(location.hash);
+  const { view, section, params, search } = parse(location.hash);
   if (stop) stop();
   stop = null;
   for (const link of document.querySelectorAll(".top nav a[data-section]")) {
@@ -39,7 +41,7 @@ async function route() {
   main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   try {
     const module = await VIEWS[view]();
-    stop = (await module.render(main, params)) || null;
+    stop = (await module.render(main, params, search)) || null;
   } catch (error) {
     main.replaceChildren(h("div", { class: "notice bad", role: "alert" }, `Could not show this page: ${error.message}`));
   }

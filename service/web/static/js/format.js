@@ -37,7 +37,9 @@ export function h(tag, attrs = {}, ...children) {
 }
 
 export const badge = (status) => h("span", { class: `badge ${status}` }, status);
-export const tagChips = (tags) => (tags?.length ? h("span", { class: "tags" }, tags.map((t) => h("span", { class: "tag" }, t))) : null);
+// Each tag links to the list of the experiments that have it.
+export const tagChips = (tags) => (tags?.length ? h("span", { class: "tags" }, tags.map((t) =>
+  h("a", { class: "tag", href: `#/experiments?tag=${encodeURIComponent(t)}`, title: `every experiment tagged ${t}` }, t))) : null);
 export function ordinal(n) {
   const teen = n % 100 >= 11 && n % 100 <= 13;
   return `${n}${teen ? "th" : ["th", "st", "nd", "rd"][n % 10] || "th"}`;

@@ -3,9 +3,21 @@
 
 import { get, subscribe } from "../api.js";
 import { lineChart, PALETTE } from "../chart.js";
-import { badge, h, perEpoch, score, TERMINAL } from "../format.js";
+import { badge, h, perEpoch, score, TERMINAL, when } from "../format.js";
 
 const value = (v) => (v === null || v === undefined ? "–" : typeof v === "object" ? JSON.stringify(v) : String(v));
+
+// The paths whose values read differently, in the order of the spec: by layer, its type first.
+// (The service also lists a path one run sets to null and another lacks; both read "–".)
+export function shownDifferences(differences) {
+  const order = (path) => path.replace(/\[(\d+)\]/g, (_, n) => `[${n.padStart(4, "0")}]`).replace(/\.type$/, ".!type");
+  return Object.keys(differences)
+    .filter((path) => new Set(differences[path].map(value)).size > 1)
+    .sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
+}
+
+// Two runs of the same name (a rerun, a copy) told apart by their score and their creation time.
+const pickLabel = (e) => `${e.name} · ${e.test_accuracy == null ? e.status : score(e.test_accuracy)} · ${when(e.created_at)}`;
 
 export async function render(main, params) {
   const ids = (params.ids || "").split(",").filter(Boolean);
@@ -13,7 +25,7 @@ export async function render(main, params) {
   const chosen = new Set(ids);
   const picker = h("fieldset", { class: "row" }, h("legend", {}, "Experiments to compare"),
     all.map((e) => h("label", { class: "check" }, h("input", { type: "checkbox", value: e.id, checked: chosen.has(e.id),
-      onchange: (ev) => { ev.target.checked ? chosen.add(e.id) : chosen.delete(e.id); } }), e.name)),
+      onchange: (ev) => { ev.target.checked ? chosen.add(e.id) : chosen.delete(e.id); } }), pickLabel(e))),
     h("button", { type: "button", class: "primary", onclick: () => { location.hash = `#/compare?ids=${[...chosen].join(",")}`; } }, "Compare"));
   const charts = h("div");
   main.replaceChildren(h("h1", {}, "Compare"), h("div", { class: "card" }, all.length ? picker : h("p", { class: "muted" }, "No experiments yet.")), charts);
@@ -28,7 +40,7 @@ export async function render(main, params) {
     const runs = comparison.runs.map((run, i) => ({ ...run, color: PALETTE[i % PALETTE.length] }));
     const series = (key) => runs.map((r, i) => ({ label: r.name, color: r.color,
       points: comparison.epochs.map((epoch, at) => [epoch, comparison.histories[i][key][at]]) }));
-    const paths = Object.keys(comparison.differences);
+    const paths = shownDifferences(comparison.differences);
     const header = h("tr", {}, h("th", {}, ""), runs.map((r) => h("th", { style: `color:${r.color}` }, h("a", { href: `#/experiments/${r.experiment_id}`, style: "color:inherit" }, r.name))));
     const perRun = [
       ["status", (r) => badge(r.status)],
@@ -42,16 +54,15 @@ export async function render(main, params) {
     ];
     charts.replaceChildren(
       h("div", { class: "card grid" },
-        lineChart({ title: "Validation accuracy", yLabel: "val_accuracy", series: series("val_accuracy") }),
-        lineChart({ title: "Validation loss", yLabel: "val_loss", series: series("val_loss") })),
-      h("div", { class: "grid" },
-        h("section", { class: "card" }, h("h2", {}, "Where their specs differ"), h("div", { class: "table-wrap" }, h("table", { id: "differences" },
-          h("thead", {}, header.cloneNode(true)),
-          h("tbody", {}, paths.length ? paths.map((path) => h("tr", {}, h("th", {}, path), comparison.differences[path].map((v) => h("td", {}, value(v)))))
-            : h("tr", {}, h("td", { colspan: runs.length + 1, class: "muted" }, "Their specs are the same.")))))),
-        h("section", { class: "card" }, h("h2", {}, "How each did"), h("div", { class: "table-wrap" }, h("table", { id: "runs" },
-          h("thead", {}, header),
-          h("tbody", {}, perRun.map(([label, cell]) => h("tr", {}, h("th", {}, label), runs.map((r) => h("td", { class: "num" }, cell(r)))))))))));
+        lineChart({ title: "Validation accuracy", yLabel: "val_accuracy", range: [0, 1], series: series("val_accuracy") }),
+        lineChart({ title: "Validation loss", yLabel: "val_loss", range: [0, Infinity], series: series("val_loss") })),
+      h("section", { class: "card" }, h("h2", {}, "How each did"), h("div", { class: "table-wrap" }, h("table", { id: "runs" },
+        h("thead", {}, header.cloneNode(true)),
+        h("tbody", {}, perRun.map(([label, cell]) => h("tr", {}, h("th", {}, label), runs.map((r) => h("td", { class: "num" }, cell(r))))))))),
+      h("section", { class: "card" }, h("h2", {}, "Where their specs differ"), h("div", { class: "table-wrap" }, h("table", { id: "differences" },
+        h("thead", {}, header),
+        h("tbody", {}, paths.length ? paths.map((path) => h("tr", {}, h("th", { class: "path" }, path), comparison.differences[path].map((v) => h("td", {}, value(v)))))
+          : h("tr", {}, h("td", { colspan: runs.length + 1, class: "muted" }, "Their specs are the same.")))))));
   }
   draw();
   // Curves of those still training grow here too: each of their events asks /compare again.

@@ -19,6 +19,8 @@ export async function render(main, params) {
   const answer = h("div", { "aria-live": "polite", id: "answer" }, h("p", { class: "muted" }, "Draw a digit in the box."));
   const file = h("input", { type: "file", accept: "image/png,image/jpeg", "aria-label": "photo of a digit" });
   const status = h("p", { class: "error", role: "alert" });
+  // On a phone the answer card is below the pad: the digit is repeated beside "Clear".
+  const quick = h("output", { class: "quick", id: "quick", "aria-hidden": "true" });
 
   main.replaceChildren(h("h1", {}, "Draw a digit"),
     ...(models.data.length ? [] : [h("div", { class: "notice" }, "No trained model yet: train one first, then draw here.")]),
@@ -27,19 +29,28 @@ export async function render(main, params) {
         h("div", { class: "row", style: "margin-bottom:0.6rem" }, h("label", {}, "Model", picker)),
         pad,
         h("div", { class: "row", style: "margin-top:0.6rem" },
-          h("button", { type: "button", onclick: clear }, "Clear"),
+          h("button", { type: "button", onclick: clear }, "Clear"), quick,
           h("label", {}, "or a photo (upload or paste)", file))),
       h("div", { class: "card" }, answer, status),
       h("div", { class: "card" }, h("h2", {}, "What the model saw"), seen,
         h("p", { class: "muted" }, "28x28, light on black, centred by mass: MNIST’s own normalisation."))));
 
   const ctx = pad.getContext("2d");
-  function clear() {
+  // What the answer is about: the strokes on the pad, or the photo last uploaded or pasted.
+  let photo = null;
+  function blank() {
     ctx.fillStyle = "#fff";
     ctx.fillRect(0, 0, pad.width, pad.height);
     inked = false;
     answer.replaceChildren(h("p", { class: "muted" }, "Draw a digit in the box."));
+    quick.textContent = "";
     seen.getContext("2d").clearRect(0, 0, 28, 28);
+  }
+  function clear() {
+    blank();
+    photo = null;
+    file.value = "";
+    status.textContent = "";
   }
   let inked = false;
   clear();
@@ -54,6 +65,7 @@ export async function render(main, params) {
   };
   pad.addEventListener("pointerdown", (e) => {
     pad.setPointerCapture(e.pointerId);
+    photo = null;
     drawing = point(e);
     stroke(drawing, drawing, e.pressure);
   });
@@ -68,7 +80,7 @@ export async function render(main, params) {
   pad.addEventListener("pointerup", end);
   pad.addEventListener("pointercancel", end);
   pad.addEventListener("keydown", (e) => { if (e.key === "Delete" || e.key === "Backspace") clear(); });
-  picker.addEventListener("change", () => inked && predict());
+  picker.addEventListener("change", () => (photo ? upload(photo) : inked && predict()));
 
   function stroke([x0, y0], [x1, y1], pressure) {
     ctx.strokeStyle = "#111";
@@ -98,6 +110,17 @@ export async function render(main, params) {
     }
   }
 
+  // The photo is shown in the pad (whole, on white), so the answer is next to what it is about.
+  async function showPhoto(blob) {
+    blank();
+    photo = blob;
+    const image = await createImageBitmap(blob).catch(() => null);
+    if (!image) return;
+    const scale = Math.min(pad.width / image.width, pad.height / image.height);
+    const [w, h_] = [image.width * scale, image.height * scale];
+    ctx.drawImage(image, (pad.width - w) / 2, (pad.height - h_) / 2, w, h_);
+  }
+
   async function upload(blob) {
     const form = new FormData();
     form.append("file", blob, blob.name || "pasted.png");
@@ -110,20 +133,26 @@ export async function render(main, params) {
       fail(error);
     }
   }
-  file.addEventListener("change", () => file.files[0] && upload(file.files[0]));
+  const fromPhoto = async (blob) => { await showPhoto(blob); await upload(blob); };
+  file.addEventListener("change", () => file.files[0] && fromPhoto(file.files[0]));
   const paste = (e) => {
     const item = [...(e.clipboardData?.items || [])].find((i) => i.type.startsWith("image/"));
-    if (item) upload(item.getAsFile());
+    if (item) fromPhoto(item.getAsFile());
   };
   document.addEventListener("paste", paste);
 
+  // An answer about an earlier drawing or photo would read as the answer to this one.
   function fail(error) {
+    answer.replaceChildren(h("p", { class: "muted" }, "No answer."));
+    quick.textContent = "";
+    seen.getContext("2d").clearRect(0, 0, 28, 28);
     status.textContent = error instanceof ApiError ? error.message : `Could not ask the model: ${error.message}`;
   }
 
   function show(prediction) {
     status.textContent = "";
     const best = prediction.digit;
+    quick.textContent = `reads ${best} (${percent(prediction.probabilities[best])})`;
     answer.replaceChildren(
       h("p", { style: "margin:0" }, "It reads"), h("p", { class: "digit", id: "digit" }, best),
       h("p", { class: "muted" }, `${percent(prediction.probabilities[best])} sure · model ${prediction.model.name}`),

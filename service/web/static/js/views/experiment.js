@@ -2,7 +2,7 @@
 // curves, test scores, actions and downloads; once trained, its evaluation (confusion heat map,
 // mistakes), layer health and diagnostics.
 
-import { del, downloadLink, fetchRaw, get, picture, post, subscribe } from "../api.js";
+import { del, downloadLink, fetchRaw, get, picture, post, request, subscribe } from "../api.js";
 import { learningCurves } from "../chart.js";
 import { badge, count, h, ordinal, perEpoch, score, seconds, shape, tagChips, TERMINAL, when } from "../format.js";
 
@@ -19,7 +19,8 @@ export async function render(main, { id }) {
   const facts = h("section", { class: "card" });
   const extras = h("div");
 
-  main.replaceChildren(head, notice, curves, h("div", { class: "grid" }, facts, summaryCard(experiment)), extras,
+  const aliasSlot = h("div");
+  main.replaceChildren(head, aliasSlot, notice, curves, h("div", { class: "grid" }, facts, summaryCard(experiment)), extras,
     h("section", { class: "card" }, h("h2", {}, "Spec"), h("pre", {}, JSON.stringify(experiment.spec, null, 2))));
 
   async function act(label, fn) {
@@ -52,6 +53,31 @@ export async function render(main, { id }) {
     head.replaceChildren(h("div", { class: "row" },
       h("h1", {}, experiment.name, " ", badge(experiment.status)), h("span", { class: "spacer" }), ...actions),
     h("div", { class: "row downloads", "aria-label": "Downloads" }, h("span", { class: "muted" }, "Take it home:"), downloads));
+    // Beside the head, made once and left in place: the head is drawn again on every status
+    // event, which would take the focus (and what is being typed) from the field.
+    const servable = experiment.status === "succeeded" && experiment.model_available;
+    if (servable && !aliasSlot.firstChild) aliasSlot.append(aliasForm());
+    if (!servable) aliasSlot.replaceChildren();
+  }
+
+  // PUT /models/{alias}: a name that /predict and "Draw a digit" answer with this model.
+  function aliasForm() {
+    const input = h("input", { type: "text", name: "alias", placeholder: "e.g. production", required: true, size: 14, autocomplete: "off" });
+    const form = h("form", { class: "row downloads", id: "alias-form" },
+      h("label", { class: "inline" }, "Serve it as", input), h("button", { type: "submit" }, "Point the alias here"));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const alias = input.value.trim();
+      if (!alias) return;
+      act("Alias", async () => {
+        await request("PUT", `/models/${encodeURIComponent(alias)}`, { json: { experiment_id: id } });
+        experiment = await get(`/experiments/${id}`);
+        drawFacts();
+        notice.replaceChildren(h("div", { class: "notice" }, `“${alias}” now answers with this model: `,
+          h("a", { href: `#/draw?model=${encodeURIComponent(alias)}` }, "draw a digit for it"), "."));
+      });
+    });
+    return form;
   }
 
   function drawFacts() {
@@ -78,7 +104,7 @@ export async function render(main, { id }) {
       rows.push(["Study", h("a", { href: `#/studies/${experiment.study_id}` }, "a trial of this study"),
         experiment.trial_params ? ` (${Object.entries(experiment.trial_params).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", ")})` : ""]);
     }
-    if (experiment.rerun_of) rows.push(["Rerun of", h("a", { href: `#/experiments/${experiment.rerun_of}` }, "the original")]);
+    if (experiment.rerun_of) rows.push(["Rerun of", h("a", { href: `#/experiments/${experiment.rerun_of}`, id: "rerun-of" }, original ?? "the original")]);
     if (experiment.reproduction) rows.push(["Reproduced", `${{ true: "yes", false: "no" }[experiment.reproduction.reproduced] ?? "not yet known"}: ${experiment.reproduction.explanation}`]);
     const attempts = experiment.attempts || [];
     facts.replaceChildren(h("h2", {}, "Status"), h("dl", { class: "facts" }, rows.flatMap(([k, ...v]) => [h("dt", {}, k), h("dd", {}, ...v)])),
@@ -88,12 +114,17 @@ export async function render(main, { id }) {
           h("td", { class: "num" }, a.start_epoch), h("td", {}, a.outcome || "running")))))) : null));
   }
 
+  // Drawn again on every epoch and every status change: the waiting line follows the status.
   function drawCurves() {
     curves.replaceChildren(h("h2", {}, "Learning curves"),
-      epochs.length ? learningCurves(epochs) : h("p", { class: "muted" }, experiment.status === "queued"
-        ? "Queued: the curves appear here as soon as the first epoch is done." : "No epoch recorded yet."));
+      epochs.length ? learningCurves(epochs) : h("p", { class: "muted", id: "curves-waiting" }, waitingText(experiment)));
   }
 
+  // A rerun names its original (one request, then the facts are drawn again).
+  let original = null;
+  if (experiment.rerun_of) {
+    get(`/experiments/${experiment.rerun_of}`).then((o) => { original = o.name; drawFacts(); }).catch(() => {});
+  }
   let stopped = false;
   const insight = insightCards(extras, () => stopped);
   drawHead(); drawFacts(); drawCurves();
@@ -108,12 +139,18 @@ export async function render(main, { id }) {
       drawFacts(); insight.draw(experiment, epochs.length);
     } else if (type === "status") {
       experiment = await get(`/experiments/${id}`);
-      drawHead(); drawFacts(); insight.draw(experiment, epochs.length);
+      drawHead(); drawFacts(); drawCurves(); insight.draw(experiment, epochs.length);
     } else if (type === "deleted") {
       notice.replaceChildren(h("div", { class: "notice bad" }, "This experiment was deleted."));
     }
   });
   return () => { stopped = true; stream.end(); };
+}
+
+function waitingText(experiment) {
+  if (experiment.status === "queued") return "Queued: the curves appear here as soon as the first epoch is done.";
+  if (experiment.status === "running") return "Training: the first epoch’s points appear here as soon as it is done.";
+  return "It ended before its first epoch was done.";
 }
 
 function summaryCard(experiment) {
@@ -122,10 +159,13 @@ function summaryCard(experiment) {
   return h("section", { class: "card" }, h("h2", {}, "Summary"), summaryTable(summary));
 }
 
+// batch_normalization_1 may break after an underscore, where a narrow column needs it to.
+const breakable = (name) => name.split("_").flatMap((part, i) => (i ? ["_", h("wbr"), part] : [part]));
+
 export function summaryTable(summary) {
   return h("div", { class: "table-wrap" }, h("table", { class: "summary" },
     h("thead", {}, h("tr", {}, h("th", {}, "Layer"), h("th", {}, "Output shape"), h("th", { class: "num" }, "Parameters"))),
-    h("tbody", {}, summary.layers.map((l) => h("tr", {}, h("td", {}, `${l.name} (${l.type})`), h("td", {}, shape(l.output_shape)),
+    h("tbody", {}, summary.layers.map((l) => h("tr", {}, h("td", {}, breakable(l.name), " ", h("span", { class: "layer-type" }, `(${l.type})`)), h("td", {}, shape(l.output_shape)),
       h("td", { class: "num" }, count(l.params))))),
     h("tfoot", {},
       h("tr", {}, h("th", {}, "Total"), h("td"), h("td", { class: "num total-params" }, count(summary.total_params))),

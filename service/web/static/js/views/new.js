@@ -11,11 +11,12 @@ const DRY_RUN_DELAY_MS = 400;
 
 export async function render(main, params) {
   let spec;
-  if (params.from) {
-    const source = await get(`/experiments/${params.from}`);
+  const source = params.from ? await get(`/experiments/${params.from}`) : null;
+  const shown = source ? null : params.preset || "leaky_relu";
+  if (source) {
     spec = { name: `${source.name} (copy)`, description: source.description, tags: source.tags, ...structuredClone(source.spec) };
   } else {
-    spec = { name: "", ...structuredClone(config.presets[params.preset || "leaky_relu"]) };
+    spec = { name: "", ...structuredClone(config.presets[shown]) };
   }
   if (typeof spec.compile.optimizer === "string") spec.compile.optimizer = { type: spec.compile.optimizer };
 
@@ -28,9 +29,11 @@ export async function render(main, params) {
   main.replaceChildren(h("h1", {}, "New experiment"),
     h("div", { class: "card" }, h("h2", {}, "Start from"),
       h("div", { class: "row" }, Object.entries(PRESET_NAMES).map(([key, label]) =>
-        h("button", { type: "button", "data-preset": key, onclick: () => { location.hash = `#/new?preset=${key}`; } }, label)),
-        h("span", { class: "muted" }, "or “Edit a copy” on any experiment."))),
-    h("div", { class: "split" }, h("div", { class: "card" }, form), h("div", { class: "card" }, h("h2", {}, "Summary (dry run)"), summaryBox)));
+        h("button", { type: "button", "data-preset": key, "aria-pressed": String(shown === key),
+          onclick: () => { location.hash = `#/new?preset=${key}`; } }, label)),
+        h("span", { class: "muted" }, source ? ["Editing a copy of ", h("a", { href: `#/experiments/${source.id}` }, source.name), "."]
+          : "or “Edit a copy” on any experiment."))),
+    h("div", { class: "split" }, h("div", { class: "card" }, form), h("div", { class: "card sticky" }, h("h2", {}, "Summary (dry run)"), summaryBox)));
 
   function field(def, value, loc, onChange) {
     const id = `f-${loc.join("-")}`;
@@ -76,7 +79,7 @@ export async function render(main, params) {
 
   function layerRow(layer, index) {
     const types = Object.keys(LAYERS);
-    const type = h("select", { "data-loc": `layers.${index}.type`, "aria-label": `layer ${index + 1} type`,
+    const type = h("select", { "data-loc": `layers.${index}.type`, "aria-label": `layers[${index}] type`,
       onchange: (e) => {
         const fresh = { type: e.target.value };
         for (const def of LAYERS[fresh.type]) if (def.default != null && def.name !== "activation") fresh[def.name] = structuredClone(def.default);
@@ -84,13 +87,15 @@ export async function render(main, params) {
         draw(); dryRun();
       } }, (types.includes(layer.type) ? types : [layer.type, ...types]).map((t) => h("option", { value: t, selected: t === layer.type }, t)));
     const move = (to) => { const [l] = spec.layers.splice(index, 1); spec.layers.splice(to, 0, l); draw(); dryRun(); focusLayer(to); };
-    return h("div", { class: "layer", "data-index": index },
-      h("span", { class: "index" }, index + 1), h("label", {}, "type", type),
+    return h("div", { class: "layer", "data-index": index, "data-loc": `layers.${index}` },
+      // Numbered as the spec, the summary and every error message number them: layers[0] first.
+      h("span", { class: "index", title: `layers[${index}]` }, `[${index}]`), h("label", {}, "type", type),
       (LAYERS[layer.type] || []).map((def) => field(def, layer[def.name], ["layers", index, def.name], setter(layer, def.name))),
-      h("span", { class: "spacer" }),
-      h("button", { type: "button", class: "icon", "aria-label": `move layer ${index + 1} up`, disabled: index === 0, onclick: () => move(index - 1) }, "↑"),
-      h("button", { type: "button", class: "icon", "aria-label": `move layer ${index + 1} down`, disabled: index === spec.layers.length - 1, onclick: () => move(index + 1) }, "↓"),
-      h("button", { type: "button", class: "icon danger", "aria-label": `remove layer ${index + 1}`, onclick: () => { spec.layers.splice(index, 1); draw(); dryRun(); } }, "✕"));
+      // The three buttons wrap together, to the right, when the row is full.
+      h("span", { class: "layer-actions" },
+        h("button", { type: "button", class: "icon", "aria-label": `move layers[${index}] up`, disabled: index === 0, onclick: () => move(index - 1) }, "↑"),
+        h("button", { type: "button", class: "icon", "aria-label": `move layers[${index}] down`, disabled: index === spec.layers.length - 1, onclick: () => move(index + 1) }, "↓"),
+        h("button", { type: "button", class: "icon danger", "aria-label": `remove layers[${index}]`, onclick: () => { spec.layers.splice(index, 1); draw(); dryRun(); } }, "✕")));
   }
 
   function focusLayer(index) {
@@ -130,16 +135,37 @@ export async function render(main, params) {
     if (!error) return;
     const unplaced = [];
     for (const { loc, msg } of error instanceof ApiError ? error.fields : []) {
-      let target = null;
-      for (let n = loc.length; n > 0 && !target; n--) target = form.querySelector(`[data-loc="${loc.slice(0, n).join(".")}"]`);
+      const target = placeOf(loc, msg);
       if (!target) { unplaced.push(`${loc.join(".")}: ${msg}`); continue; }
       target.classList.add("invalid");
       target.setAttribute("aria-invalid", "true");
       const holder = target.closest("label") || target.closest(".layer") || target;
-      holder.after(h("p", { class: "field-error", role: "alert", "data-for": loc.join(".") }, msg));
+      holder.after(h("p", { class: "field-error", role: "alert", "data-for": target.dataset.loc || loc.join(".") }, msg));
     }
     if (!(error instanceof ApiError) || (!error.fields.length && error.message)) unplaced.push(error.message);
     if (unplaced.length) formError.replaceChildren(h("div", { class: "notice bad" }, unplaced.join("; ")));
+  }
+
+  // Where an error belongs: the field its loc names (or the nearest enclosing one); a rule over
+  // the whole net that starts "layers[5] (Dense): ..." at that layer; a rule over a section
+  // ("fit: give validation_size ... or validation_split") at the first of its fields it names.
+  function placeOf(loc, msg) {
+    const layer = /^layers\[(\d+)\]/.exec(msg);
+    const row = layer && loc.length <= 1 && form.querySelector(`.layer[data-loc="layers.${layer[1]}"]`);
+    if (row) return row;
+    for (let n = loc.length; n > 0; n--) {
+      const found = form.querySelector(`[data-loc="${loc.slice(0, n).join(".")}"]`);
+      if (found) return found;
+    }
+    const section = loc.join(".");
+    let named = null;
+    let at = Infinity;
+    const fields = `:is(input, select)[data-loc${section ? `^="${section}."` : ""}]`;
+    for (const field of form.querySelectorAll(fields)) {
+      const where = msg.search(new RegExp(`\\b${field.dataset.loc.split(".").pop()}\\b`));
+      if (where >= 0 && where < at) { named = field; at = where; }
+    }
+    return named;
   }
 
   function payload() {

@@ -29,6 +29,11 @@ function leaderboard(study) {
       h("td", { class: "num" }, perEpoch(row.seconds_per_epoch)))))));
 }
 
+function oneEpochEach(study) {
+  const { base, space } = study.definition;
+  return (base?.fit?.epochs ?? 10) <= 1 && !("fit.epochs" in (space || {}));
+}
+
 export async function render(main, { id }) {
   const head = h("div");
   const notice = h("div", { role: "status", "aria-live": "polite" });
@@ -70,8 +75,10 @@ export async function render(main, { id }) {
     const epochs = study.leaderboard.reduce((sum, r) => sum + r.epochs_done, 0);
     if (`${epochs} ${study.status}` !== drawn) {
       drawn = `${epochs} ${study.status}`;
-      curves.replaceChildren(h("h2", {}, "Validation accuracy of every trial"),
-        epochs ? picture(`/studies/${id}/curves.svg?epochs=${epochs}&status=${study.status}`, "every trial's validation accuracy by epoch", { class: "study-curves" })
+      curves.replaceChildren(h("h2", {}, "Validation accuracy of every trial"), oneEpochEach(study)
+        // One point per trial draws no curve: a column of dots that says less than the table.
+        ? h("p", { class: "muted", id: "curves-one-epoch" }, "Each trial trains for one epoch, so there is no curve to draw: the leaderboard above has every trial’s value. Start the study with 2 or more epochs per trial to see them learn.")
+        : epochs ? picture(`/studies/${id}/curves.svg?epochs=${epochs}&status=${study.status}`, "every trial's validation accuracy by epoch", { class: "study-curves" })
           : h("p", { class: "muted" }, "The curves appear here as soon as a trial has finished an epoch."));
     }
     definition.replaceChildren(h("h2", {}, "Definition"), h("pre", {}, JSON.stringify(study.definition, null, 2)));
