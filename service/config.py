@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     worker_slots: int = Field(default=1, ge=1, le=64)
     worker_label: str | None = None
     training_threads: int = Field(default=0, ge=0, description="TF threads per training; 0 = auto")
+    training_process_jobs: int = Field(
+        default=20,
+        ge=1,
+        description="jobs a slot's warm training process trains before a fresh one takes over; "
+        "1: a fresh process per job",
+    )
     lease_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     sweep_seconds: float = Field(default=10.0, gt=0)

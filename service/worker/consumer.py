@@ -98,6 +98,7 @@ def run_worker(settings: Settings) -> None:
         _drain(consumer, shutdown, signals, settings.shutdown_grace_seconds)
     finally:
         sweeper.stopped.set()
+        supervisor.close()
         db.dispose()
 
 

@@ -1,6 +1,8 @@
-"""The training process: one attempt of one experiment, in a fresh interpreter.
+"""The training process: attempts of experiments, one at a time, in a spawned interpreter.
 
-Started by the supervisor with `python -m service.worker.training <experiment_id> <attempt>`,
+`python -m service.worker.training <experiment_id> <attempt>` trains one attempt and exits;
+the supervisor starts `python -m service.worker.training --serve`, a warm process that trains
+the attempts its slot sends it, one after another (service/worker/host.py). Either is spawned,
 never forked from a process that has loaded TensorFlow (such a child hangs in `fit`). Every write
 names its attempt, so a process whose lease was taken away writes nothing: database writes are
 fenced by the attempt number, and store writes go to the attempt's own folder and are published
@@ -87,6 +89,26 @@ def is_infrastructure_error(error: BaseException) -> bool:
     return any(type(error).__module__.startswith(name) for name in _INFRASTRUCTURE_MODULES)
 
 
+class JobSignals:
+    """What the supervisor asked of the attempt in progress, by signal: cancel, or drain."""
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+        self.drain = threading.Event()
+
+
+def listen(signals: JobSignals | None) -> None:
+    """Route CANCEL_SIGNAL and DRAIN_SIGNAL to the attempt in progress; with None (between the
+    jobs of a warm process) drop them: a late signal belongs to the job that ended, never to
+    the next one."""
+    if signals is None:
+        signal.signal(CANCEL_SIGNAL, signal.SIG_IGN)
+        signal.signal(DRAIN_SIGNAL, signal.SIG_IGN)
+        return
+    signal.signal(CANCEL_SIGNAL, lambda *_: signals.cancel.set())
+    signal.signal(DRAIN_SIGNAL, lambda *_: signals.drain.set())
+
+
 class TrainingContext:
     """One attempt as its training process sees it: the trainer's hooks (checkpoint, then
     record, each epoch; stop on request), the checkpoint it resumes from, its local files."""
@@ -99,14 +121,16 @@ class TrainingContext:
         store: ModelStore,
         experiment_id: str,
         attempt: int,
+        signals: JobSignals | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.store = store
         self.experiment_id = experiment_id
         self.attempt = attempt
-        self.cancel = threading.Event()
-        self.drain = threading.Event()
+        signals = signals or JobSignals()
+        self.cancel = signals.cancel
+        self.drain = signals.drain
         self.lost = False
         self.pruned: str | None = None
         self.epochs = 0
@@ -288,7 +312,7 @@ def remove_local_files(local_dir: Path, *, experiment_finished: bool = False) ->
 TRAINING_NICENESS = 10
 
 
-def _configure_tensorflow(settings: Settings) -> None:
+def configure_tensorflow(settings: Settings) -> None:
     import tensorflow as tf
 
     threads = settings.training_threads or max(1, (os.cpu_count() or 1) // settings.worker_slots)
@@ -306,7 +330,14 @@ def _quiet_tensorflow() -> None:
     keras.utils.disable_interactive_logging()  # no progress bars, whatever `verbose` says
 
 
-def run(experiment_id: str, attempt: int, settings: Settings) -> int:
+def run(
+    experiment_id: str, attempt: int, settings: Settings, *, signals: JobSignals | None = None
+) -> int:
+    """Train one attempt; the exit code that says how it ended (EXIT_OK: it wrote the
+    experiment's outcome). A warm process passes the `signals` it already listens to."""
+    if signals is None:
+        signals = JobSignals()
+        listen(signals)
     db = Database.from_settings(settings)
     try:
         store = store_from_settings(settings)
@@ -317,10 +348,13 @@ def run(experiment_id: str, attempt: int, settings: Settings) -> int:
         db.dispose()
         return EXIT_INFRASTRUCTURE
     context = TrainingContext(
-        settings=settings, db=db, store=store, experiment_id=experiment_id, attempt=attempt
+        settings=settings,
+        db=db,
+        store=store,
+        experiment_id=experiment_id,
+        attempt=attempt,
+        signals=signals,
     )
-    signal.signal(CANCEL_SIGNAL, lambda *_: context.cancel.set())
-    signal.signal(DRAIN_SIGNAL, lambda *_: context.drain.set())
     code = EXIT_LOST_LEASE
     try:
         code = _train(context, settings)
@@ -376,7 +410,7 @@ def _start_from_checkpoint(context: TrainingContext, settings: Settings) -> _Sta
     spec = ExperimentSpec.model_validate(spec_json)
     context.epochs = spec.fit.epochs
     # Before the data or the checkpoint's model start TensorFlow, which then fixes its threads.
-    _configure_tensorflow(settings)
+    configure_tensorflow(settings)
     split = mnist.split(
         mnist.load_mnist(settings.mnist_path),
         validation_size=spec.fit.validation_size,
@@ -482,15 +516,25 @@ def _end(context: TrainingContext, status: Status, error: str | None) -> int:
     return EXIT_OK if owned else EXIT_LOST_LEASE
 
 
+USAGE = (
+    "usage: python -m service.worker.training <experiment_id> <attempt>\n"
+    "       python -m service.worker.training --serve <answers fd> (started by a worker slot)"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     watch_parent()
     lower_priority(TRAINING_NICENESS)
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m service.worker.training <experiment_id> <attempt>", file=sys.stderr)
-        return 2
     # LOG_FORMAT and LOG_LEVEL as in the worker that started it; TF_CPP_MIN_LOG_LEVEL too.
     logs.configure(text_format=logs.role_format("training"))
+    if args[:1] == ["--serve"] and len(args) >= 2 and args[1].isdigit():
+        from service.worker.host import serve  # it runs this module's `run`, once per job
+
+        return serve(Settings(), answers=int(args[1]))
+    if len(args) != 2:
+        print(USAGE, file=sys.stderr)
+        return 2
     return run(args[0], int(args[1]), Settings())
 
 
