@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.config import Settings
+from service.worker.title import ROOM
 from service.worker.training import CANCEL_SIGNAL, DRAIN_SIGNAL, EXIT_OK
 from tests.factories import IMAGE, tiny_spec
 from tests.helpers import (
@@ -57,6 +58,13 @@ CONV_NET = tiny_spec(**SMALL, batch_size=64, seed=9) | {
     "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.01}},
 }
 CONV_NET["fit"]["reduce_lr_on_plateau"] = {"factor": 0.5, "patience": 0, "min_delta": 10.0}
+# Sets its title, then prints its command line as `ps` and the tests read it.
+TITLE_PROBE = """
+import sys
+from service.worker.title import set_title
+set_title(sys.argv[1].split())
+print(open("/proc/self/cmdline", "rb").read().replace(b"\\0", b" ").decode().strip())
+"""
 
 
 def succeeded(client: TestClient, worker: ServiceProcess, experiment_id: str) -> dict[str, Any]:
@@ -68,6 +76,18 @@ def succeeded(client: TestClient, worker: ServiceProcess, experiment_id: str) ->
 def history(client: TestClient, experiment_id: str) -> list[tuple[float, ...]]:
     epochs = client.get(f"/experiments/{experiment_id}/history").json()["epochs"]
     return [tuple(epoch[metric] for metric in METRICS) for epoch in epochs]
+
+
+def test_a_warm_process_shows_the_job_it_trains_as_its_command_line() -> None:
+    title = "python -m service.worker.training 0123456789abcdef0123456789abcdef 2"
+    shown = subprocess.run(
+        [sys.executable, "-c", TITLE_PROBE, title, ROOM],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == title
 
 
 @pytest.mark.usefixtures("settings")  # wipes PostgreSQL and Redis in the scaled run
