@@ -49,6 +49,9 @@ class Figures:
     succeeded: int
     curves: bool
     """Whether /studies/{id}/curves.svg answered an SVG naming every trial."""
+    idle_mb: list[float]
+    """Resident memory of each training process still alive once the study ended (warm ones
+    waiting for their slot's next job)."""
 
     @property
     def rest(self) -> float:
@@ -71,7 +74,7 @@ def run_study(slots: int, jobs_per_process: int, *, epochs: int, train_size: int
             TRAINING_PROCESS_JOBS=str(jobs_per_process),
         )
         with (
-            running([sys.executable, "-m", "service"], env, root / "service.log"),
+            running([sys.executable, "-m", "service"], env, root / "service.log") as service,
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http,
         ):
 
@@ -94,10 +97,28 @@ def run_study(slots: int, jobs_per_process: int, *, epochs: int, train_size: int
 
             study = wait(finished, timeout=STUDY_TIMEOUT, what="the study")
             wall = time.perf_counter() - started
-            return _figures(http, study, wall)
+            return _figures(http, study, wall, idle_mb=_training_memory(service.pid))
 
 
-def _figures(http: httpx.Client, study: dict[str, Any], wall: float) -> Figures:
+def _training_memory(group: int) -> list[float]:
+    """Resident MB of the live training processes in the service's process group."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if b"service.worker.training" not in (entry / "cmdline").read_bytes():
+                continue
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) != group:
+                continue
+            rss_pages = int((entry / "statm").read_text().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        found.append(rss_pages * os.sysconf("SC_PAGE_SIZE") / 2**20)
+    return found
+
+
+def _figures(
+    http: httpx.Client, study: dict[str, Any], wall: float, *, idle_mb: list[float]
+) -> Figures:
     running_seconds, training_seconds = [], []
     for row in study["leaderboard"]:
         trial = http.get(f"/experiments/{row['experiment_id']}").json()
@@ -116,6 +137,7 @@ def _figures(http: httpx.Client, study: dict[str, Any], wall: float) -> Figures:
         training=statistics.mean(training_seconds),
         succeeded=study["progress"].get("succeeded", 0),
         curves=drawn and all(row["label"] in curves.text for row in study["leaderboard"]),
+        idle_mb=idle_mb,
     )
 
 
@@ -125,7 +147,9 @@ def _line(slots: int, jobs: int, figures: Figures) -> str:
         f"{slots} slot(s), {process}: wall {figures.wall:.1f} s; {figures.succeeded}/8 "
         f"succeeded; curves {'drawn' if figures.curves else 'MISSING'}; per trial "
         f"{figures.trial:.1f} s running, of which training {figures.training:.1f} s and the "
-        f"rest {figures.rest:.1f} s ({figures.rest / figures.trial:.0%})"
+        f"rest {figures.rest:.1f} s ({figures.rest / figures.trial:.0%}); training processes "
+        f"left waiting: {len(figures.idle_mb)}"
+        + "".join(f", {mb:.0f} MB" for mb in figures.idle_mb)
     )
 
 

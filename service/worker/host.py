@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 COMMAND = [sys.executable, "-m", "service.worker.training"]
 # How long a process whose pipe was closed may take to exit before it is killed.
-EXIT_GRACE_SECONDS = 10.0
+CLOSE_GRACE_SECONDS = 10.0
 _ANSWER_BYTES = 32
 
 
@@ -135,7 +135,7 @@ class TrainingHost:
             if self.process.stdin is not None:
                 self.process.stdin.close()
         try:
-            self.process.wait(timeout=EXIT_GRACE_SECONDS)
+            self.process.wait(timeout=CLOSE_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
             terminate(self.process, grace=0)
         with contextlib.suppress(OSError):
