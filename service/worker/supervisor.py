@@ -180,8 +180,8 @@ class Supervisor:
             next_heartbeat = attempted_at + settings.heartbeat_seconds
             now = time.monotonic()
             if pulse.ended:
-                # The training wrote its own outcome and is still shutting down: let it finish
-                # its clean-up (checkpoint, work files) instead of killing it half-way.
+                # The training wrote its own outcome and is still cleaning up: let it finish
+                # (checkpoints, work files) and answer instead of killing it half-way.
                 watch.ended = True
                 watch.returncode = host.wait(EXIT_GRACE_SECONDS)
                 if watch.returncode is None:

@@ -409,7 +409,8 @@ def _start_from_checkpoint(context: TrainingContext, settings: Settings) -> _Sta
         return None
     spec = ExperimentSpec.model_validate(spec_json)
     context.epochs = spec.fit.epochs
-    # Before the data or the checkpoint's model start TensorFlow, which then fixes its threads.
+    # Before the data or the checkpoint's model start TensorFlow, which then fixes its threads
+    # (a warm process did so before its first job: setting the same numbers again is allowed).
     configure_tensorflow(settings)
     split = mnist.split(
         mnist.load_mnist(settings.mnist_path),
