@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         description="jobs a slot's warm training process trains before a fresh one takes over; "
         "1: a fresh process per job",
     )
+    training_process_idle_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="how long a slot's warm training process waits for a job before it exits "
+        "and gives its memory back",
+    )
     lease_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     sweep_seconds: float = Field(default=10.0, gt=0)

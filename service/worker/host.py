@@ -25,6 +25,8 @@ import select
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from typing import IO
 
 from service.config import Settings
@@ -56,6 +58,8 @@ class TrainingHost:
         """Jobs sent to it so far."""
         self._ended: int | None = EXIT_OK
         """How the last job sent ended; None while it runs."""
+        self.idle_since = time.monotonic()
+        """When it last became idle (started, or answered a job)."""
 
     @classmethod
     def start(cls) -> TrainingHost:
@@ -109,6 +113,7 @@ class TrainingHost:
         answer = os.read(self._answers, _ANSWER_BYTES)
         # An empty read is the pipe's end: the process is gone, or going.
         self._ended = int(answer) if answer else self.process.wait()
+        self.idle_since = time.monotonic()
         return self._ended
 
     def signal(self, signum: int) -> None:
@@ -159,10 +164,16 @@ def terminate(process: subprocess.Popen[bytes], *, grace: float) -> None:
 
 
 class Hosts:
-    """Each worker slot's warm training process, kept from one of its jobs to the next."""
+    """Each worker slot's warm training process, kept from one of its jobs to the next.
 
-    def __init__(self, jobs_per_host: int) -> None:
+    Whoever takes a process out of the table closes it: its slot (after its last job, or when
+    it died), or the worker's main thread (idle too long, or the worker stops); a slot sends a
+    job only under the lock, so a process is never closed as it is handed one.
+    """
+
+    def __init__(self, *, jobs_per_host: int, idle_seconds: float) -> None:
         self.jobs_per_host = jobs_per_host
+        self.idle_seconds = idle_seconds
         self._lock = threading.Lock()
         self._by_slot: dict[int, TrainingHost] = {}
 
@@ -171,9 +182,10 @@ class Hosts:
         idle. If even a fresh one cannot take it, that process's `wait` tells how it died."""
         slot = threading.get_ident()
         with self._lock:
-            host = self._by_slot.get(slot)
-        if host is not None and host.send(experiment_id, attempt):
-            return host
+            host = self._by_slot.pop(slot, None)
+            if host is not None and host.send(experiment_id, attempt):
+                self._by_slot[slot] = host
+                return host
         if host is not None:
             log.warning(
                 "training process %s is gone (exit code %s); starting another",
@@ -182,9 +194,9 @@ class Hosts:
             )
             host.close()
         host = TrainingHost.start()
+        host.send(experiment_id, attempt)
         with self._lock:
             self._by_slot[slot] = host
-        host.send(experiment_id, attempt)
         return host
 
     def release(self, host: TrainingHost) -> None:
@@ -192,17 +204,30 @@ class Hosts:
         died, or has trained `jobs_per_host` jobs (then it exits, and a fresh one follows)."""
         if host.idle and host.jobs < self.jobs_per_host:
             return
-        with self._lock:
-            if self._by_slot.get(threading.get_ident()) is host:
-                del self._by_slot[threading.get_ident()]
-        host.close()
+        if self._take_out(lambda slot, kept: kept is host):
+            host.close()
+
+    def close_idle(self) -> None:
+        """Let the processes go that waited `idle_seconds` for a job: an idle worker gives
+        their memory back (about a gigabyte each), and the next job starts a fresh one."""
+        deadline = time.monotonic() - self.idle_seconds
+        for host in self._take_out(lambda slot, kept: kept.idle and kept.idle_since < deadline):
+            log.info(
+                "training process %s waited %g s for a job; closing it", host.pid, self.idle_seconds
+            )
+            host.close()
 
     def close(self) -> None:
         """Let every slot's process go (the worker stops)."""
-        with self._lock:
-            hosts, self._by_slot = list(self._by_slot.values()), {}
-        for host in hosts:
+        for host in self._take_out(lambda slot, kept: True):
             host.close()
+
+    def _take_out(self, which: Callable[[int, TrainingHost], bool]) -> list[TrainingHost]:
+        with self._lock:
+            taken = {slot: host for slot, host in self._by_slot.items() if which(slot, host)}
+            for slot in taken:
+                del self._by_slot[slot]
+        return list(taken.values())
 
 
 # The process's end -------------------------------------------------------------------------

@@ -86,7 +86,10 @@ class Supervisor:
         self.requeue = requeue
         self.after_job = after_job
         self.shutdown = shutdown or Shutdown()
-        self.hosts = Hosts(settings.training_process_jobs)
+        self.hosts = Hosts(
+            jobs_per_host=settings.training_process_jobs,
+            idle_seconds=settings.training_process_idle_seconds,
+        )
 
     def close(self) -> None:
         """Let the slots' training processes go (the worker stops)."""

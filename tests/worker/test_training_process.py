@@ -1,6 +1,7 @@
 """A warm training process per worker slot: it trains job after job, until it has trained
-TRAINING_PROCESS_JOBS of them, and nothing of one job reaches the next (its history, a late
-signal). A killed one is replaced (tests/worker/test_recovery.py)."""
+TRAINING_PROCESS_JOBS of them or waited TRAINING_PROCESS_IDLE_SECONDS for one, and nothing of
+one job reaches the next (its history, a late signal). A killed one is replaced
+(tests/worker/test_recovery.py)."""
 
 from __future__ import annotations
 
@@ -113,6 +114,24 @@ def test_a_slot_trains_its_jobs_in_one_process_until_it_has_trained_its_share(
         done = [pid for pid in first_seen if pids.count(pid) == jobs_per_process]
         wait_gone(done, what="the training processes that trained their share")
         assert all(alive(pid) for pid in first_seen if pid not in done)
+
+
+@pytest.mark.usefixtures("settings")  # wipes PostgreSQL and Redis in the scaled run
+def test_a_process_that_waits_too_long_for_a_job_exits_and_the_next_job_starts_a_fresh_one(
+    make_settings: Callable[..., Settings], start_service: Callable[..., ServiceProcess]
+) -> None:
+    settings = make_settings(training_process_idle_seconds=1.0)
+    with TestClient(create_app(settings)) as client:
+        worker = start_service(settings, "worker")
+        first = succeeded(client, worker, submit(client, tiny_spec(epochs=1, train_size=500))["id"])
+        (idle,) = trained_by(worker.log(), first["id"])
+        wait_gone([idle], what="the idle training process")
+        assert f"training process {idle} waited 1 s for a job; closing it" in worker.log()
+
+        second = succeeded(
+            client, worker, submit(client, tiny_spec(epochs=1, train_size=500))["id"]
+        )
+        assert trained_by(worker.log(), second["id"]) not in ([], [idle])
 
 
 def test_a_cancel_or_drain_signal_between_jobs_reaches_no_job(
