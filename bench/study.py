@@ -47,6 +47,9 @@ class Figures:
     """Mean running time of a trial (started to finished)."""
     training: float
     """Mean of a trial's epochs' seconds, summed."""
+    typical_rest: float
+    """Median of a trial's running time less its training: a warm process's cold first trial
+    (one per slot) weighs on the mean, not on this."""
     succeeded: int
     curves: bool
     """Whether /studies/{id}/curves.svg answered an SVG naming every trial."""
@@ -139,6 +142,9 @@ def _figures(
         wall=wall,
         trial=statistics.mean(running_seconds),
         training=statistics.mean(training_seconds),
+        typical_rest=statistics.median(
+            run - train for run, train in zip(running_seconds, training_seconds, strict=True)
+        ),
         succeeded=study["progress"].get("succeeded", 0),
         curves=drawn and all(row["label"] in curves.text for row in study["leaderboard"]),
         idle_mb=idle_mb,
@@ -151,7 +157,8 @@ def _line(slots: int, jobs: int, figures: Figures) -> str:
         f"{slots} slot(s), {process}: wall {figures.wall:.1f} s; {figures.succeeded}/8 "
         f"succeeded; curves {'drawn' if figures.curves else 'MISSING'}; per trial "
         f"{figures.trial:.1f} s running, of which training {figures.training:.1f} s and the "
-        f"rest {figures.rest:.1f} s ({figures.rest / figures.trial:.0%}); training processes "
+        f"rest {figures.rest:.1f} s ({figures.rest / figures.trial:.0%}; median "
+        f"{figures.typical_rest:.1f} s); training processes "
         f"left waiting: {len(figures.idle_mb)}"
         + "".join(f", {mb:.0f} MB" for mb in figures.idle_mb)
     )

@@ -30,15 +30,10 @@ from collections.abc import Callable
 from typing import IO
 
 from service.config import Settings
+from service.worker.job_signals import JobSignals, listen
 from service.worker.lifeline import child_env
 from service.worker.title import ROOM, set_title
-from service.worker.training import (
-    EXIT_OK,
-    JobSignals,
-    configure_tensorflow,
-    listen,
-    run,
-)
+from service.worker.training import EXIT_OK, configure_tensorflow, run
 
 log = logging.getLogger(__name__)
 

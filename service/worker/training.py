@@ -21,9 +21,7 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import sys
-import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -53,6 +51,7 @@ from service.storage import (
     store_from_settings,
 )
 from service.usecases.pruning import prune_reason
+from service.worker.job_signals import JobSignals, listen
 from service.worker.lifeline import watch_parent
 from service.worker.priority import lower_priority
 from service.worker.quiet import QuietStderr
@@ -69,9 +68,6 @@ EXIT_LOST_LEASE = 3
 EXIT_DRAINED = 4
 # The database, the store or the network failed: requeue (EX_TEMPFAIL), nothing was written.
 EXIT_INFRASTRUCTURE = 75
-CANCEL_SIGNAL = signal.SIGUSR1
-# The worker shuts down: finish (checkpoint and record) the current epoch, then exit.
-DRAIN_SIGNAL = signal.SIGUSR2
 # A failed database write is tried again after this, doubling up to HEARTBEAT_SECONDS.
 RETRY_FIRST_SECONDS = 0.25
 T = TypeVar("T")
@@ -87,26 +83,6 @@ def is_infrastructure_error(error: BaseException) -> bool:
     if isinstance(error, SQLAlchemyError | OSError):
         return True
     return any(type(error).__module__.startswith(name) for name in _INFRASTRUCTURE_MODULES)
-
-
-class JobSignals:
-    """What the supervisor asked of the attempt in progress, by signal: cancel, or drain."""
-
-    def __init__(self) -> None:
-        self.cancel = threading.Event()
-        self.drain = threading.Event()
-
-
-def listen(signals: JobSignals | None) -> None:
-    """Route CANCEL_SIGNAL and DRAIN_SIGNAL to the attempt in progress; with None (between the
-    jobs of a warm process) drop them: a late signal belongs to the job that ended, never to
-    the next one."""
-    if signals is None:
-        signal.signal(CANCEL_SIGNAL, signal.SIG_IGN)
-        signal.signal(DRAIN_SIGNAL, signal.SIG_IGN)
-        return
-    signal.signal(CANCEL_SIGNAL, lambda *_: signals.cancel.set())
-    signal.signal(DRAIN_SIGNAL, lambda *_: signals.drain.set())
 
 
 class TrainingContext:
