@@ -96,7 +96,8 @@ def _run_processes(token: str) -> dict[int, tuple[int, str]]:
 
 @dataclass
 class Life:
-    """One training process as the sampler saw it."""
+    """One attempt's training as the sampler saw it (a warm process trains several, one after
+    another, each under its own command line)."""
 
     experiment_id: str
     attempt: int
@@ -109,7 +110,7 @@ class Sampler:
     """Samples the run's training processes every SAMPLE_SECONDS, in a thread."""
 
     token: str
-    lives: dict[int, Life] = field(default_factory=dict)
+    lives: dict[tuple[int, str, int], Life] = field(default_factory=dict)
     stopped: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -125,8 +126,12 @@ class Sampler:
                 # its parent's command line: only the training itself counts.
                 if TRAINING not in words or TRAINING in processes.get(ppid, (0, ""))[1]:
                     continue
-                experiment_id, attempt = words[words.index(TRAINING) + 1 :][:2]
-                life = self.lives.setdefault(pid, Life(experiment_id, int(attempt), now, now))
+                job = words[words.index(TRAINING) + 1 :][:2]
+                if len(job) < 2 or job[0] == "--serve":  # a warm process between jobs
+                    continue
+                experiment_id, attempt = job
+                key = (pid, experiment_id, int(attempt))
+                life = self.lives.setdefault(key, Life(experiment_id, int(attempt), now, now))
                 life.last = now
 
     def overlaps(self) -> list[str]:
@@ -337,9 +342,7 @@ def check(run: Run, ids: list[str]) -> list[str]:
     for experiment in experiments:
         for attempt in experiment["attempts"][:-1]:
             print(f"  {experiment['name']} attempt {attempt['number']}: {attempt['outcome']}")
-    print(
-        f"training processes seen  {len(run.sampler.lives)}; overlaps {len(run.sampler.overlaps())}"
-    )
+    print(f"trainings seen  {len(run.sampler.lives)}; overlaps {len(run.sampler.overlaps())}")
     return problems
 
 

@@ -68,6 +68,18 @@ class Settings(BaseSettings):
         description="CPU niceness of training and evaluation processes: on a machine shared "
         "with the API they take only the CPU it leaves (0 = compete as equals)",
     )
+    training_process_jobs: int = Field(
+        default=20,
+        ge=1,
+        description="jobs a slot's warm training process trains before a fresh one takes over; "
+        "1: a fresh process per job",
+    )
+    training_process_idle_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="how long a slot's warm training process waits for a job before it exits "
+        "and gives its memory back",
+    )
     lease_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     sweep_seconds: float = Field(default=10.0, gt=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -176,12 +177,31 @@ def descendants(pid: int) -> list[int]:
 
 
 def training_pids(experiment_id: str) -> list[int]:
-    """Live `python -m service.worker.training <experiment_id> ...` processes."""
+    """Live processes training the experiment now: a one-shot `python -m
+    service.worker.training <experiment_id> <attempt>`, or a warm one whose command line reads
+    so while it trains the job (service/worker/title.py)."""
     return [
         pid
         for pid, (_, cmdline) in _live_processes().items()
         if "service.worker.training" in cmdline and experiment_id in cmdline
     ]
+
+
+def wait_untrained(experiment_id: str, *, what: str, timeout: float = NO_ORPHAN_TIMEOUT) -> None:
+    """Until no process trains the experiment: its process exited, or (a warm one) waits for
+    its slot's next job."""
+    wait_for(
+        lambda: not training_pids(experiment_id),
+        timeout=timeout,
+        interval=0.1,
+        what=f"{what} to stop training {experiment_id}",
+    )
+
+
+def trained_by(log: str, experiment_id: str) -> list[int]:
+    """The training processes that logged the experiment's epochs, in the order they did."""
+    pids = re.findall(rf"\[training (\d+)\] experiment {experiment_id} epoch ", log)
+    return list(dict.fromkeys(int(pid) for pid in pids))
 
 
 def alive(pid: int) -> bool:

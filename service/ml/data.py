@@ -11,7 +11,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,24 @@ class Mnist:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+
+    @cached_property
+    def scaled(self) -> Split:
+        """Every image / 255 as float32 and every label as int32, computed once per load: a
+        warm training process (`load_mnist` keeps the load) splits each job from these. Read
+        only, so that no job can change what the next one trains on."""
+        # Divide in float64 like the notebook does, then narrow: the same bits Keras would feed.
+        arrays = (
+            (self.x_train / 255.0).astype(np.float32),
+            self.y_train.astype(np.int32),
+            (self.x_test / 255.0).astype(np.float32),
+            self.y_test.astype(np.int32),
+        )
+        for array in arrays:
+            array.flags.writeable = False
+        x_train, y_train, x_test, y_test = arrays
+        empty = x_train[:0], y_train[:0]
+        return Split(x_train, y_train, *empty, x_test, y_test)
 
 
 @dataclass(frozen=True)
@@ -116,9 +134,8 @@ def split(
 ) -> Split:
     """The notebook's split: the first `validation_size` training images validate; or, with
     Keras's `validation_split`, the last fraction of the (first `train_size`) training images."""
-    # Divide in float64 like the notebook does, then narrow: the same bits Keras would feed.
-    x_train_full = (data.x_train / 255.0).astype(np.float32)
-    y_train_full = data.y_train.astype(np.int32)
+    scaled = data.scaled
+    x_train_full, y_train_full = scaled.x_train, scaled.y_train
     x_valid, x_train = x_train_full[:validation_size], x_train_full[validation_size:]
     y_valid, y_train = y_train_full[:validation_size], y_train_full[validation_size:]
     if train_size is not None:
@@ -128,8 +145,8 @@ def split(
         y_train=y_train,
         x_valid=x_valid,
         y_valid=y_valid,
-        x_test=(data.x_test / 255.0).astype(np.float32),
-        y_test=data.y_test.astype(np.int32),
+        x_test=scaled.x_test,
+        y_test=scaled.y_test,
     )
     return notebook if validation_split is None else notebook.holding_out_last(validation_split)
 

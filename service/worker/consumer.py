@@ -92,12 +92,14 @@ def run_worker(settings: Settings) -> None:
         checked = time.monotonic()
         while not signals.count:
             time.sleep(POLL_SECONDS)
+            supervisor.hosts.close_idle()
             if time.monotonic() - checked > HEALTH_CHECK_SECONDS:
                 checked = time.monotonic()
                 consumer.check_worker_health()
         _drain(consumer, shutdown, signals, settings.shutdown_grace_seconds)
     finally:
         sweeper.stopped.set()
+        supervisor.close()
         db.dispose()
 
 

@@ -1,18 +1,18 @@
-"""Runs one delivered job: claim the row, start the training process, keep its lease alive.
+"""Runs one delivered job: claim the row, hand it to the slot's training process, keep its
+lease alive.
 
-The supervisor (a Huey worker thread) owns everything the training process cannot do for
-itself: the heartbeat while an epoch is long, cancellation with a grace period, the wall-time
-limit, a graceful release when its worker shuts down, and requeueing when the process stops
-without saying how it ended. It never leaves its training behind: a database error during a
-heartbeat is retried until the lease would expire, and then the training is stopped.
+The supervisor (a Huey worker thread per slot) owns everything the training process cannot do
+for itself: the heartbeat while an epoch is long, cancellation with a grace period, the
+wall-time limit, a graceful release when its worker shuts down, and requeueing when the process
+stops without saying how the job ended. It never leaves its training behind: a database error
+during a heartbeat is retried until the lease would expire, and then the training is stopped.
+Stopping a training kills its process; the slot's next job gets a fresh one (host.py).
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,10 +24,9 @@ from service.config import Settings
 from service.db import leases
 from service.db.session import Database
 from service.domain import Claim, Status
-from service.worker.lifeline import child_env
+from service.worker.host import Hosts, TrainingHost
+from service.worker.job_signals import CANCEL_SIGNAL, DRAIN_SIGNAL
 from service.worker.training import (
-    CANCEL_SIGNAL,
-    DRAIN_SIGNAL,
     EXIT_DRAINED,
     EXIT_INFRASTRUCTURE,
     attempt_dir,
@@ -37,7 +36,7 @@ from service.worker.training import (
 log = logging.getLogger(__name__)
 
 TERMINATE_GRACE_SECONDS = 5.0
-# How long a training that already wrote its outcome may take to exit (TensorFlow's teardown).
+# How long a training that already wrote its outcome may take to answer (its clean-up).
 EXIT_GRACE_SECONDS = 30.0
 # How often the supervisor looks at its training between heartbeats (exit, shutdown).
 POLL_SECONDS = 0.2
@@ -52,6 +51,9 @@ class _Watch:
     lost: bool = False
     ended: bool = False
     drained: bool = False
+    returncode: int | None = None
+    """How the job ended: its process's answer, or the process's own exit code if it died
+    or was stopped (negative: by that signal)."""
     renewed_at: float = 0.0
     """When the lease was last renewed (monotonic, taken before the call): the lease runs at
     least `lease_seconds` from then."""
@@ -83,6 +85,14 @@ class Supervisor:
         self.requeue = requeue
         self.after_job = after_job
         self.shutdown = shutdown or Shutdown()
+        self.hosts = Hosts(
+            jobs_per_host=settings.training_process_jobs,
+            idle_seconds=settings.training_process_idle_seconds,
+        )
+
+    def close(self) -> None:
+        """Let the slots' training processes go (the worker stops)."""
+        self.hosts.close()
 
     def run_job(self, experiment_id: str) -> None:
         if self.shutdown.draining.is_set():
@@ -108,37 +118,33 @@ class Supervisor:
             self.settings.max_attempts,
             f", from epoch {claim.start_epoch + 1}" if claim.start_epoch else "",
         )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service.worker.training", experiment_id, str(claim.attempt)],
-            env=child_env(),
-        )
-        watch = self._supervise(claim, process, _Watch(renewed_at=renewed_at))
-        self._settle(claim, process.returncode, watch)
+        host = self.hosts.dispatch(experiment_id, claim.attempt)
+        watch = self._supervise(claim, host, _Watch(renewed_at=renewed_at))
+        self._settle(claim, watch.returncode, watch)
         # A training that was killed (by us, the wall-time limit, or anyone) left its files.
         remove_local_files(attempt_dir(self.settings.work_dir, experiment_id, claim.attempt))
+        self.hosts.release(host)
         if self.after_job is not None:
             self.after_job(experiment_id)  # e.g. a study starts its next trials
 
-    def _supervise(self, claim: Claim, process: subprocess.Popen[bytes], watch: _Watch) -> _Watch:
+    def _supervise(self, claim: Claim, host: TrainingHost, watch: _Watch) -> _Watch:
         settings = self.settings
         started = time.monotonic()
         next_heartbeat = started + settings.heartbeat_seconds
         retry_after = FIRST_RETRY_SECONDS
         while True:
-            try:
-                process.wait(timeout=POLL_SECONDS)
+            watch.returncode = host.wait(POLL_SECONDS)
+            if watch.returncode is not None:
                 return watch
-            except subprocess.TimeoutExpired:
-                pass
             now = time.monotonic()
             if self.shutdown.hurry.is_set():
                 log.warning("shutdown grace over; stopping the training of %s", claim.experiment_id)
                 watch.drained = True
-                _stop(process, grace=0)
+                watch.returncode = host.stop(grace=0)
                 return watch
             if self.shutdown.draining.is_set() and not watch.drained:
                 watch.drained = True
-                process.send_signal(DRAIN_SIGNAL)
+                host.signal(DRAIN_SIGNAL)
             if now < next_heartbeat:
                 continue
             attempted_at = now
@@ -160,7 +166,7 @@ class Supervisor:
                         error,
                     )
                     watch.lost = True
-                    _stop(process, grace=0)
+                    watch.returncode = host.stop(grace=0)
                     return watch
                 log.warning(
                     "heartbeat of %s failed (%s); retrying in %.2f s",
@@ -176,28 +182,30 @@ class Supervisor:
             next_heartbeat = attempted_at + settings.heartbeat_seconds
             now = time.monotonic()
             if pulse.ended:
-                # The training wrote its own outcome and is still shutting down: let it finish
-                # its clean-up (checkpoint, work files) instead of killing it half-way.
+                # The training wrote its own outcome and is still cleaning up: let it finish
+                # (checkpoints, work files) and answer instead of killing it half-way.
                 watch.ended = True
-                _await_exit(process, grace=EXIT_GRACE_SECONDS)
+                watch.returncode = host.wait(EXIT_GRACE_SECONDS)
+                if watch.returncode is None:
+                    watch.returncode = host.stop(grace=0)
                 return watch
             if not pulse.alive:
                 log.warning("lost the lease on %s; stopping its training", claim.experiment_id)
                 watch.lost = True
-                _stop(process, grace=0)
+                watch.returncode = host.stop(grace=0)
                 return watch
             if pulse.cancel_requested and watch.cancel_signalled_at is None:
-                process.send_signal(CANCEL_SIGNAL)
+                host.signal(CANCEL_SIGNAL)
                 watch.cancel_signalled_at = now
             if (
                 watch.cancel_signalled_at is not None
                 and now - watch.cancel_signalled_at > settings.cancel_grace_seconds
             ):
-                _stop(process, grace=0)
+                watch.returncode = host.stop(grace=0)
                 return watch
             if now - started > settings.max_train_seconds:
                 watch.timed_out = True
-                _stop(process, grace=TERMINATE_GRACE_SECONDS)
+                watch.returncode = host.stop(grace=TERMINATE_GRACE_SECONDS)
                 return watch
 
     def _settle(self, claim: Claim, returncode: int | None, watch: _Watch) -> None:
@@ -286,24 +294,3 @@ def _describe(returncode: int | None) -> str:
     if returncode is not None and returncode < 0:
         return f"killed by {signal.Signals(-returncode).name}"
     return f"exit code {returncode}"
-
-
-def _await_exit(process: subprocess.Popen[bytes], *, grace: float) -> None:
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        _stop(process, grace=0)
-
-
-def _stop(process: subprocess.Popen[bytes], *, grace: float) -> None:
-    if process.poll() is not None:
-        return
-    if grace > 0:
-        process.terminate()
-        try:
-            process.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            pass
-    process.kill()
-    process.wait()

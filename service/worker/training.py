@@ -1,6 +1,8 @@
-"""The training process: one attempt of one experiment, in a fresh interpreter.
+"""The training process: attempts of experiments, one at a time, in a spawned interpreter.
 
-Started by the supervisor with `python -m service.worker.training <experiment_id> <attempt>`,
+`python -m service.worker.training <experiment_id> <attempt>` trains one attempt and exits;
+the supervisor starts `python -m service.worker.training --serve`, a warm process that trains
+the attempts its slot sends it, one after another (service/worker/host.py). Either is spawned,
 never forked from a process that has loaded TensorFlow (such a child hangs in `fit`). Every write
 names its attempt, so a process whose lease was taken away writes nothing: database writes are
 fenced by the attempt number, and store writes go to the attempt's own folder and are published
@@ -19,9 +21,7 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import sys
-import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -51,6 +51,7 @@ from service.storage import (
     store_from_settings,
 )
 from service.usecases.pruning import prune_reason
+from service.worker.job_signals import JobSignals, listen
 from service.worker.lifeline import watch_parent
 from service.worker.priority import lower_priority
 from service.worker.quiet import QuietStderr
@@ -67,9 +68,6 @@ EXIT_LOST_LEASE = 3
 EXIT_DRAINED = 4
 # The database, the store or the network failed: requeue (EX_TEMPFAIL), nothing was written.
 EXIT_INFRASTRUCTURE = 75
-CANCEL_SIGNAL = signal.SIGUSR1
-# The worker shuts down: finish (checkpoint and record) the current epoch, then exit.
-DRAIN_SIGNAL = signal.SIGUSR2
 # A failed database write is tried again after this, doubling up to HEARTBEAT_SECONDS.
 RETRY_FIRST_SECONDS = 0.25
 T = TypeVar("T")
@@ -99,14 +97,16 @@ class TrainingContext:
         store: ModelStore,
         experiment_id: str,
         attempt: int,
+        signals: JobSignals | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.store = store
         self.experiment_id = experiment_id
         self.attempt = attempt
-        self.cancel = threading.Event()
-        self.drain = threading.Event()
+        signals = signals or JobSignals()
+        self.cancel = signals.cancel
+        self.drain = signals.drain
         self.lost = False
         self.pruned: str | None = None
         self.epochs = 0
@@ -284,7 +284,7 @@ def remove_local_files(local_dir: Path, *, experiment_finished: bool = False) ->
         local_dir.parent.rmdir()
 
 
-def _configure_tensorflow(settings: Settings) -> None:
+def configure_tensorflow(settings: Settings) -> None:
     import tensorflow as tf
 
     threads = settings.training_threads or max(1, (os.cpu_count() or 1) // settings.worker_slots)
@@ -302,7 +302,14 @@ def _quiet_tensorflow() -> None:
     keras.utils.disable_interactive_logging()  # no progress bars, whatever `verbose` says
 
 
-def run(experiment_id: str, attempt: int, settings: Settings) -> int:
+def run(
+    experiment_id: str, attempt: int, settings: Settings, *, signals: JobSignals | None = None
+) -> int:
+    """Train one attempt; the exit code that says how it ended (EXIT_OK: it wrote the
+    experiment's outcome). A warm process passes the `signals` it already listens to."""
+    if signals is None:
+        signals = JobSignals()
+        listen(signals)
     db = Database.from_settings(settings)
     try:
         store = store_from_settings(settings)
@@ -313,10 +320,13 @@ def run(experiment_id: str, attempt: int, settings: Settings) -> int:
         db.dispose()
         return EXIT_INFRASTRUCTURE
     context = TrainingContext(
-        settings=settings, db=db, store=store, experiment_id=experiment_id, attempt=attempt
+        settings=settings,
+        db=db,
+        store=store,
+        experiment_id=experiment_id,
+        attempt=attempt,
+        signals=signals,
     )
-    signal.signal(CANCEL_SIGNAL, lambda *_: context.cancel.set())
-    signal.signal(DRAIN_SIGNAL, lambda *_: context.drain.set())
     code = EXIT_LOST_LEASE
     try:
         code = _train(context, settings)
@@ -371,8 +381,9 @@ def _start_from_checkpoint(context: TrainingContext, settings: Settings) -> _Sta
         return None
     spec = ExperimentSpec.model_validate(spec_json)
     context.epochs = spec.fit.epochs
-    # Before the data or the checkpoint's model start TensorFlow, which then fixes its threads.
-    _configure_tensorflow(settings)
+    # Before the data or the checkpoint's model start TensorFlow, which then fixes its threads
+    # (a warm process did so before its first job: setting the same numbers again is allowed).
+    configure_tensorflow(settings)
     split = mnist.split(
         mnist.load_mnist(settings.mnist_path),
         validation_size=spec.fit.validation_size,
@@ -478,17 +489,27 @@ def _end(context: TrainingContext, status: Status, error: str | None) -> int:
     return EXIT_OK if owned else EXIT_LOST_LEASE
 
 
+USAGE = (
+    "usage: python -m service.worker.training <experiment_id> <attempt>\n"
+    "       python -m service.worker.training --serve <answers fd> (started by a worker slot)"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     watch_parent()
     settings = Settings()
     # Trainings yield the CPU to the API: reads and predictions stay quick while they run.
     lower_priority(settings.training_niceness)
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m service.worker.training <experiment_id> <attempt>", file=sys.stderr)
-        return 2
     # LOG_FORMAT and LOG_LEVEL as in the worker that started it; TF_CPP_MIN_LOG_LEVEL too.
     logs.configure(text_format=logs.role_format("training"))
+    if args[:1] == ["--serve"] and len(args) >= 2 and args[1].isdigit():
+        from service.worker.host import serve  # it runs this module's `run`, once per job
+
+        return serve(settings, answers=int(args[1]))
+    if len(args) != 2:
+        print(USAGE, file=sys.stderr)
+        return 2
     return run(args[0], int(args[1]), settings)
 
 

@@ -47,6 +47,21 @@ def test_validation_split_at_fit_time_gives_the_same_split() -> None:
     assert np.array_equal(later.y_train, at_once.y_train)
 
 
+def test_splits_of_one_load_share_its_scaled_images_which_no_job_can_change() -> None:
+    """A warm training process splits every job from the same load: scaled once, read only."""
+    mnist = _numbered_mnist()
+    first = split(mnist, validation_size=5000, train_size=1000)
+    second = split(mnist, validation_size=100, train_size=50)
+
+    assert np.shares_memory(first.x_valid, second.x_valid)
+    assert first.x_test is second.x_test
+    assert first.x_valid[7, 0, 0] == np.float32(7 / 255.0)  # the notebook's float64 divide
+    with pytest.raises(ValueError, match="read-only"):
+        second.x_train[0, 0, 0] = 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        first.y_test[0] = 1
+
+
 def test_probe_without_mnist_path_needs_a_cache_or_the_download_host(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,10 +16,11 @@ from tests.factories import tiny_spec
 from tests.helpers import (
     CLEAN_EXIT_TIMEOUT,
     ServiceProcess,
+    alive,
     training_pids,
     wait_finished,
     wait_for,
-    wait_gone,
+    wait_untrained,
 )
 
 TIMEOUT = 180.0
@@ -84,9 +85,13 @@ def test_cancel_running_stops_within_an_epoch_and_keeps_finished_epochs(
         (attempt,) = experiment["attempts"]
         assert attempt["outcome"] == "cancelled"
         assert attempt["ended_at"] is not None
-        wait_gone([training], what="the cancelled training process", timeout=CLEAN_EXIT_TIMEOUT)
-        # It stopped by itself: its supervisor never had to kill it or think the lease lost.
+        wait_untrained(
+            experiment_id, what="the cancelled training process", timeout=CLEAN_EXIT_TIMEOUT
+        )
+        # It stopped by itself: its supervisor never had to kill it or think the lease lost;
+        # the warm process waits for the slot's next job.
         assert f"lost the lease on {experiment_id}" not in worker.log()
+        assert alive(training)
         assert not Path(settings.work_dir, experiment_id).exists()
         assert worker.process.poll() is None
 

@@ -26,10 +26,12 @@ from tests.helpers import (
     alive,
     descendants,
     free_port,
+    trained_by,
     training_pids,
     wait_finished,
     wait_for,
     wait_gone,
+    wait_untrained,
 )
 
 EPOCHS = 5
@@ -64,13 +66,9 @@ def wait_epochs(client: Any, experiment_id: str, count: int) -> int:
 
 
 def assert_cleaned_up(experiment_id: str, worker: ServiceProcess, settings: Settings) -> None:
-    """The training exits by itself, leaving no checkpoint and no work files, not even those
+    """The training ends by itself, leaving no checkpoint and no work files, not even those
     of the attempt that was killed."""
-    wait_gone(
-        training_pids(experiment_id),
-        what="the finished training process",
-        timeout=CLEAN_EXIT_TIMEOUT,
-    )
+    wait_untrained(experiment_id, what="the finished training", timeout=CLEAN_EXIT_TIMEOUT)
     assert f"lost the lease on {experiment_id}" not in worker.log()
     assert not store_from_settings(settings).exists(checkpoint_prefix(experiment_id))
     leftovers = Path(settings.work_dir, experiment_id)
@@ -126,6 +124,9 @@ def test_kill_training_process_mid_epoch_resumes_after_last_epoch(
     assert "SIGKILL" in first["outcome"]
     assert not alive(training)
     assert worker.process.poll() is None, "the worker must outlive its training process"
+    # The slot's next job (the resumed attempt) went to a fresh process.
+    killed, fresh = trained_by(worker.log(), experiment_id)
+    assert killed == training != fresh
 
 
 def test_kill_worker_takes_its_training_along_and_another_worker_resumes(

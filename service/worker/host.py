@@ -1,0 +1,272 @@
+"""A warm training process per worker slot: both ends of the pipe between them.
+
+A fresh interpreter per attempt pays TensorFlow's import, its thread set-up and MNIST's load
+every time: most of a short trial. So each slot keeps one `python -m service.worker.training
+--serve` (spawned like the one-shot process, never forked; it dies with its worker) and sends it
+one job at a time, a line `<experiment_id> <attempt>` on its stdin. The process trains it exactly
+as `python -m service.worker.training <experiment_id> <attempt>` would, and answers a line with
+that process's exit code on its own pipe. Between jobs it clears Keras's session, collects
+garbage and drops the supervisor's signals; every training seeds itself and reads its split from
+arrays no job can write, so a job's history does not depend on what ran before it.
+
+The supervisor keeps its role: whenever it must stop a training (lost lease, wall-time limit,
+cancel grace, the end of a shutdown's grace) it kills the process, and if the process dies
+mid-job its exit code settles the attempt as a dead one-shot process's would. Either way the
+slot's next job gets a fresh process, as it does after TRAINING_PROCESS_JOBS jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import IO
+
+from service.config import Settings
+from service.worker.job_signals import JobSignals, listen
+from service.worker.lifeline import child_env
+from service.worker.title import ROOM, set_title
+from service.worker.training import EXIT_OK, configure_tensorflow, run
+
+log = logging.getLogger(__name__)
+
+COMMAND = [sys.executable, "-m", "service.worker.training"]
+# How long a process whose pipe was closed may take to exit before it is killed.
+CLOSE_GRACE_SECONDS = 10.0
+_ANSWER_BYTES = 32
+
+
+class TrainingHost:
+    """The supervisor's end: one warm training process, trained one job at a time."""
+
+    def __init__(self, process: subprocess.Popen[bytes], answers: int) -> None:
+        self.process = process
+        self._answers = answers
+        self.jobs = 0
+        """Jobs sent to it so far."""
+        self._ended: int | None = EXIT_OK
+        """How the last job sent ended; None while it runs."""
+        self.idle_since = time.monotonic()
+        """When it last became idle (started, or answered a job)."""
+
+    @classmethod
+    def start(cls) -> TrainingHost:
+        """Spawn a warm training process; it dies with this process (and with this thread,
+        the parent-death signal's unit: call it from the slot's own thread)."""
+        answers, answers_there = os.pipe()
+        process = subprocess.Popen(
+            [*COMMAND, "--serve", str(answers_there), ROOM],
+            stdin=subprocess.PIPE,
+            pass_fds=(answers_there,),
+            env=child_env(),
+        )
+        os.close(answers_there)  # the child's copy is the only write end: its death is EOF
+        log.debug("training process %s started", process.pid)
+        return cls(process, answers)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    @property
+    def idle(self) -> bool:
+        """Alive and not training: it may take the slot's next job."""
+        return self._ended is not None and self.alive
+
+    def send(self, experiment_id: str, attempt: int) -> bool:
+        """Hand it a job; False when it cannot take one (it died, or it is busy)."""
+        if not self.idle or self.process.stdin is None:
+            return False
+        try:
+            self.process.stdin.write(f"{experiment_id} {attempt}\n".encode())
+            self.process.stdin.flush()
+        except (OSError, ValueError):  # it died after the check: a broken (or closed) pipe
+            return False
+        self.jobs += 1
+        self._ended = None
+        return True
+
+    def wait(self, timeout: float) -> int | None:
+        """How the job ended, once it has: the process's answer, or, if it died, its own exit
+        code (negative: killed by that signal); None while it still trains."""
+        if self._ended is not None:
+            return self._ended
+        ready, _, _ = select.select([self._answers], [], [], timeout)
+        if not ready:
+            return None
+        answer = os.read(self._answers, _ANSWER_BYTES)
+        # An empty read is the pipe's end: the process is gone, or going.
+        self._ended = int(answer) if answer else self.process.wait()
+        self.idle_since = time.monotonic()
+        return self._ended
+
+    def signal(self, signum: int) -> None:
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signum)
+
+    def stop(self, *, grace: float) -> int:
+        """End the job now: its answer if it gave one already, else kill the process (SIGTERM
+        first when `grace` > 0, then SIGKILL) and end the job with its exit code."""
+        answered = self.wait(0)
+        if answered is not None:
+            return answered
+        terminate(self.process, grace=grace)
+        self._ended = self.process.returncode
+        return self._ended
+
+    def close(self) -> None:
+        """Let it go: an idle process exits when its pipe closes; a busy or lingering one is
+        killed."""
+        if not self.idle:
+            terminate(self.process, grace=0)
+        with contextlib.suppress(OSError, ValueError):
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+        try:
+            self.process.wait(timeout=CLOSE_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            terminate(self.process, grace=0)
+        with contextlib.suppress(OSError):
+            os.close(self._answers)
+        log.debug("training process %s closed after %d job(s)", self.pid, self.jobs)
+
+
+def terminate(process: subprocess.Popen[bytes], *, grace: float) -> None:
+    """Stop `process`: SIGTERM and `grace` seconds to exit when grace > 0, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    if grace > 0:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    process.kill()
+    process.wait()
+
+
+class Hosts:
+    """Each worker slot's warm training process, kept from one of its jobs to the next.
+
+    Whoever takes a process out of the table closes it: its slot (after its last job, or when
+    it died), or the worker's main thread (idle too long, or the worker stops); a slot sends a
+    job only under the lock, so a process is never closed as it is handed one.
+    """
+
+    def __init__(self, *, jobs_per_host: int, idle_seconds: float) -> None:
+        self.jobs_per_host = jobs_per_host
+        self.idle_seconds = idle_seconds
+        self._lock = threading.Lock()
+        self._by_slot: dict[int, TrainingHost] = {}
+
+    def dispatch(self, experiment_id: str, attempt: int) -> TrainingHost:
+        """Send the job to this slot's process, a fresh one if it has none or it died while
+        idle. If even a fresh one cannot take it, that process's `wait` tells how it died."""
+        slot = threading.get_ident()
+        with self._lock:
+            host = self._by_slot.pop(slot, None)
+            if host is not None and host.send(experiment_id, attempt):
+                self._by_slot[slot] = host
+                return host
+        if host is not None:
+            log.warning(
+                "training process %s is gone (exit code %s); starting another",
+                host.pid,
+                host.process.poll(),
+            )
+            host.close()
+        host = TrainingHost.start()
+        host.send(experiment_id, attempt)
+        with self._lock:
+            self._by_slot[slot] = host
+        return host
+
+    def release(self, host: TrainingHost) -> None:
+        """After a job: keep the process for the slot's next one, unless it was stopped or
+        died, or has trained `jobs_per_host` jobs (then it exits, and a fresh one follows)."""
+        if host.idle and host.jobs < self.jobs_per_host:
+            return
+        if self._take_out(lambda slot, kept: kept is host):
+            host.close()
+
+    def close_idle(self) -> None:
+        """Let the processes go that waited `idle_seconds` for a job: an idle worker gives
+        their memory back (about a gigabyte each), and the next job starts a fresh one."""
+        deadline = time.monotonic() - self.idle_seconds
+        for host in self._take_out(lambda slot, kept: kept.idle and kept.idle_since < deadline):
+            log.info(
+                "training process %s waited %g s for a job; closing it", host.pid, self.idle_seconds
+            )
+            host.close()
+
+    def close(self) -> None:
+        """Let every slot's process go (the worker stops)."""
+        for host in self._take_out(lambda slot, kept: True):
+            host.close()
+
+    def _take_out(self, which: Callable[[int, TrainingHost], bool]) -> list[TrainingHost]:
+        with self._lock:
+            taken = {slot: host for slot, host in self._by_slot.items() if which(slot, host)}
+            for slot in taken:
+                del self._by_slot[slot]
+        return list(taken.values())
+
+
+# The process's end -------------------------------------------------------------------------
+
+
+def serve(settings: Settings, *, answers: int, commands: IO[bytes] | None = None) -> int:
+    """Train the jobs read from `commands` (stdin) one at a time, answering each with its exit
+    code on the `answers` file descriptor; return once the pipe closes."""
+    listen(None)  # a signal before the first job belongs to no job
+    os.set_inheritable(answers, False)  # a child of ours holding it would hide our death
+    commands = commands or sys.stdin.buffer
+    jobs = 0
+    set_title([*COMMAND, "--serve"])
+    _warm_up(settings)
+    while line := commands.readline():
+        experiment_id, attempt = line.decode().split()
+        signals = JobSignals()
+        listen(signals)
+        set_title([*COMMAND, experiment_id, attempt])
+        code = run(experiment_id, int(attempt), settings, signals=signals)
+        listen(None)
+        jobs += 1
+        set_title([*COMMAND, "--serve", f"({jobs} done)"])
+        os.write(answers, f"{code}\n".encode())
+        _forget()
+    return EXIT_OK
+
+
+def _warm_up(settings: Settings) -> None:
+    """Pay before the first job what every job would pay: TensorFlow's import and threads
+    (fixed at its first use), Keras, MNIST scaled to floats."""
+    configure_tensorflow(settings)
+    from service.ml import data as mnist
+    from service.ml import train  # noqa: F401  (Keras, and what builds and fits a model)
+
+    # A job meets the same error, and reports it as a one-shot process would.
+    with contextlib.suppress(Exception):
+        _ = mnist.load_mnist(settings.mnist_path).scaled
+
+
+def _forget() -> None:
+    """Drop the last job's models and graphs: Keras's global state (layer-name counters
+    included) is as a fresh process has it, and the memory goes back."""
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
