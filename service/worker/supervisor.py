@@ -120,7 +120,7 @@ class Supervisor:
         )
         host = self.hosts.dispatch(experiment_id, claim.attempt)
         watch = self._supervise(claim, host, _Watch(renewed_at=renewed_at))
-        self._settle(claim, watch.returncode, watch)
+        self._settle(claim, watch)
         # A training that was killed (by us, the wall-time limit, or anyone) left its files.
         remove_local_files(attempt_dir(self.settings.work_dir, experiment_id, claim.attempt))
         self.hosts.release(host)
@@ -208,7 +208,7 @@ class Supervisor:
                 watch.returncode = host.stop(grace=TERMINATE_GRACE_SECONDS)
                 return watch
 
-    def _settle(self, claim: Claim, returncode: int | None, watch: _Watch) -> None:
+    def _settle(self, claim: Claim, watch: _Watch) -> None:
         """Decide the ending the training process could not write itself, retrying a database
         error while the lease still holds; past that, the sweep decides."""
         if watch.lost or watch.ended:
@@ -217,7 +217,7 @@ class Supervisor:
         while True:
             attempted_at = time.monotonic()
             try:
-                status = self._write_ending(claim, returncode, watch)
+                status = self._write_ending(claim, watch)
                 break
             except SQLAlchemyError as error:
                 if attempted_at - watch.renewed_at >= self.settings.lease_seconds:
@@ -230,11 +230,13 @@ class Supervisor:
                 retry_after = min(retry_after * 2, self.settings.heartbeat_seconds)
         if status is Status.QUEUED:
             log.warning(
-                "training of %s stopped (%s); requeued", claim.experiment_id, _describe(returncode)
+                "training of %s stopped (%s); requeued",
+                claim.experiment_id,
+                _describe(watch.returncode),
             )
             self._deliver_again(claim.experiment_id)
 
-    def _write_ending(self, claim: Claim, returncode: int | None, watch: _Watch) -> Status | None:
+    def _write_ending(self, claim: Claim, watch: _Watch) -> Status | None:
         with self.db.scope() as session:
             if watch.timed_out:
                 leases.finish(
@@ -257,7 +259,7 @@ class Supervisor:
                     error=None,
                 )
                 return None
-            reason, charge = _loss(returncode, watch)
+            reason, charge = _loss(watch)
             return leases.release(
                 session,
                 experiment_id=claim.experiment_id,
@@ -278,8 +280,9 @@ def _renewal_window(settings: Settings) -> float:
     return settings.lease_seconds - settings.heartbeat_seconds
 
 
-def _loss(returncode: int | None, watch: _Watch) -> tuple[str, leases.Charge]:
+def _loss(watch: _Watch) -> tuple[str, leases.Charge]:
     """Why an attempt that wrote no outcome ended, and whether it costs the job an attempt."""
+    returncode = watch.returncode
     if watch.drained and (returncode == EXIT_DRAINED or returncode is None or returncode < 0):
         return f"its worker shut down ({_describe(returncode)})", leases.Charge.REFUND
     if returncode == EXIT_INFRASTRUCTURE:
