@@ -1,6 +1,6 @@
 """What every benchmark script needs: a free loopback port, waiting for a condition, child
-processes that are stopped (with everything they started) however the script ends, and
-concurrent HTTP clients that time each request."""
+processes that are stopped (with everything they started) however the script ends, and wrk
+driving HTTP load from outside Python."""
 
 from __future__ import annotations
 
@@ -9,16 +9,12 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 POLL_SECONDS = 0.1
@@ -97,80 +93,6 @@ def running(
         yield child
     finally:
         stop(child)
-
-
-@dataclass
-class Figures:
-    """One measured run: each request's latency in seconds, and the run's wall time."""
-
-    label: str
-    latencies: list[float]
-    seconds: float
-    errors: int
-    server_cpu: float | None = None  # seconds the server spent on the CPU meanwhile, if known
-
-    @property
-    def p50_ms(self) -> float:
-        return statistics.median(self.latencies) * 1000
-
-    @property
-    def p99_ms(self) -> float:
-        return statistics.quantiles(self.latencies, n=100)[98] * 1000
-
-    @property
-    def rate(self) -> float:
-        return len(self.latencies) / self.seconds
-
-    def line(self, width: int = 34) -> str:
-        cpu = ""
-        if self.server_cpu is not None:
-            cpu = f"  server CPU {self.server_cpu / len(self.latencies) * 1000:5.2f} ms/req"
-        return (
-            f"{self.label:<{width}} n={len(self.latencies):>5}  p50={self.p50_ms:7.2f} ms  "
-            f"p99={self.p99_ms:7.2f} ms  max={max(self.latencies) * 1000:7.1f} ms  "
-            f"{self.rate:7.1f} req/s{cpu}  errors={self.errors}"
-        )
-
-
-Send = Callable[[httpx.Client, int], httpx.Response]
-
-
-def load(base_url: str, send: Send, *, total: int, clients: int, label: str) -> Figures:
-    """`total` requests spread over `clients` threads, each with its own connection.
-
-    `send(http, number)` makes request `number` (0 to total - 1) and is timed; each client
-    connects with one untimed request before the clock starts for all of them at once.
-    """
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    ready = threading.Barrier(clients + 1)
-    share = total // clients
-
-    def client(offset: int) -> None:
-        nonlocal errors
-        mine: list[float] = []
-        failed = 0
-        with httpx.Client(base_url=base_url, timeout=60) as http:
-            send(http, offset)  # connect first
-            ready.wait()
-            for number in range(offset, share * clients, clients):
-                began = time.perf_counter()
-                response = send(http, number)
-                mine.append(time.perf_counter() - began)
-                failed += response.status_code != 200
-        with lock:
-            latencies.extend(mine)
-            errors += failed
-
-    threads = [threading.Thread(target=client, args=(offset,)) for offset in range(clients)]
-    for thread in threads:
-        thread.start()
-    ready.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return Figures(label, latencies, time.perf_counter() - began, errors)
 
 
 # wrk's report as one JSON line (latencies in microseconds), after the run.
