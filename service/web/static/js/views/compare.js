@@ -23,7 +23,7 @@ export async function render(main, params) {
   const ids = (params.ids || "").split(",").filter(Boolean);
   const all = (await get("/experiments?limit=200")).data;
   const chosen = new Set(ids);
-  const picker = h("fieldset", { class: "row" }, h("legend", {}, "Experiments to compare"),
+  const picker = h("fieldset", { class: "picker" }, h("legend", {}, "Experiments to compare"),
     all.map((e) => h("label", { class: "check" }, h("input", { type: "checkbox", value: e.id, checked: chosen.has(e.id),
       onchange: (ev) => { ev.target.checked ? chosen.add(e.id) : chosen.delete(e.id); } }), pickLabel(e))),
     h("button", { type: "button", class: "primary", onclick: () => { location.hash = `#/compare?ids=${[...chosen].join(",")}`; } }, "Compare"));
