@@ -7,32 +7,15 @@ import math
 
 import pytest
 
-from service.domain import EpochRecord
 from service.insight.diagnostics import (
     DIVERGENCE_FACTOR,
     Finding,
     diagnose,
 )
+from tests.insight.labelled_histories import CASES, Case, history
 
-
-def history(
-    loss: list[float],
-    val_loss: list[float] | None = None,
-    accuracy: list[float] | None = None,
-    val_accuracy: list[float] | None = None,
-) -> list[EpochRecord]:
-    count = len(loss)
-    return [
-        EpochRecord(
-            epoch=index + 1,
-            loss=loss[index],
-            accuracy=(accuracy or [0.9] * count)[index],
-            val_loss=(val_loss or loss)[index],
-            val_accuracy=(val_accuracy or [0.9] * count)[index],
-            seconds=1.0,
-        )
-        for index in range(count)
-    ]
+# The rules that read the history alone (the layer rules read layer health, tested apart).
+HISTORY_RULES = ("overfitting", "underfitting", "too_slow", "divergence")
 
 
 # A net that learns and then settles: losses fall, validation follows, accuracy levels off high.
@@ -63,29 +46,52 @@ def test_healthy_history_raises_nothing() -> None:
     assert diagnose([], [], finished=False) == []
 
 
-def test_growing_gap_while_training_loss_falls_is_overfitting() -> None:
-    records = history(
-        loss=[0.30, 0.20, 0.12, 0.07, 0.04],
-        val_loss=[0.28, 0.22, 0.21, 0.23, 0.27],
-        accuracy=[0.91, 0.94, 0.965, 0.98, 0.99],
-        val_accuracy=[0.92, 0.935, 0.94, 0.939, 0.937],
-    )
+@pytest.mark.parametrize("rule", HISTORY_RULES)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_each_rule_fires_on_exactly_the_cases_labelled_with_it(rule: str, case: Case) -> None:
+    findings = diagnose(case.records, [], finished=case.finished)
 
-    findings = diagnose(records, [], finished=True)
-
-    overfitting = only(findings, "overfitting")
-    assert overfitting.evidence["epochs"] == [2, 3, 4, 5]
-    assert overfitting.evidence["loss_gap"] == [0.02, 0.09, 0.16, 0.23]
-    assert "Dropout" in overfitting.suggestion
+    assert (rule in {finding.kind for finding in findings}) == (rule in case.label), findings
     assert_evidenced(findings)
 
 
-def test_gap_that_stops_growing_is_not_overfitting() -> None:
-    records = history(
-        loss=[0.30, 0.20, 0.12, 0.07, 0.04],
-        val_loss=[0.28, 0.22, 0.21, 0.23, 0.20],
-    )
-    assert "overfitting" not in {finding.kind for finding in diagnose(records, [], finished=True)}
+def test_the_table_holds_each_rule_and_a_healthy_run() -> None:
+    labels = [case.label for case in CASES]
+    assert frozenset() in labels
+    for rule in HISTORY_RULES:
+        assert sum(rule in label for label in labels) >= 2, rule
+
+
+def test_overfitting_names_the_best_epoch_as_early_stopping_would() -> None:
+    adam = next(case for case in CASES if case.name == "adam-8-epochs-overfits")
+
+    overfitting = only(diagnose(adam.records, [], finished=True), "overfitting")
+
+    assert overfitting.evidence["best_epoch"] == 2
+    assert overfitting.evidence["epochs"] == [2, 3, 4, 5, 6, 7, 8]
+    assert overfitting.evidence["val_loss"][0] == 0.0875
+    assert overfitting.evidence["val_loss"][-1] == 0.1282
+    assert "lowest at epoch 2 (0.0875)" in overfitting.message
+    assert "0.0189" in overfitting.message
+    assert overfitting.suggestion.startswith("stop at epoch 2")
+    assert "regularise: Dropout (rate 0.2), BatchNormalization, l2" in overfitting.suggestion
+
+
+def test_overfitting_waits_for_patience_epochs_after_the_best() -> None:
+    records = history(loss=[0.30, 0.20, 0.12, 0.07], val_loss=[0.28, 0.22, 0.21, 0.27])
+    assert "overfitting" not in {f.kind for f in diagnose(records, [], finished=True)}
+    records = history(loss=[0.30, 0.20, 0.12, 0.07, 0.05], val_loss=[0.28, 0.22, 0.21, 0.27, 0.3])
+    assert "overfitting" in {f.kind for f in diagnose(records, [], finished=True)}
+
+
+def test_two_epochs_of_sgd_near_0_60_are_too_slow() -> None:
+    sgd = next(case for case in CASES if case.name == "sgd-two-epochs-near-0.60")
+
+    too_slow = only(diagnose(sgd.records, [], finished=True), "too_slow")
+
+    assert too_slow.evidence == {"epochs": [1, 2], "val_accuracy": [0.4906, 0.6684]}
+    assert "ending at 0.668" in too_slow.message
+    assert "more epochs" in too_slow.suggestion
 
 
 def test_plateau_far_below_what_mnist_allows_is_underfitting() -> None:
