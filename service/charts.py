@@ -29,6 +29,8 @@ DASHES: tuple[tuple[int, ...], ...] = ((), (8, 4), (2, 3), (10, 3, 2, 3), (4, 4)
 WIDTH, HEIGHT = 800, 420
 LEFT, RIGHT, TOP, BOTTOM = 64, 260, 40, 48
 LEGEND_ROW = 18
+LEGEND_CHARS = 30
+"""What the legend's width (RIGHT less its line sample) holds at 12 px, with a margin."""
 PNG_SCALE = 2  # drawn at twice the size and shrunk: Pillow's lines are not antialiased
 
 
@@ -61,6 +63,12 @@ class Series:
 class LegendEntry:
     text: str
     style: Style
+    detail: str = ""
+    """A second, grey line under the text (a run's final values), when there is one."""
+
+    @property
+    def rows(self) -> int:
+        return 2 if self.detail else 1
 
 
 # Shapes, in chart coordinates.
@@ -136,18 +144,26 @@ def final_value(points: Sequence[tuple[int, float | None]]) -> float | None:
 def legend_rows(entries: Sequence[LegendEntry], x: float, y: float) -> list[Shape]:
     """The legend at (x, y): one row per entry, its line sample beside its text."""
     shapes: list[Shape] = []
-    for index, entry in enumerate(entries):
-        row_y = y + index * LEGEND_ROW
+    row_y = y
+    for entry in entries:
         shapes.append(Rule((x, row_y), (x + 24, row_y), entry.style))
-        shapes.append(Text(x + 30, row_y + 4, entry.text[:40]))
+        shapes.append(Text(x + 30, row_y + 4, fitted(entry.text)))
+        if entry.detail:
+            shapes.append(Text(x + 30, row_y + 4 + LEGEND_ROW - 2, entry.detail, colour="#444444"))
+        row_y += entry.rows * LEGEND_ROW
     return shapes
+
+
+def fitted(text: str, limit: int = LEGEND_CHARS) -> str:
+    """`text`, or its start and an ellipsis when it would run past the legend's width."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def layout(
     series: Sequence[Series], *, title: str, y_label: str, legend: Sequence[LegendEntry]
 ) -> tuple[int, int, list[Shape]]:
     """Width, height and shapes of a line chart: epochs on x, the metric on y."""
-    height = max(HEIGHT, TOP + 8 + len(legend) * LEGEND_ROW + BOTTOM)
+    height = max(HEIGHT, TOP + 8 + sum(entry.rows for entry in legend) * LEGEND_ROW + BOTTOM)
     values = [y for s in series for _, y in s.points if y is not None and math.isfinite(y)]
     max_epoch = max((x for s in series for x, _ in s.points), default=1)
     y_ticks = _nice_ticks(min(values, default=0.0), max(values, default=1.0))
