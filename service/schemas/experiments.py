@@ -138,7 +138,8 @@ class ExperimentPublic(BaseModel):
     estimated_start: datetime | None = Field(
         default=None,
         description="queued: when a worker slot should take it, from the running experiments' "
-        "time left and the median seconds per epoch of recent epochs",
+        "time left and, per job ahead, its epochs at the median pace of recent epochs plus "
+        "the median time recent jobs took beyond their epochs (build, evaluate, save)",
     )
     estimated_seconds_left: float | None = Field(
         default=None,
