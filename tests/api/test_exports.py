@@ -272,6 +272,10 @@ def test_model_downloads_once_trained(client: TestClient, tmp_path: Path) -> Non
     assert refused.json()["detail"] == (
         f"experiment {experiment_id} is queued; its model can be downloaded once it has succeeded"
     )
+    # A JSON error, not a file: nothing tells a client (curl -OJ) to save it under a name.
+    assert refused.headers["content-type"] == "application/json"
+    assert "content-disposition" not in refused.headers
+    assert client.get(f"/experiments/{experiment_id}").json()["model_available"] is False
     model = train_as_a_worker(client, experiment_id, tmp_path)
     response = client.get(f"/experiments/{experiment_id}/model")
     assert response.status_code == 200
