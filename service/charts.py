@@ -346,33 +346,3 @@ def _draw_text(image: Image.Image, draw: ImageDraw.ImageDraw, shape: Text) -> No
     corner = (round(shape.x * s - turned.width), round(shape.y * s - turned.height / 2))
     image.paste(turned, corner, turned)
 
-
-# Hand-written SVG for the insight pictures (service/insight/pictures.py), which draw shapes
-# the line chart above does not have (a heat map, a log-scale axis).
-def svg_header(width: int, height: int, title: str, *, left: int = LEFT) -> list[str]:
-    """The opening of every chart: the canvas, a white background and the bold title."""
-    return [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{left}" y="24" font-size="15" font-weight="bold">{escape(title)}</text>',
-    ]
-
-
-def polyline(points: Sequence[tuple[float, float]], colour: str, dash: str = "") -> list[str]:
-    """A line through points already in pixels, with a dot on each; nothing for no points."""
-    if not points:
-        return []
-    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-    return [
-        f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>',
-        *(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in points),
-    ]
-
-
-def legend_entry(x: float, y: float, colour: str, label: str, dash: str = "") -> str:
-    """A legend line: a stroke of the series' colour and dash, then its label."""
-    return (
-        f'<line x1="{x}" x2="{x + 24}" y1="{y}" y2="{y}" stroke="{colour}" stroke-width="2"{dash}/>'
-        f'<text x="{x + 30}" y="{y + 4}">{escape(label[:40])}</text>'
-    )
