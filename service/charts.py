@@ -345,4 +345,3 @@ def _draw_text(image: Image.Image, draw: ImageDraw.ImageDraw, shape: Text) -> No
     turned = label.rotate(90, expand=True)
     corner = (round(shape.x * s - turned.width), round(shape.y * s - turned.height / 2))
     image.paste(turned, corner, turned)
-

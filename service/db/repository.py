@@ -255,6 +255,12 @@ def recent_epoch_seconds(session: Session, *, limit: int = 50) -> list[float]:
     return list(session.scalars(query))
 
 
+def count_reruns(session: Session, experiment_id: str) -> int:
+    """How many experiments were submitted as reruns of this one."""
+    query = select(func.count()).where(ExperimentRow.rerun_of == experiment_id)
+    return int(session.scalar(query) or 0)
+
+
 def recent_job_timings(session: Session, *, limit: int = 20) -> list[JobTiming]:
     """The most recently finished trainings that succeeded at their first attempt: how long
     each took from its claim to its end, and how much of it its epochs took."""

@@ -295,6 +295,8 @@ ZOOM = 3
 """Each MNIST pixel drawn as 3x3: 84 px digits, like the notebook's small imshow panels."""
 CAPTION_HEIGHT = 18
 MISTAKE_COLUMNS = 5
+NARROW_COLUMNS = 3
+"""On a phone: 3 x 108 px, shown at about its own size, captions still 12 px."""
 ARROW = "→"
 
 
@@ -311,13 +313,13 @@ def caption(mistake: Mistake, arrow: str = ARROW) -> str:
     return f"{mistake.true} {arrow} {mistake.predicted} ({mistake.probability:.2f})"
 
 
-def mistakes_png(mistakes: Sequence[Mistake]) -> bytes:
+def mistakes_png(mistakes: Sequence[Mistake], *, columns: int = MISTAKE_COLUMNS) -> bytes:
     """The mistaken digits as matplotlib's `imshow(image, cmap="binary")` shows them (dark ink
     on white), in rows of five, each captioned `true → predicted (probability)`."""
     font, arrow = _font()
     side = 28 * ZOOM
     cell_w, cell_h = side + 24, side + CAPTION_HEIGHT + 8
-    columns = max(1, min(MISTAKE_COLUMNS, len(mistakes)))
+    columns = max(1, min(columns, len(mistakes)))
     rows = max(1, math.ceil(len(mistakes) / columns))
     sheet = Image.new("L", (columns * cell_w, rows * cell_h), 255)
     draw = ImageDraw.Draw(sheet)

@@ -107,8 +107,11 @@ def test_rerun_queues_the_same_spec_and_waits_to_compare(client: TestClient) -> 
     assert again["id"] != original["id"]
     assert again["status"] == "queued"
     assert again["rerun_of"] == original["id"]
-    for same in ("name", "description", "spec", "spec_hash", "seed", "summary"):
+    for same in ("description", "spec", "spec_hash", "seed", "summary"):
         assert again[same] == original[same], same
+    # Told apart from its original, and from the next rerun, in lists and pickers.
+    assert again["name"] == f"{original['name']} (rerun 1)"
+    assert rerun(client, original["id"])["name"] == f"{original['name']} (rerun 2)"
     verdict = reproduction(client, again["id"])
     assert verdict["reproduced"] is None
     assert "the original is queued" in verdict["explanation"]

@@ -128,6 +128,8 @@ def test_finished_experiment_explains_itself(
     assert few.headers["content-type"] == "image/png"
     assert few.headers["x-mistakes-shown"] == "3"
     assert Image.open(io.BytesIO(few.content)).size[0] == 3 * (84 + 24)
+    phone = client.get(f"/experiments/{experiment_id}/mistakes.png", params={"narrow": True})
+    assert Image.open(io.BytesIO(phone.content)).size[0] == 3 * (84 + 24)  # 3 a row, not 5
     many = client.get(f"/experiments/{experiment_id}/mistakes.png", params={"n": 40})
     assert many.headers["x-mistakes-shown"] == "25"
     assert "25 most confident" in many.headers["x-mistakes-note"]

@@ -13,7 +13,13 @@ from service.db import insight, repository
 from service.db.session import Database
 from service.insight.evaluation import MISTAKES_KEPT, Evaluation
 from service.insight.layers import PROBE_IMAGES
-from service.insight.pictures import confusion_chart, gradients_chart, mistakes_png
+from service.insight.pictures import (
+    MISTAKE_COLUMNS,
+    NARROW_COLUMNS,
+    confusion_chart,
+    gradients_chart,
+    mistakes_png,
+)
 from service.jobs.queue import JobQueue
 from service.schemas.errors import error_responses
 from service.schemas.insight import EvaluationPendingPublic, EvaluationPublic, LayersPublic
@@ -113,6 +119,7 @@ def mistakes_picture(
         int,
         Query(ge=1, le=1000, description=f"how many; at most the {MISTAKES_KEPT} stored"),
     ] = MISTAKES_KEPT,
+    narrow: Annotated[bool, NARROW] = False,
 ) -> Response:
     """The most confidently wrong test images, captioned `true → predicted (probability)`.
 
@@ -129,7 +136,8 @@ def mistakes_picture(
             f"asked for {n}; the evaluation stores the {len(found.mistakes)} most confident "
             "mistakes"
         )
-    return Response(mistakes_png(shown), media_type="image/png", headers=headers)
+    columns = NARROW_COLUMNS if narrow else MISTAKE_COLUMNS
+    return Response(mistakes_png(shown, columns=columns), media_type="image/png", headers=headers)
 
 
 @router.get("/layers", response_model=LayersPublic, responses=error_responses(401, 404, 422))

@@ -15,7 +15,7 @@ const COLUMNS = [
   { key: "speed", label: "Time", num: true, narrow: false, value: (e) => e.secondsPerEpoch ?? Infinity },
   { key: "created", label: "Created", value: (e) => e.created_at, hidden: true },
 ];
-const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
+const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "pruned"];
 const SPEED_FETCHERS = 4;
 
 // The view's state from the URL: #/experiments?tag=a&tag=b&status=running&name=adam&sort=-created
