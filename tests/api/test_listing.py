@@ -172,3 +172,13 @@ def test_estimates_count_what_finished_jobs_took_beyond_their_epochs(client: Tes
     starts = [datetime.fromisoformat(listed[i]["estimated_start"]) for i in (first, second)]
     # 2 epochs at the median pace (3 s) and the 4 s beyond them: 10 s, not 6.
     assert starts[1] - starts[0] == pytest.approx(timedelta(seconds=10), abs=timedelta(seconds=1))
+
+
+def test_history_reports_the_learning_rate_to_the_digits_a_float32_has(client: TestClient) -> None:
+    experiment_id = _submit(client, "sgd", epochs=2)
+    kept = EpochRecord(1, 0.5, 0.8, 0.4, 0.85, seconds=1.0, learning_rate=0.009999999776482582)
+    _run(client, experiment_id, (kept,))
+
+    rows = client.get(f"/experiments/{experiment_id}/history").json()["epochs"]
+
+    assert rows[0]["learning_rate"] == 0.01
