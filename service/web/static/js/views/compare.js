@@ -55,7 +55,7 @@ export async function render(main, params) {
     const series = (key) => runs.map((r, i) => ({ label: r.name, color: r.color,
       points: comparison.epochs.map((epoch, at) => [epoch, comparison.histories[i][key][at]]) }));
     const paths = shownDifferences(comparison.differences);
-    const header = h("tr", {}, h("th", {}, ""), runs.map((r) => h("th", { style: `color:${r.color}` }, h("a", { href: `#/experiments/${r.experiment_id}`, style: "color:inherit" }, r.name))));
+    const header = h("tr", {}, h("th", {}, "Run"), runs.map((r) => h("th", { style: `color:${r.color}` }, h("a", { href: `#/experiments/${r.experiment_id}`, style: "color:inherit" }, r.name))));
     const perRun = [
       ["status", (r) => badge(r.status)],
       ["best val_accuracy", (r) => score(r.best_val_accuracy)],

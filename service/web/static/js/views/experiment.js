@@ -24,7 +24,7 @@ export async function render(main, { id }) {
 
   const aliasSlot = h("div");
   main.replaceChildren(head, aliasSlot, notice, curves, h("div", { class: "grid" }, facts, summaryCard(experiment)), extras,
-    h("section", { class: "card" }, h("h2", {}, "Spec"), h("pre", {}, JSON.stringify(experiment.spec, null, 2))));
+    h("section", { class: "card" }, h("h2", {}, "Spec"), h("pre", { tabindex: "0", "aria-label": "the spec as JSON" }, JSON.stringify(experiment.spec, null, 2))));
 
   async function act(label, fn) {
     try {

@@ -55,7 +55,7 @@ export async function render(main, params, search) {
   const textFilter = h("input", { type: "search", placeholder: "name contains…", "aria-label": "Filter by name", value: state.text,
     oninput: (e) => { state.text = e.target.value; remember(); draw(); } });
   const tagFilter = h("div", { class: "row tag-filter", id: "tag-filter", "aria-live": "polite" });
-  const headRow = h("tr", {}, h("th", {}, h("span", { class: "hide-narrow" }, "Pick")),
+  const headRow = h("tr", {}, h("th", {}, "Pick"),
     COLUMNS.filter((c) => !c.hidden).map((c) => h("th", { class: [c.num ? "num" : "", c.narrow === false ? "hide-narrow" : ""].join(" ").trim(),
       "aria-sort": "none", "data-key": c.key }, h("button", { class: "sort", onclick: () => sortBy(c.key) }, c.label))));
   const summary = h("p", { class: "muted", "aria-live": "polite" });
