@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, inspect, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -17,10 +17,13 @@ from service.domain import Status
 
 
 def row_counts(session: Session) -> dict[str, int]:
-    """Rows per table of the ORM's schema, for a backup's manifest and its check on restore."""
+    """Rows per table of the ORM's schema that the database has (an older revision lacks some),
+    for a backup's manifest."""
+    present = set(inspect(session.connection()).get_table_names())
     return {
         table.name: int(session.execute(select(func.count()).select_from(table)).scalar_one())
         for table in Base.metadata.sorted_tables
+        if table.name in present
     }
 
 

@@ -58,14 +58,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     store = store_from_settings(settings)
     try:
         if args.command == "backup":
-            from service.db.migrations import upgrade_to_head
             from service.maintenance.snapshot import backup
 
-            db = Database(settings.database_url)
-            try:  # a snapshot is always of a schema this version knows
-                upgrade_to_head(settings.database_url, db.engine)
-            finally:
-                db.dispose()
             snapshot = backup(settings, store, args.destination)
             _print_backup(snapshot.manifest, args.destination)
         elif args.command == "restore":

@@ -40,15 +40,13 @@ def test_the_guard_lets_trainings_in_while_space_remains(client: TestClient) -> 
     submit(client)
 
 
-def test_health_reports_the_store_the_database_and_free_disk(
-    client: TestClient, tmp_path
-) -> None:
+def test_health_reports_the_store_the_database_and_free_disk(client: TestClient, tmp_path) -> None:
     experiment_id = publish(client, save_untrained_model(tmp_path / "m.keras"))
     model_bytes = runtime_of(client).store.size(model_key(experiment_id))
     disk = client.get("/health").json()["disk"]
     assert disk["store_bytes"] >= model_bytes
     assert disk["database_bytes"] > 0
-    assert 0 < disk["free_bytes"]
+    assert disk["free_bytes"] > 0
     assert disk["min_free_bytes"] == runtime_of(client).settings.min_free_disk_bytes
     assert disk["low"] is False
 
@@ -78,4 +76,5 @@ def test_free_space_is_read_where_folders_will_be_made(
 ) -> None:
     not_yet = make_settings(work_dir=str(tmp_path / "a" / "b" / "c"))
     free = free_bytes(not_yet)
-    assert free is not None and free > 0
+    assert free is not None
+    assert free > 0

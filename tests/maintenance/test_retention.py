@@ -85,7 +85,9 @@ def test_gc_plans_by_policy_and_applies_only_when_asked(client: TestClient, tmp_
     }
     assert plan.bytes == sum(item.bytes for item in plan.items) > 0
 
-    without_policy = retention.plan(db=runtime.db, store=runtime.store, retention_days=None, now=NOW)
+    without_policy = retention.plan(
+        db=runtime.db, store=runtime.store, retention_days=None, now=NOW
+    )
     assert {item.reason for item in without_policy.items} == {
         retention.LEFTOVER_CHECKPOINTS,
         retention.ORPHANED,
@@ -105,7 +107,9 @@ def test_gc_plans_by_policy_and_applies_only_when_asked(client: TestClient, tmp_
     assert client.get(f"/experiments/{old_cancelled}").status_code == 200
     assert _model_uri(client, aliased) == model_key(aliased)
     # Applied, nothing is left to reclaim.
-    assert retention.plan(db=runtime.db, store=runtime.store, retention_days=30, now=NOW).items == ()
+    assert (
+        retention.plan(db=runtime.db, store=runtime.store, retention_days=30, now=NOW).items == ()
+    )
 
 
 def test_the_command_is_a_dry_run_unless_told(client: TestClient, tmp_path: Path) -> None:
