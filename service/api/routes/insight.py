@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
 
-from service.api.deps import DatabaseDep, ExperimentId, QueueDep, Reader
+from service.api.deps import DatabaseDep, ExperimentId, QueueDep, Reader, TeacherDep
 from service.api.routes.charts import Kind, picture
 from service.db import insight, repository
 from service.db.session import Database
@@ -33,7 +33,7 @@ PENDING: dict[int | str, dict[str, Any]] = {
         "existed); ask again shortly",
     }
 }
-EVALUATION_ERRORS = error_responses(401, 404, 409, 422)
+EVALUATION_ERRORS = error_responses(401, 403, 404, 409, 422)
 # How soon a client should ask again: one evaluation takes a few seconds.
 RETRY_AFTER_SECONDS = 2
 
@@ -51,8 +51,12 @@ def _pending(experiment_id: str) -> JSONResponse:
     )
 
 
-def _evaluation(db: Database, queue: JobQueue, experiment_id: str) -> Evaluation | JSONResponse:
-    found = evaluation_or_request(db=db, queue=queue, experiment_id=experiment_id)
+def _evaluation(
+    db: Database, queue: JobQueue, experiment_id: str, teacher: bool
+) -> Evaluation | JSONResponse:
+    found = evaluation_or_request(
+        db=db, queue=queue, experiment_id=experiment_id, reveal_sealed=teacher
+    )
     return found if found is not None else _pending(experiment_id)
 
 
@@ -62,10 +66,10 @@ def _evaluation(db: Database, queue: JobQueue, experiment_id: str) -> Evaluation
     responses={**PENDING, **EVALUATION_ERRORS},
 )
 def read_evaluation(
-    experiment_id: ExperimentId, db: DatabaseDep, queue: QueueDep
+    experiment_id: ExperimentId, db: DatabaseDep, queue: QueueDep, teacher: TeacherDep
 ) -> EvaluationPublic | JSONResponse:
     """Confusion matrix, per-class scores, the most confidently wrong images, loss, accuracy."""
-    found = _evaluation(db, queue, experiment_id)
+    found = _evaluation(db, queue, experiment_id, teacher)
     if isinstance(found, JSONResponse):
         return found
     return EvaluationPublic.of(experiment_id, found)
@@ -91,10 +95,11 @@ def confusion_picture(
     kind: Kind,
     db: DatabaseDep,
     queue: QueueDep,
+    teacher: TeacherDep,
     narrow: Annotated[bool, NARROW] = False,
 ) -> Response:
     """Rows the true digit, columns the prediction, with counts, recall and precision."""
-    found = _evaluation(db, queue, experiment_id)
+    found = _evaluation(db, queue, experiment_id, teacher)
     if isinstance(found, JSONResponse):
         return found
     with db.scope() as session:
@@ -115,6 +120,7 @@ def mistakes_picture(
     experiment_id: ExperimentId,
     db: DatabaseDep,
     queue: QueueDep,
+    teacher: TeacherDep,
     n: Annotated[
         int,
         Query(ge=1, le=1000, description=f"how many; at most the {MISTAKES_KEPT} stored"),
@@ -126,7 +132,7 @@ def mistakes_picture(
     Only the first 25 mistakes are stored with the evaluation; a larger `n` draws those and
     says so in the `X-Mistakes-Shown` and `X-Mistakes-Note` headers.
     """
-    found = _evaluation(db, queue, experiment_id)
+    found = _evaluation(db, queue, experiment_id, teacher)
     if isinstance(found, JSONResponse):
         return found
     shown = found.mistakes[:n]
