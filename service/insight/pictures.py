@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from service.charts import HEIGHT, LEFT, TOP, WIDTH, Box, Dot, Line, Rule, Shape, Style, Text
+from service.charts import HEIGHT, LEFT, TOP, Box, Dot, Line, Rule, Shape, Style, Text
 from service.insight.evaluation import Evaluation, Mistake
 from service.insight.layers import EpochLayers, LayerStats
 
@@ -32,7 +32,8 @@ class Geometry:
     width: int
 
 
-WIDE = Geometry(cell=44, grid_left=84, grid_top=70, font=12, width=WIDTH)
+WIDE = Geometry(cell=44, grid_left=84, grid_top=70, font=12, width=600)
+"""600 px: the page shows it in a half-width card (about 540 px), so text stays near 12 px."""
 NARROW = Geometry(cell=27, grid_left=40, grid_top=62, font=11, width=360)
 # Okabe-Ito blue for what the model got right, vermillion for its confusions.
 RIGHT_RGB, WRONG_RGB = (0, 114, 178), (213, 94, 0)

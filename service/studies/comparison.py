@@ -141,7 +141,7 @@ def _places(anchors: list[int], reference: list[dict[str, Any]]) -> str:
     if -1 in anchors:
         words.append("at the start")
     by_type: dict[str, list[int]] = {}
-    for index in anchors:
+    for index in dict.fromkeys(anchors):
         if index >= 0:
             by_type.setdefault(reference[index]["type"], []).append(index)
     for kind, indices in by_type.items():
@@ -157,16 +157,20 @@ def _value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+Block = tuple[list[int], int]
+"""Consecutive layers added (indices into the other list) or removed (into the reference),
+and the reference index they follow (-1: the start)."""
+
+
 def _pairs(
     reference: list[dict[str, Any]], other: list[dict[str, Any]]
-) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[int]]:
-    """Aligned (reference, other) index pairs; other's layers added, each with the reference
-    index it follows (-1: the start); the reference's layers removed. Layers are first lined
-    up by name (type and size, as a diff lines up equal lines), then, within each stretch that
-    differs, by type alone: Dense 100 against Dense 50 is one layer changed."""
+) -> tuple[list[tuple[int, int]], list[Block], list[Block]]:
+    """Aligned (reference, other) index pairs, the blocks of layers added and removed. Layers
+    are first lined up by name (type and size, as a diff lines up equal lines), then, within
+    each stretch that differs, by type alone: Dense 100 against Dense 50 is one layer changed."""
     pairs: list[tuple[int, int]] = []
-    added: list[tuple[int, int]] = []
-    removed: list[int] = []
+    added: list[Block] = []
+    removed: list[Block] = []
 
     def align(keys: Any, i0: int, i_end: int, j0: int, j_end: int, fine: bool) -> None:
         matcher = difflib.SequenceMatcher(
@@ -182,8 +186,10 @@ def _pairs(
             elif tag == "replace" and fine:
                 align(lambda layer: layer["type"], i1, i2, j1, j2, False)
             else:
-                added.extend((j, i1 - 1) for j in range(j1, j2))
-                removed.extend(range(i1, i2))
+                if j2 > j1:
+                    added.append((list(range(j1, j2)), i1 - 1))
+                if i2 > i1:
+                    removed.append((list(range(i1, i2)), i1 - 1))
 
     align(layer_name, 0, len(reference), 0, len(other), True)
     return pairs, added, removed
@@ -198,12 +204,11 @@ def layer_changes(
     reference, other = folded(reference_layers), folded(layers)
     pairs, inserted, deleted = _pairs(reference, other)
     added: dict[str, list[int]] = {}
-    for j, anchor in inserted:
-        added.setdefault(layer_name(other[j]), []).append(anchor)
+    for block, anchor in inserted:
+        added.setdefault(", ".join(layer_name(other[j]) for j in block), []).append(anchor)
     removed: dict[str, list[int]] = {}
-    for i in deleted:
-        previous = max((k for k in range(i) if k not in deleted), default=-1)
-        removed.setdefault(layer_name(reference[i]), []).append(previous)
+    for block, anchor in deleted:
+        removed.setdefault(", ".join(layer_name(reference[i]) for i in block), []).append(anchor)
     changed: dict[tuple[str, str, str, str], list[int]] = {}
     for i, j in pairs:
         before, after = reference[i], other[j]

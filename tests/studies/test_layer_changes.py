@@ -71,3 +71,17 @@ def test_a_first_layer_inserted_is_at_the_start() -> None:
         OUTPUT,
     ]
     assert layer_changes(before, after) == ["+ Reshape at the start"]
+
+
+def test_layers_added_together_are_said_together() -> None:
+    before = [FLATTEN, OUTPUT]
+    after = [
+        FLATTEN,
+        {"type": "BatchNormalization"},
+        dense(32, "relu"),
+        {"type": "BatchNormalization"},
+        OUTPUT,
+    ]
+    assert layer_changes(before, after) == [
+        "+ BatchNormalization, Dense 32, BatchNormalization after Flatten"
+    ]
