@@ -123,7 +123,10 @@ def sqlite_schema_change(connection: Connection) -> Iterator[None]:
     if connection.exec_driver_sql("PRAGMA foreign_keys").scalar() != 0:
         raise RuntimeError("SQLite kept foreign keys on: the migration began inside a transaction")
     try:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE: the write lock from the start, so a second process migrating at the same
+        # time waits for this one (busy_timeout) and then finds nothing to do, instead of
+        # failing on the revision it read before this one committed.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
         try:
             yield
             _check_foreign_keys(connection)

@@ -13,6 +13,7 @@ import logging
 import re
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from service.db.migrations import (
     alembic_config,
     backup_path,
     current_revision,
+    sqlite_schema_change,
     upgrade_to_head,
 )
 from service.db.models import Base
@@ -398,3 +400,17 @@ def test_upgrade_that_would_orphan_rows_is_refused_and_rolled_back(tmp_path: Pat
     assert "studies" not in sa.inspect(db.engine).get_table_names()  # 0006's DDL rolled back
     db.dispose()
     assert count(tmp_path / "service.db", "epochs") == len(ROWS["epochs"]) + 1
+
+
+def test_a_sqlite_migration_holds_the_write_lock_from_its_start(tmp_path: Path) -> None:
+    """A second process migrating the same file waits for the first, then finds nothing to do;
+    a deferred transaction would read the old revision and fail once the first committed."""
+    _, db = sqlite_file(tmp_path)
+    with (
+        db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
+        sqlite_schema_change(connection),
+        closing(sqlite3.connect(tmp_path / "service.db", timeout=0)) as other,
+        pytest.raises(sqlite3.OperationalError, match="locked"),
+    ):
+        other.execute("BEGIN IMMEDIATE")
+    db.dispose()
