@@ -32,10 +32,10 @@ ALEMBIC_DIR = (
 )
 
 # A revision whose upgrade recreates an existing table on SQLite (alembic's batch mode does for
-# most changes but adding a column or an index) says so with this module-level flag; upgrading a
-# SQLite file across one first copies the file aside. tests/db/test_upgrade_keeps_rows.py fails
-# when a migration rebuilds a table without it.
-REBUILDS_TABLES = "REBUILDS_TABLES"
+# most changes but adding a column or an index) says so with `REBUILDS_TABLES = True` at module
+# level; upgrading a SQLite file across one first copies the file aside.
+# tests/db/test_upgrade_keeps_rows.py fails when a migration rebuilds a table without it.
+REBUILDS_FLAG = "REBUILDS_TABLES"
 
 
 def alembic_config(database_url: str) -> Config:
@@ -76,12 +76,13 @@ def upgrade_to_head(database_url: str, engine: Engine) -> str:
 def rebuilding_revisions(scripts: ScriptDirectory, current: str | None) -> list[str]:
     """The revisions between `current` and head whose upgrade rebuilds a table, oldest first."""
     pending = scripts.iterate_revisions("heads", current or "base")
-    flagged = [revision.revision for revision in pending if _rebuilds(revision.module)]
+    flagged = [revision.revision for revision in pending if declares_rebuild(revision.module)]
     return flagged[::-1]
 
 
-def _rebuilds(module: object) -> bool:
-    return getattr(module, REBUILDS_TABLES, False) is True
+def declares_rebuild(module: object) -> bool:
+    """Whether a revision's module sets REBUILDS_TABLES = True."""
+    return getattr(module, REBUILDS_FLAG, False) is True
 
 
 def backup_path(database: str, revision: str) -> Path:

@@ -27,10 +27,11 @@ from alembic.script import ScriptDirectory
 from alembic import command
 from service.config import Settings
 from service.db.migrations import (
-    REBUILDS_TABLES,
+    REBUILDS_FLAG,
     alembic_config,
     backup_path,
     current_revision,
+    declares_rebuild,
     sqlite_schema_change,
     upgrade_to_head,
 )
@@ -329,10 +330,10 @@ def test_every_migration_that_rebuilds_a_table_says_so(tmp_path: Path) -> None:
     db.dispose()
     for revision in REVISIONS:
         rebuilt = rebuilt_tables(url, revision)
-        declared = getattr(SCRIPTS.get_revision(revision).module, REBUILDS_TABLES, False)
+        declared = declares_rebuild(SCRIPTS.get_revision(revision).module)
         assert declared is bool(rebuilt), (
             f"migration {revision} rebuilds {sorted(rebuilt)} on SQLite: set "
-            f"{REBUILDS_TABLES} = {bool(rebuilt)} in it"
+            f"{REBUILDS_FLAG} = {bool(rebuilt)} in it"
         )
 
 
@@ -340,7 +341,7 @@ def rebuilding() -> list[str]:
     return [
         revision
         for revision in REVISIONS
-        if getattr(SCRIPTS.get_revision(revision).module, REBUILDS_TABLES, False)
+        if declares_rebuild(SCRIPTS.get_revision(revision).module)
     ]
 
 
