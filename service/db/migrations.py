@@ -132,7 +132,9 @@ def sqlite_schema_change(connection: Connection) -> Iterator[None]:
             yield
             _check_foreign_keys(connection)
         except BaseException:
-            connection.exec_driver_sql("ROLLBACK")
+            # Some errors (a full disk, an I/O error) end the transaction themselves.
+            if getattr(connection.connection.driver_connection, "in_transaction", True):
+                connection.exec_driver_sql("ROLLBACK")
             raise
         connection.exec_driver_sql("COMMIT")
     finally:
