@@ -8,9 +8,8 @@ renamed, and with foreign keys on that DROP deletes every child row (ON DELETE C
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic.config import Config
@@ -20,6 +19,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 
 from alembic import command
+from service.db.session import copy_sqlite
 from service.errors import MigrationRefused, UnknownRevision
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,7 @@ def back_up_sqlite(database_url: str, revision: str, rebuilding: list[str]) -> P
     assert url.database is not None
     target = backup_path(url.database, revision)
     target.unlink(missing_ok=True)  # an earlier copy of the same revision, or a stray file
-    with closing(sqlite3.connect(url.database)) as source, closing(sqlite3.connect(target)) as copy:
-        source.backup(copy)
+    copy_sqlite(Path(url.database), target)
     log.warning(
         "copied the database %s to %s (revision %s) before migration %s rebuilds tables; "
         "delete the copy once the service runs well",
