@@ -47,6 +47,7 @@ T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 LONE = "a" * 32  # an experiment of its own, trained, aliased, evaluated, tagged
 TRIAL = "b" * 32  # a study's trial (from 0006 on; an ordinary experiment before)
 STUDY = "s" * 32
+CHALLENGE = "c" * 32
 
 
 def _experiment(experiment_id: str, **values: Any) -> dict[str, Any]:
@@ -197,6 +198,32 @@ ROWS: dict[str, list[dict[str, Any]]] = {
         {"experiment_id": LONE, "tag": "class-1"},
         {"experiment_id": LONE, "tag": "dense"},
         {"experiment_id": TRIAL, "tag": "class-1"},
+    ],
+    "challenges": [
+        {
+            "id": CHALLENGE,
+            "name": "best MLP under 300k parameters",
+            "description": "the notebook's challenge",
+            "rules": {"max_params": 300000, "allowed_layers": ["Flatten", "Dense"]},
+            "max_entries_per_person": 5,
+            "closes_at": T0 + timedelta(days=7),
+            "closed_at": None,
+            "split_seed": 2**40 + 7,  # a BigInteger: past 32 bits
+            "created_at": T0,
+        }
+    ],
+    "challenge_entries": [
+        {
+            "experiment_id": LONE,
+            "challenge_id": CHALLENGE,
+            "entrant": "client-1",
+            "entrant_name": "Ada",
+            "created_at": T0,
+            "public_score": 0.931,
+            "private_score": 0.929,
+            "sealed_test_loss": 0.25,
+            "sealed_test_accuracy": 0.93,
+        }
     ],
 }
 
