@@ -53,6 +53,21 @@ def _reading(cells: list[tuple[int | None, str]]) -> Reading:
         ) from None
 
 
+def _without_tags(body: Any, loc: tuple[Any, ...]) -> list[str | int]:
+    """The path into the body, less the union tags pydantic puts in it (layers.1.Dense.units)."""
+    path: list[str | int] = []
+    found = body
+    for part in loc:
+        if isinstance(found, dict) and found.get("type") == part and part not in found:
+            continue
+        path.append(part)
+        try:
+            found = found[part]
+        except (KeyError, IndexError, TypeError):
+            found = None
+    return path
+
+
 def _experiment(
     model: ReadModel, settings: Settings, *, name: str, description: str | None, tags: list[str]
 ) -> ReadExperiment:
@@ -62,7 +77,7 @@ def _experiment(
     except ValidationError as error:
         details, messages = [], []
         for problem in error.errors():
-            loc = [part for part in problem["loc"] if isinstance(part, str | int)]
+            loc = _without_tags(body, problem["loc"])
             message = str(problem["msg"]).removeprefix("Value error, ")
             named = LAYER_NAMED.match(message)
             # The architecture is checked on the whole list; its message names the layer.

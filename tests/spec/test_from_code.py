@@ -4,13 +4,11 @@ split and callbacks; a round trip with the exporter; every refusal with its line
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from service.domain import Experiment, Status
 from service.export import notebook
 from service.export.keras_code import KERAS_CALLS
 from service.schemas.experiments import ExperimentCreate
@@ -18,9 +16,10 @@ from service.spec.experiment import ExperimentSpec
 from service.spec.fingerprint import normalised_spec
 from service.spec.from_code import POSITIONAL, CodeRefused, read_cells, read_code
 from service.spec.from_notebook import parse_notebook
-from service.spec.notebook import FLATTEN, SOFTMAX_10, Spec
+from service.spec.notebook import FLATTEN, Spec
 from tests import factories
 from tests.factories import IMAGE
+from tests.helpers import unsaved_experiment
 
 CHAPTER_CELL = """\
 import tensorflow as tf
@@ -103,29 +102,6 @@ def _normalised(body: Spec) -> dict[str, Any]:
     return normalised_spec(ExperimentCreate.model_validate(body))
 
 
-def _experiment(body: Spec) -> Experiment:
-    spec = ExperimentCreate.model_validate(body)
-    return Experiment(
-        id="0123456789abcdef0123456789abcdef",
-        name=spec.name,
-        description=None,
-        spec=normalised_spec(spec),
-        summary=None,
-        status=Status.QUEUED,
-        created_at=datetime.now(UTC),
-        started_at=None,
-        finished_at=None,
-        test_loss=None,
-        test_accuracy=None,
-        error=None,
-        attempt=0,
-        max_attempts=3,
-        cancel_requested=False,
-        model_uri=None,
-        worker=None,
-    )
-
-
 def test_the_chapters_cell_reads_as_the_leaky_relu_net() -> None:
     reading = read_code(CHAPTER_CELL)
     expected = factories.leaky_relu_spec()
@@ -141,7 +117,7 @@ def test_the_chapters_cell_reads_as_the_leaky_relu_net() -> None:
 
 @pytest.mark.parametrize("body", SPECS, ids=lambda body: str(body["name"]))
 def test_an_exported_notebook_reads_back_as_its_spec(body: Spec) -> None:
-    document = notebook.notebook(_experiment(body))
+    document = notebook.notebook(unsaved_experiment(body))
     parsed = parse_notebook(document, name="export")
     reading = read_cells((cell.number, cell.source) for cell in parsed.code_cells)
     assert len(reading.models) == 1
@@ -151,7 +127,7 @@ def test_an_exported_notebook_reads_back_as_its_spec(body: Spec) -> None:
 
 def test_an_exported_script_reads_back_as_its_spec() -> None:
     body = factories.tiny_spec() | {"name": "script"}
-    assert _spec_of(notebook.script(_experiment(body))) == _normalised(body)
+    assert _spec_of(notebook.script(unsaved_experiment(body))) == _normalised(body)
 
 
 def test_the_exporter_writes_positionally_only_what_keras_takes_positionally() -> None:
@@ -245,7 +221,10 @@ def test_cells_share_names_and_ipython_magics_are_skipped() -> None:
     (model,) = reading.models
     assert model.where.cell == 2
     assert model.fit == {"epochs": 3, "validation_size": 0}
-    assert [item.code for item in reading.skipped[:2]] == ["%matplotlib inline", "!pip install keras"]
+    assert [item.code for item in reading.skipped[:2]] == [
+        "%matplotlib inline",
+        "!pip install keras",
+    ]
 
 
 # Each construct the spec cannot hold: (code, line, column, words the message holds).
