@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import keras
 from fastapi.testclient import TestClient
 
@@ -408,6 +409,25 @@ def notebook_of(*bodies: dict[str, Any]) -> dict[str, Any]:
     for number, cell in enumerate(cells):
         cell["id"] = f"cell-{number}"
     return {**exported[0], "cells": cells}
+
+
+class LiveService:
+    """A whole `python -m service` (API and workers) on a free port, for clients over HTTP."""
+
+    def __init__(self, settings: Settings, start: Callable[..., ServiceProcess]) -> None:
+        self.settings = settings.model_copy(
+            update={"port": free_port(), "events_poll_seconds": 0.05}
+        )
+        self.process = start(self.settings)
+        self.url = f"http://127.0.0.1:{self.settings.port}"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{self.url}/health", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, timeout=120, interval=0.3, what=f"the service at {self.url}")
 
 
 # Faults ------------------------------------------------------------------------------------
