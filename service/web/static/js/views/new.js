@@ -60,10 +60,16 @@ export async function render(main, params) {
     let resend = null;
     function take(upload) {
       if (upload.name.endsWith(".ipynb")) resend = sendNotebook(upload);
-      else return upload.text().then((text) => { code.value = text; resend = sendCode(text); read(resend); });
+      else return upload.text().then((text) => { code.value = readText = text; resend = sendCode(text); read(resend); });
       read(resend);
     }
-    code.addEventListener("change", () => { if (code.value.trim()) { resend = sendCode(code.value); read(resend); } });
+    let readText = "";
+    code.addEventListener("change", () => {
+      if (!code.value.trim() || code.value === readText) return;  // a blur after a read
+      readText = code.value;
+      resend = sendCode(code.value);
+      read(resend);
+    });
     file.addEventListener("change", () => { if (file.files[0]) take(file.files[0]); });
     const zone = h("div", { class: "card drop", id: "from-notebook" }, h("h2", {}, "From a notebook"),
       h("p", { class: "muted" }, "Paste a Keras cell or drop an .ipynb here: it is read, never run."), code,
