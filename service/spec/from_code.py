@@ -68,11 +68,14 @@ POSITIONAL: dict[str, tuple[str, ...]] = {
 HARMLESS = {
     "name": "the service names layers itself",
     "verbose": "the service reports progress itself",
-    "dtype": "the service trains in float32",
-    "data_format": "the service feeds channels_last images",
 }
 # Keras's default for each argument it would be harmless to leave out, when written anyway.
-DEFAULTS_TAKEN = {"shuffle": True, "mode": "auto", "data_format": "channels_last"}
+DEFAULTS_TAKEN = {
+    "shuffle": True,
+    "mode": "auto",
+    "data_format": "channels_last",
+    "dtype": "float32",
+}
 # Keras's class name -> the spec's regularizer or constraint type (its string identifier).
 REGULARIZERS = {"l1": "l1", "l2": "l2", "l1_l2": "l1_l2", "L1": "l1", "L2": "l2", "L1L2": "l1_l2"}
 CONSTRAINTS = {
@@ -125,6 +128,8 @@ SYSTEM_MODULES = frozenset(
 OS_CALLS = re.compile(r"^os\.(system|popen|exec\w*|spawn\w*|fork\w*|kill\w*|remove|unlink|rmdir)$")
 MAX_DEPTH = 32
 MAX_EXPONENT = 1000
+# Beyond any setting, and short enough to print (Python refuses ints of over 4,300 digits).
+MAX_INTEGER = 2**53
 # The kinds of value a Keras call gives, for the messages that say what fits where.
 LAYER_HINT = (
     "use one of Keras's layers the service builds: " + ", ".join(LAYER_TYPES) + " (as "
@@ -711,6 +716,8 @@ class _Reader:
             raise self.refuse(node, "the value nests too deeply; write it out")
         match node:
             case ast.Constant(value=value):
+                if isinstance(value, int) and abs(value) > MAX_INTEGER:
+                    raise self.refuse(node, f"a whole number over {MAX_INTEGER:,} is no setting")
                 if value is None or isinstance(value, bool | int | float | str):
                     return value
                 raise self.refuse(node, f"{value!r} is not a value Keras takes here")
@@ -774,8 +781,8 @@ class _Reader:
                     return a % b
                 case ast.Pow() if abs(b) <= MAX_EXPONENT and abs(a) <= 1e6:
                     result: int | float = a**b
-                    if isinstance(result, complex):
-                        raise ArithmeticError("complex")
+                    if isinstance(result, complex) or abs(result) > MAX_INTEGER:
+                        raise ArithmeticError("out of range")
                     return result
         except (ArithmeticError, ValueError):
             pass
@@ -842,7 +849,7 @@ class _Reader:
         if self._is_keras(dotted, "constraints") and kind in CONSTRAINTS:
             return self._keras_object(call, CONSTRAINTS[kind], None, (), depth)
         if self._is_keras(dotted, "initializers"):
-            name = _snake(kind)
+            name = snake_case(kind)
             if name in INITIALIZERS and not call.args and not call.keywords:
                 return name
         if self._is_keras(dotted, "losses") and kind == "SparseCategoricalCrossentropy":
@@ -917,7 +924,8 @@ class _Reader:
 _DEFAULT_ALIASES = {"tf": "tensorflow", "keras": "keras"}
 
 
-def _snake(name: str) -> str:
+def snake_case(name: str) -> str:
+    """`HeNormal` as Keras's string identifier, `he_normal`."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 

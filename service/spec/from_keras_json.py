@@ -10,10 +10,9 @@ they are read back as the shortest decimal of that float32.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-from service.spec.from_code import float32_shortest
+from service.spec.from_code import float32_shortest, snake_case
 from service.spec.layers import INITIALIZERS, LAYER_TYPES
 from service.spec.optimizers import OPTIMIZER_TYPES
 from service.spec.schedules import SCHEDULE_TYPES
@@ -73,10 +72,6 @@ class KerasJsonError(ValueError):
     """The JSON is not Keras's, or holds what the spec cannot; the message says which."""
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
 def _plain(value: Any) -> Any:
     """A Keras config value as spec JSON: floats shortened, nested objects given a type."""
     if isinstance(value, float):
@@ -107,14 +102,14 @@ def _object(value: dict[str, Any]) -> Any:
     config = value.get("config") or {}
     if kind == "DTypePolicy":
         return config.get("name")
-    if _snake(kind) in INITIALIZERS:
+    if snake_case(kind) in INITIALIZERS:
         seeded = {key: item for key, item in config.items() if item is not None}
         if seeded:
             raise KerasJsonError(
                 f"the initializer {kind} with {seeded}: the service takes an initializer by "
                 "name only, seeded by fit.seed"
             )
-        return _snake(kind)
+        return snake_case(kind)
     spec_type = _OBJECTS.get(kind, kind)
     return {"type": spec_type, **_config(config, kind, keep=())}
 

@@ -295,6 +295,13 @@ REFUSED = [
     ),
     ("model = keras.Sequential([\n", 1, 26, "was never closed"),
     ("x = 10 ** 10 ** 10\nmodel = keras.Sequential([keras.layers.Dense(x)])\n", 1, 5, ""),
+    (
+        "x = 999999 ** 999\nmodel = keras.Sequential([keras.layers.Dense(x)])\n",
+        1,
+        5,
+        "cannot be worked out here",
+    ),
+    (f"model = keras.Sequential([keras.layers.Dense({10**20})])\n", 1, 46, "is no setting"),
 ]
 
 
