@@ -31,6 +31,7 @@ from service.api.routes import (
     insight,
     metrics,
     models,
+    notebooks,
     predict,
     studies,
     v2,
@@ -169,6 +170,7 @@ class BodySizeLimit:
 # In the order their routes are matched (and the OpenAPI document lists them).
 ROUTERS = (
     health.router,
+    notebooks.router,
     experiments.router,
     exports.router,
     charts.router,
