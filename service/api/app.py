@@ -61,6 +61,16 @@ def _service_error_response(error: ServiceError) -> JSONResponse:
     return _error_response(error.status_code, error.code, error.message, error.details, headers)
 
 
+def _unreadable_body(cause: BaseException | None) -> str | None:
+    """Why the framework could not read a body, when the cause says it in a client's terms."""
+    if isinstance(cause, UnicodeDecodeError):
+        return str(cause)
+    if isinstance(cause, RecursionError):
+        # Python's JSON parser recurses once per level and stops near a thousand.
+        return "the JSON nests lists or objects too deeply to read; flatten it"
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:
@@ -79,8 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
             # Only the framework answers 400 here, to a body it cannot parse (not UTF-8, broken
             # multipart). To a client that is the same mistake as malformed JSON, which is a
             # 422 invalid_request: every route declares that answer, none declares a 400.
-            cause = error.__cause__
-            reason = str(cause) if isinstance(cause, UnicodeDecodeError) else str(error.detail)
+            reason = _unreadable_body(error.__cause__) or str(error.detail)
             details = [{"loc": ["body"], "msg": reason, "type": "body_invalid"}]
             return _error_response(422, "invalid_request", f"body: {reason}", details)
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
