@@ -160,7 +160,8 @@ class ReLU(_Layer):
     type: Literal["ReLU"]
     max_value: Annotated[Float, Field(ge=0.0, allow_inf_nan=False)] | None = None
     negative_slope: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0
-    threshold: Annotated[Float, Field(allow_inf_nan=False)] = 0.0
+    # Keras refuses a negative threshold (and max_value, negative_slope) when it builds the layer.
+    threshold: Annotated[Float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
 
 
 class BatchNormalization(_Layer):
