@@ -110,6 +110,8 @@ def _tensor(tensor: dict[str, Any], binary: memoryview) -> np.ndarray:
     if dtype is None:
         raise InvalidInput(f"input datatype {_shown(datatype)} is not taken; send FP32 or UINT8")
     shape = tensor.get("shape")
+    if isinstance(shape, list):  # 784.0 is an integer to JSON Schema, and so to the protocol
+        shape = [int(n) if type(n) is float and n.is_integer() else n for n in shape]
     if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
         raise InvalidInput(
             f"input shape {_shown(shape)} is not a list of sizes; send {_IMAGE_SHAPES}"
@@ -142,8 +144,15 @@ def _tensor(tensor: dict[str, Any], binary: memoryview) -> np.ndarray:
         raise InvalidInput("input data must be numbers, flat or nested row by row") from None
     if array.size != count:
         raise InvalidInput(f"input data has {array.size} values; shape {shape} needs {count}")
-    if datatype == "UINT8" and (
-        not np.all(np.isfinite(array)) or array.min() < 0 or array.max() > 255 or np.any(array % 1)
+    if (
+        datatype == "UINT8"
+        and array.size
+        and (
+            not np.all(np.isfinite(array))
+            or array.min() < 0
+            or array.max() > 255
+            or np.any(array % 1)
+        )
     ):
         raise InvalidInput("UINT8 data must be whole numbers from 0 to 255")
     return array.reshape(shape).astype(dtype)

@@ -363,6 +363,16 @@ DEEP = 1000  # levels of JSON nesting: past Python's recursion limit
             "binary",
             "binary_data_size must be a whole number of bytes (a JSON integer), not '3136'",
         ),
+        (  # an empty UINT8 batch once reached numpy's min() of nothing: 500
+            {"inputs": [{"name": "images", "datatype": "UINT8", "shape": [0, 784], "data": []}]},
+            None,
+            "holds no image",
+        ),
+        (  # 784.0 is an integer in JSON Schema, as the OpenAPI schema declares the shape
+            {"inputs": [{"name": "images", "datatype": "FP32", "shape": [784.0], "data": [1]}]},
+            None,
+            "input data has 1 values; shape [784] needs 784",
+        ),
         (
             {
                 "id": [[[["deep"]]]],

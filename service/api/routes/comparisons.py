@@ -8,7 +8,12 @@ from fastapi import APIRouter, Query
 
 from service.api.deps import DatabaseDep, Reader
 from service.schemas.errors import error_responses
-from service.schemas.studies import ComparisonPublic, HistorySeriesPublic, LeaderboardRowPublic
+from service.schemas.studies import (
+    ComparisonPublic,
+    HistorySeriesPublic,
+    LeaderboardRowPublic,
+    compared_ids_schema,
+)
 from service.studies.leaderboard import DEFAULT_THRESHOLD
 from service.usecases.comparison import MAX_COMPARED, compare, split_ids
 
@@ -22,7 +27,8 @@ def compare_experiments(
         list[str],
         Query(
             description=f"2 to {MAX_COMPARED} experiment ids: comma-separated, or the parameter "
-            "repeated"
+            "repeated",
+            json_schema_extra=compared_ids_schema(2, MAX_COMPARED),
         ),
     ],
     threshold: Annotated[
