@@ -48,12 +48,19 @@ class ExperimentCreate(ExperimentSpec):
     # What describes the run, not the net: kept beside the spec, not in it.
     NOT_SPEC: ClassVar[set[str]] = {"name", "description", "tags"}
 
-    name: Annotated[str, AfterValidator(_not_blank)] = Field(min_length=1, max_length=200)
+    # The schema states what _not_blank and _tags check, in JSON Schema's words.
+    name: Annotated[str, AfterValidator(_not_blank)] = Field(
+        min_length=1, max_length=200, json_schema_extra={"pattern": r"\S"}
+    )
     description: str | None = Field(default=None, max_length=2000)
     tags: Annotated[list[str], AfterValidator(_tags)] = Field(
         default_factory=list,
         description=f"up to {MAX_TAGS} short labels (a class, a question); "
         "GET /experiments?tag=... lists the experiments that carry them",
+        json_schema_extra={
+            "maxItems": MAX_TAGS,
+            "items": {"type": "string", "pattern": r"\S", "maxLength": MAX_TAG_LENGTH},
+        },
     )
     model: dict[str, Any] | str | None = Field(
         default=None,

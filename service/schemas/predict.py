@@ -32,6 +32,7 @@ from service.domain import (
     reference_problem,
 )
 from service.mnist import PIXELS, SIDE, AssumedScale, Scale
+from service.schemas.openapi import exactly_one_of
 
 _PIXEL = {"type": "number", "minimum": 0, "maximum": 255}
 _ROWS = {
@@ -107,7 +108,10 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"image": [[0] * SIDE] * SIDE, "model": BEST}]},
+        json_schema_extra={
+            "examples": [{"image": [[0] * SIDE] * SIDE, "model": BEST}],
+            "oneOf": exactly_one_of(INPUT_FIELDS),
+        },
     )
 
     image: PixelImage | None = None

@@ -26,6 +26,7 @@ from service.db import repository
 from service.db.session import Database
 from service.domain import EpochRecord
 from service.schemas.errors import error_responses
+from service.schemas.studies import compared_ids_schema
 from service.studies.leaderboard import DEFAULT_THRESHOLD
 from service.usecases import comparison as comparisons
 from service.usecases.comparison import MAX_COMPARED, split_ids
@@ -158,7 +159,8 @@ CompareIds = Annotated[
     list[str],
     Query(
         description=f"experiment ids, 1 to {MAX_COMPARED}: repeat the parameter "
-        "(ids=A&ids=B) or separate them with commas (ids=A,B)"
+        "(ids=A&ids=B) or separate them with commas (ids=A,B)",
+        json_schema_extra=compared_ids_schema(1, MAX_COMPARED),
     ),
 ]
 CompareMetric = Annotated[Metric, Query(description=", ".join(METRICS))]

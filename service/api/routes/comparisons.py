@@ -13,6 +13,7 @@ from service.schemas.studies import (
     HistorySeriesPublic,
     LeaderboardRowPublic,
     RunLayersPublic,
+    compared_ids_schema,
 )
 from service.studies.leaderboard import DEFAULT_THRESHOLD
 from service.usecases.comparison import MAX_COMPARED, compare, split_ids
@@ -27,7 +28,8 @@ def compare_experiments(
         list[str],
         Query(
             description=f"2 to {MAX_COMPARED} experiment ids: comma-separated, or the parameter "
-            "repeated"
+            "repeated",
+            json_schema_extra=compared_ids_schema(2, MAX_COMPARED),
         ),
     ],
     threshold: Annotated[
