@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
@@ -79,18 +79,40 @@ def _unreadable_body(cause: BaseException | None) -> str | None:
 HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
+def _leaf_routes(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
+    """The app's routes in the order a request tries them, each included router opened.
+
+    FastAPI nests an included router's routes (whose paths carry its prefix) behind one
+    entry; nothing here includes a router under a further prefix."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _leaf_routes(included.routes)
+        else:
+            yield route
+
+
+def _route_for(routes: Sequence[BaseRoute], scope: Scope, match: Match) -> BaseRoute | None:
+    """The route Starlette resolves `scope` to: the first that matches at least `match`."""
+    return next((route for route in routes if route.matches(scope)[0].value >= match.value), None)
+
+
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route takes at this path. Starlette's own 405 names only the first
-    route that matched the path, though several may share it (GET and DELETE /studies/{id});
-    each method is asked of the routes (included routers nest theirs) as a request would."""
-    return [
-        method
-        for method in HTTP_METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL
-            for route in request.app.router.routes
-        )
-    ]
+    """Every method under which this URL resolves to the route that refused the request.
+
+    Starlette's own 405 names only the first route that matched the path, though several may
+    share it (GET and DELETE /studies/{id}). And a path that two templates match belongs to the
+    first (/experiments/validate, not /experiments/{experiment_id}): GET there would reach
+    another route, so it is not allowed here."""
+    routes = list(_leaf_routes(request.app.router.routes))
+    refused = _route_for(routes, request.scope, Match.PARTIAL)
+    path = getattr(refused, "path", None)
+    allowed = []
+    for method in HTTP_METHODS:
+        route = _route_for(routes, {**request.scope, "method": method}, Match.FULL)
+        if route is not None and getattr(route, "path", None) == path:
+            allowed.append(method)
+    return allowed
 
 
 def install_error_handlers(app: FastAPI) -> None:

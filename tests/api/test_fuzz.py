@@ -51,7 +51,7 @@ from tests import factories
 REQUEST_TIMEOUT = 120.0
 # Hypothesis keeps the app across examples on purpose: its database is the state under test.
 FUZZ = hypothesis.settings(
-    max_examples=10,
+    max_examples=5,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -293,7 +293,7 @@ def test_api_answers_as_declared(case: schemathesis.Case, seeded: Seeded) -> Non
     ),
 )
 # Schema examples are the first test's to send: schemathesis cannot mix them with `given`.
-@hypothesis.settings(FUZZ, max_examples=6, phases=[Phase.reuse, Phase.generate, Phase.shrink])
+@hypothesis.settings(FUZZ, max_examples=3, phases=[Phase.reuse, Phase.generate, Phase.shrink])
 def test_seeded_experiments_answer_as_declared(
     case: schemathesis.Case,
     seeded: Seeded,
@@ -383,6 +383,14 @@ def test_405_names_every_method_the_path_takes(client: TestClient) -> None:
         assert response.status_code == 405, response.text
         assert response.headers["allow"] == allowed
         assert response.json()["detail"] == f"PATCH is not allowed here; use {allowed}"
+
+
+def test_405_names_the_methods_of_the_route_the_path_resolves_to(client: TestClient) -> None:
+    """/experiments/validate is also a /experiments/{experiment_id}, but the static route comes
+    first: GET or DELETE there reach another route, so only POST is allowed at it."""
+    response = client.options("/experiments/validate")
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == "POST"
 
 
 def test_one_path_template_per_url_so_no_method_hides_another() -> None:
