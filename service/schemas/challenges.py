@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from service.domain import Challenge, Rules
 from service.spec.layers import LAYER_TYPES
@@ -52,14 +53,19 @@ class ChallengeCreate(BaseModel):
     rules: RulesIn = Field(default_factory=RulesIn)
     max_entries_per_person: int | None = Field(default=None, ge=1, le=1000)
     closes_at: AwareDatetime | None = Field(
-        default=None, description="when entries stop (ISO 8601 with a time zone); or close by hand"
+        default=None,
+        description="when entries stop (ISO 8601 with a time zone, still to come); or close by "
+        "hand",
     )
 
     @field_validator("closes_at")
     @classmethod
     def _in_the_future(cls, value: datetime | None) -> datetime | None:
         if value is not None and value <= datetime.now(UTC):
-            raise ValueError("closes_at is in the past; give a time to come, with its time zone")
+            # Its own type: a rule on the clock, which no schema can state.
+            raise PydanticCustomError(
+                "in_the_past", "closes_at is in the past; give a time to come, with its time zone"
+            )
         return value
 
 

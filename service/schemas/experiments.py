@@ -7,12 +7,14 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 from service.domain import Attempt, EpochRecord, Experiment, Reproduction, Status
 from service.estimates import Estimate
 from service.overview import RunOverview
 from service.schemas.insight import FindingPublic
+from service.schemas.openapi import NOT_NULL, NULL
 from service.schemas.reproduction import ReproductionPublic
 from service.spec.experiment import ExperimentSpec
 from service.spec.from_keras_json import KerasJsonError, is_serialized, keras_model, keras_optimizer
@@ -42,11 +44,27 @@ def _tags(tags: list[str]) -> list[str]:
     return cleaned
 
 
+def _layers_or_model(schema: JsonDict, model: type[BaseModel]) -> None:
+    """What `_keras_json` checks: layers, or a model (Keras's to_json()) in their place."""
+    parent = ExperimentSpec.model_config.get("json_schema_extra")
+    if callable(parent):
+        parent(schema, model)
+    required = schema["required"]
+    assert isinstance(required, list)
+    required.remove("layers")
+    schema["oneOf"] = [
+        {"required": ["layers"], "properties": {"model": NULL}},
+        {"required": ["model"], "properties": {"model": NOT_NULL}, "not": {"required": ["layers"]}},
+    ]
+
+
 class ExperimentCreate(ExperimentSpec):
     """POST /experiments: the spec plus what a person calls it and the tags that group it."""
 
     # What describes the run, not the net: kept beside the spec, not in it.
     NOT_SPEC: ClassVar[set[str]] = {"name", "description", "tags"}
+
+    model_config = ConfigDict(json_schema_extra=_layers_or_model)
 
     # The schema states what _not_blank and _tags check, in JSON Schema's words.
     name: Annotated[str, AfterValidator(_not_blank)] = Field(

@@ -30,20 +30,53 @@ _CODE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "text/x-python": {"schema": {"type": "string"}},
+            # Not only whitespace, as code_body checks.
+            "text/x-python": {"schema": {"type": "string", "pattern": r"\S"}},
             "application/json": {"schema": CodeIn.model_json_schema()},
         },
     }
+}
+# What parse_notebook reads: nbformat 4, its cells of a known type with their source.
+NOTEBOOK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "nbformat 4 JSON, as Jupyter saves it",
+    "required": ["cells"],
+    "properties": {
+        "nbformat": {"const": 4},
+        "cells": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["cell_type"],
+                "properties": {
+                    "cell_type": {"enum": ["code", "markdown", "raw"]},
+                    "source": {
+                        "anyOf": [
+                            {"type": "string"},
+                            {"type": "array", "items": {"type": "string"}},
+                        ]
+                    },
+                },
+            },
+        },
+    },
 }
 _NOTEBOOK_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"type": "object", "description": "nbformat 4"}},
+            "application/json": {"schema": NOTEBOOK_SCHEMA},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "an .ipynb file: " + NOTEBOOK_SCHEMA["description"],
+                        }
+                    },
                 }
             },
         },
