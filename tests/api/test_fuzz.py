@@ -239,6 +239,9 @@ CROSS_FIELD_SPEC_RULES = frozenset(
     # Keras's own to_json() (in place of layers): an object or its text, which Keras's
     # deserializer reads; JSON Schema cannot look inside a string that holds JSON.
     | {"keras_json"}
+    # A schedule's values one more than its boundaries, which increase: JSON Schema cannot
+    # relate one array's length to another's, nor order an array's items.
+    | {"schedule"}
     # A challenge's closes_at still to come: JSON Schema has no clock.
     | {"in_the_past"}
 )
