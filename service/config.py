@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         default=0.5, gt=0, description="how often each API process reads the change log"
     )
     access_log: bool = Field(default=False, description="log one line per HTTP request")
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="comma-separated addresses or networks of the reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed ('*': any); empty: none",
+    )
 
     # Workers.
     worker_slots: int = Field(default=1, ge=1, le=64)
