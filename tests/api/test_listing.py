@@ -139,9 +139,7 @@ FORMULAS = [
 
 
 @pytest.mark.parametrize("name", FORMULAS, ids=["equals", "plus", "minus", "at", "tab", "cr"])
-def test_csv_keeps_a_name_that_would_start_a_formula_as_text(
-    client: TestClient, name: str
-) -> None:
+def test_csv_keeps_a_name_that_would_start_a_formula_as_text(client: TestClient, name: str) -> None:
     _submit(client, name)
     response = client.get("/experiments", params={"format": "csv"})
     (row,) = csv.DictReader(io.StringIO(response.text, newline=""))
