@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     api_workers: int = Field(default=1, ge=1, le=64, description="API processes sharing the port")
+    allowed_hosts: str = Field(
+        default="",
+        description="comma-separated host names the API answers to besides loopback ones "
+        "('*': any); empty: loopback names only while HOST is a loopback address, else any",
+    )
     api_token: str | None = None
     protect_reads: bool = False
     events_poll_seconds: float = Field(

@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from service import __version__, logs
 from service.api import messages
+from service.api.browsers import BrowserDefences
 from service.api.hot_path import HotPaths
 from service.api.observability import Observability
 from service.api.routes import (
@@ -219,6 +220,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     web.mount(app)
     app.add_middleware(HotPaths)  # innermost: the guard and the metrics see its answers
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BrowserDefences, settings=settings)  # a foreign Host: before the body
     app.add_middleware(Observability)  # outermost: it times and labels every answer, 413s too
     return app
 

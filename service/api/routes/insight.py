@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
 
-from service.api.deps import DatabaseDep, ExperimentId, QueueDep, Reader
+from service.api.deps import DatabaseDep, ExperimentId, QueueDep, Reader, TokenFirstRoute
 from service.db import insight, repository
 from service.db.session import Database
 from service.insight.evaluation import MISTAKES_KEPT, Evaluation
@@ -18,7 +18,12 @@ from service.schemas.errors import error_responses
 from service.schemas.insight import EvaluationPendingPublic, EvaluationPublic, LayersPublic
 from service.usecases.insight import EVALUATION_RETRY_SECONDS, evaluation_or_request
 
-router = APIRouter(prefix="/experiments/{experiment_id}", tags=["insight"], dependencies=[Reader])
+router = APIRouter(
+    route_class=TokenFirstRoute,
+    prefix="/experiments/{experiment_id}",
+    tags=["insight"],
+    dependencies=[Reader],
+)
 PENDING: dict[int | str, dict[str, Any]] = {
     202: {
         "model": EvaluationPendingPublic,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import Reader, RuntimeDep
+from service.api.deps import Reader, RuntimeDep, TokenFirstRoute
 from service.schemas.errors import error_responses
 from service.schemas.predict import (
     BatchPredictResponse,
@@ -17,7 +17,9 @@ from service.schemas.predict import (
 )
 from service.usecases.prediction import Prediction, Predictions
 
-router = APIRouter(prefix="/predict", tags=["predict"], dependencies=[Reader])
+router = APIRouter(
+    route_class=TokenFirstRoute, prefix="/predict", tags=["predict"], dependencies=[Reader]
+)
 ERRORS = error_responses(401, 404, 409, 413, 422)
 
 

@@ -12,12 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__
-from service.api.deps import DatabaseDep, Reader, RuntimeDep
+from service.api.deps import DatabaseDep, Reader, RuntimeDep, TokenFirstRoute
 from service.db import registry
 from service.domain import ServableModel
 from service.errors import ModelNotFound, ServiceError, Unauthorized
@@ -38,7 +37,7 @@ SERVER_NAME = "mnist-lab"
 EXTENSIONS = ["binary_tensor_data", "model_repository"]
 
 
-class OipRoute(APIRoute):
+class OipRoute(TokenFirstRoute):
     """Answers errors in the protocol's body; a malformed request is a 400, as clients expect."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
