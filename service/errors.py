@@ -16,7 +16,8 @@ ServiceError (500)
 │   └── BadImage (422)
 ├── TooLarge (413)
 ├── TooMany (429)
-│   └── QueueFull (429)
+│   ├── QueueFull (429)
+│   └── DecodingBudgetSpent (429)
 ├── Unauthorized (401)
 ├── Unavailable (503)
 │   ├── DataUnavailable (503)
@@ -125,6 +126,14 @@ class TooMany(ServiceError, code="too_many", status=429):
 
 class QueueFull(TooMany, code="queue_full"):
     """Too many of the client's experiments are queued."""
+
+
+class DecodingBudgetSpent(TooMany, code="decoding_budget_spent"):
+    """The client decoded its share of image pixels for now; `retry_after` is in seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Unauthorized(ServiceError, code="unauthorized", status=401):

@@ -38,7 +38,13 @@ from service.api.routes import (
 )
 from service.config import Settings, get_settings
 from service.db.migrations import upgrade_to_head
-from service.errors import ServiceError, TooLarge, Unauthorized, error_body
+from service.errors import (
+    DecodingBudgetSpent,
+    ServiceError,
+    TooLarge,
+    Unauthorized,
+    error_body,
+)
 from service.events.feed import ChangeFeed, end_streams_on_exit_signals
 from service.jobs.recovery import sweep_once
 from service.runtime import Runtime
@@ -58,7 +64,9 @@ def _error_response(
 
 def _service_error_response(error: ServiceError) -> JSONResponse:
     # HTTP requires a 401 to name the scheme that would have been accepted.
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else {}
+    if isinstance(error, DecodingBudgetSpent):
+        headers["Retry-After"] = str(error.retry_after)
     return _error_response(error.status_code, error.code, error.message, error.details, headers)
 
 
