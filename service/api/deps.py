@@ -120,8 +120,15 @@ async def client_id(
     else the client's address. Never a header the client picks: rotating it would escape the
     per-client queue cap. Only a digest of the token is kept."""
     if settings.api_token and authorization:
-        token = authorization.partition(" ")[2].strip()
-        return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+        try:
+            # Reads may be open, so the token may not have been checked yet: a wrong one
+            # names nobody, or rotating it would escape the decoding budget.
+            _check_token(settings, authorization)
+        except Unauthorized:
+            pass
+        else:
+            token = authorization.partition(" ")[2].strip()
+            return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
     return "address:" + (request.client.host if request.client else "unknown")
 
 

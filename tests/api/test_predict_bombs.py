@@ -129,3 +129,32 @@ def test_the_default_budget_never_bites_someone_uploading_digits(
 def test_the_burst_must_hold_the_largest_request(make_settings: Callable[..., Settings]) -> None:
     with pytest.raises(ValueError, match="DECODE_BURST_PIXELS must be at least MAX_REQUEST"):
         make_settings(max_request_pixels=40_000, decode_burst_pixels=30_000)
+
+
+def test_made_up_tokens_do_not_make_fresh_clients(
+    settings: Settings, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # Reads are open (no PROTECT_READS), so /predict does not refuse a wrong token.
+    budget = make_settings(
+        api_token="s3cret",
+        max_request_pixels=20_000,
+        decode_burst_pixels=20_000,
+        decode_pixels_per_second=1,
+    )
+    image = base64.b64encode(_digit_png(100)).decode()
+    with TestClient(create_app(budget)) as client:
+        publish(client, save_untrained_model(tmp_path / "model.keras"), headers=_bearer("s3cret"))
+        codes = [
+            client.post(
+                "/predict", json={"image_base64": image}, headers=_bearer(f"made-up-{i}")
+            ).status_code
+            for i in range(3)
+        ]
+        assert codes == [200, 200, 429]
+        # The real token's holder is a client of its own.
+        answered = client.post("/predict", json={"image_base64": image}, headers=_bearer("s3cret"))
+        assert answered.status_code == 200
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
