@@ -44,12 +44,15 @@ _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 def docs_policy(html: bytes) -> str:
     """The policy of a docs page (Swagger UI, ReDoc): its inline start-up scripts by their
     hashes, and the inline styles and blob workers that those vendored bundles make."""
-    hashes = " ".join(
-        "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'"
-        for script in _INLINE_SCRIPT.findall(html)
+    scripts = " ".join(
+        ["'self'"]
+        + [
+            "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'"
+            for script in _INLINE_SCRIPT.findall(html)
+        ]
     )
     return (
-        f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+        f"default-src 'none'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src blob:; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     )
