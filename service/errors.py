@@ -4,21 +4,28 @@ ServiceError (500)
 ├── NotFound (404)
 │   ├── ExperimentNotFound (404)
 │   ├── ModelNotFound (404)
-│   └── StudyNotFound (404)
+│   ├── StudyNotFound (404)
+│   └── ChallengeNotFound (404)
 ├── Conflict (409)
 │   ├── NotCancellable (409)
 │   ├── NotDeletable (409)
 │   ├── ModelNotReady (409)
 │   ├── NoEvaluation (409)
-│   └── IdempotencyMismatch (409)
+│   ├── IdempotencyMismatch (409)
+│   ├── ChallengeClosed (409)
+│   └── RestoreTargetNotEmpty (409)
 ├── InvalidInput (422)
 │   ├── SpecRejected (422)
-│   └── BadImage (422)
+│   ├── BadImage (422)
+│   └── SnapshotError (422)
 ├── TooLarge (413)
 ├── TooMany (429)
 │   ├── QueueFull (429)
+│   ├── EntriesUsedUp (429)
 │   └── DecodingBudgetSpent (429)
 ├── Unauthorized (401)
+├── SealedUntilClose (403)
+├── InsufficientStorage (507)
 ├── Unavailable (503)
 │   ├── DataUnavailable (503)
 │   ├── UnsafeKey (503)
@@ -80,6 +87,10 @@ class StudyNotFound(NotFound, code="study_not_found"):
     """No study has that id."""
 
 
+class ChallengeNotFound(NotFound, code="challenge_not_found"):
+    """No challenge has that id."""
+
+
 class Conflict(ServiceError, code="conflict", status=409):
     """The request is well formed, but the thing's current state does not allow it."""
 
@@ -104,6 +115,14 @@ class IdempotencyMismatch(Conflict, code="idempotency_key_reused"):
     """An Idempotency-Key came back with a different request than the one it was first sent with."""
 
 
+class ChallengeClosed(Conflict, code="challenge_closed"):
+    """The challenge is closed: it takes no more entries."""
+
+
+class RestoreTargetNotEmpty(Conflict, code="restore_target_not_empty"):
+    """The database or the model store to restore into already holds work."""
+
+
 class InvalidInput(ServiceError, code="invalid_input", status=422):
     """A value the client sent is not acceptable; the message names it."""
 
@@ -114,6 +133,10 @@ class SpecRejected(InvalidInput, code="invalid_spec"):
 
 class BadImage(InvalidInput, code="invalid_image"):
     """An image to recognise could not be decoded or does not look like a digit image."""
+
+
+class SnapshotError(InvalidInput, code="invalid_snapshot"):
+    """A backup folder is missing, damaged, or not a snapshot of this service."""
 
 
 class TooLarge(ServiceError, code="too_large", status=413):
@@ -128,6 +151,14 @@ class QueueFull(TooMany, code="queue_full"):
     """Too many of the client's experiments are queued."""
 
 
+class EntriesUsedUp(TooMany, code="challenge_entries_used_up"):
+    """The person has made all the entries the challenge allows."""
+
+
+class SealedUntilClose(ServiceError, code="sealed_until_close", status=403):
+    """A challenge entry's full test-set results are shown to students once it closes."""
+
+
 class DecodingBudgetSpent(TooMany, code="decoding_budget_spent"):
     """The client decoded its share of image pixels for now; `retry_after` is in seconds."""
 
@@ -138,6 +169,10 @@ class DecodingBudgetSpent(TooMany, code="decoding_budget_spent"):
 
 class Unauthorized(ServiceError, code="unauthorized", status=401):
     """A write came without the API token, or with a wrong one."""
+
+
+class InsufficientStorage(ServiceError, code="insufficient_storage", status=507):
+    """The disk is nearly full (MIN_FREE_DISK_BYTES): new trainings wait until space is freed."""
 
 
 class Unavailable(ServiceError, code="unavailable", status=503):

@@ -21,6 +21,7 @@ from service.api.browsers import BrowserDefences
 from service.api.hot_path import HotPaths
 from service.api.observability import Observability
 from service.api.routes import (
+    challenges,
     charts,
     comparisons,
     docs,
@@ -168,6 +169,7 @@ ROUTERS = (
     predict.router,
     models.router,
     studies.router,
+    challenges.router,
     comparisons.router,
     v2.router,
     metrics.router,
