@@ -196,7 +196,8 @@ def main() -> None:
                 f"{mode:<10} /health p50={statistics.median(health):7.1f} ms  p99={p99:7.1f} ms  "
                 f"max={health[-1]:7.1f} ms ({len(health)} probes)  uploads answered "
                 f"{count.get('200', 0) / args.seconds:5.2f}/s, refused (429) "
-                f"{count.get('429', 0) / args.seconds:6.1f}/s, wrk errors {run.errors}"
+                f"{count.get('429', 0) / args.seconds:6.1f}/s, all by status {count}, "
+                f"wrk errors {run.errors}"
             )
 
 
