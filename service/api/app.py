@@ -32,6 +32,7 @@ from service.api.routes import (
     insight,
     metrics,
     models,
+    notebooks,
     predict,
     studies,
     v2,
@@ -178,6 +179,7 @@ class BodySizeLimit:
 # In the order their routes are matched (and the OpenAPI document lists them).
 ROUTERS = (
     health.router,
+    notebooks.router,
     experiments.router,
     exports.router,
     charts.router,

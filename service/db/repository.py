@@ -171,13 +171,18 @@ def list_experiments(
     *,
     status: Status | None = None,
     tags: Sequence[str] = (),
+    client_id: str | None = None,
     order: Order = "-created",
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Experiment], int]:
-    """A page of experiments in `status` (any when None) carrying every one of `tags`."""
+    """A page of experiments in `status` (any when None) carrying every one of `tags`, and
+    submitted by `client_id` when given."""
     query = select(ExperimentRow)
     count = select(func.count()).select_from(ExperimentRow)
+    if client_id is not None:
+        query = query.where(ExperimentRow.client_id == client_id)
+        count = count.where(ExperimentRow.client_id == client_id)
     if status is not None:
         query = query.where(ExperimentRow.status == status)
         count = count.where(ExperimentRow.status == status)

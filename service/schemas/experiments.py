@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from service.domain import Attempt, EpochRecord, Experiment, Reproduction, Status
 from service.estimates import Estimate
@@ -15,6 +15,7 @@ from service.overview import RunOverview
 from service.schemas.insight import FindingPublic
 from service.schemas.reproduction import ReproductionPublic
 from service.spec.experiment import ExperimentSpec
+from service.spec.from_keras_json import KerasJsonError, is_serialized, keras_model, keras_optimizer
 from service.spec.suggestions import spec_error
 
 
@@ -54,6 +55,35 @@ class ExperimentCreate(ExperimentSpec):
         description=f"up to {MAX_TAGS} short labels (a class, a question); "
         "GET /experiments?tag=... lists the experiments that carry them",
     )
+    model: dict[str, Any] | str | None = Field(
+        default=None,
+        exclude=True,
+        description="Keras's model.to_json() of a Sequential (an object or its string), in "
+        "place of layers; its compile_config stands for compile when compile is left out",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keras_json(cls, data: Any) -> Any:
+        """Keras's own JSON (to_json(), optimizers.serialize()) read into the spec's."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        try:
+            if data.get("model") is not None:
+                if "layers" in data:
+                    raise spec_error(
+                        "keras_json", "give layers or model (Keras's to_json()), not both"
+                    )
+                data["layers"], compiled = keras_model(data.pop("model"))
+                if "compile" not in data and compiled is not None:
+                    data["compile"] = compiled
+            compiled = data.get("compile")
+            if isinstance(compiled, dict) and is_serialized(compiled.get("optimizer")):
+                data["compile"] = {**compiled, "optimizer": keras_optimizer(compiled["optimizer"])}
+        except KerasJsonError as error:
+            raise spec_error("keras_json", str(error)) from None
+        return data
 
 
 class LayerSummary(BaseModel):

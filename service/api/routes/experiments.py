@@ -108,6 +108,7 @@ def list_experiments(
     request: Request,
     db: DatabaseDep,
     settings: SettingsDep,
+    client: ClientIdDep,
     status_filter: Annotated[Status | None, Query(alias="status")] = None,
     tag: Annotated[
         list[str] | None, Query(max_length=10, description="only experiments with every tag given")
@@ -126,10 +127,23 @@ def list_experiments(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    mine: Annotated[
+        bool,
+        Query(
+            description="only those submitted with this request's API token (or, with no "
+            "API_TOKEN set, from its address)"
+        ),
+    ] = False,
 ) -> ExperimentsPublic | ExperimentsCompactPublic | Response:
     with db.scope() as session:
         items, count = repository.list_experiments(
-            session, status=status_filter, tags=tag or (), order=order, limit=limit, offset=offset
+            session,
+            status=status_filter,
+            tags=tag or (),
+            client_id=client if mine else None,
+            order=order,
+            limit=limit,
+            offset=offset,
         )
         if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
             csv = listing.as_csv(listing.overviews(session, items))
