@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from service.spec.experiment import ExperimentSpec
+
 
 class Status(enum.StrEnum):
     """Where an experiment is in its life."""
@@ -84,6 +86,17 @@ class Experiment:
     study_id: str | None = None
     trial_params: dict[str, Any] | None = None
     """For a study's trial: what was varied, by path in the spec."""
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExperimentDraft:
+    """An experiment someone asks for, before it is stored: the spec that is trained, and what
+    describes the run beside it (routes build it from a request body; reruns from a stored one)."""
+
+    name: str
+    description: str | None
+    spec: ExperimentSpec
     tags: tuple[str, ...] = ()
 
 

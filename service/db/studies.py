@@ -8,9 +8,9 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
-from service.db.models import EpochRow, ExperimentRow, StudyRow, utcnow
+from service.db.models import EpochRow, ExperimentRow, StudyRow, queued_experiment, utcnow
 from service.db.repository import to_experiment
-from service.domain import Experiment, Status, Study, StudyStatus
+from service.domain import Experiment, Study, StudyStatus
 from service.errors import StudyNotFound
 
 
@@ -140,26 +140,20 @@ def create_trial(
     summary: dict[str, Any] | None,
     max_attempts: int,
 ) -> Experiment:
-    now = utcnow()
     row = ExperimentRow(
-        id=uuid.uuid4().hex,
-        name=name,
-        description=f"trial {number} of study {study.name!r} ({study.id})",
-        spec=spec,
-        spec_hash=spec_hash,
-        seed=spec["fit"]["seed"],
-        summary=summary,
-        status=Status.QUEUED,
-        client_id=study.client_id,
-        created_at=now,
-        # Optimistic, as for a lone experiment: a failed delivery clears it.
-        delivered_at=now,
-        attempt=0,
-        max_attempts=max_attempts,
-        cancel_requested=False,
-        study_id=study.id,
-        trial_number=number,
-        trial_params=params,
+        **queued_experiment(
+            name=name,
+            description=f"trial {number} of study {study.name!r} ({study.id})",
+            spec=spec,
+            spec_hash=spec_hash,
+            seed=spec["fit"]["seed"],
+            summary=summary,
+            client_id=study.client_id,
+            max_attempts=max_attempts,
+            study_id=study.id,
+            trial_number=number,
+            trial_params=params,
+        )
     )
     session.add(row)
     session.flush()

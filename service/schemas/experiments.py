@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from service.domain import Attempt, EpochRecord, Experiment, Reproduction, Status
+from service.domain import (
+    Attempt,
+    EpochRecord,
+    Experiment,
+    ExperimentDraft,
+    Reproduction,
+    Status,
+)
 from service.estimates import Estimate
 from service.overview import RunOverview
 from service.schemas.insight import FindingPublic
@@ -42,9 +49,6 @@ def _tags(tags: list[str]) -> list[str]:
 class ExperimentCreate(ExperimentSpec):
     """POST /experiments: the spec plus what a person calls it and the tags that group it."""
 
-    # What describes the run, not the net: kept beside the spec, not in it.
-    NOT_SPEC: ClassVar[set[str]] = {"name", "description", "tags"}
-
     name: Annotated[str, AfterValidator(_not_blank)] = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     tags: Annotated[list[str], AfterValidator(_tags)] = Field(
@@ -52,6 +56,15 @@ class ExperimentCreate(ExperimentSpec):
         description=f"up to {MAX_TAGS} short labels (a class, a question); "
         "GET /experiments?tag=... lists the experiments that carry them",
     )
+
+    def draft(self) -> ExperimentDraft:
+        """The body as the domain takes it: the spec's fields (the one place that says which
+        they are) apart from what describes the run. Already validated: nothing is checked
+        twice."""
+        spec = ExperimentSpec.model_construct(
+            **{field: getattr(self, field) for field in ExperimentSpec.model_fields}
+        )
+        return ExperimentDraft(self.name, self.description, spec, tuple(self.tags))
 
 
 class LayerSummary(BaseModel):

@@ -17,8 +17,8 @@ from service.db.session import Database
 from service.domain import EpochRecord, Experiment, Status, Study, StudyStatus
 from service.errors import NotCancellable, NotDeletable, SpecRejected
 from service.jobs.queue import JobQueue
-from service.schemas.experiments import ExperimentCreate
 from service.schemas.studies import StudyCreate
+from service.spec.experiment import ExperimentSpec
 from service.spec.fingerprint import normalised_spec, spec_hash
 from service.studies import samplers
 from service.studies.leaderboard import DEFAULT_THRESHOLD, StudyReport, leaderboard_row, ranked
@@ -54,13 +54,13 @@ def _trial_rejected(number: int, label: str, problems: list[dict[str, Any]]) -> 
 
 def validate_trial(
     spec: dict[str, Any], *, number: int, label: str, settings: Settings | None
-) -> ExperimentCreate:
+) -> ExperimentSpec:
     """The trial's spec as POST /experiments would take it: the same checks, the trial named.
 
     Limits are checked when `settings` are given (they were, for every trial, at creation).
     """
     try:
-        valid = ExperimentCreate.model_validate({**spec, "name": f"trial {number}"})
+        valid = ExperimentSpec.model_validate(spec)
     except ValidationError as error:
         problems = [
             {"loc": ["body", *item["loc"]], "msg": item["msg"], "type": item["type"]}
@@ -157,7 +157,7 @@ def _checked_plan(
 
 def _build(
     base: dict[str, Any], params: Params, *, number: int, label: str, settings: Settings | None
-) -> ExperimentCreate:
+) -> ExperimentSpec:
     try:
         spec = apply(base, params)
     except SpaceError as error:

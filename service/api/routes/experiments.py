@@ -31,7 +31,6 @@ from service.schemas.experiments import (
     SummaryPublic,
 )
 from service.schemas.insight import FindingPublic
-from service.spec.experiment import ExperimentSpec
 from service.usecases import listing
 from service.usecases.insight import diagnostics
 from service.usecases.removal import remove_experiments
@@ -72,7 +71,7 @@ def create_experiment(
     """Validate the spec, build it once for its summary, and queue its training (202 even
     when the queue is down: the experiment is stored, and delivered once the queue is back)."""
     submission = submit_experiment(
-        spec_in=spec_in,
+        draft=spec_in.draft(),
         settings=settings,
         db=db,
         queue=queue,
@@ -90,11 +89,9 @@ def create_experiment(
 )
 def validate_spec(spec_in: ExperimentCreate, settings: SettingsDep) -> ExperimentValidated:
     """Check a spec exactly as a submission would (limits, Keras dry run) without queueing it."""
-    summary = validate_experiment(spec_in, settings)
-    return ExperimentValidated(
-        spec=ExperimentSpec.model_validate(spec_in.model_dump(exclude=spec_in.NOT_SPEC)),
-        summary=SummaryPublic.model_validate(summary),
-    )
+    spec = spec_in.draft().spec
+    summary = validate_experiment(spec, settings)
+    return ExperimentValidated(spec=spec, summary=SummaryPublic.model_validate(summary))
 
 
 @router.get(
