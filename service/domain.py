@@ -5,10 +5,16 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from service.mnist import Scale
 from service.spec.experiment import ExperimentSpec
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware in UTC: what every stored time is stamped with."""
+    return datetime.now(UTC)
 
 
 class Status(enum.StrEnum):
@@ -169,6 +175,27 @@ class ServableModel:
     finished_at: datetime | None
     model_uri: str
     aliases: tuple[str, ...] = ()
+
+    def is_version(self, version: str | None) -> bool:
+        """Whether a request for `version` (None: any) may be answered by this model: a
+        model's one version is the experiment id its name resolved to."""
+        return version is None or version == self.experiment_id
+
+
+@dataclass(frozen=True)
+class ImagesToPredict:
+    """What a prediction request asks, as the domain takes it: the model it names, its images
+    in order (pixel lists or base64-encoded files, each beside the request field that gave it,
+    for the messages) and the scale to assume for pixel lists."""
+
+    model: str
+    pixels: tuple[tuple[str, Any], ...] = ()
+    encoded: tuple[tuple[str, str], ...] = ()
+    scale: Scale = "auto"
+
+    @property
+    def count(self) -> int:
+        return len(self.pixels) + len(self.encoded)
 
 
 @dataclass(frozen=True)

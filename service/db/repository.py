@@ -17,9 +17,8 @@ from service.db.models import (
     ExperimentTagRow,
     ModelAliasRow,
     queued_experiment,
-    utcnow,
 )
-from service.domain import FINISHED, Attempt, EpochRecord, Experiment, Status
+from service.domain import FINISHED, Attempt, EpochRecord, Experiment, Status, utcnow
 from service.errors import ExperimentNotFound, NotCancellable, NotDeletable
 
 Order = Literal["created", "-created", "test_accuracy", "-test_accuracy"]

@@ -8,9 +8,9 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
-from service.db.models import EpochRow, ExperimentRow, StudyRow, queued_experiment, utcnow
+from service.db.models import EpochRow, ExperimentRow, StudyRow, queued_experiment
 from service.db.repository import to_experiment
-from service.domain import Experiment, Study, StudyStatus
+from service.domain import Experiment, Study, StudyStatus, utcnow
 from service.errors import StudyNotFound
 
 

@@ -8,7 +8,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from service.domain import ServableModel
-from service.serving import oip
 
 PLATFORM = "tensorflow_graphdef"  # a frozen TensorFlow graph answers (service.ml.inference)
 
@@ -48,13 +47,21 @@ class ModelMetadataPublic(BaseModel):
     outputs: list[TensorMetadata]
 
     @classmethod
-    def of(cls, name: str, model: ServableModel) -> ModelMetadataPublic:
+    def of(
+        cls,
+        name: str,
+        model: ServableModel,
+        *,
+        inputs: list[dict[str, Any]],
+        outputs: list[dict[str, Any]],
+    ) -> ModelMetadataPublic:
+        """`inputs` and `outputs`: the protocol's tensors (`service.serving.oip`)."""
         return cls(
             name=name,
             versions=[model.experiment_id],
             platform=PLATFORM,
-            inputs=[TensorMetadata(**tensor) for tensor in oip.INPUTS_METADATA],
-            outputs=[TensorMetadata(**tensor) for tensor in oip.OUTPUTS_METADATA],
+            inputs=[TensorMetadata(**tensor) for tensor in inputs],
+            outputs=[TensorMetadata(**tensor) for tensor in outputs],
         )
 
 

@@ -42,9 +42,8 @@ from service.api.app import create_app
 from service.config import Settings
 from service.db import leases, repository
 from service.db.migrations import upgrade_to_head
-from service.db.models import utcnow
 from service.db.session import Database
-from service.domain import EpochRecord, Status
+from service.domain import EpochRecord, Status, utcnow
 from service.schemas.experiments import ExperimentCreate
 from service.spec.fingerprint import normalised_spec
 from service.storage import ModelStore, model_key, store_from_settings

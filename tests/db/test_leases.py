@@ -12,9 +12,9 @@ from sqlalchemy import event, update
 
 from service.db import leases, repository
 from service.db.clock import database_now
-from service.db.models import ExperimentRow, utcnow
+from service.db.models import ExperimentRow
 from service.db.session import Database
-from service.domain import Claim, EpochRecord, Status
+from service.domain import Claim, EpochRecord, Status, utcnow
 from tests.factories import tiny_spec
 
 LEASE_SECONDS = 60.0

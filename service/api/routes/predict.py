@@ -15,7 +15,7 @@ from service.schemas.predict import (
     PredictRequest,
     PredictResponse,
 )
-from service.usecases.prediction import Prediction, Predictions
+from service.usecases.prediction import Prediction
 
 router = APIRouter(prefix="/predict", tags=["predict"], dependencies=[Reader])
 ERRORS = error_responses(401, 404, 409, 413, 422)
@@ -25,21 +25,16 @@ ERRORS = error_responses(401, 404, 409, 413, 422)
 async def predict(request: PredictRequest, runtime: RuntimeDep) -> Response:
     """One image (`image`, `image_base64`) answers one prediction; a batch answers in order."""
     predictions = runtime.predictions
-    model = predictions.warm_model(request)
+    images = request.images_to_predict()
+    model = predictions.warm_model(images)
     if model is not None:
-        answer = _shaped(request, await predictions.predict_warm(request, model))
+        answer = _shaped(request, await predictions.predict_warm(images, model))
     else:
         # Decoding images, querying the database or loading a model must not stall the loop.
-        answer = await run_in_threadpool(_answer, predictions, request)
+        answer = await run_in_threadpool(lambda: _shaped(request, predictions.predict(images)))
     # Serialised once here: the answer was built from validated parts, so FastAPI's second
     # validation against the response model would only cost time on the hot path.
     return Response(answer.model_dump_json(), media_type="application/json")
-
-
-def _answer(
-    predictions: Predictions, request: PredictRequest
-) -> PredictResponse | BatchPredictResponse:
-    return _shaped(request, predictions.predict(request))
 
 
 def _shaped(request: PredictRequest, result: Prediction) -> PredictResponse | BatchPredictResponse:
