@@ -10,7 +10,14 @@ from sqlalchemy.orm import Session
 
 from service.db.models import EpochRow, ExperimentRow, StudyRow, queued_experiment
 from service.db.repository import to_experiment
-from service.domain import Experiment, Study, StudyStatus, utcnow
+from service.domain import (
+    Experiment,
+    PlannedTrial,
+    Study,
+    StudyDefinition,
+    StudyStatus,
+    utcnow,
+)
 from service.errors import StudyNotFound
 
 
@@ -19,8 +26,8 @@ def to_study(row: StudyRow) -> Study:
         id=row.id,
         name=row.name,
         client_id=row.client_id,
-        definition=row.definition,
-        plan=row.plan["trials"] if row.plan is not None else None,
+        definition=StudyDefinition.from_json(row.definition),
+        plan=tuple(map(PlannedTrial.from_json, row.plan["trials"])) if row.plan else None,
         status=StudyStatus(row.status),
         created_at=row.created_at,
         finished_at=row.finished_at,
@@ -32,15 +39,15 @@ def create_study(
     *,
     name: str,
     client_id: str,
-    definition: dict[str, Any],
-    plan: list[dict[str, Any]] | None,
+    definition: StudyDefinition,
+    plan: list[PlannedTrial] | None,
 ) -> Study:
     row = StudyRow(
         id=uuid.uuid4().hex,
         name=name,
         client_id=client_id,
-        definition=definition,
-        plan={"trials": plan} if plan is not None else None,
+        definition=definition.as_json(),
+        plan={"trials": [trial.as_json() for trial in plan]} if plan is not None else None,
         status=StudyStatus.RUNNING,
         advances=0,
         created_at=utcnow(),

@@ -520,27 +520,6 @@ def test_begin_epochs_from_scratch_clears_the_history(db: Database) -> None:
     assert epochs(db, experiment_id) == []
 
 
-# Re-delivery -------------------------------------------------------------------------------
-
-
-def test_orphaned_queued_lists_old_queued_experiments_oldest_first(db: Database) -> None:
-    old, older, running, fresh = (create(db) for _ in range(4))
-    now = utcnow()
-    ages = {older: timedelta(minutes=10), old: timedelta(minutes=5), running: timedelta(hours=1)}
-    with db.scope() as session:
-        for experiment_id, age in ages.items():
-            session.execute(
-                update(ExperimentRow)
-                .where(ExperimentRow.id == experiment_id)
-                .values(created_at=now - age)
-            )
-    claimed(db, running)
-    with db.scope() as session:
-        found = leases.orphaned_queued(session, older_than=now - timedelta(minutes=1))
-    assert found == [older, old]
-    assert fresh not in found
-
-
 # Races with a user's cancel ------------------------------------------------------------------
 # Each test reads the row into a session first, as the real code does before it writes, then
 # lets the other side commit in between: the write must act on the row as it is now.
