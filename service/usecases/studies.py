@@ -25,6 +25,7 @@ from service.domain import (
 )
 from service.errors import NotCancellable, NotDeletable, SpecRejected
 from service.jobs.queue import JobQueue
+from service.maintenance import disk
 from service.spec.experiment import ExperimentSpec
 from service.spec.fingerprint import normalised_spec, spec_hash
 from service.storage import ModelStore
@@ -175,6 +176,7 @@ def _build(
 def create_study(
     *, body: StudyRequest, settings: Settings, db: Database, queue: JobQueue, client_id: str
 ) -> Study:
+    disk.ensure_room(settings)
     resolved = _resolve(body, settings)
     plan = _checked_plan(resolved, body, settings)
     definition = StudyDefinition(
