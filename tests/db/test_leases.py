@@ -520,6 +520,16 @@ def test_begin_epochs_from_scratch_clears_the_history(db: Database) -> None:
     assert epochs(db, experiment_id) == []
 
 
+def test_a_queued_row_made_for_tests_is_made_as_a_submitted_one_is(db: Database) -> None:
+    """One constructor (`models.queued_experiment`): delivered_at is set here too."""
+    experiment_id = create(db)
+    with db.scope() as session:
+        row = session.get(ExperimentRow, experiment_id)
+        assert row is not None
+        assert (row.status, row.attempt, row.cancel_requested) == ("queued", 0, False)
+        assert row.delivered_at == row.created_at
+
+
 # Races with a user's cancel ------------------------------------------------------------------
 # Each test reads the row into a session first, as the real code does before it writes, then
 # lets the other side commit in between: the write must act on the row as it is now.
