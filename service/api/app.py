@@ -21,6 +21,7 @@ from service.api.bodies import OverLimit, read_body, replay
 from service.api.hot_path import HotPaths
 from service.api.observability import Observability
 from service.api.routes import (
+    challenges,
     charts,
     comparisons,
     docs,
@@ -142,6 +143,7 @@ ROUTERS = (
     predict.router,
     models.router,
     studies.router,
+    challenges.router,
     comparisons.router,
     v2.router,
     metrics.router,

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, Field
 
 from service.domain import (
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
     Attempt,
     EpochRecord,
     Experiment,
@@ -28,10 +30,6 @@ def _not_blank(name: str) -> str:
         # The type pydantic's pattern gave before; the message is ours, not a regex.
         raise spec_error("string_pattern_mismatch", "give the experiment a name, not only spaces")
     return name
-
-
-MAX_TAGS = 10
-MAX_TAG_LENGTH = 40
 
 
 def _tags(tags: list[str]) -> list[str]:
@@ -101,6 +99,11 @@ class ExperimentValidated(BaseModel):
 
     spec: ExperimentSpec = Field(description="the spec with every Keras default filled in")
     summary: SummaryPublic
+
+
+def validated(spec: ExperimentSpec, summary: dict[str, Any]) -> ExperimentValidated:
+    """A dry run's answer: the spec (a draft's, without what names the run) and the summary."""
+    return ExperimentValidated(spec=spec, summary=SummaryPublic.model_validate(summary))
 
 
 class AttemptPublic(BaseModel):

@@ -28,7 +28,7 @@ from service.schemas.experiments import (
     ExperimentsPublic,
     ExperimentValidated,
     HistoryPublic,
-    SummaryPublic,
+    validated,
 )
 from service.schemas.insight import FindingPublic
 from service.usecases import listing
@@ -90,8 +90,7 @@ def create_experiment(
 def validate_spec(spec_in: ExperimentCreate, settings: SettingsDep) -> ExperimentValidated:
     """Check a spec exactly as a submission would (limits, Keras dry run) without queueing it."""
     spec = spec_in.draft().spec
-    summary = validate_experiment(spec, settings)
-    return ExperimentValidated(spec=spec, summary=SummaryPublic.model_validate(summary))
+    return validated(spec, validate_experiment(spec, settings))
 
 
 @router.get(
