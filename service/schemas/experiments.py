@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import AfterValidator, BaseModel, Field
 
 from service.domain import (
@@ -154,7 +156,8 @@ class ExperimentPublic(BaseModel):
     estimated_start: datetime | None = Field(
         default=None,
         description="queued: when a worker slot should take it, from the running experiments' "
-        "time left and the median seconds per epoch of recent epochs",
+        "time left and, per job ahead, its epochs at the median pace of recent epochs plus "
+        "the median time recent jobs took beyond their epochs (build, evaluate, save)",
     )
     estimated_seconds_left: float | None = Field(
         default=None,
@@ -239,6 +242,14 @@ class ExperimentsCompactPublic(_Page):
     data: list[RunOverview]
 
 
+def float32(value: float | None) -> float | None:
+    """A float32 (Keras keeps the learning rate in one) written to the digits it has: 0.01,
+    not 0.009999999776482582, the same float32 read back as a float64."""
+    if value is None or not math.isfinite(value):
+        return value
+    return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
+
+
 class EpochPublic(BaseModel):
     epoch: int
     loss: float | None
@@ -247,7 +258,9 @@ class EpochPublic(BaseModel):
     val_accuracy: float | None
     seconds: float
     learning_rate: float | None = Field(
-        default=None, description="the optimizer's learning rate at the end of the epoch"
+        default=None,
+        description="the optimizer's learning rate at the end of the epoch (a float32, written "
+        "to the digits it has: 0.01)",
     )
 
     @classmethod
@@ -260,7 +273,7 @@ class EpochPublic(BaseModel):
             val_loss=record.val_loss,
             val_accuracy=record.val_accuracy,
             seconds=record.seconds,
-            learning_rate=record.learning_rate,
+            learning_rate=float32(record.learning_rate),
         )
 
 

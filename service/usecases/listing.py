@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from service.config import Settings
 from service.db import repository
 from service.domain import Experiment, Status, utcnow
-from service.estimates import Estimate, estimate, typical_seconds
+from service.estimates import Estimate, estimate, job_overhead, typical_seconds
 from service.overview import COLUMNS, RunOverview, overview
 
 
@@ -28,6 +28,7 @@ def estimates(
         typical_epoch_seconds=typical_seconds(repository.recent_epoch_seconds(session)),
         slots=settings.worker_slots,
         now=now or utcnow(),
+        overhead=job_overhead(repository.recent_job_timings(session)),
     )
 
 

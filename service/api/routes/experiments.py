@@ -78,7 +78,9 @@ def create_experiment(
         client_id=client,
         idempotency_key=idempotency_key,
     )
-    return ExperimentPublic.of(submission.experiment)
+    with db.scope() as session:  # where it stands in the queue now, not at a later GET
+        estimate = listing.estimates(session, settings).get(submission.experiment.id)
+    return ExperimentPublic.of(submission.experiment, estimate=estimate)
 
 
 @router.post(
