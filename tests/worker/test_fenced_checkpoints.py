@@ -14,9 +14,8 @@ import pytest
 
 from service.config import Settings
 from service.db import leases
-from service.db.models import utcnow
 from service.db.session import Database
-from service.domain import EpochRecord
+from service.domain import EpochRecord, utcnow
 from service.storage import ModelStore, store_from_settings
 from service.worker.training import TrainingContext
 from tests.helpers import claim_in, create_queued
