@@ -31,7 +31,7 @@ from typing import IO
 
 from service.config import Settings
 from service.worker.job_signals import JobSignals, listen
-from service.worker.lifeline import child_env
+from service.worker.lifeline import child_env, shielded_spawn
 from service.worker.title import ROOM, set_title
 from service.worker.training import EXIT_OK, configure_tensorflow, run
 
@@ -61,12 +61,13 @@ class TrainingHost:
         """Spawn a warm training process; it dies with this process (and with this thread,
         the parent-death signal's unit: call it from the slot's own thread)."""
         answers, answers_there = os.pipe()
-        process = subprocess.Popen(
-            [*COMMAND, "--serve", str(answers_there), ROOM],
-            stdin=subprocess.PIPE,
-            pass_fds=(answers_there,),
-            env=child_env(),
-        )
+        with shielded_spawn():  # a signal to the whole service is its supervisor's to handle
+            process = subprocess.Popen(
+                [*COMMAND, "--serve", str(answers_there), ROOM],
+                stdin=subprocess.PIPE,
+                pass_fds=(answers_there,),
+                env=child_env(),
+            )
         os.close(answers_there)  # the child's copy is the only write end: its death is EOF
         log.debug("training process %s started", process.pid)
         return cls(process, answers)
@@ -116,13 +117,13 @@ class TrainingHost:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signum)
 
-    def stop(self, *, grace: float) -> int:
-        """End the job now: its answer if it gave one already, else kill the process (SIGTERM
-        first when `grace` > 0, then SIGKILL) and end the job with its exit code."""
+    def stop(self) -> int:
+        """End the job now: its answer if it gave one already, else kill the process (it
+        ignores SIGTERM, see lifeline.py) and end the job with its exit code."""
         answered = self.wait(0)
         if answered is not None:
             return answered
-        terminate(self.process, grace=grace)
+        kill(self.process)
         self._ended = self.process.returncode
         return self._ended
 
@@ -130,30 +131,23 @@ class TrainingHost:
         """Let it go: an idle process exits when its pipe closes; a busy or lingering one is
         killed."""
         if not self.idle:
-            terminate(self.process, grace=0)
+            kill(self.process)
         with contextlib.suppress(OSError, ValueError):
             if self.process.stdin is not None:
                 self.process.stdin.close()
         try:
             self.process.wait(timeout=CLOSE_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
-            terminate(self.process, grace=0)
+            kill(self.process)
         with contextlib.suppress(OSError):
             os.close(self._answers)
         log.debug("training process %s closed after %d job(s)", self.pid, self.jobs)
 
 
-def terminate(process: subprocess.Popen[bytes], *, grace: float) -> None:
-    """Stop `process`: SIGTERM and `grace` seconds to exit when grace > 0, then SIGKILL."""
+def kill(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL `process` and reap it."""
     if process.poll() is not None:
         return
-    if grace > 0:
-        process.terminate()
-        try:
-            process.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            pass
     process.kill()
     process.wait()
 

@@ -35,7 +35,6 @@ from service.worker.training import (
 
 log = logging.getLogger(__name__)
 
-TERMINATE_GRACE_SECONDS = 5.0
 # How long a training that already wrote its outcome may take to answer (its clean-up).
 EXIT_GRACE_SECONDS = 30.0
 # How often the supervisor looks at its training between heartbeats (exit, shutdown).
@@ -140,7 +139,7 @@ class Supervisor:
             if self.shutdown.hurry.is_set():
                 log.warning("shutdown grace over; stopping the training of %s", claim.experiment_id)
                 watch.drained = True
-                watch.returncode = host.stop(grace=0)
+                watch.returncode = host.stop()
                 return watch
             if self.shutdown.draining.is_set() and not watch.drained:
                 watch.drained = True
@@ -166,7 +165,7 @@ class Supervisor:
                         error,
                     )
                     watch.lost = True
-                    watch.returncode = host.stop(grace=0)
+                    watch.returncode = host.stop()
                     return watch
                 log.warning(
                     "heartbeat of %s failed (%s); retrying in %.2f s",
@@ -187,12 +186,12 @@ class Supervisor:
                 watch.ended = True
                 watch.returncode = host.wait(EXIT_GRACE_SECONDS)
                 if watch.returncode is None:
-                    watch.returncode = host.stop(grace=0)
+                    watch.returncode = host.stop()
                 return watch
             if not pulse.alive:
                 log.warning("lost the lease on %s; stopping its training", claim.experiment_id)
                 watch.lost = True
-                watch.returncode = host.stop(grace=0)
+                watch.returncode = host.stop()
                 return watch
             if pulse.cancel_requested and watch.cancel_signalled_at is None:
                 host.signal(CANCEL_SIGNAL)
@@ -201,11 +200,11 @@ class Supervisor:
                 watch.cancel_signalled_at is not None
                 and now - watch.cancel_signalled_at > settings.cancel_grace_seconds
             ):
-                watch.returncode = host.stop(grace=0)
+                watch.returncode = host.stop()
                 return watch
             if now - started > settings.max_train_seconds:
                 watch.timed_out = True
-                watch.returncode = host.stop(grace=TERMINATE_GRACE_SECONDS)
+                watch.returncode = host.stop()
                 return watch
 
     def _settle(self, claim: Claim, watch: _Watch) -> None:
@@ -229,11 +228,16 @@ class Supervisor:
                 time.sleep(retry_after)
                 retry_after = min(retry_after * 2, self.settings.heartbeat_seconds)
         if status is Status.QUEUED:
-            log.warning(
-                "training of %s stopped (%s); requeued",
-                claim.experiment_id,
-                _describe(watch.returncode),
-            )
+            if watch.returncode == EXIT_DRAINED:
+                log.info(
+                    "experiment %s: epoch done, released for another worker", claim.experiment_id
+                )
+            else:
+                log.warning(
+                    "training of %s stopped (%s); requeued",
+                    claim.experiment_id,
+                    _describe(watch.returncode),
+                )
             self._deliver_again(claim.experiment_id)
 
     def _write_ending(self, claim: Claim, watch: _Watch) -> Status | None:

@@ -52,7 +52,7 @@ from service.storage import (
 )
 from service.usecases.pruning import prune_reason
 from service.worker.job_signals import JobSignals, listen
-from service.worker.lifeline import watch_parent
+from service.worker.lifeline import obey_supervisor_only, watch_parent
 from service.worker.priority import lower_priority
 from service.worker.quiet import QuietStderr
 
@@ -356,8 +356,7 @@ def _train(context: TrainingContext, settings: Settings) -> int:
     if context.lost:
         return EXIT_LOST_LEASE
     if context.drain.is_set() and result.stopped and not context.cancel.is_set():
-        log.info("experiment %s: epoch done, released for another worker", context.experiment_id)
-        return EXIT_DRAINED
+        return EXIT_DRAINED  # its supervisor says so, once it has released the claim
     return _finish(context, result)
 
 
@@ -496,6 +495,7 @@ USAGE = (
 
 
 def main(argv: list[str] | None = None) -> int:
+    obey_supervisor_only()
     watch_parent()
     settings = Settings()
     # Trainings yield the CPU to the API: reads and predictions stay quick while they run.
