@@ -25,8 +25,9 @@ from service.db import leases
 from service.db.session import Database
 from service.domain import Claim, Status
 from service.worker.host import Hosts, TrainingHost
-from service.worker.job_signals import CANCEL_SIGNAL, DRAIN_SIGNAL
-from service.worker.training import (
+from service.worker.protocol import (
+    CANCEL_SIGNAL,
+    DRAIN_SIGNAL,
     EXIT_DRAINED,
     EXIT_INFRASTRUCTURE,
     attempt_dir,
