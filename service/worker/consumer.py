@@ -25,6 +25,7 @@ from service.jobs.queue import JobQueue
 from service.jobs.recovery import Sweeper
 from service.usecases.studies import advance_after_trial, advance_studies
 from service.worker.evaluation import run_evaluation_job
+from service.worker.host import Hosts
 from service.worker.lifeline import FORWARDED_STOP_SIGNAL, GROUP_STOP_SIGNALS, watch_parent
 from service.worker.supervisor import Shutdown, Supervisor
 
@@ -80,10 +81,15 @@ def run_worker(settings: Settings) -> None:
     label = worker_label(settings)
     queue = JobQueue.from_settings(settings)
     shutdown = Shutdown()
+    hosts = Hosts(
+        jobs_per_host=settings.training_process_jobs,
+        idle_seconds=settings.training_process_idle_seconds,
+    )
     supervisor = Supervisor(
         settings=settings,
         db=db,
         worker=label,
+        hosts=hosts,
         requeue=queue.enqueue,
         after_job=functools.partial(advance_after_trial, db, queue),
         shutdown=shutdown,
@@ -109,14 +115,14 @@ def run_worker(settings: Settings) -> None:
         checked = time.monotonic()
         while not signals.count:
             time.sleep(POLL_SECONDS)
-            supervisor.hosts.close_idle()
+            hosts.close_idle()
             if time.monotonic() - checked > HEALTH_CHECK_SECONDS:
                 checked = time.monotonic()
                 consumer.check_worker_health()
         _drain(consumer, shutdown, signals, settings.shutdown_grace_seconds)
     finally:
         sweeper.stopped.set()
-        supervisor.close()
+        hosts.close()  # the slots' training processes go with the worker
         db.dispose()
 
 

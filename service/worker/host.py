@@ -18,7 +18,8 @@ import select
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from service.worker.lifeline import child_env, shielded_spawn
 from service.worker.protocol import ANSWER_BYTES, COMMAND, EXIT_OK, Job, read_answer
@@ -174,6 +175,15 @@ class Hosts:
         with self._lock:
             self._by_slot[slot] = host
         return host
+
+    @contextmanager
+    def job(self, experiment_id: str, attempt: int) -> Iterator[TrainingHost]:
+        """The slot's process, sent the job (`dispatch`); `release`d when the block ends."""
+        host = self.dispatch(experiment_id, attempt)
+        try:
+            yield host
+        finally:
+            self.release(host)
 
     def release(self, host: TrainingHost) -> None:
         """After a job: keep the process for the slot's next one, unless it was stopped or
