@@ -145,6 +145,8 @@ def next_action(watch: Watch, seen: Seen, limits: Limits) -> Decision:
     """One decision: the job's end first, then the shutdown's hurry, the heartbeat's answer,
     the drain, the cancel grace, the wall-time limit, and a heartbeat when one is due."""
     if seen.returncode is not None:
+        if seen.heartbeat is not None and seen.heartbeat.pulse is not None:
+            watch = _renewed(watch, seen.heartbeat, limits)  # the settling runs a lease from it
         return Decision(Action.SETTLE, replace(watch, returncode=seen.returncode))
     if seen.hurry:
         return _stop(replace(watch, drained=True), Stopped.HURRIED)
@@ -177,12 +179,7 @@ def _answered(watch: Watch, heartbeat: Heartbeat, now: float, limits: Limits) ->
         delay = limits.retries.delay(failures)
         watch = replace(watch, failures=failures, next_heartbeat=now + delay)
         return Decision(Action.WAIT, watch, retry_in=delay)
-    watch = replace(
-        watch,
-        failures=0,
-        renewed_at=heartbeat.sent_at,
-        next_heartbeat=heartbeat.sent_at + limits.heartbeat_seconds,
-    )
+    watch = _renewed(watch, heartbeat, limits)
     if pulse.ended:
         return Decision(Action.LET_FINISH, replace(watch, ended=True))
     if not pulse.alive:
@@ -190,6 +187,15 @@ def _answered(watch: Watch, heartbeat: Heartbeat, now: float, limits: Limits) ->
     if pulse.cancel_requested and watch.cancel_signalled_at is None:
         return Decision(Action.CANCEL, replace(watch, cancel_signalled_at=now))
     return Decision(Action.WAIT, watch)
+
+
+def _renewed(watch: Watch, heartbeat: Heartbeat, limits: Limits) -> Watch:
+    return replace(
+        watch,
+        failures=0,
+        renewed_at=heartbeat.sent_at,
+        next_heartbeat=heartbeat.sent_at + limits.heartbeat_seconds,
+    )
 
 
 def _stop(watch: Watch, why: Stopped) -> Decision:

@@ -69,6 +69,13 @@ def test_a_job_that_ended_is_settled_whatever_else_was_seen(returncode: int) -> 
     assert decision.watch.returncode == returncode
 
 
+def test_a_renewal_seen_as_the_job_ends_still_counts() -> None:
+    heartbeat = Heartbeat(sent_at=T0 + 3, pulse=ALIVE)
+    decision = next_action(fresh(), Seen(now=T0 + 3.1, returncode=-9, heartbeat=heartbeat), LIMITS)
+    assert decision.action is Action.SETTLE
+    assert decision.watch.renewed_at == T0 + 3
+
+
 def test_the_shutdown_hurry_stops_the_training_as_drained() -> None:
     decision = next_action(fresh(), Seen(now=T0 + 0.1, draining=True, hurry=True), LIMITS)
     assert decision.action is Action.STOP
