@@ -16,6 +16,7 @@ from service.db.session import Database
 from service.domain import Experiment
 from service.errors import IdempotencyMismatch, QueueFull, SpecRejected
 from service.jobs.queue import JobQueue
+from service.maintenance import disk
 from service.schemas.experiments import ExperimentCreate
 from service.spec.cost import TrainingCost, training_cost
 from service.spec.fingerprint import normalised_spec, spec_hash
@@ -178,6 +179,7 @@ def submit_experiment(
             )
         if earlier is not None:  # before the dry run: a retry costs a query, not a build
             return _replay(earlier, digest, idempotency_key)
+    disk.ensure_room(settings)
     summary = validate_experiment(spec_in, settings)
     new = _new_experiment(spec_in, settings, summary, client_id=client_id, rerun_of=rerun_of)
     admitted = admission.admit(
