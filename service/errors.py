@@ -4,13 +4,15 @@ ServiceError (500)
 ├── NotFound (404)
 │   ├── ExperimentNotFound (404)
 │   ├── ModelNotFound (404)
-│   └── StudyNotFound (404)
+│   ├── StudyNotFound (404)
+│   └── ChallengeNotFound (404)
 ├── Conflict (409)
 │   ├── NotCancellable (409)
 │   ├── NotDeletable (409)
 │   ├── ModelNotReady (409)
 │   ├── NoEvaluation (409)
 │   ├── IdempotencyMismatch (409)
+│   ├── ChallengeClosed (409)
 │   └── RestoreTargetNotEmpty (409)
 ├── InvalidInput (422)
 │   ├── SpecRejected (422)
@@ -18,8 +20,10 @@ ServiceError (500)
 │   └── SnapshotError (422)
 ├── TooLarge (413)
 ├── TooMany (429)
-│   └── QueueFull (429)
+│   ├── QueueFull (429)
+│   └── EntriesUsedUp (429)
 ├── Unauthorized (401)
+├── SealedUntilClose (403)
 ├── InsufficientStorage (507)
 ├── Unavailable (503)
 │   ├── DataUnavailable (503)
@@ -82,6 +86,10 @@ class StudyNotFound(NotFound, code="study_not_found"):
     """No study has that id."""
 
 
+class ChallengeNotFound(NotFound, code="challenge_not_found"):
+    """No challenge has that id."""
+
+
 class Conflict(ServiceError, code="conflict", status=409):
     """The request is well formed, but the thing's current state does not allow it."""
 
@@ -104,6 +112,10 @@ class NoEvaluation(Conflict, code="evaluation_unavailable"):
 
 class IdempotencyMismatch(Conflict, code="idempotency_key_reused"):
     """An Idempotency-Key came back with a different request than the one it was first sent with."""
+
+
+class ChallengeClosed(Conflict, code="challenge_closed"):
+    """The challenge is closed: it takes no more entries."""
 
 
 class RestoreTargetNotEmpty(Conflict, code="restore_target_not_empty"):
@@ -136,6 +148,14 @@ class TooMany(ServiceError, code="too_many", status=429):
 
 class QueueFull(TooMany, code="queue_full"):
     """Too many of the client's experiments are queued."""
+
+
+class EntriesUsedUp(TooMany, code="challenge_entries_used_up"):
+    """The person has made all the entries the challenge allows."""
+
+
+class SealedUntilClose(ServiceError, code="sealed_until_close", status=403):
+    """A challenge entry's full test-set results are shown to students once it closes."""
 
 
 class Unauthorized(ServiceError, code="unauthorized", status=401):

@@ -79,6 +79,23 @@ async def require_reader(
         _check_token(settings, authorization)
 
 
+async def is_teacher(
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header(description="Bearer <API_TOKEN>")] = None,
+) -> bool:
+    """Whether the caller may see what only a teacher sees (a challenge's private scores
+    before the close): the holder of API_TOKEN. Without API_TOKEN nobody is."""
+    if not settings.api_token or not authorization:
+        return False
+    try:
+        _check_token(settings, authorization)
+    except Unauthorized:
+        return False
+    return True
+
+
+TeacherDep = Annotated[bool, Depends(is_teacher)]
+
 # What a route lists in `dependencies=` to say who may call it.
 Reader = Depends(require_reader)
 Writer = Depends(require_writer)
