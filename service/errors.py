@@ -17,6 +17,8 @@ ServiceError (500)
 ├── InvalidInput (422)
 │   ├── SpecRejected (422)
 │   ├── BadImage (422)
+│   ├── CodeUnreadable (422)
+│   ├── NothingToTrain (422)
 │   └── SnapshotError (422)
 ├── TooLarge (413)
 ├── TooMany (429)
@@ -29,7 +31,8 @@ ServiceError (500)
 │   ├── DataUnavailable (503)
 │   ├── UnsafeKey (503)
 │   ├── StoreUnavailable (503)
-│   └── UnknownRevision (503)
+│   ├── UnknownRevision (503)
+│   └── MigrationRefused (503)
 └── TrainingFailed (500)
 
 `tests/test_errors.py` keeps this tree and the classes in step.
@@ -134,6 +137,15 @@ class BadImage(InvalidInput, code="invalid_image"):
     """An image to recognise could not be decoded or does not look like a digit image."""
 
 
+class CodeUnreadable(InvalidInput, code="code_refused"):
+    """Keras code (a cell, a notebook) says something the spec cannot hold, or tries to run
+    code; the message names the line and column and what would work."""
+
+
+class NothingToTrain(InvalidInput, code="nothing_to_train"):
+    """The code or notebook builds no Sequential model that it compiles."""
+
+
 class SnapshotError(InvalidInput, code="invalid_snapshot"):
     """A backup folder is missing, damaged, or not a snapshot of this service."""
 
@@ -184,6 +196,10 @@ class StoreUnavailable(Unavailable, code="model_store_unavailable"):
 
 class UnknownRevision(Unavailable, code="unknown_database_revision"):
     """The database was migrated by a newer version of the service; this one will not start."""
+
+
+class MigrationRefused(Unavailable, code="migration_refused"):
+    """An upgrade would have left rows that refer to missing rows; it was rolled back."""
 
 
 class TrainingFailed(ServiceError, code="training_failed"):

@@ -31,6 +31,7 @@ from service.api.routes import (
     insight,
     metrics,
     models,
+    notebooks,
     predict,
     studies,
     v2,
@@ -42,6 +43,8 @@ from service.errors import ServiceError, TooLarge, Unauthorized, error_body
 from service.events.feed import ChangeFeed, end_streams_on_exit_signals
 from service.jobs.recovery import sweep_once
 from service.runtime import Runtime
+from service.schemas.experiments import ExperimentCreate
+from service.usecases.submission import limits_of_invalid_body
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +72,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        model = _body_model(request)
         details = messages.field_errors(
-            error.errors(), body=error.body, content_type=request.headers.get("content-type")
+            error.errors(),
+            body=error.body,
+            content_type=request.headers.get("content-type"),
+            body_model=model,
         )
+        if isinstance(model, type) and issubclass(model, ExperimentCreate):
+            # Every problem in one answer: the limits a spec breaks besides its missing fields.
+            settings = request.app.state.runtime.settings
+            details += limits_of_invalid_body(error.body, settings)
         return _error_response(422, "invalid_request", messages.summary(details), details)
 
     @app.exception_handler(StarletteHTTPException)
@@ -93,6 +104,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unexpected(_: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=error)
         return _error_response(500, "internal_error", "the service hit an unexpected error")
+
+
+def _body_model(request: Request) -> Any:
+    """The pydantic model the matched route reads its body into, if it reads one."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    return getattr(getattr(field, "field_info", None), "annotation", None)
 
 
 class BodySizeLimit:
@@ -153,6 +170,7 @@ class BodySizeLimit:
 # In the order their routes are matched (and the OpenAPI document lists them).
 ROUTERS = (
     health.router,
+    notebooks.router,
     experiments.router,
     exports.router,
     charts.router,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 from pydantic import (
@@ -99,6 +99,11 @@ ModelName = Annotated[
 
 class PredictRequest(BaseModel):
     """Exactly one of `image`, `images`, `image_base64`, `images_base64`."""
+
+    BODY_REQUIRES: ClassVar[str] = (
+        "a JSON object with exactly one of image (28x28 pixel values), images, image_base64 "
+        "(a PNG or JPEG) or images_base64"
+    )
 
     model_config = ConfigDict(
         extra="forbid",

@@ -126,10 +126,25 @@ class HistorySeriesPublic(BaseModel):
     val_accuracy: list[float | None]
 
 
+class RunLayersPublic(BaseModel):
+    net: str = Field(
+        description="the net in brief: `Flatten, Dense 300 LeakyReLU, Dense 10 softmax`"
+    )
+    changes: list[str] = Field(
+        description="its layers against the first run's, aligned as a diff aligns lines: "
+        "`+ BatchNormalization after Flatten, after each hidden Dense`, `- Dropout 0.2 after "
+        "Flatten`, `hidden Dense: activation LeakyReLU -> relu` (empty for the first run)"
+    )
+
+
 class ComparisonPublic(BaseModel):
     ids: list[str]
     differences: dict[str, list[Any]] = Field(
-        description="only the spec fields that differ: path -> each run's value, in ids order"
+        description="only the spec fields outside `layers` that differ: path -> each run's "
+        "value, in ids order (the layers are compared in `layers`)"
+    )
+    layers: list[RunLayersPublic] = Field(
+        description="each run's net and layer changes, in ids order"
     )
     runs: list[LeaderboardRowPublic] = Field(description="in ids order")
     threshold: float

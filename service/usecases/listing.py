@@ -13,7 +13,7 @@ from service.config import Settings
 from service.db import repository
 from service.db.models import utcnow
 from service.domain import Experiment, Status
-from service.estimates import Estimate, estimate, typical_seconds
+from service.estimates import Estimate, estimate, job_overhead, typical_seconds
 from service.overview import COLUMNS, RunOverview, overview
 
 
@@ -29,6 +29,7 @@ def estimates(
         typical_epoch_seconds=typical_seconds(repository.recent_epoch_seconds(session)),
         slots=settings.worker_slots,
         now=now or utcnow(),
+        overhead=job_overhead(repository.recent_job_timings(session)),
     )
 
 

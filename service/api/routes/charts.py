@@ -109,13 +109,13 @@ def history(
 
 
 def compare_legend(runs: list[tuple[str, Series, Series | None]]) -> list[LegendEntry]:
-    """One row per run: its name and the final value of each curve drawn for it."""
+    """One entry per run: its name, and under it the final value of each curve drawn for it."""
     entries = []
     for name, main, other in runs:
-        text = f"{name} {_number(final_value(main.points))}"
+        detail = f"final {_number(final_value(main.points))}"
         if other is not None:
-            text += f" (train {_number(final_value(other.points))})"
-        entries.append(LegendEntry(text, main.style))
+            detail += f", train {_number(final_value(other.points))}"
+        entries.append(LegendEntry(name, main.style, detail))
     return entries
 
 
@@ -148,8 +148,9 @@ def compare_chart(
         comparison = comparisons.compare(
             session, split_ids(ids), threshold=DEFAULT_THRESHOLD, at_least=1
         )
-    # The legend says what sets each run apart (`learning_rate=0.1`), as GET /compare does.
-    runs = list(zip(comparison.labels(), comparison.histories, strict=True))
+    # The legend names each run and its final values; GET /compare says how their specs differ.
+    names = [experiment.name for experiment in comparison.experiments]
+    runs = list(zip(names, comparison.histories, strict=True))
     return picture(overlay(runs, metric=metric, training=training), kind)
 
 

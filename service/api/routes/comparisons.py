@@ -8,7 +8,12 @@ from fastapi import APIRouter, Query
 
 from service.api.deps import DatabaseDep, Reader
 from service.schemas.errors import error_responses
-from service.schemas.studies import ComparisonPublic, HistorySeriesPublic, LeaderboardRowPublic
+from service.schemas.studies import (
+    ComparisonPublic,
+    HistorySeriesPublic,
+    LeaderboardRowPublic,
+    RunLayersPublic,
+)
 from service.studies.leaderboard import DEFAULT_THRESHOLD
 from service.usecases.comparison import MAX_COMPARED, compare, split_ids
 
@@ -36,6 +41,7 @@ def compare_experiments(
         return ComparisonPublic(
             ids=wanted,
             differences=comparison.differences,
+            layers=[RunLayersPublic(net=run.net, changes=run.changes) for run in comparison.layers],
             runs=[LeaderboardRowPublic.of(row) for row in comparison.runs],
             threshold=threshold,
             epochs=comparison.epochs,

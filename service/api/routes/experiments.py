@@ -78,7 +78,9 @@ def create_experiment(
         client_id=client,
         idempotency_key=idempotency_key,
     )
-    return ExperimentPublic.of(submission.experiment)
+    with db.scope() as session:  # where it stands in the queue now, not at a later GET
+        estimate = listing.estimates(session, settings).get(submission.experiment.id)
+    return ExperimentPublic.of(submission.experiment, estimate=estimate)
 
 
 @router.post(
@@ -105,6 +107,7 @@ def list_experiments(
     request: Request,
     db: DatabaseDep,
     settings: SettingsDep,
+    client: ClientIdDep,
     status_filter: Annotated[Status | None, Query(alias="status")] = None,
     tag: Annotated[
         list[str] | None, Query(max_length=10, description="only experiments with every tag given")
@@ -123,10 +126,23 @@ def list_experiments(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    mine: Annotated[
+        bool,
+        Query(
+            description="only those submitted with this request's API token (or, with no "
+            "API_TOKEN set, from its address)"
+        ),
+    ] = False,
 ) -> ExperimentsPublic | ExperimentsCompactPublic | Response:
     with db.scope() as session:
         items, count = repository.list_experiments(
-            session, status=status_filter, tags=tag or (), order=order, limit=limit, offset=offset
+            session,
+            status=status_filter,
+            tags=tag or (),
+            client_id=client if mine else None,
+            order=order,
+            limit=limit,
+            offset=offset,
         )
         if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
             csv = listing.as_csv(listing.overviews(session, items))
