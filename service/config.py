@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     api_workers: int = Field(default=1, ge=1, le=64, description="API processes sharing the port")
     api_token: str | None = None
     protect_reads: bool = False
+    class_reads: Literal["all", "own"] = Field(
+        default="all",
+        description="all: a student reads everyone's work; own: only their own (an exam)",
+    )
     events_poll_seconds: float = Field(
         default=0.5, gt=0, description="how often each API process reads the change log"
     )
@@ -110,6 +114,18 @@ class Settings(BaseSettings):
         default=33_554_432, ge=784, description="decoded pixels of all of a request's images"
     )
     max_queued_per_client: int = Field(default=50, ge=1)
+    max_queued_per_person: int = Field(default=20, ge=1, description="a person's queued jobs")
+    max_running_per_person: int = Field(
+        default=2, ge=1, description="a person's trainings at once; more wait in the queue"
+    )
+    max_training_minutes_per_day: float = Field(
+        default=0, ge=0, description="a person's training minutes per UTC day; 0: no limit"
+    )
+    fair_share_half_life: float = Field(
+        default=3600.0,
+        gt=0,
+        description="seconds for past training time to count half in fair share (Slurm's decay)",
+    )
     max_train_seconds: float = Field(default=3600.0, gt=0)
     max_study_trials: int = Field(default=100, ge=1, description="trials one study may run")
 

@@ -127,8 +127,24 @@ class QueueFull(TooMany, code="queue_full"):
     """Too many of the client's experiments are queued."""
 
 
+class TrainingTimeUsed(TooMany, code="training_time_used"):
+    """The person trained their minutes for today; the message says when the day resets."""
+
+
 class Unauthorized(ServiceError, code="unauthorized", status=401):
     """A write came without the API token, or with a wrong one."""
+
+
+class Forbidden(ServiceError, code="forbidden", status=403):
+    """The caller is known but may not do this: someone else's work, or a teacher's action."""
+
+
+class PersonNotFound(NotFound, code="person_not_found"):
+    """No person with that id."""
+
+
+class NameTaken(Conflict, code="name_taken"):
+    """Another person of the class already has that name."""
 
 
 class Unavailable(ServiceError, code="unavailable", status=503):

@@ -30,6 +30,7 @@ from service.api.routes import (
     insight,
     metrics,
     models,
+    people,
     predict,
     studies,
     v2,
@@ -160,6 +161,7 @@ ROUTERS = (
     models.router,
     studies.router,
     comparisons.router,
+    people.router,
     v2.router,
     metrics.router,
     docs.router,
@@ -178,7 +180,10 @@ def _lifespan(
         if migrate:
             upgrade_to_head(settings.database_url, runtime.db.engine)
         if not settings.api_token:
-            log.warning("API_TOKEN is not set: anyone who can reach this API may write to it")
+            log.warning(
+                "API_TOKEN is not set: anyone who can reach this API may write to it until "
+                "somebody is added with POST /people"
+            )
         try:
             sweep_once(runtime.db, runtime.queue)
         except Exception:  # the workers sweep too; a failed start-up sweep is not fatal

@@ -19,7 +19,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 from service.db.models import ExperimentRow, ExperimentTagRow, utcnow
 from service.db.repository import get_experiment
 from service.db.session import Database
-from service.domain import Experiment, Status
+from service.domain import Experiment, Status, owner_of
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,7 @@ def _row_values(
     return {
         **asdict(new, dict_factory=lambda fields: {k: v for k, v in fields if k != "tags"}),
         "id": uuid.uuid4().hex,
+        "owner_id": owner_of(new.client_id),
         "status": Status.QUEUED.value,
         "created_at": now,
         "attempt": 0,

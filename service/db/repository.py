@@ -19,7 +19,8 @@ from service.db.models import (
     ModelAliasRow,
     utcnow,
 )
-from service.domain import FINISHED, Attempt, EpochRecord, Experiment, Status
+from service.db.ownership import OwnerFilter
+from service.domain import FINISHED, Attempt, EpochRecord, Experiment, Status, owner_of
 from service.errors import ExperimentNotFound, NotCancellable, NotDeletable
 
 Order = Literal["created", "-created", "test_accuracy", "-test_accuracy"]
@@ -64,6 +65,9 @@ def to_experiment(
         study_id=row.study_id,
         trial_params=row.trial_params,
         tags=tuple(tags),
+        owner_id=row.owner_id,
+        owner=row.owner_name,
+        client_id=row.client_id,
     )
 
 
@@ -102,6 +106,7 @@ def create_experiment(
         summary=summary,
         status=Status.QUEUED,
         client_id=client_id,
+        owner_id=owner_of(client_id),
         created_at=utcnow(),
         attempt=0,
         max_attempts=max_attempts,
@@ -174,10 +179,15 @@ def list_experiments(
     order: Order = "-created",
     limit: int = 50,
     offset: int = 0,
+    owner: OwnerFilter | None = None,
 ) -> tuple[list[Experiment], int]:
-    """A page of experiments in `status` (any when None) carrying every one of `tags`."""
+    """A page of experiments in `status` (any when None) carrying every one of `tags`, of
+    `owner` when given."""
     query = select(ExperimentRow)
     count = select(func.count()).select_from(ExperimentRow)
+    for condition in owner.where(ExperimentRow) if owner else ():
+        query = query.where(condition)
+        count = count.where(condition)
     if status is not None:
         query = query.where(ExperimentRow.status == status)
         count = count.where(ExperimentRow.status == status)

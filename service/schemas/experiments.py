@@ -156,6 +156,9 @@ class ExperimentPublic(BaseModel):
     trial_params: dict[str, Any] | None = Field(
         default=None, description="what the study varied for this trial, by path in the spec"
     )
+    owner: str | None = Field(
+        default=None, description="the person whose work it is; null: made before the class"
+    )
 
     @classmethod
     def of(
@@ -204,6 +207,7 @@ class ExperimentPublic(BaseModel):
             diagnostics=diagnostics,
             study_id=experiment.study_id,
             trial_params=experiment.trial_params,
+            owner=experiment.owner,
         )
 
 

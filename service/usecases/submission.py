@@ -11,16 +11,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.config import Settings
-from service.db import admission
+from service.db import admission, people
+from service.db.clock import database_now
 from service.db.session import Database
-from service.domain import Experiment
-from service.errors import IdempotencyMismatch, QueueFull, SpecRejected
+from service.domain import Experiment, owner_of
+from service.errors import IdempotencyMismatch, QueueFull, SpecRejected, TrainingTimeUsed
 from service.jobs.queue import JobQueue
 from service.schemas.experiments import ExperimentCreate
 from service.spec.cost import TrainingCost, training_cost
 from service.spec.fingerprint import normalised_spec, spec_hash
-
-log = logging.getLogger(__name__)
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +77,45 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:,.1f} MB"
 
 
+def queue_cap(settings: Settings, client_id: str) -> tuple[int, str]:
+    """How many queued experiments the client may have, and the setting that says so: a
+    person's own cap, else the per-client (address or API_TOKEN) one."""
+    if owner_of(client_id) is not None:
+        return settings.max_queued_per_person, "MAX_QUEUED_PER_PERSON"
+    return settings.max_queued_per_client, "MAX_QUEUED_PER_CLIENT"
+
+
 def check_queue_room(
     session: Session, settings: Settings, *, client_id: str, adding: int = 1
 ) -> None:
-    """Refuse (429) what would put the client over MAX_QUEUED_PER_CLIENT queued experiments."""
+    """Refuse (429) what would put the client over their queue cap, or a person over their
+    training minutes today."""
+    check_training_day(session, settings, client_id=client_id)
     queued = admission.count_queued(session, client_id=client_id)
-    if queued + adding > settings.max_queued_per_client:
+    cap, name = queue_cap(settings, client_id)
+    if queued + adding > cap:
         raise QueueFull(
-            f"you already have {queued} experiments queued, the limit "
-            f"(MAX_QUEUED_PER_CLIENT) is {settings.max_queued_per_client}; wait for some "
-            "to start or cancel them"
+            f"you already have {queued} experiments queued, the limit ({name}) is {cap}; wait "
+            "for some to start or cancel them"
+        )
+
+
+def check_training_day(session: Session, settings: Settings, *, client_id: str) -> None:
+    """Refuse (429) a person's submission once they trained MAX_TRAINING_MINUTES_PER_DAY
+    today (UTC), saying when the day resets."""
+    limit = settings.max_training_minutes_per_day
+    if not limit or owner_of(client_id) is None:
+        return
+    now = database_now(session)
+    used = people.training_seconds_since(
+        session, people.start_of_day(now), now=now, client_id=client_id
+    ).get(client_id, 0.0)
+    if used >= limit * 60:
+        resets = people.next_day(now)
+        raise TrainingTimeUsed(
+            f"you trained {used / 60:.0f} minutes today, the daily limit "
+            f"(MAX_TRAINING_MINUTES_PER_DAY) is {limit:g}; it resets at "
+            f"{resets:%Y-%m-%d %H:%M} UTC, in {(resets - now).total_seconds() / 3600:.1f} h"
         )
 
 
@@ -147,10 +175,10 @@ def _new_experiment(
     )
 
 
-def _queue_full(max_queued: int) -> QueueFull:
+def _queue_full(max_queued: int, setting: str) -> QueueFull:
     return QueueFull(
         f"you already have {max_queued} experiments queued, the limit "
-        f"(MAX_QUEUED_PER_CLIENT); wait for some to start or cancel them"
+        f"({setting}); wait for some to start or cancel them"
     )
 
 
@@ -178,29 +206,32 @@ def submit_experiment(
             )
         if earlier is not None:  # before the dry run: a retry costs a query, not a build
             return _replay(earlier, digest, idempotency_key)
+    with db.scope() as session:
+        check_training_day(session, settings, client_id=client_id)
     summary = validate_experiment(spec_in, settings)
     new = _new_experiment(spec_in, settings, summary, client_id=client_id, rerun_of=rerun_of)
+    cap, setting = queue_cap(settings, client_id)
     admitted = admission.admit(
         db,
         new,
-        max_queued=settings.max_queued_per_client,
+        max_queued=cap,
         idempotency_key=idempotency_key,
         request_digest=digest,
     )
     if admitted.experiment is None:
-        raise _queue_full(settings.max_queued_per_client)
+        raise _queue_full(cap, setting)
     if admitted.replayed:
         assert idempotency_key is not None
         return _replay(admitted, digest, idempotency_key)
     deliver(db=db, queue=queue, experiment_id=admitted.experiment.id)
     experiment = admitted.experiment
     log.info(
-        "experiment %s %r queued: %d epochs, %s parameters, client %s",
+        "experiment %s %r queued: %d epochs, %s parameters, %s",
         experiment.id,
         experiment.name,
         spec_in.fit.epochs,
         f"{summary.get('total_params', 0):,}",
-        client_id,
+        f"by {experiment.owner}" if experiment.owner else f"client {client_id}",
     )
     return Submission(experiment, replayed=False)
 

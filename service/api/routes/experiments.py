@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal, TypedDict
 
 from fastapi import APIRouter, Query, Request, Response, params, status
@@ -11,11 +12,15 @@ from service.api.deps import (
     DatabaseDep,
     ExperimentId,
     IdempotencyKey,
+    Owner,
+    OwnerQuery,
     QueueDep,
     Reader,
+    ReaderDep,
     RuntimeDep,
     SettingsDep,
     Writer,
+    WriterDep,
 )
 from service.db import repository
 from service.domain import Status
@@ -32,12 +37,13 @@ from service.schemas.experiments import (
 )
 from service.schemas.insight import FindingPublic
 from service.spec.experiment import ExperimentSpec
-from service.usecases import listing
+from service.usecases import listing, ownership
 from service.usecases.insight import diagnostics
 from service.usecases.removal import remove_experiments
 from service.usecases.reproduction import reproduction_of
 from service.usecases.submission import submit_experiment, validate_experiment
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 
 
@@ -51,7 +57,9 @@ class _OnOneExperiment(TypedDict):
 # No or a wrong token, no such experiment, a malformed id; and for a change, an experiment in a
 # state that forbids it.
 READ_ONE = _OnOneExperiment(dependencies=[Reader], responses=error_responses(401, 404, 422))
-CHANGE_ONE = _OnOneExperiment(dependencies=[Writer], responses=error_responses(401, 404, 409, 422))
+CHANGE_ONE = _OnOneExperiment(
+    dependencies=[Writer, Owner], responses=error_responses(401, 403, 404, 409, 422)
+)
 
 
 @router.post(
@@ -108,6 +116,7 @@ def validate_spec(spec_in: ExperimentCreate, settings: SettingsDep) -> Experimen
 )
 def list_experiments(
     request: Request,
+    caller: ReaderDep,
     db: DatabaseDep,
     settings: SettingsDep,
     status_filter: Annotated[Status | None, Query(alias="status")] = None,
@@ -128,10 +137,18 @@ def list_experiments(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    owner: OwnerQuery = None,
 ) -> ExperimentsPublic | ExperimentsCompactPublic | Response:
+    whose = ownership.list_filter(caller, owner, class_reads=settings.class_reads)
     with db.scope() as session:
         items, count = repository.list_experiments(
-            session, status=status_filter, tags=tag or (), order=order, limit=limit, offset=offset
+            session,
+            status=status_filter,
+            tags=tag or (),
+            order=order,
+            limit=limit,
+            offset=offset,
+            owner=whose,
         )
         if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
             csv = listing.as_csv(listing.overviews(session, items))
@@ -178,14 +195,20 @@ def read_history(experiment_id: ExperimentId, db: DatabaseDep) -> HistoryPublic:
     status_code=status.HTTP_202_ACCEPTED,
     **CHANGE_ONE,
 )
-def cancel_experiment(experiment_id: ExperimentId, db: DatabaseDep) -> ExperimentPublic:
+def cancel_experiment(
+    experiment_id: ExperimentId, db: DatabaseDep, caller: WriterDep
+) -> ExperimentPublic:
     """A queued experiment never starts; a running one stops within an epoch."""
     with db.scope() as session:
-        return ExperimentPublic.of(repository.request_cancel(session, experiment_id))
+        cancelled = repository.request_cancel(session, experiment_id)
+    log.info("experiment %s cancel requested by %s", experiment_id, caller.label)
+    return ExperimentPublic.of(cancelled)
 
 
 @router.delete("/{experiment_id}", status_code=status.HTTP_204_NO_CONTENT, **CHANGE_ONE)
-def delete_experiment(experiment_id: ExperimentId, runtime: RuntimeDep) -> Response:
+def delete_experiment(
+    experiment_id: ExperimentId, runtime: RuntimeDep, caller: WriterDep
+) -> Response:
     """Remove a finished or cancelled experiment, its history and its model files."""
     remove_experiments(
         experiment_ids=[experiment_id],
@@ -193,4 +216,5 @@ def delete_experiment(experiment_id: ExperimentId, runtime: RuntimeDep) -> Respo
         predictions=runtime.predictions,
         store=runtime.store,
     )
+    log.info("experiment %s deleted by %s", experiment_id, caller.label)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
