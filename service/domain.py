@@ -100,6 +100,8 @@ class Claim:
     worker: str
     spec: dict[str, Any]
     start_epoch: int
+    owner: str | None = None
+    """Whose job it is, by name (None: nobody's)."""
 
 
 # How a request names the model that answers it.

@@ -133,7 +133,8 @@ class ExperimentPublic(BaseModel):
     aliases: list[str]
     tags: list[str]
     queue_position: int | None = Field(
-        default=None, description="queued: 1 for the next to start, counting oldest first"
+        default=None,
+        description="queued: 1 for the next to start, in the order fair share starts them",
     )
     estimated_start: datetime | None = Field(
         default=None,

@@ -99,24 +99,30 @@ class Supervisor:
             # Dequeued as the worker began to shut down: leave it for another worker.
             self._deliver_again(experiment_id)
             return
+        # A delivery is a nudge that a slot may take a job: the database picks which one,
+        # the fairest (service.jobs.fair_share), which need not be the one delivered. Each
+        # queued job was delivered once, so every job still gets its turn.
         with self.db.scope() as session:
-            claim = leases.claim(
+            claim = leases.claim_fairest(
                 session,
-                experiment_id=experiment_id,
                 worker=self.worker,
                 lease_seconds=self.settings.lease_seconds,
+                half_life=self.settings.fair_share_half_life,
+                max_running=self.settings.max_running_per_person,
             )
         if claim is None:
-            log.info("experiment %s is not queued any more; skipping delivery", experiment_id)
+            log.info("nothing queued may start (delivered: experiment %s)", experiment_id)
             return
+        experiment_id = claim.experiment_id
         renewed_at = time.monotonic()
         log.info(
-            "experiment %s starts on worker %s, attempt %s of %s%s",
+            "experiment %s starts on worker %s, attempt %s of %s%s%s",
             experiment_id,
             self.worker,
             claim.attempt,
             self.settings.max_attempts,
             f", from epoch {claim.start_epoch + 1}" if claim.start_epoch else "",
+            f", by {claim.owner}" if claim.owner else "",
         )
         host = self.hosts.dispatch(experiment_id, claim.attempt)
         watch = self._supervise(claim, host, _Watch(renewed_at=renewed_at))

@@ -17,10 +17,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from tests.api.test_auth import app_with, writes  # noqa: F401  (app_with: fixture)
-from tests.class_helpers import ADMIN, Class, bearer
 from tests.factories import tiny_spec
-from tests.helpers import publish, save_untrained_model, submit
+from tests.helpers import ADMIN, Class, publish, save_untrained_model, submit, writes
+from tests.helpers import class_bearer as bearer
 
 Kind = Literal["create", "owned", "teacher"]
 Request = tuple[str, dict[str, Any]]  # path, request keywords
@@ -132,7 +131,7 @@ IDS = [f"{method} {path}" for method, path in ROUTES]
 
 
 @pytest.fixture
-def school(app_with: Callable[..., TestClient]) -> Class:  # noqa: F811
+def school(app_with: Callable[..., TestClient]) -> Class:
     school = Class(app_with(api_token=ADMIN))
     school.add("alice")
     school.add("bob")

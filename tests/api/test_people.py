@@ -15,14 +15,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.db.models import PersonRow
-from tests.api.test_auth import app_with  # noqa: F401  (fixture)
-from tests.class_helpers import ADMIN, Class, bearer
 from tests.factories import tiny_spec
-from tests.helpers import runtime_of, submit
+from tests.helpers import ADMIN, Class, runtime_of, submit
+from tests.helpers import class_bearer as bearer
 
 
 @pytest.fixture
-def school(app_with: Callable[..., TestClient]) -> Class:  # noqa: F811
+def school(app_with: Callable[..., TestClient]) -> Class:
     return Class(app_with(api_token=ADMIN))
 
 
