@@ -4,6 +4,10 @@ python -m service            migrate, then the API and a worker with WORKER_SLOT
 python -m service api        the API alone (scale out behind a load balancer)
 python -m service worker     a worker alone (any number, on any machine)
 python -m service migrate    bring the database to the Alembic head and exit
+python -m service backup DEST      a consistent snapshot of the database and the model store
+python -m service restore SRC      a snapshot into an empty database and store, then migrate
+python -m service gc [--apply]     what retention can reclaim from the store (a dry run unless
+                                   --apply)
 
 Flags (`--host`, `--port`, `--workers`, `--slots`, ...) override their environment variables;
 `python -m service --help` lists them.
@@ -23,10 +27,11 @@ from typing import Any
 
 from service import __version__, logs
 from service.config import Settings, get_settings
+from service.maintenance import cli as upkeep
 
 log = logging.getLogger("service")
 
-ALL_COMMANDS = frozenset({"all", "api", "worker", "migrate"})
+ALL_COMMANDS = frozenset({"all", "api", "worker", "migrate", "backup", "restore", "gc"})
 # Beyond its shutdown grace, how long an embedded worker may take to release its claims.
 WORKER_RELEASE_SECONDS = 15.0
 
@@ -82,13 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_flags(parser, "all")
-    commands = parser.add_subparsers(dest="command", metavar="{api,worker,migrate}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="{api,worker,migrate,backup,restore,gc}"
+    )
     for command, help_text in (
         ("api", "run the HTTP API without workers"),
         ("worker", "run a worker without the API"),
         ("migrate", "bring the database to the latest schema and exit"),
     ):
         _add_flags(commands.add_parser(command, help=help_text), command)
+    upkeep.add_commands(commands, _add_flags)
     return parser
 
 
@@ -189,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         run_worker(settings)
         return 0
+    if args.command in upkeep.COMMANDS:
+        return upkeep.run(args, settings)
     migrate(settings)
     if args.command == "migrate":
         return 0

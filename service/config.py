@@ -137,6 +137,20 @@ class Settings(BaseSettings):
         description="answer single images for one model that arrive together in one forward pass",
     )
 
+    # Operating it for a term.
+    min_free_disk_bytes: int = Field(
+        default=100 * 2**20,
+        ge=0,
+        description="below this much free disk (where the model store, the SQLite database or "
+        "the work folder live) new trainings are refused with 507; 0 turns the guard off",
+    )
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="after this many days, `python -m service gc --apply` removes the files of "
+        "failed, cancelled and pruned experiments (the rows stay); unset keeps them",
+    )
+
     # Operating it.
     log_format: Literal["text", "json"] = "text"
 

@@ -12,16 +12,19 @@ ServiceError (500)
 │   ├── ModelNotReady (409)
 │   ├── NoEvaluation (409)
 │   ├── IdempotencyMismatch (409)
-│   └── NameTaken (409)
+│   ├── NameTaken (409)
+│   └── RestoreTargetNotEmpty (409)
 ├── InvalidInput (422)
 │   ├── SpecRejected (422)
-│   └── BadImage (422)
+│   ├── BadImage (422)
+│   └── SnapshotError (422)
 ├── TooLarge (413)
 ├── TooMany (429)
 │   ├── QueueFull (429)
 │   └── TrainingTimeUsed (429)
 ├── Unauthorized (401)
 ├── Forbidden (403)
+├── InsufficientStorage (507)
 ├── Unavailable (503)
 │   ├── DataUnavailable (503)
 │   ├── UnsafeKey (503)
@@ -107,6 +110,10 @@ class IdempotencyMismatch(Conflict, code="idempotency_key_reused"):
     """An Idempotency-Key came back with a different request than the one it was first sent with."""
 
 
+class RestoreTargetNotEmpty(Conflict, code="restore_target_not_empty"):
+    """The database or the model store to restore into already holds work."""
+
+
 class InvalidInput(ServiceError, code="invalid_input", status=422):
     """A value the client sent is not acceptable; the message names it."""
 
@@ -117,6 +124,10 @@ class SpecRejected(InvalidInput, code="invalid_spec"):
 
 class BadImage(InvalidInput, code="invalid_image"):
     """An image to recognise could not be decoded or does not look like a digit image."""
+
+
+class SnapshotError(InvalidInput, code="invalid_snapshot"):
+    """A backup folder is missing, damaged, or not a snapshot of this service."""
 
 
 class TooLarge(ServiceError, code="too_large", status=413):
@@ -149,6 +160,10 @@ class PersonNotFound(NotFound, code="person_not_found"):
 
 class NameTaken(Conflict, code="name_taken"):
     """Another person of the class already has that name."""
+
+
+class InsufficientStorage(ServiceError, code="insufficient_storage", status=507):
+    """The disk is nearly full (MIN_FREE_DISK_BYTES): new trainings wait until space is freed."""
 
 
 class Unavailable(ServiceError, code="unavailable", status=503):

@@ -30,6 +30,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from service.db.stats import Operations
+from service.maintenance.disk import DiskReport
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -84,9 +85,15 @@ def prepare_multiprocess_dir(environ: MutableMapping[str, str]) -> Path:
 class OperationsCollector(Collector):
     """Figures from the database (and the queue), read at most every OPERATIONS_TTL_SECONDS."""
 
-    def __init__(self, read: Callable[[], Operations], queue_depth: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        read: Callable[[], Operations],
+        queue_depth: Callable[[], int],
+        disk: Callable[[], DiskReport] | None = None,
+    ) -> None:
         self._read = read
         self._queue_depth = queue_depth
+        self._disk = disk
         self._lock = threading.Lock()
         self._cached: tuple[float, Operations, int] | None = None
 
@@ -132,6 +139,23 @@ class OperationsCollector(Collector):
             sum_value=ops.epoch_seconds_sum,
         )
         yield epochs
+        if self._disk is not None:
+            yield from _disk_gauges(self._disk())
+
+
+def _disk_gauges(report: DiskReport) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "mnist_store_bytes", "Bytes in the model store (models and checkpoints)", report.store_bytes
+    )
+    yield GaugeMetricFamily(
+        "mnist_database_bytes", "Bytes the database takes on disk", report.database_bytes
+    )
+    if report.free_bytes is not None:
+        yield GaugeMetricFamily(
+            "mnist_disk_free_bytes",
+            "Free bytes on the fullest disk the service writes to (MIN_FREE_DISK_BYTES guards it)",
+            report.free_bytes,
+        )
 
 
 def _by_label(name: str, help_text: str, label: str, values: dict[str, Any]) -> Metric:

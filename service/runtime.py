@@ -10,6 +10,7 @@ from service.db import stats
 from service.db.models import utcnow
 from service.db.session import Database
 from service.jobs.queue import JobQueue
+from service.maintenance.disk import DiskReporter
 from service.metrics import EPOCH_BUCKETS, OperationsCollector
 from service.ml.inference import ModelCache
 from service.serving.batching import MicroBatcher
@@ -28,6 +29,7 @@ class Runtime:
     store: ModelStore
     predictions: Predictions
     operations: OperationsCollector
+    disk: DiskReporter
     class_exists: bool = False
     """Somebody was added to the class (seen once, true for good: people are never removed),
     so a request without a token is no longer everyone's."""
@@ -37,6 +39,7 @@ class Runtime:
         db = Database.from_settings(settings)
         store = store_from_settings(settings)
         queue = JobQueue.from_settings(settings)
+        disk = DiskReporter(settings, store, db)
 
         def read_operations() -> stats.Operations:
             with db.scope() as session:
@@ -62,7 +65,8 @@ class Runtime:
                 decoder=ImageDecoder.from_settings(settings),
                 batcher=MicroBatcher() if settings.predict_batching else None,
             ),
-            operations=OperationsCollector(read_operations, queue.pending),
+            operations=OperationsCollector(read_operations, queue.pending, disk.report),
+            disk=disk,
         )
 
     def close(self) -> None:

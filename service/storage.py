@@ -134,6 +134,31 @@ class ModelStore:
             return []
         return [str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries]
 
+    def files(self, prefix: str = "") -> dict[str, int]:
+        """Every finished file under `prefix` (the whole store when empty): key -> size in
+        bytes. Half-written `.partial` siblings are left out: they are no one's file yet."""
+        root = self._path(prefix) if prefix else self.root
+        try:
+            found = self.fs.find(root, detail=True)
+        except FileNotFoundError:
+            return {}
+        files: dict[str, int] = {}
+        inside = f"{self.root}/"
+        for path, info in found.items():
+            key = str(path).removeprefix(inside)
+            if info.get("type") == "file" and key != path and not key.endswith(".partial"):
+                files[key] = int(info.get("size") or 0)
+        return files
+
+    def total_bytes(self) -> int:
+        return sum(self.files().values())
+
+    def free_bytes(self) -> int | None:
+        """Free space where a local store lives; None for an object store (it has no disk)."""
+        if not self.is_local:
+            return None
+        return shutil.disk_usage(self.root).free
+
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix)
         if self.fs.exists(path):

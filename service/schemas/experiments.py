@@ -259,6 +259,17 @@ class HistoryPublic(BaseModel):
     epochs: list[EpochPublic]
 
 
+class DiskPublic(BaseModel):
+    store_bytes: int = Field(description="bytes in the model store: models and checkpoints")
+    database_bytes: int = Field(description="bytes the database takes on disk")
+    free_bytes: int | None = Field(
+        description="free bytes on the fullest disk the service writes to; null when the store "
+        "and the database are both remote"
+    )
+    min_free_bytes: int = Field(description="MIN_FREE_DISK_BYTES: below it, trainings get 507")
+    low: bool = Field(description="true while new trainings are refused for lack of disk")
+
+
 class HealthPublic(BaseModel):
     status: str = Field(description="ok, or degraded when a dependency is unavailable")
     database: str
@@ -266,3 +277,4 @@ class HealthPublic(BaseModel):
     data: str
     version: str
     checks: dict[str, Any] = Field(default_factory=dict)
+    disk: DiskPublic | None = None

@@ -18,6 +18,7 @@ from service.db.session import Database
 from service.domain import EpochRecord, Experiment, Status, Study, StudyStatus
 from service.errors import NotCancellable, NotDeletable, SpecRejected
 from service.jobs.queue import JobQueue
+from service.maintenance import disk
 from service.schemas.experiments import ExperimentCreate
 from service.schemas.studies import StudyCreate
 from service.spec.fingerprint import normalised_spec, spec_hash
@@ -169,6 +170,7 @@ def _build(
 def create_study(
     *, body: StudyCreate, settings: Settings, db: Database, queue: JobQueue, client_id: str
 ) -> Study:
+    disk.ensure_room(settings)
     resolved = _resolve(body, settings)
     plan = _checked_plan(resolved, body, settings)
     definition = {

@@ -17,6 +17,7 @@ from service.db.session import Database
 from service.domain import Experiment, owner_of
 from service.errors import IdempotencyMismatch, QueueFull, SpecRejected, TrainingTimeUsed
 from service.jobs.queue import JobQueue
+from service.maintenance import disk
 from service.schemas.experiments import ExperimentCreate
 from service.spec.cost import TrainingCost, training_cost
 from service.spec.fingerprint import normalised_spec, spec_hash
@@ -206,6 +207,7 @@ def submit_experiment(
             )
         if earlier is not None:  # before the dry run: a retry costs a query, not a build
             return _replay(earlier, digest, idempotency_key)
+    disk.ensure_room(settings)
     with db.scope() as session:
         check_training_day(session, settings, client_id=client_id)
     summary = validate_experiment(spec_in, settings)
