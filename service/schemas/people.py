@@ -106,6 +106,13 @@ class PersonActivityPublic(PersonPublic):
         )
 
 
+class CallerPublic(BaseModel):
+    name: str | None = Field(description="the person's name; null for API_TOKEN or anonymous")
+    role: Role | None
+    signed_in: bool = Field(description="the token sent opened something")
+    teacher: bool = Field(description="may change everything and see the class")
+
+
 class PeoplePublic(BaseModel):
     data: list[PersonActivityPublic]
     count: int

@@ -14,6 +14,7 @@ from service.domain import Caller, Role
 from service.errors import Forbidden, InvalidInput
 from service.schemas.errors import error_responses
 from service.schemas.people import (
+    CallerPublic,
     PeopleCreate,
     PeopleIssued,
     PeoplePublic,
@@ -111,6 +112,18 @@ def upload_people(
             raise InvalidInput(f"CSV person {line} ({name!r}, {role!r}): {problem}") from error
         entries.append((person.name, person.role))
     return _answer(people.add_people(db, entries), format)
+
+
+@router.get("/me", response_model=CallerPublic, responses=error_responses(401))
+def who_am_i(caller: ReaderDep) -> CallerPublic:
+    """Who the token sent makes you: a person, the API_TOKEN holder, or anonymous (the page
+    shows it, and a teacher's class view)."""
+    return CallerPublic(
+        name=caller.name,
+        role=caller.person.role if caller.person else None,
+        signed_in=caller.signed_in,
+        teacher=caller.teacher,
+    )
 
 
 @router.get("", response_model=PeoplePublic, responses=error_responses(401, 403))
