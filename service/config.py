@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     max_training_minutes_per_day: float = Field(
         default=0, ge=0, description="a person's training minutes per UTC day; 0: no limit"
     )
+    fair_share: bool = Field(
+        default=True,
+        description="a free slot takes the job of whoever trained least lately; false: the "
+        "oldest job, whoever's (first come, first served)",
+    )
     fair_share_half_life: float = Field(
         default=3600.0,
         gt=0,

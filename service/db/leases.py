@@ -22,6 +22,7 @@ from service.db.models import VERSION_COLUMNS, AttemptRow, EpochRow, ExperimentR
 from service.domain import Claim, EpochRecord, Status
 from service.jobs.fair_share import (
     DEFAULT_JOB_SECONDS,
+    Policy,
     Span,
     Waiting,
     decayed_usage,
@@ -213,45 +214,55 @@ def running_per_person(session: Session) -> dict[str, int]:
     }
 
 
-def fair_queue(
+def _queue_order(
     session: Session,
+    policy: Policy,
     *,
     now: datetime,
-    half_life: float,
-    max_running: int | None,
+    running: dict[str, int],
+    typical_epoch_seconds: float | None = None,
+) -> list[Waiting]:
+    waiting = waiting_jobs(session, typical_epoch_seconds=typical_epoch_seconds)
+    if not policy.fair:  # first come, first served: one queue, nobody's usage
+        return waiting
+    return fair_order(
+        waiting,
+        usage(session, now=now, half_life=policy.half_life),
+        running,
+        max_running=policy.max_running,
+    )
+
+
+def fair_queue(
+    session: Session,
+    policy: Policy,
+    *,
+    now: datetime,
     typical_epoch_seconds: float | None = None,
 ) -> list[str]:
     """The queued experiments' ids in the order the claims will take them (as far as the
     usage now, and each job's expected length, say)."""
-    order = fair_order(
-        waiting_jobs(session, typical_epoch_seconds=typical_epoch_seconds),
-        usage(session, now=now, half_life=half_life),
-        running_per_person(session),
-        max_running=max_running,
+    order = _queue_order(
+        session,
+        policy,
+        now=now,
+        running=running_per_person(session),
+        typical_epoch_seconds=typical_epoch_seconds,
     )
     return [job.experiment_id for job in order]
 
 
 def claim_fairest(
-    session: Session,
-    *,
-    worker: str,
-    lease_seconds: float,
-    half_life: float,
-    max_running: int | None = None,
+    session: Session, *, worker: str, lease_seconds: float, policy: Policy
 ) -> Claim | None:
-    """Take the queued job fair share picks (`service.jobs.fair_share`), in one transaction
+    """Take the queued job the policy picks (`service.jobs.fair_share`), in one transaction
     that holds off every other claim; None when nothing queued may start (nothing queued, or
     only the jobs of people at MAX_RUNNING_PER_PERSON)."""
     _serialise_claims(session)
     now = database_now(session)
-    running = running_per_person(session)
-    order = fair_order(
-        waiting_jobs(session),
-        usage(session, now=now, half_life=half_life),
-        running,
-        max_running=max_running,
-    )
+    running = running_per_person(session) if policy.fair else {}
+    order = _queue_order(session, policy, now=now, running=running)
+    max_running = policy.max_running
     for job in order:
         if not may_start(job, running, max_running=max_running):
             return None  # everyone after it is at the limit too

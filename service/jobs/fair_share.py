@@ -16,10 +16,34 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 DEFAULT_JOB_SECONDS = 1.0
 """What a job adds to its client's usage in the projected order when its length is unknown:
 enough that a client's next job waits its turn behind everyone at the same usage."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the queue is served."""
+
+    half_life: float = 3600.0
+    """FAIR_SHARE_HALF_LIFE, seconds."""
+    max_running: int | None = None
+    """MAX_RUNNING_PER_PERSON."""
+    fair: bool = True
+    """FAIR_SHARE; False: first come, first served (the oldest job, whoever's)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(
+            half_life=settings.fair_share_half_life,
+            max_running=settings.max_running_per_person,
+            fair=settings.fair_share,
+        )
 
 
 @dataclass(frozen=True)

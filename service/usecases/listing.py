@@ -14,6 +14,7 @@ from service.db import leases, repository
 from service.db.models import utcnow
 from service.domain import Experiment, Status
 from service.estimates import Estimate, estimate, typical_seconds
+from service.jobs.fair_share import Policy
 from service.overview import COLUMNS, RunOverview, overview
 
 
@@ -46,9 +47,8 @@ def in_run_order(
     """The running experiments, then the queued ones in the order they will start."""
     order = leases.fair_queue(
         session,
+        Policy.from_settings(settings),
         now=now,
-        half_life=settings.fair_share_half_life,
-        max_running=settings.max_running_per_person,
         typical_epoch_seconds=typical_epoch_seconds,
     )
     place = {experiment_id: number for number, experiment_id in enumerate(order)}

@@ -24,6 +24,7 @@ from service.config import Settings
 from service.db import leases
 from service.db.session import Database
 from service.domain import Claim, Status
+from service.jobs.fair_share import Policy
 from service.worker.host import Hosts, TrainingHost
 from service.worker.job_signals import CANCEL_SIGNAL, DRAIN_SIGNAL
 from service.worker.training import (
@@ -107,8 +108,7 @@ class Supervisor:
                 session,
                 worker=self.worker,
                 lease_seconds=self.settings.lease_seconds,
-                half_life=self.settings.fair_share_half_life,
-                max_running=self.settings.max_running_per_person,
+                policy=Policy.from_settings(self.settings),
             )
         if claim is None:
             log.info("nothing queued may start (delivered: experiment %s)", experiment_id)

@@ -12,7 +12,14 @@ from sqlalchemy import update
 from service.db import leases
 from service.db.models import AttemptRow, ExperimentRow, PersonRow
 from service.db.session import Database
-from service.jobs.fair_share import Span, Waiting, decayed_seconds, decayed_usage, fair_order
+from service.jobs.fair_share import (
+    Policy,
+    Span,
+    Waiting,
+    decayed_seconds,
+    decayed_usage,
+    fair_order,
+)
 from tests.helpers import create_queued
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -114,11 +121,10 @@ def queued_for(db: Database, client: str, name: str) -> str:
     return experiment_id
 
 
-def claim_next(db: Database, **limits: int) -> str | None:
+def claim_next(db: Database, *, max_running: int | None = None, fair: bool = True) -> str | None:
+    policy = Policy(half_life=HOUR, max_running=max_running, fair=fair)
     with db.scope() as session:
-        claimed = leases.claim_fairest(
-            session, worker="w", lease_seconds=60, half_life=HOUR, **limits
-        )
+        claimed = leases.claim_fairest(session, worker="w", lease_seconds=60, policy=policy)
     return claimed.experiment_id if claimed else None
 
 
@@ -169,3 +175,9 @@ def test_max_running_per_person_leaves_their_jobs_queued(db: Database) -> None:
     light = queued_for(db, "address:light", "light")
     assert claim_next(db, max_running=1) == light
     assert claim_next(db, max_running=2) == second
+
+
+def test_without_fair_share_the_oldest_job_goes_first_whoever_s(db: Database) -> None:
+    heavy = [queued_for(db, "address:heavy", f"h{i}") for i in range(2)]
+    light = queued_for(db, "address:light", "light")
+    assert [claim_next(db, fair=False) for _ in range(3)] == [*heavy, light]
