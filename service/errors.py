@@ -5,7 +5,8 @@ ServiceError (500)
 │   ├── ExperimentNotFound (404)
 │   ├── ModelNotFound (404)
 │   ├── StudyNotFound (404)
-│   └── PersonNotFound (404)
+│   ├── PersonNotFound (404)
+│   └── ChallengeNotFound (404)
 ├── Conflict (409)
 │   ├── NotCancellable (409)
 │   ├── NotDeletable (409)
@@ -13,6 +14,7 @@ ServiceError (500)
 │   ├── NoEvaluation (409)
 │   ├── IdempotencyMismatch (409)
 │   ├── NameTaken (409)
+│   ├── ChallengeClosed (409)
 │   └── RestoreTargetNotEmpty (409)
 ├── InvalidInput (422)
 │   ├── SpecRejected (422)
@@ -21,9 +23,11 @@ ServiceError (500)
 ├── TooLarge (413)
 ├── TooMany (429)
 │   ├── QueueFull (429)
-│   └── TrainingTimeUsed (429)
+│   ├── TrainingTimeUsed (429)
+│   └── EntriesUsedUp (429)
 ├── Unauthorized (401)
 ├── Forbidden (403)
+│   └── SealedUntilClose (403)
 ├── InsufficientStorage (507)
 ├── Unavailable (503)
 │   ├── DataUnavailable (503)
@@ -86,6 +90,10 @@ class StudyNotFound(NotFound, code="study_not_found"):
     """No study has that id."""
 
 
+class ChallengeNotFound(NotFound, code="challenge_not_found"):
+    """No challenge has that id."""
+
+
 class Conflict(ServiceError, code="conflict", status=409):
     """The request is well formed, but the thing's current state does not allow it."""
 
@@ -108,6 +116,10 @@ class NoEvaluation(Conflict, code="evaluation_unavailable"):
 
 class IdempotencyMismatch(Conflict, code="idempotency_key_reused"):
     """An Idempotency-Key came back with a different request than the one it was first sent with."""
+
+
+class ChallengeClosed(Conflict, code="challenge_closed"):
+    """The challenge is closed: it takes no more entries."""
 
 
 class RestoreTargetNotEmpty(Conflict, code="restore_target_not_empty"):
@@ -146,12 +158,20 @@ class TrainingTimeUsed(TooMany, code="training_time_used"):
     """The person trained their minutes for today; the message says when the day resets."""
 
 
+class EntriesUsedUp(TooMany, code="challenge_entries_used_up"):
+    """The person has made all the entries the challenge allows."""
+
+
 class Unauthorized(ServiceError, code="unauthorized", status=401):
     """A write came without the API token, or with a wrong one."""
 
 
 class Forbidden(ServiceError, code="forbidden", status=403):
     """The caller is known but may not do this: someone else's work, or a teacher's action."""
+
+
+class SealedUntilClose(Forbidden, code="sealed_until_close"):
+    """A challenge entry's full test-set results are shown to students once it closes."""
 
 
 class PersonNotFound(NotFound, code="person_not_found"):

@@ -20,6 +20,7 @@ from service.api import messages
 from service.api.hot_path import HotPaths
 from service.api.observability import Observability
 from service.api.routes import (
+    challenges,
     charts,
     comparisons,
     docs,
@@ -160,6 +161,7 @@ ROUTERS = (
     predict.router,
     models.router,
     studies.router,
+    challenges.router,
     comparisons.router,
     people.router,
     v2.router,

@@ -20,7 +20,7 @@ from service.config import Settings
 from service.db import people
 from service.db.session import Database
 from service.domain import Caller, Person, Role, person_client_id
-from service.errors import Unauthorized
+from service.errors import Forbidden, Unauthorized
 from service.jobs.queue import JobQueue
 from service.runtime import Runtime
 from service.usecases import ownership
@@ -151,6 +151,7 @@ async def require_reader(
 
 
 WriterDep = Annotated[Caller, Depends(writer)]
+ReaderDep = Annotated[Caller, Depends(reader)]
 
 
 async def require_owner(request: Request, runtime: RuntimeDep, caller: WriterDep) -> None:
@@ -160,12 +161,27 @@ async def require_owner(request: Request, runtime: RuntimeDep, caller: WriterDep
         await run_in_threadpool(ownership.check_changes, runtime.db, caller, request.path_params)
 
 
+async def require_teacher(request: Request, caller: WriterDep) -> None:
+    """A teacher's action (setting up or closing a challenge): 403 for a student."""
+    if not caller.teacher:
+        raise Forbidden(f"only a teacher may {request.method} {request.url.path}; ask yours")
+
+
+async def is_teacher(caller: ReaderDep) -> bool:
+    """Whether the caller may see what only a teacher sees (a challenge's private scores
+    before the close): the API_TOKEN holder or a person with the teacher role, signed in.
+    While the service is open (nobody added, no API_TOKEN) nobody is."""
+    return caller.teacher and caller.signed_in
+
+
+TeacherDep = Annotated[bool, Depends(is_teacher)]
+
 # What a route lists in `dependencies=` to say who may call it; a route that needs to know
 # who it is takes `caller: WriterDep` (the same dependency, solved once per request).
 Reader = Depends(require_reader)
 Writer = Depends(writer)
 Owner = Depends(require_owner)
-ReaderDep = Annotated[Caller, Depends(reader)]
+Teacher = Depends(require_teacher)
 
 
 async def client_id(caller: WriterDep) -> str:

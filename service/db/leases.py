@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, CursorResult, delete, false, func, select, update
 from sqlalchemy.orm import Session
 
+from service.db import challenges
 from service.db.clock import database_now
 from service.db.models import VERSION_COLUMNS, AttemptRow, EpochRow, ExperimentRow
 from service.domain import Claim, EpochRecord, Status
@@ -392,18 +393,27 @@ def succeed(
     model_uri: str,
     versions: dict[str, str],
 ) -> bool:
-    return _close(
+    """End the attempt as succeeded. An entry of an open challenge keeps its full test scores
+    sealed beside the entry, never on the experiment (where lists, events and `best` would
+    show them), until the challenge closes."""
+    sealed = challenges.is_sealed(session, experiment_id, now=database_now(session))
+    closed = _close(
         session,
         experiment_id,
         attempt,
         outcome="succeeded",
         status=Status.SUCCEEDED,
-        test_loss=test_loss,
-        test_accuracy=test_accuracy,
+        test_loss=None if sealed else test_loss,
+        test_accuracy=None if sealed else test_accuracy,
         model_uri=model_uri,
         **{column: versions.get(name) for name, column in VERSION_COLUMNS.items()},
         error=None,
     )
+    if closed and sealed:
+        challenges.seal_scores(
+            session, experiment_id, test_loss=test_loss, test_accuracy=test_accuracy
+        )
+    return closed
 
 
 def finish(

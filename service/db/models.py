@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -262,3 +263,43 @@ class ExperimentTagRow(Base):
         ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
     )
     tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
+
+
+class ChallengeRow(Base):
+    """A class challenge: its rules, its allowance and when it closes. `split_seed` draws the
+    test set's public and private halves; it never leaves the service."""
+
+    __tablename__ = "challenges"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    rules: Mapped[dict[str, Any]]
+    max_entries_per_person: Mapped[int | None] = mapped_column(Integer)
+    closes_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    split_seed: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChallengeEntryRow(Base):
+    """An experiment entered into a challenge by a person; its scores once it is evaluated."""
+
+    __tablename__ = "challenge_entries"
+
+    experiment_id: Mapped[str] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    challenge_id: Mapped[str] = mapped_column(ForeignKey("challenges.id", ondelete="CASCADE"))
+    entrant: Mapped[str] = mapped_column(String(200))
+    """Who entered it: the person's key, what the allowance and the leaderboard group by."""
+    entrant_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    public_score: Mapped[float | None] = mapped_column(Float)
+    private_score: Mapped[float | None] = mapped_column(Float)
+    # The full test set's scores, held here (not on the experiment) while the challenge is
+    # open: no route can show a student a number that covers the private half before the close.
+    sealed_test_loss: Mapped[float | None] = mapped_column(Float)
+    sealed_test_accuracy: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_challenge_entries_challenge_entrant", "challenge_id", "entrant"),)

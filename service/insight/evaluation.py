@@ -58,6 +58,9 @@ class Evaluation:
     macro_f1: float
     mistakes: list[Mistake]
     """The most confidently wrong, most confident first."""
+    correct: bytes | None = None
+    """Which test images it read right, one bit each in order (numpy.packbits): what a
+    challenge scores its halves from. None in evaluations made before it was kept."""
 
     @property
     def total(self) -> int:
@@ -67,6 +70,8 @@ class Evaluation:
         body = asdict(self)
         for mistake in body["mistakes"]:
             mistake["pixels"] = base64.b64encode(mistake["pixels"]).decode("ascii")
+        if self.correct is not None:
+            body["correct"] = base64.b64encode(self.correct).decode("ascii")
         return body
 
     @classmethod
@@ -83,6 +88,7 @@ class Evaluation:
                 Mistake(**{**mistake, "pixels": base64.b64decode(mistake["pixels"])})
                 for mistake in body["mistakes"]
             ],
+            correct=base64.b64decode(body["correct"]) if body.get("correct") else None,
         )
 
 
@@ -156,4 +162,5 @@ def evaluate_probabilities(
         macro_recall=float(recall.mean()),
         macro_f1=float(f1.mean()),
         mistakes=_most_confident_mistakes(probabilities, labels, predicted, images, keep=mistakes),
+        correct=np.packbits(predicted == labels).tobytes(),
     )

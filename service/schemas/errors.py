@@ -23,12 +23,12 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI declarations so that clients (and schemathesis) know every error's shape."""
     descriptions = {
         401: "Missing or wrong API token",
-        403: "Someone else's work (named), or a teacher's action",
+        403: "Not yours (the owner is named), a teacher's action, or sealed until a close",
         404: "Not found",
         409: "Conflicts with the current state",
         413: "Request too large",
         422: "Invalid request; `details` names each field",
-        429: "Over a queue, running or daily limit; the message says what to wait for",
+        429: "Over a limit (queued, running, daily minutes, entries); says what to wait for",
         503: "A dependency is unavailable",
     }
     return {

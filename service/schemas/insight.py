@@ -42,6 +42,7 @@ class EvaluationPublic(BaseModel):
     @classmethod
     def of(cls, experiment_id: str, evaluation: Evaluation) -> EvaluationPublic:
         body = evaluation.to_json()
+        body.pop("correct", None)  # per-image hits would reveal a challenge's private score
         for mistake in body["mistakes"]:
             del mistake["pixels"]
         return cls(experiment_id=experiment_id, **body)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from service.db import insight, repository
+from service.db import challenges, insight, repository
+from service.db.models import utcnow
 from service.db.session import Database
 from service.domain import Status
-from service.errors import NoEvaluation
+from service.errors import NoEvaluation, SealedUntilClose
 from service.insight.diagnostics import Finding, diagnose
 from service.insight.evaluation import Evaluation
 from service.jobs.queue import JobQueue
@@ -19,11 +20,20 @@ EVALUATION_RETRY_SECONDS = 300.0
 
 
 def evaluation_or_request(
-    *, db: Database, queue: JobQueue, experiment_id: str
+    *, db: Database, queue: JobQueue, experiment_id: str, reveal_sealed: bool = False
 ) -> Evaluation | None:
-    """The experiment's evaluation; None when it is being made (asked for now, or earlier)."""
+    """The experiment's evaluation; None when it is being made (asked for now, or earlier).
+
+    An entry of a challenge still open is sealed: its evaluation covers the private half of
+    the test set, so only a teacher (`reveal_sealed`) reads it before the close."""
     with db.scope() as session:
         experiment = repository.get_experiment(session, experiment_id)
+        if not reveal_sealed and challenges.is_sealed(session, experiment_id, now=utcnow()):
+            raise SealedUntilClose(
+                f"experiment {experiment_id} is an entry of a challenge still open: its test-set "
+                "evaluation (which covers the private half) is shown once the challenge closes; "
+                "its public score is on the challenge's leaderboard"
+            )
         if experiment.status is not Status.SUCCEEDED:
             raise NoEvaluation(
                 f"experiment {experiment_id} is {experiment.status.value}; only a succeeded "

@@ -60,6 +60,13 @@ class Route:
     """Builds what the call needs, owned by the caller whose headers it is given."""
 
 
+def _challenge(school: Class) -> str:
+    """A challenge the teacher (API_TOKEN) opens: a teacher's to set up and close."""
+    response = school.client.post("/challenges", json={"name": "c"}, headers=bearer(ADMIN))
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
 def _alias(school: Class, headers: dict[str, str], tmp: Path) -> str:
     model = publish(school.client, save_untrained_model(tmp / "m.keras"), headers=headers)
     response = school.client.put("/models/mine", json={"experiment_id": model}, headers=headers)
@@ -111,6 +118,15 @@ MATRIX: dict[tuple[str, str], Route] = {
     ),
     ("POST", "/people/{id}/token"): Route(
         "teacher", lambda s, h, t: (f"/people/{s.ids['bob']}/token", {})
+    ),
+    ("POST", "/challenges"): Route(
+        "teacher", lambda s, h, t: ("/challenges", {"json": {"name": "n"}})
+    ),
+    ("POST", "/challenges/{id}/entries"): Route(
+        "create", lambda s, h, t: (f"/challenges/{_challenge(s)}/entries", {"json": tiny_spec()})
+    ),
+    ("POST", "/challenges/{id}/close"): Route(
+        "teacher", lambda s, h, t: (f"/challenges/{_challenge(s)}/close", {})
     ),
     ("DELETE", "/people/{id}"): Route("teacher", lambda s, h, t: (f"/people/{s.ids['bob']}", {})),
 }

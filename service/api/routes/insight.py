@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
 
-from service.api.deps import DatabaseDep, ExperimentId, QueueDep, Reader
+from service.api.deps import DatabaseDep, ExperimentId, QueueDep, Reader, TeacherDep
 from service.db import insight, repository
 from service.db.session import Database
 from service.insight.evaluation import MISTAKES_KEPT, Evaluation
@@ -26,7 +26,7 @@ PENDING: dict[int | str, dict[str, Any]] = {
         "existed); ask again shortly",
     }
 }
-EVALUATION_ERRORS = error_responses(401, 404, 409, 422)
+EVALUATION_ERRORS = error_responses(401, 403, 404, 409, 422)
 # How soon a client should ask again: one evaluation takes a few seconds.
 RETRY_AFTER_SECONDS = 2
 
@@ -44,8 +44,12 @@ def _pending(experiment_id: str) -> JSONResponse:
     )
 
 
-def _evaluation(db: Database, queue: JobQueue, experiment_id: str) -> Evaluation | JSONResponse:
-    found = evaluation_or_request(db=db, queue=queue, experiment_id=experiment_id)
+def _evaluation(
+    db: Database, queue: JobQueue, experiment_id: str, teacher: bool
+) -> Evaluation | JSONResponse:
+    found = evaluation_or_request(
+        db=db, queue=queue, experiment_id=experiment_id, reveal_sealed=teacher
+    )
     return found if found is not None else _pending(experiment_id)
 
 
@@ -55,10 +59,10 @@ def _evaluation(db: Database, queue: JobQueue, experiment_id: str) -> Evaluation
     responses={**PENDING, **EVALUATION_ERRORS},
 )
 def read_evaluation(
-    experiment_id: ExperimentId, db: DatabaseDep, queue: QueueDep
+    experiment_id: ExperimentId, db: DatabaseDep, queue: QueueDep, teacher: TeacherDep
 ) -> EvaluationPublic | JSONResponse:
     """Confusion matrix, per-class scores, the most confidently wrong images, loss, accuracy."""
-    found = _evaluation(db, queue, experiment_id)
+    found = _evaluation(db, queue, experiment_id, teacher)
     if isinstance(found, JSONResponse):
         return found
     return EvaluationPublic.of(experiment_id, found)
@@ -73,9 +77,11 @@ def read_evaluation(
         **EVALUATION_ERRORS,
     },
 )
-def confusion_chart(experiment_id: ExperimentId, db: DatabaseDep, queue: QueueDep) -> Response:
+def confusion_chart(
+    experiment_id: ExperimentId, db: DatabaseDep, queue: QueueDep, teacher: TeacherDep
+) -> Response:
     """Rows the true digit, columns the prediction, with counts, recall and precision."""
-    found = _evaluation(db, queue, experiment_id)
+    found = _evaluation(db, queue, experiment_id, teacher)
     if isinstance(found, JSONResponse):
         return found
     with db.scope() as session:
@@ -96,6 +102,7 @@ def mistakes_picture(
     experiment_id: ExperimentId,
     db: DatabaseDep,
     queue: QueueDep,
+    teacher: TeacherDep,
     n: Annotated[
         int,
         Query(ge=1, le=1000, description=f"how many; at most the {MISTAKES_KEPT} stored"),
@@ -106,7 +113,7 @@ def mistakes_picture(
     Only the first 25 mistakes are stored with the evaluation; a larger `n` draws those and
     says so in the `X-Mistakes-Shown` and `X-Mistakes-Note` headers.
     """
-    found = _evaluation(db, queue, experiment_id)
+    found = _evaluation(db, queue, experiment_id, teacher)
     if isinstance(found, JSONResponse):
         return found
     shown = found.mistakes[:n]

@@ -4,8 +4,8 @@ studies and aliases
 A person's token is shown once; only its sha256 is kept (`token_hash`, NULL once revoked). Work
 made before anyone was added, or by the API_TOKEN holder, has no owner (NULL).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
