@@ -84,7 +84,10 @@ def revoke(db: Database, person_id: str) -> Person:
 def parse_csv(text: str) -> list[tuple[str, str]]:
     """(name, role) from a class list: a `name` column and an optional `role` one (student
     when missing or empty), or one name a line with no header."""
-    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text)) if any(c.strip() for c in row)]
+    except csv.Error as error:
+        raise InvalidInput(f"the CSV cannot be read ({error}); save it as plain CSV") from error
     if not rows:
         raise InvalidInput("the CSV has no names; give one person a line: name[,role]")
     header = [cell.strip().lower() for cell in rows[0]]

@@ -204,3 +204,13 @@ def test_people_are_named_in_the_log(school: Class, caplog: pytest.LogCaptureFix
     assert any("queued" in line and "by alice" in line for line in lines), lines
     assert any("cancel" in line and "by alice" in line for line in lines), lines
     assert any("deleted" in line and "by the teacher" in line for line in lines), lines
+
+
+def test_a_csv_that_cannot_be_read_is_a_422(school: Class) -> None:
+    response = school.client.post(
+        "/people/upload",
+        files={"file": ("class.csv", b'name\n"' + b"a" * 140_000 + b'"\n', "text/csv")},
+        headers=bearer(ADMIN),
+    )
+    assert response.status_code == 422, response.text
+    assert "the CSV cannot be read" in response.json()["detail"]
