@@ -1,20 +1,23 @@
-"""Fault injection on the scaled setup: a dozen experiments train through a series of faults.
+"""Fault injection on the scaled setup: small experiments train through a series of faults.
 
 PostgreSQL and Redis (local, as `bash .ci/run services` starts them) sit behind TCP proxies
 that this script cuts and restores; an API and two workers (one slot each) reach them only
-through the proxies. While twelve small experiments train, it injects, one after another:
+through the proxies. While small experiments train, it injects, one after another:
 
   kill -9 of a worker (a new one replaces it), SIGTERM of the other (it drains; a new one
   replaces it), a 5 s database outage, a 5 s Redis outage, an API restart,
 
-then stops everything and checks: every experiment succeeded, each epoch recorded exactly
-once, no two training processes of one experiment ever alive at once (sampled from /proc every
-0.1 s) nor two attempts' recorded intervals overlapping, and no process of the run left behind.
-It prints the figures and exits non-zero when a check fails. A few minutes on 2 cores: too long
-for CI's scaled step, hence a script and not a test.
+each only once a training has recorded an epoch; whenever fewer than --backlog experiments
+are unfinished before a fault, it submits more, so every fault lands while trainings run however
+fast the machine is. Then it stops everything and checks: every experiment succeeded, each epoch
+recorded exactly once, no two training processes of one experiment ever alive at once (sampled
+from /proc every 0.1 s) nor two attempts' recorded intervals overlapping, and no process of the
+run left behind. It prints the figures and exits non-zero when a check fails. Every wait is
+bounded, and the whole run by --timeout: a wait that runs out says what it waited for and what
+it saw, and the run's logs are kept. CI's scaled step runs a small one.
 
     PYTHONPATH=. python bench/faults.py
-    PYTHONPATH=. python bench/faults.py --experiments 6 --epochs 3
+    PYTHONPATH=. python bench/faults.py --experiments 4 --epochs 2 --timeout 300
 
 It uses the benchmarks' own database and Redis database (BENCH_DATABASE_URL, BENCH_QUEUE_URL,
 as bench/scale.py), emptied first.
@@ -42,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import REPO, free_port, start, wait
+from harness import REPO, free_port, start
 from scale import DATABASE_URL, MNIST_PATH, QUEUE_URL, reset_database
 from sqlalchemy.engine import make_url
 
@@ -51,10 +54,16 @@ from tests.tcp_proxy import TcpProxy  # the repository root is on the path now
 
 RUN_MARKER = "FAULT_RUN"
 START_TIMEOUT = 120.0
-FINISH_TIMEOUT = 900.0
+# A fresh worker's cold TensorFlow start and one epoch, on a loaded machine.
+FAULT_WAIT_SECONDS = 300.0
+RUN_TIMEOUT = 900.0
+STOP_SECONDS = 60.0
 OUTAGE_SECONDS = 5.0
 PAUSE_SECONDS = 4.0
 SAMPLE_SECONDS = 0.1
+POLL_SECONDS = 0.5
+PROGRESS_SECONDS = 30.0
+UNFINISHED = ("queued", "running")
 TRAINING = "service.worker.training"
 
 
@@ -150,12 +159,19 @@ class Sampler:
         return found
 
 
+class TimedOut(Exception):
+    """A wait of the run ran out; the message says what it waited for and what it saw."""
+
+
 class Run:
     """The API, the workers and the proxies of one fault-injection run."""
 
-    def __init__(self, root: Path, epochs: int) -> None:
+    def __init__(self, root: Path, epochs: int, *, backlog: int, timeout: float) -> None:
         self.root = root
         self.epochs = epochs
+        self.backlog = backlog
+        self.deadline = time.monotonic() + timeout
+        self.ids: list[str] = []
         self.token = uuid.uuid4().hex
         self.port = free_port()
         database = make_url(DATABASE_URL)
@@ -173,6 +189,36 @@ class Run:
         self.began = time.monotonic()
         self.sampler = Sampler(self.token)
         self._names = 0
+
+    def wait(
+        self,
+        predicate: Callable[[], Any],
+        *,
+        bound: float,
+        what: str,
+        seen: Callable[[], str] | None = None,
+    ) -> Any:
+        """The predicate's first truthy value, within `bound` seconds and the run's deadline;
+        says every PROGRESS_SECONDS what it still waits for, and raises TimedOut naming it
+        (with `seen()`, what it saw last) when none comes."""
+        began = time.monotonic()
+        deadline = min(began + bound, self.deadline)
+        said = began
+        while True:
+            value = predicate()
+            if value:
+                return value
+            now = time.monotonic()
+            if now > deadline:
+                limit = "the run's --timeout" if deadline == self.deadline else f"{bound:.0f} s"
+                detail = f"; {seen()}" if seen else ""
+                raise TimedOut(
+                    f"gave up after {now - began:.0f} s ({limit}) waiting for {what}{detail}"
+                )
+            if now - said >= PROGRESS_SECONDS:
+                said = now
+                self.note(f"still waiting for {what}" + (f": {seen()}" if seen else ""))
+            time.sleep(POLL_SECONDS)
 
     def note(self, event: str) -> None:
         self.events.append((time.monotonic() - self.began, event))
@@ -206,7 +252,7 @@ class Run:
         env = self.env(WORK_DIR=str(self.root / "api-work"))
         log = self.root / f"api-{self._names}.log"
         self.api = start([sys.executable, "-m", "service", "api"], env, log)
-        wait(self._healthy, timeout=START_TIMEOUT, what=f"the API (log: {log})")
+        self.wait(self._healthy, bound=START_TIMEOUT, what=f"the API to answer (log: {log})")
 
     def _healthy(self) -> bool:
         try:
@@ -220,10 +266,10 @@ class Run:
         env = self.env(WORK_DIR=str(self.root / f"work-{label}"), WORKER_LABEL=label)
         log = self.root / f"{label}.log"
         self.workers[label] = start([sys.executable, "-m", "service", "worker"], env, log)
-        wait(
+        self.wait(
             lambda: f"worker {label}:" in log.read_text(errors="replace"),
-            timeout=START_TIMEOUT,
-            what=f"{label} (log: {log})",
+            bound=START_TIMEOUT,
+            what=f"{label} to start (log: {log})",
         )
         return label
 
@@ -237,7 +283,34 @@ class Run:
                     return response.json()
             return None
 
-        return wait(answer, timeout=START_TIMEOUT, what=f"GET {path}")
+        return self.wait(answer, bound=START_TIMEOUT, what=f"GET {path} to answer 200")
+
+    def submit(self, count: int) -> None:
+        """`count` more experiments; each POST retried (with its Idempotency-Key, so a retry
+        creates nothing twice) until it answers 202."""
+        for _ in range(count):
+            name = f"fault-{len(self.ids)}"
+
+            def post(name: str = name) -> str | None:
+                with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                    response = self.http.post(
+                        "/experiments",
+                        json=spec(name, self.epochs),
+                        headers={"Idempotency-Key": f"{self.token}-{name}"},
+                    )
+                    if response.status_code == 202:
+                        experiment_id: str = response.json()["id"]
+                        return experiment_id
+                return None
+
+            self.ids.append(self.wait(post, bound=START_TIMEOUT, what=f"POST of {name}"))
+
+    def counts(self) -> dict[str, int]:
+        """How many experiments are queued and running."""
+        return {
+            status: self.get(f"/experiments?status={status}&limit=1")["count"]
+            for status in UNFINISHED
+        }
 
     def training_worker(self) -> str | None:
         """A worker that has a training running which recorded an epoch, if any."""
@@ -246,6 +319,31 @@ class Run:
                 worker: str = experiment["worker"]
                 return worker
         return None
+
+    def await_training(self, fault: str) -> str:
+        """A worker with a training that recorded an epoch, submitting more experiments whenever
+        fewer than the backlog are unfinished (a fast machine finishes the first ones early)."""
+
+        def ready() -> str | None:
+            unfinished = sum(self.counts().values())
+            if unfinished < self.backlog:
+                self.submit(self.backlog - unfinished)
+                self.note(f"{self.backlog - unfinished} more submitted ({len(self.ids)} in all)")
+            return self.training_worker()
+
+        def seen() -> str:
+            return f"experiments {self.counts()}, workers {sorted(self.workers)}"
+
+        worker: str = self.wait(
+            ready,
+            bound=FAULT_WAIT_SECONDS,
+            what=f"a training with an epoch done, before the {fault}",
+            seen=seen,
+        )
+        return worker
+
+    def finished(self) -> bool:
+        return not any(self.counts().values())
 
     # Faults ------------------------------------------------------------------------------------
     def kill_worker(self, label: str) -> None:
@@ -256,9 +354,9 @@ class Run:
         process.send_signal(signal.SIGKILL)
         process.wait()
         self.note(f"kill -9 {label} (trainings {trainings})")
-        wait(
+        self.wait(
             lambda: not set(trainings) & set(_run_processes(self.token)),
-            timeout=10,
+            bound=10,
             what=f"the trainings of the killed {label} to exit",
         )
         self.note(f"{label}'s trainings gone; {self.start_worker()} started")
@@ -267,7 +365,7 @@ class Run:
         process = self.workers.pop(label)
         process.send_signal(signal.SIGTERM)
         self.note(f"SIGTERM {label}")
-        process.wait(timeout=60)
+        self.wait_exit(process, f"{label} to drain and exit after SIGTERM")
         self.note(
             f"{label} drained and exited ({process.returncode}); {self.start_worker()} started"
         )
@@ -280,10 +378,13 @@ class Run:
     def restart_api(self) -> None:
         assert self.api is not None
         self.api.send_signal(signal.SIGTERM)
-        self.api.wait(timeout=60)
+        self.wait_exit(self.api, "the API to exit after SIGTERM")
         self.note("API stopped")
         self.start_api()
         self.note("API restarted")
+
+    def wait_exit(self, process: subprocess.Popen[bytes], what: str) -> None:
+        self.wait(lambda: process.poll() is not None, bound=STOP_SECONDS, what=what)
 
     def stop(self) -> None:
         for process in [*self.workers.values(), self.api]:
@@ -292,22 +393,32 @@ class Run:
         for process in [*self.workers.values(), self.api]:
             if process is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=60)
+                    process.wait(timeout=STOP_SECONDS)
         self.http.close()
         self.db_proxy.close()
         self.redis_proxy.close()
 
 
-def inject(run: Run, faults: list[Callable[[], None]]) -> None:
-    for fault in faults:
-        wait(run.training_worker, timeout=FINISH_TIMEOUT, what="a training with an epoch done")
-        fault()
+# Each fault, by name, given the worker of a training that has recorded an epoch.
+FAULTS: list[tuple[str, Callable[[Run, str], None]]] = [
+    ("kill -9 of a worker", lambda run, worker: run.kill_worker(worker)),
+    ("SIGTERM of a worker", lambda run, worker: run.terminate_worker(worker)),
+    ("database outage", lambda run, _: run.outage(run.db_proxy, "PostgreSQL")),
+    ("Redis outage", lambda run, _: run.outage(run.redis_proxy, "Redis")),
+    ("API restart", lambda run, _: run.restart_api()),
+]
+
+
+def inject(run: Run) -> None:
+    for name, fault in FAULTS:
+        fault(run, run.await_training(name))
         time.sleep(PAUSE_SECONDS)
 
 
-def check(run: Run, ids: list[str]) -> list[str]:
+def check(run: Run) -> list[str]:
     """Every failed check, as a sentence; prints the figures."""
     problems: list[str] = []
+    ids = run.ids
     experiments = [run.get(f"/experiments/{experiment_id}") for experiment_id in ids]
     statuses = Counter(experiment["status"] for experiment in experiments)
     attempts = Counter(len(experiment["attempts"]) for experiment in experiments)
@@ -346,11 +457,25 @@ def check(run: Run, ids: list[str]) -> list[str]:
     return problems
 
 
+def _stopped(signum: int, _frame: object) -> None:
+    raise TimedOut(f"the script itself was stopped ({signal.Signals(signum).name})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--experiments", type=int, default=12)
+    parser.add_argument("--experiments", type=int, default=12, help="submitted at the start")
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=4,
+        help="before each fault, submit more while fewer experiments than this are unfinished",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=RUN_TIMEOUT, help="seconds the whole run may take"
+    )
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _stopped)  # from `timeout` or CI: clean up all the same
     reset_database(DATABASE_URL)
     with tempfile.TemporaryDirectory(prefix="faults-") as folder:
         root = Path(folder)
@@ -359,38 +484,28 @@ def main() -> int:
             env={**os.environ, "DATABASE_URL": DATABASE_URL, "PYTHONPATH": str(REPO)},
             check=True,
             capture_output=True,
+            timeout=START_TIMEOUT,
         )
-        run = Run(root, args.epochs)
+        run = Run(root, args.epochs, backlog=args.backlog, timeout=args.timeout)
         problems: list[str] = []
         try:
             run.start_api()
             first, second = run.start_worker(), run.start_worker()
             run.sampler.start()
-            ids = [
-                run.http.post("/experiments", json=spec(f"fault-{n}", args.epochs)).json()["id"]
-                for n in range(args.experiments)
-            ]
-            run.note(f"{len(ids)} experiments submitted; workers {first}, {second}")
-            inject(
-                run,
-                [
-                    lambda: run.kill_worker(run.training_worker() or first),
-                    lambda: run.terminate_worker(run.training_worker() or second),
-                    lambda: run.outage(run.db_proxy, "PostgreSQL"),
-                    lambda: run.outage(run.redis_proxy, "Redis"),
-                    run.restart_api,
-                ],
-            )
-            wait(
-                lambda: all(
-                    run.get(f"/experiments/{i}")["status"] in ("succeeded", "failed", "cancelled")
-                    for i in ids
-                ),
-                timeout=FINISH_TIMEOUT,
+            run.submit(args.experiments)
+            run.note(f"{len(run.ids)} experiments submitted; workers {first}, {second}")
+            inject(run)
+            run.wait(
+                run.finished,
+                bound=args.timeout,
                 what="every experiment to finish",
+                seen=lambda: f"experiments {run.counts()} of {len(run.ids)}",
             )
-            run.note("every experiment finished")
-            problems = check(run, ids)
+            run.note(f"every experiment finished ({len(run.ids)})")
+            problems = check(run)
+        except TimedOut as timed_out:
+            run.note(f"TIMED OUT: {timed_out}")
+            problems = [str(timed_out)]
         finally:
             run.stop()
             run.sampler.stopped.set()
@@ -398,12 +513,15 @@ def main() -> int:
         left = _run_processes(run.token)
         print(f"processes left behind  {len(left)}")
         problems.extend(f"orphan {pid}: {cmd}" for pid, (_, cmd) in left.items())
+        for pid in left:  # reported above; not left running after the script
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         print(f"wall time  {time.monotonic() - run.began:.0f} s")
         for problem in problems:
             print(f"FAILED: {problem}")
         if problems:
-            print(f"logs: {root} (kept: the run failed)")
             shutil.copytree(root, f"{root}-kept")
+            print(f"logs: {root}-kept (kept: the run failed)")
         print("ok" if not problems else f"{len(problems)} check(s) failed")
         return 1 if problems else 0
 

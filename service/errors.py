@@ -33,7 +33,8 @@ ServiceError (500)
 │   ├── DataUnavailable (503)
 │   ├── UnsafeKey (503)
 │   ├── StoreUnavailable (503)
-│   └── UnknownRevision (503)
+│   ├── UnknownRevision (503)
+│   └── MigrationRefused (503)
 └── TrainingFailed (500)
 
 `tests/test_errors.py` keeps this tree and the classes in step.
@@ -204,6 +205,10 @@ class StoreUnavailable(Unavailable, code="model_store_unavailable"):
 
 class UnknownRevision(Unavailable, code="unknown_database_revision"):
     """The database was migrated by a newer version of the service; this one will not start."""
+
+
+class MigrationRefused(Unavailable, code="migration_refused"):
+    """An upgrade would have left rows that refer to missing rows; it was rolled back."""
 
 
 class TrainingFailed(ServiceError, code="training_failed"):

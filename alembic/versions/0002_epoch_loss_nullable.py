@@ -19,6 +19,9 @@ down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# On SQLite, batch mode recreates the table: the service copies the file aside first.
+REBUILDS_TABLES = True
+
 
 def upgrade() -> None:
     with op.batch_alter_table("epochs", schema=None) as batch_op:

@@ -19,6 +19,9 @@ down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# On SQLite, batch mode recreates the table: the service copies the file aside first.
+REBUILDS_TABLES = True
+
 
 def upgrade() -> None:
     op.create_table(

@@ -63,12 +63,17 @@ def with_aliases(session: Session, model: ServableModel) -> ServableModel:
 
 
 def resolve(session: Session, reference: str) -> ServableModel:
-    """The model a request names: best (highest test accuracy), latest, an alias, or an id."""
+    """The model a request names: best (highest test accuracy), latest, an alias, or an id.
+
+    `best`'s ties go to the earlier run: seeded reruns tie exactly, and a class makes many, so
+    breaking ties toward the newest would move `best` (and reload it) at every finish."""
     if reference == BEST:
         row = session.scalars(
             _servable_rows()
             .order_by(
-                ExperimentRow.test_accuracy.desc().nulls_last(), ExperimentRow.finished_at.desc()
+                ExperimentRow.test_accuracy.desc().nulls_last(),
+                ExperimentRow.finished_at.asc(),
+                ExperimentRow.id,
             )
             .limit(1)
         ).first()
@@ -89,9 +94,12 @@ def resolve(session: Session, reference: str) -> ServableModel:
 
 
 def list_servable(session: Session) -> list[ServableModel]:
+    """Every servable model, best first, in the order `best` picks."""
     rows = session.scalars(
         _servable_rows().order_by(
-            ExperimentRow.test_accuracy.desc().nulls_last(), ExperimentRow.finished_at.desc()
+            ExperimentRow.test_accuracy.desc().nulls_last(),
+            ExperimentRow.finished_at.asc(),
+            ExperimentRow.id,
         )
     ).all()
     aliases: dict[str, list[str]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,6 +66,19 @@ def make_engine(
     )
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def copy_sqlite(source: Path, target: Path) -> None:
+    """SQLite's online backup: a consistent copy while writers go on (they wait at most a
+    step's pages), WAL mode included."""
+    source_connection = sqlite3.connect(source)
+    target_connection = sqlite3.connect(target)
+    try:
+        with target_connection:
+            source_connection.backup(target_connection, pages=1024)
+    finally:
+        target_connection.close()
+        source_connection.close()
 
 
 class Database:

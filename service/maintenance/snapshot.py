@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +29,7 @@ from service.config import Settings
 from service.db import upkeep
 from service.db.migrations import current_revision, upgrade_to_head
 from service.db.models import ExperimentRow
-from service.db.session import Database, make_engine
+from service.db.session import Database, copy_sqlite, make_engine
 from service.errors import RestoreTargetNotEmpty, SnapshotError
 from service.storage import ModelStore
 
@@ -55,19 +54,6 @@ def _sha256(path: Path) -> str:
         while chunk := file.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _copy_sqlite(source: Path, target: Path) -> None:
-    """SQLite's online backup: a consistent copy while writers go on (they wait at most a
-    step's pages), WAL mode included."""
-    source_connection = sqlite3.connect(source)
-    target_connection = sqlite3.connect(target)
-    try:
-        with target_connection:
-            source_connection.backup(target_connection, pages=1024)
-    finally:
-        target_connection.close()
-        source_connection.close()
 
 
 def _facts(database_url: str) -> tuple[str | None, dict[str, int], list[str]]:
@@ -100,7 +86,7 @@ def backup(settings: Settings, store: ModelStore, destination: Path) -> Snapshot
     database: dict[str, Any]
     if database_path is not None:
         copy = destination / DATABASE_FILE
-        _copy_sqlite(database_path, copy)
+        copy_sqlite(database_path, copy)
         revision, counts, model_keys = _facts(f"sqlite:///{copy}")
         database = {
             "kind": "sqlite",
@@ -212,7 +198,7 @@ def restore(settings: Settings, store: ModelStore, source: Path, *, force: bool 
     if database["kind"] == "sqlite":
         assert target_path is not None
         target_path.parent.mkdir(parents=True, exist_ok=True)
-        _copy_sqlite(source / database["file"], target_path)
+        copy_sqlite(source / database["file"], target_path)
     else:
         log.warning(
             "restore: the snapshot came from PostgreSQL; restore its database with pg_restore "

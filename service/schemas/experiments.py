@@ -90,6 +90,14 @@ class ExperimentValidated(BaseModel):
     summary: SummaryPublic
 
 
+def validated(spec_in: ExperimentCreate, summary: dict[str, Any]) -> ExperimentValidated:
+    """A dry run's answer: the spec without what names the run, and the summary."""
+    return ExperimentValidated(
+        spec=ExperimentSpec.model_validate(spec_in.model_dump(exclude=spec_in.NOT_SPEC)),
+        summary=SummaryPublic.model_validate(summary),
+    )
+
+
 class AttemptPublic(BaseModel):
     number: int
     worker: str | None

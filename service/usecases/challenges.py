@@ -73,24 +73,17 @@ def _tagged(spec_in: ExperimentCreate, challenge_id: str) -> ExperimentCreate:
         ) from None
 
 
-def enter(
-    *,
-    challenge_id: str,
-    spec_in: ExperimentCreate,
-    entrant: str,
-    entrant_name: str,
-    settings: Settings,
-    db: Database,
-    queue: JobQueue,
-    now: datetime,
-) -> Experiment:
-    """Check the challenge is open, the person's allowance and every rule; then train the spec
-    as an ordinary experiment, tagged with the challenge, and record it as an entry."""
+def check_entry(
+    db: Database, *, challenge_id: str, spec_in: ExperimentCreate, entrant: str, now: datetime
+) -> tuple[Challenge, int]:
+    """What an entry is checked against before it trains: the challenge is open, the person
+    has entries left, the spec keeps every rule. The challenge and the entries used so far."""
     with db.scope() as session:
         challenge = store.get_challenge(session, challenge_id)
         used = store.count_entries(session, challenge_id=challenge_id, entrant=entrant)
     if not challenge.is_open(now):
         closed = challenge.closed_at or challenge.closes_at
+        assert closed is not None
         raise ChallengeClosed(
             f"challenge {challenge.name!r} closed at {closed:%Y-%m-%d %H:%M} UTC and takes no "
             "more entries; its final leaderboard is at "
@@ -105,6 +98,26 @@ def enter(
     problems = broken_rules(challenge.rules, spec_in)
     if problems:
         raise SpecRejected("; ".join(problem["msg"] for problem in problems), details=problems)
+    return challenge, used
+
+
+def enter(
+    *,
+    challenge_id: str,
+    spec_in: ExperimentCreate,
+    entrant: str,
+    entrant_name: str,
+    settings: Settings,
+    db: Database,
+    queue: JobQueue,
+    now: datetime,
+) -> Experiment:
+    """Check the challenge is open, the person's allowance and every rule; then train the spec
+    as an ordinary experiment, tagged with the challenge, and record it as an entry."""
+    challenge, used = check_entry(
+        db, challenge_id=challenge_id, spec_in=spec_in, entrant=entrant, now=now
+    )
+    allowance = challenge.max_entries_per_person
     experiment = submit_experiment(
         spec_in=_tagged(spec_in, challenge_id),
         settings=settings,

@@ -198,3 +198,15 @@ def test_writes_need_the_token_reads_do_not(
         assert client.delete("/models/production").status_code == 401
         assert client.get("/models").json()["data"][0]["aliases"] == ["production"]
         assert client.get("/models/production").status_code == 200
+
+
+def test_best_breaks_ties_toward_the_earlier_run(client: TestClient, model_file: Path) -> None:
+    """Seeded reruns tie exactly: `best` must not move to each new one (and reload it)."""
+    first = publish(client, model_file, name="first", test_accuracy=0.95)
+    publish(client, model_file, name="tied-rerun", test_accuracy=0.95)
+    publish(client, model_file, name="worse", test_accuracy=0.90)
+    assert client.get("/models/best").json()["experiment_id"] == first
+    assert [model["name"] for model in client.get("/models").json()["data"]][:2] == [
+        "first",
+        "tied-rerun",
+    ]

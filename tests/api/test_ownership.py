@@ -125,6 +125,10 @@ MATRIX: dict[tuple[str, str], Route] = {
     ("POST", "/challenges/{id}/entries"): Route(
         "create", lambda s, h, t: (f"/challenges/{_challenge(s)}/entries", {"json": tiny_spec()})
     ),
+    ("POST", "/challenges/{id}/entries/validate"): Route(
+        "create",
+        lambda s, h, t: (f"/challenges/{_challenge(s)}/entries/validate", {"json": tiny_spec()}),
+    ),
     ("POST", "/challenges/{id}/close"): Route(
         "teacher", lambda s, h, t: (f"/challenges/{_challenge(s)}/close", {})
     ),

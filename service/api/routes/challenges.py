@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response, status
 
 from service.api.deps import (
+    ClientIdDep,
     DatabaseDep,
     QueueDep,
     Reader,
@@ -28,8 +29,14 @@ from service.schemas.challenges import (
     StandingPublic,
 )
 from service.schemas.errors import error_responses
-from service.schemas.experiments import ExperimentCreate, ExperimentPublic
+from service.schemas.experiments import (
+    ExperimentCreate,
+    ExperimentPublic,
+    ExperimentValidated,
+    validated,
+)
 from service.usecases import challenges
+from service.usecases.submission import validate_experiment
 
 router = APIRouter(prefix="/challenges", tags=["challenges"])
 ChallengeId = Annotated[str, Path(min_length=1, max_length=64, description="the challenge's id")]
@@ -111,6 +118,27 @@ def enter_challenge(
         now=_now(),
     )
     return ExperimentPublic.of(experiment)
+
+
+@router.post(
+    "/{challenge_id}/entries/validate",
+    response_model=ExperimentValidated,
+    dependencies=[Writer],
+    responses=error_responses(401, 404, 409, 413, 422, 429),
+)
+def validate_entry(
+    challenge_id: ChallengeId,
+    spec_in: ExperimentCreate,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    client: ClientIdDep,
+) -> ExperimentValidated:
+    """Check an entry as POST .../entries would (open, allowance, every rule, then the Keras
+    dry run) without training it: the page checks the rules as a learner types."""
+    challenges.check_entry(
+        db, challenge_id=challenge_id, spec_in=spec_in, entrant=client, now=_now()
+    )
+    return validated(spec_in, validate_experiment(spec_in, settings))
 
 
 @router.post(

@@ -33,10 +33,9 @@ from service.schemas.experiments import (
     ExperimentsPublic,
     ExperimentValidated,
     HistoryPublic,
-    SummaryPublic,
+    validated,
 )
 from service.schemas.insight import FindingPublic
-from service.spec.experiment import ExperimentSpec
 from service.usecases import listing, ownership
 from service.usecases.insight import diagnostics
 from service.usecases.removal import remove_experiments
@@ -98,11 +97,7 @@ def create_experiment(
 )
 def validate_spec(spec_in: ExperimentCreate, settings: SettingsDep) -> ExperimentValidated:
     """Check a spec exactly as a submission would (limits, Keras dry run) without queueing it."""
-    summary = validate_experiment(spec_in, settings)
-    return ExperimentValidated(
-        spec=ExperimentSpec.model_validate(spec_in.model_dump(exclude=spec_in.NOT_SPEC)),
-        summary=SummaryPublic.model_validate(summary),
-    )
+    return validated(spec_in, validate_experiment(spec_in, settings))
 
 
 @router.get(

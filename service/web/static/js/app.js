@@ -12,6 +12,8 @@ const VIEWS = {
   new: () => import("./views/new.js"),
   studies: () => import("./views/studies.js"),
   study: () => import("./views/study.js"),
+  challenges: () => import("./views/challenges.js"),
+  challenge: () => import("./views/challenge.js"),
   compare: () => import("./views/compare.js"),
   draw: () => import("./views/draw.js"),
   class: () => import("./views/class.js"),
@@ -26,6 +28,7 @@ function parse(hash) {
   const params = Object.fromEntries(search);
   if (parts[0] === "experiments" && parts[1]) return { view: "experiment", section: "experiments", params: { ...params, id: parts[1] }, search };
   if (parts[0] === "studies" && parts[1]) return { view: "study", section: "studies", params: { ...params, id: parts[1] }, search };
+  if (parts[0] === "challenges" && parts[1]) return { view: "challenge", section: "challenges", params: { ...params, id: parts[1] }, search };
   const view = VIEWS[parts[0]] ? parts[0] : "experiments";
   return { view, section: view, params, search };
 }

@@ -187,6 +187,14 @@ function insightCards(box, stopped) {
     const base = `/experiments/${experiment.id}`;
     const card = h("section", { class: "card", id: "evaluation" }, h("h2", {}, "Evaluation on the test set"));
     evaluation.replaceChildren(card);
+    // A challenge's entry keeps its test-set results sealed until the challenge closes.
+    const entryOf = (experiment.tags || []).find((tag) => tag.startsWith("challenge-"));
+    if (entryOf && experiment.test_accuracy == null) {
+      card.replaceChildren(card.firstChild, h("p", { class: "muted", id: "sealed" },
+        "This is an entry of a challenge still open: its evaluation on the test set (which covers the private half) is shown once the challenge closes. Its public score is on the ",
+        h("a", { href: "#/challenges" }, "challenge's leaderboard"), "."));
+      return;
+    }
     // An experiment trained before evaluations existed is evaluated on request: 202, then 200.
     for (let tries = 0; tries < EVALUATION_TRIES && !stopped(); tries++) {
       const response = await fetchRaw(`${base}/evaluation`);
@@ -196,7 +204,8 @@ function insightCards(box, stopped) {
         continue;
       }
       if (!response.ok) {
-        card.replaceChildren(card.firstChild, h("p", { class: "muted" }, "No evaluation for this experiment."));
+        const why = response.status === 403 ? (await response.json()).detail : "No evaluation for this experiment.";
+        card.replaceChildren(card.firstChild, h("p", { class: "muted" }, why));
         return;
       }
       const found = await response.json();

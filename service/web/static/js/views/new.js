@@ -20,6 +20,16 @@ export async function render(main, params) {
   }
   if (typeof spec.compile.optimizer === "string") spec.compile.optimizer = { type: spec.compile.optimizer };
 
+  // "Enter this into ...": an open challenge's entries are dry-run and submitted through it,
+  // so its rules are checked as the learner types (each broken rule beside its field).
+  const open = (await get("/challenges").catch(() => ({ data: [] }))).data.filter((c) => c.open);
+  let challenge = open.find((c) => c.id === params.challenge) || null;
+  const target = () => (challenge ? `/challenges/${challenge.id}/entries` : "/experiments");
+  const enterInto = open.length ? h("label", { for: "f-challenge" }, "Train it as",
+    h("select", { id: "f-challenge", onchange: (e) => { challenge = open.find((c) => c.id === e.target.value) || null; dryRun(); } },
+      h("option", { value: "" }, "an experiment of my own"),
+      open.map((c) => h("option", { value: c.id, selected: challenge?.id === c.id }, `an entry of “${c.name}”`)))) : null;
+
   const form = h("form", { id: "new-experiment", novalidate: true });
   const summaryBox = h("div", { "aria-live": "polite" });
   const formError = h("div", { role: "alert" });
@@ -33,6 +43,7 @@ export async function render(main, params) {
           onclick: () => { location.hash = `#/new?preset=${key}`; } }, label)),
         h("span", { class: "muted" }, source ? ["Editing a copy of ", h("a", { href: `#/experiments/${source.id}` }, source.name), "."]
           : "or “Edit a copy” on any experiment."))),
+    enterInto ? h("div", { class: "card" }, enterInto) : null,
     h("div", { class: "split" }, h("div", { class: "card" }, form), h("div", { class: "card sticky" }, h("h2", {}, "Summary (dry run)"), summaryBox)));
 
   function field(def, value, loc, onChange) {
@@ -178,7 +189,7 @@ export async function render(main, params) {
       const mine = ++sequence;
       summaryBox.setAttribute("aria-busy", "true");
       try {
-        const answer = await post("/experiments/validate", payload());
+        const answer = await post(`${target()}/validate`, payload());
         if (mine !== sequence) return;
         showErrors(null);
         summaryBox.replaceChildren(summaryTable(answer.summary));
@@ -200,7 +211,7 @@ export async function render(main, params) {
       return;
     }
     try {
-      const created = await post("/experiments", spec);
+      const created = await post(target(), spec);
       location.hash = `#/experiments/${created.id}`;
     } catch (error) {
       showErrors(error);
