@@ -29,6 +29,8 @@ DASHES: tuple[tuple[int, ...], ...] = ((), (8, 4), (2, 3), (10, 3, 2, 3), (4, 4)
 WIDTH, HEIGHT = 800, 420
 LEFT, RIGHT, TOP, BOTTOM = 64, 260, 40, 48
 LEGEND_ROW = 18
+LEGEND_CHARS = 30
+"""What the legend's width (RIGHT less its line sample) holds at 12 px, with a margin."""
 PNG_SCALE = 2  # drawn at twice the size and shrunk: Pillow's lines are not antialiased
 
 
@@ -61,6 +63,12 @@ class Series:
 class LegendEntry:
     text: str
     style: Style
+    detail: str = ""
+    """A second, grey line under the text (a run's final values), when there is one."""
+
+    @property
+    def rows(self) -> int:
+        return 2 if self.detail else 1
 
 
 # Shapes, in chart coordinates.
@@ -136,18 +144,26 @@ def final_value(points: Sequence[tuple[int, float | None]]) -> float | None:
 def legend_rows(entries: Sequence[LegendEntry], x: float, y: float) -> list[Shape]:
     """The legend at (x, y): one row per entry, its line sample beside its text."""
     shapes: list[Shape] = []
-    for index, entry in enumerate(entries):
-        row_y = y + index * LEGEND_ROW
+    row_y = y
+    for entry in entries:
         shapes.append(Rule((x, row_y), (x + 24, row_y), entry.style))
-        shapes.append(Text(x + 30, row_y + 4, entry.text[:40]))
+        shapes.append(Text(x + 30, row_y + 4, fitted(entry.text)))
+        if entry.detail:
+            shapes.append(Text(x + 30, row_y + 4 + LEGEND_ROW - 2, entry.detail, colour="#444444"))
+        row_y += entry.rows * LEGEND_ROW
     return shapes
+
+
+def fitted(text: str, limit: int = LEGEND_CHARS) -> str:
+    """`text`, or its start and an ellipsis when it would run past the legend's width."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def layout(
     series: Sequence[Series], *, title: str, y_label: str, legend: Sequence[LegendEntry]
 ) -> tuple[int, int, list[Shape]]:
     """Width, height and shapes of a line chart: epochs on x, the metric on y."""
-    height = max(HEIGHT, TOP + 8 + len(legend) * LEGEND_ROW + BOTTOM)
+    height = max(HEIGHT, TOP + 8 + sum(entry.rows for entry in legend) * LEGEND_ROW + BOTTOM)
     values = [y for s in series for _, y in s.points if y is not None and math.isfinite(y)]
     max_epoch = max((x for s in series for x, _ in s.points), default=1)
     y_ticks = _nice_ticks(min(values, default=0.0), max(values, default=1.0))
@@ -329,34 +345,3 @@ def _draw_text(image: Image.Image, draw: ImageDraw.ImageDraw, shape: Text) -> No
     turned = label.rotate(90, expand=True)
     corner = (round(shape.x * s - turned.width), round(shape.y * s - turned.height / 2))
     image.paste(turned, corner, turned)
-
-
-# Hand-written SVG for the insight pictures (service/insight/pictures.py), which draw shapes
-# the line chart above does not have (a heat map, a log-scale axis).
-def svg_header(width: int, height: int, title: str, *, left: int = LEFT) -> list[str]:
-    """The opening of every chart: the canvas, a white background and the bold title."""
-    return [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{left}" y="24" font-size="15" font-weight="bold">{escape(title)}</text>',
-    ]
-
-
-def polyline(points: Sequence[tuple[float, float]], colour: str, dash: str = "") -> list[str]:
-    """A line through points already in pixels, with a dot on each; nothing for no points."""
-    if not points:
-        return []
-    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-    return [
-        f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>',
-        *(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in points),
-    ]
-
-
-def legend_entry(x: float, y: float, colour: str, label: str, dash: str = "") -> str:
-    """A legend line: a stroke of the series' colour and dash, then its label."""
-    return (
-        f'<line x1="{x}" x2="{x + 24}" y1="{y}" y2="{y}" stroke="{colour}" stroke-width="2"{dash}/>'
-        f'<text x="{x + 30}" y="{y + 4}">{escape(label[:40])}</text>'
-    )

@@ -92,6 +92,17 @@ class Experiment:
 
 
 @dataclass(frozen=True)
+class JobTiming:
+    """A finished training's whole time, from its claim to its end, and the parts of it."""
+
+    seconds: float
+    epoch_seconds: float
+    """The sum of its epochs' times; the rest was building, evaluating and saving."""
+    after_last_epoch: float
+    """From its last epoch's record to its end: the test-set evaluation and the save."""
+
+
+@dataclass(frozen=True)
 class Claim:
     """A worker's hold on one attempt of an experiment; `attempt` fences every write."""
 

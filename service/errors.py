@@ -19,6 +19,8 @@ ServiceError (500)
 ├── InvalidInput (422)
 │   ├── SpecRejected (422)
 │   ├── BadImage (422)
+│   ├── CodeUnreadable (422)
+│   ├── NothingToTrain (422)
 │   └── SnapshotError (422)
 ├── TooLarge (413)
 ├── TooMany (429)
@@ -137,6 +139,15 @@ class SpecRejected(InvalidInput, code="invalid_spec"):
 
 class BadImage(InvalidInput, code="invalid_image"):
     """An image to recognise could not be decoded or does not look like a digit image."""
+
+
+class CodeUnreadable(InvalidInput, code="code_refused"):
+    """Keras code (a cell, a notebook) says something the spec cannot hold, or tries to run
+    code; the message names the line and column and what would work."""
+
+
+class NothingToTrain(InvalidInput, code="nothing_to_train"):
+    """The code or notebook builds no Sequential model that it compiles."""
 
 
 class SnapshotError(InvalidInput, code="invalid_snapshot"):

@@ -2,9 +2,12 @@
 
 Running: the epochs still to go times the experiment's own mean seconds per epoch so far (early
 stopping may end it sooner). Queued: the queue is served oldest first by WORKER_SLOTS slots; each
-slot is free when its running experiment's estimate runs out, and each queued experiment ahead
-takes its epochs times the median seconds per epoch of the most recently recorded epochs (any
-experiment's): a net not yet started has no pace of its own.
+slot is free when its running experiment's estimate (plus the evaluation and save that follow
+its last epoch) runs out, and each queued experiment ahead takes a whole job's time: its epochs
+times the median seconds per epoch of the most recently recorded epochs (any experiment's: a
+net not yet started has no pace of its own), plus the median time recent jobs took beyond their
+epochs (building the model, evaluating it on the test set, saving it). Epochs alone made a
+queue of two-epoch jobs wait 1.65x the estimate.
 """
 
 from __future__ import annotations
@@ -15,7 +18,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from service.domain import EpochRecord, Experiment, Status
+from service.domain import EpochRecord, Experiment, JobTiming, Status
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """What a job takes beyond its epochs, from recently finished jobs (0 before any)."""
+
+    per_job: float = 0.0
+    """Building, evaluating and saving: a whole job's time less its epochs'."""
+    after_epochs: float = 0.0
+    """The part after the last epoch: evaluating and saving."""
+
+
+def job_overhead(timings: Sequence[JobTiming]) -> Overhead:
+    """The medians over `timings`: one slow start (a cold TensorFlow) does not sway it."""
+    if not timings:
+        return Overhead()
+    return Overhead(
+        per_job=statistics.median(max(t.seconds - t.epoch_seconds, 0.0) for t in timings),
+        after_epochs=statistics.median(t.after_last_epoch for t in timings),
+    )
 
 
 @dataclass(frozen=True)
@@ -43,6 +66,7 @@ def estimate(
     typical_epoch_seconds: float | None,
     slots: int,
     now: datetime,
+    overhead: Overhead = Overhead(),
 ) -> dict[str, Estimate]:
     """An estimate for each of `active` (queued and running, oldest first)."""
     answers: dict[str, Estimate] = {}
@@ -55,7 +79,9 @@ def estimate(
         left = None if pace is None else max(planned_epochs(experiment) - len(done), 0) * pace
         answers[experiment.id] = Estimate(seconds_left=left)
         if left is None and typical_epoch_seconds is not None:
-            left = planned_epochs(experiment) * typical_epoch_seconds
+            left = planned_epochs(experiment) * typical_epoch_seconds + overhead.per_job
+        elif left is not None:
+            left += overhead.after_epochs
         free_in.append(left)
     slot_times: list[float] | None = None
     if typical_epoch_seconds is not None and None not in free_in:
@@ -71,7 +97,8 @@ def estimate(
         if slot_times and typical_epoch_seconds is not None:
             offset = heapq.heappop(slot_times)
             start = now + timedelta(seconds=offset)
-            heapq.heappush(slot_times, offset + planned_epochs(experiment) * typical_epoch_seconds)
+            job = planned_epochs(experiment) * typical_epoch_seconds + overhead.per_job
+            heapq.heappush(slot_times, offset + job)
         answers[experiment.id] = Estimate(queue_position=position, estimated_start=start)
     return answers
 

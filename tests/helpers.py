@@ -17,11 +17,13 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import fastapi.routing
+import httpx
 import keras
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -30,8 +32,11 @@ from fastapi.testclient import TestClient
 from service.config import Settings
 from service.db import leases, repository
 from service.db.session import Database
-from service.domain import Status
+from service.domain import Experiment, Status
+from service.export import notebook
 from service.runtime import Runtime
+from service.schemas.experiments import ExperimentCreate
+from service.spec.fingerprint import normalised_spec
 from service.storage import model_key
 from tests.factories import tiny_spec
 
@@ -373,6 +378,62 @@ STROKE = [
     [255 if 12 <= column <= 15 and 4 <= row <= 23 else 0 for column in range(28)]
     for row in range(28)
 ]
+# Notebooks --------------------------------------------------------------------------------
+
+
+def unsaved_experiment(body: dict[str, Any]) -> Experiment:
+    """A queued experiment of `body` as the repository hands one out, without a database (for
+    service/export, which writes it as a notebook)."""
+    spec = ExperimentCreate.model_validate(body)
+    return Experiment(
+        id="0123456789abcdef0123456789abcdef",
+        name=spec.name,
+        description=spec.description,
+        spec=normalised_spec(spec),
+        summary=None,
+        status=Status.QUEUED,
+        created_at=datetime.now(UTC),
+        started_at=None,
+        finished_at=None,
+        test_loss=None,
+        test_accuracy=None,
+        error=None,
+        attempt=0,
+        max_attempts=3,
+        cancel_requested=False,
+        model_uri=None,
+        worker=None,
+    )
+
+
+def notebook_of(*bodies: dict[str, Any]) -> dict[str, Any]:
+    """One nbformat notebook holding each body's exported notebook, one after the other."""
+    exported = [notebook.notebook(unsaved_experiment(body)) for body in bodies]
+    cells = [cell for document in exported for cell in document["cells"]]
+    for number, cell in enumerate(cells):
+        cell["id"] = f"cell-{number}"
+    return {**exported[0], "cells": cells}
+
+
+class LiveService:
+    """A whole `python -m service` (API and workers) on a free port, for clients over HTTP."""
+
+    def __init__(self, settings: Settings, start: Callable[..., ServiceProcess]) -> None:
+        self.settings = settings.model_copy(
+            update={"port": free_port(), "events_poll_seconds": 0.05}
+        )
+        self.process = start(self.settings)
+        self.url = f"http://127.0.0.1:{self.settings.port}"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{self.url}/health", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, timeout=120, interval=0.3, what=f"the service at {self.url}")
+
+
 # Faults ------------------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
@@ -31,6 +32,7 @@ from service.api.routes import (
     insight,
     metrics,
     models,
+    notebooks,
     people,
     predict,
     studies,
@@ -43,6 +45,8 @@ from service.errors import ServiceError, TooLarge, Unauthorized, error_body
 from service.events.feed import ChangeFeed, end_streams_on_exit_signals
 from service.jobs.recovery import sweep_once
 from service.runtime import Runtime
+from service.schemas.experiments import ExperimentCreate
+from service.usecases.submission import limits_of_invalid_body
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,33 @@ def _service_error_response(error: ServiceError) -> JSONResponse:
     return _error_response(error.status_code, error.code, error.message, error.details, headers)
 
 
+def _unreadable_body(cause: BaseException | None) -> str | None:
+    """Why the framework could not read a body, when the cause says it in a client's terms."""
+    if isinstance(cause, UnicodeDecodeError):
+        return str(cause)
+    if isinstance(cause, RecursionError):
+        # Python's JSON parser recurses once per level and stops near a thousand.
+        return "the JSON nests lists or objects too deeply to read; flatten it"
+    return None
+
+
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path. Starlette's own 405 names only the first
+    route that matched the path, though several may share it (GET and DELETE /studies/{id});
+    each method is asked of the routes (included routers nest theirs) as a request would."""
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:
@@ -70,30 +101,46 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        model = _body_model(request)
         details = messages.field_errors(
-            error.errors(), body=error.body, content_type=request.headers.get("content-type")
+            error.errors(),
+            body=error.body,
+            content_type=request.headers.get("content-type"),
+            body_model=model,
         )
+        if isinstance(model, type) and issubclass(model, ExperimentCreate):
+            # Every problem in one answer: the limits a spec breaks besides its missing fields.
+            settings = request.app.state.runtime.settings
+            details += limits_of_invalid_body(error.body, settings)
         return _error_response(422, "invalid_request", messages.summary(details), details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         if error.status_code == 400:
             # Only the framework answers 400 here, to a body it cannot parse (not UTF-8, broken
             # multipart). To a client that is the same mistake as malformed JSON, which is a
             # 422 invalid_request: every route declares that answer, none declares a 400.
-            cause = error.__cause__
-            reason = str(cause) if isinstance(cause, UnicodeDecodeError) else str(error.detail)
+            reason = _unreadable_body(error.__cause__) or str(error.detail)
             details = [{"loc": ["body"], "msg": reason, "type": "body_invalid"}]
             return _error_response(422, "invalid_request", f"body: {reason}", details)
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return _error_response(
-            error.status_code, code, str(error.detail), headers=getattr(error, "headers", None)
-        )
+        headers = dict(getattr(error, "headers", None) or {})
+        detail = str(error.detail)
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+            detail = f"{request.method} is not allowed here; use {headers['Allow']}"
+        return _error_response(error.status_code, code, detail, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=error)
         return _error_response(500, "internal_error", "the service hit an unexpected error")
+
+
+def _body_model(request: Request) -> Any:
+    """The pydantic model the matched route reads its body into, if it reads one."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    return getattr(getattr(field, "field_info", None), "annotation", None)
 
 
 class BodySizeLimit:
@@ -154,6 +201,7 @@ class BodySizeLimit:
 # In the order their routes are matched (and the OpenAPI document lists them).
 ROUTERS = (
     health.router,
+    notebooks.router,
     experiments.router,
     exports.router,
     charts.router,

@@ -28,10 +28,29 @@ _PLAIN = {
 _PREFIXES = ("Value error, ", "Assertion failed, ")
 
 
+def required_of(model: Any) -> str:
+    """What a body of `model` must carry, in words: its BODY_REQUIRES when it says, else its
+    required fields (`name, layers and compile`)."""
+    said = getattr(model, "BODY_REQUIRES", None)
+    if isinstance(said, str):
+        return said
+    fields = getattr(model, "model_fields", {})
+    names = [name for name, field in fields.items() if field.is_required()]
+    if not names:
+        return "a JSON object"
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"a JSON object with {listed}"
+
+
 def field_errors(
-    errors: Sequence[Mapping[str, Any]], *, body: Any, content_type: str | None
+    errors: Sequence[Mapping[str, Any]],
+    *,
+    body: Any,
+    content_type: str | None,
+    body_model: Any = None,
 ) -> list[dict[str, Any]]:
-    """One `{loc, msg, type}` per problem, each message written for a person."""
+    """One `{loc, msg, type}` per problem, each message written for a person; `body_model`,
+    the route's body, says what an empty body should have carried."""
     if isinstance(body, bytes | bytearray) and body and _whole_body_refused(errors):
         # FastAPI keeps a body it was not told is JSON as bytes, so every field looks missing.
         sent = f"as {content_type!r}" if content_type else "without a Content-Type"
@@ -40,7 +59,11 @@ def field_errors(
             "'Content-Type: application/json' (curl: -H 'content-type: application/json')"
         )
         return [{"loc": ["body"], "msg": message, "type": "content_type"}]
-    return [_field_error(error, body) for error in errors]
+    found = [_field_error(error, body) for error in errors]
+    for problem in found:
+        if problem["type"] == "missing" and problem["loc"] == ["body"]:
+            problem["msg"] = f"the body is required: send {required_of(body_model)}"
+    return found
 
 
 def _whole_body_refused(errors: Sequence[Mapping[str, Any]]) -> bool:

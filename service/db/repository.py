@@ -20,7 +20,15 @@ from service.db.models import (
     utcnow,
 )
 from service.db.ownership import OwnerFilter
-from service.domain import FINISHED, Attempt, EpochRecord, Experiment, Status, owner_of
+from service.domain import (
+    FINISHED,
+    Attempt,
+    EpochRecord,
+    Experiment,
+    JobTiming,
+    Status,
+    owner_of,
+)
 from service.errors import ExperimentNotFound, NotCancellable, NotDeletable
 
 Order = Literal["created", "-created", "test_accuracy", "-test_accuracy"]
@@ -176,6 +184,7 @@ def list_experiments(
     *,
     status: Status | None = None,
     tags: Sequence[str] = (),
+    client_id: str | None = None,
     order: Order = "-created",
     limit: int = 50,
     offset: int = 0,
@@ -188,6 +197,9 @@ def list_experiments(
     for condition in owner.where(ExperimentRow) if owner else ():
         query = query.where(condition)
         count = count.where(condition)
+    if client_id is not None:
+        query = query.where(ExperimentRow.client_id == client_id)
+        count = count.where(ExperimentRow.client_id == client_id)
     if status is not None:
         query = query.where(ExperimentRow.status == status)
         count = count.where(ExperimentRow.status == status)
@@ -263,6 +275,49 @@ def recent_epoch_seconds(session: Session, *, limit: int = 50) -> list[float]:
     """How long the most recently recorded epochs took, of any experiment."""
     query = select(EpochRow.seconds).order_by(EpochRow.recorded_at.desc()).limit(limit)
     return list(session.scalars(query))
+
+
+def count_reruns(session: Session, experiment_id: str) -> int:
+    """How many experiments were submitted as reruns of this one."""
+    query = select(func.count()).where(ExperimentRow.rerun_of == experiment_id)
+    return int(session.scalar(query) or 0)
+
+
+def recent_job_timings(session: Session, *, limit: int = 20) -> list[JobTiming]:
+    """The most recently finished trainings that succeeded at their first attempt: how long
+    each took from its claim to its end, and how much of it its epochs took."""
+    jobs = session.execute(
+        select(ExperimentRow.id, ExperimentRow.started_at, ExperimentRow.finished_at)
+        .where(
+            ExperimentRow.status == Status.SUCCEEDED,
+            ExperimentRow.attempt == 1,
+            ExperimentRow.started_at.is_not(None),
+            ExperimentRow.finished_at.is_not(None),
+        )
+        .order_by(ExperimentRow.finished_at.desc())
+        .limit(limit)
+    ).all()
+    epochs: dict[str, list[tuple[float, Any]]] = {}
+    for experiment_id, seconds, recorded_at in session.execute(
+        select(EpochRow.experiment_id, EpochRow.seconds, EpochRow.recorded_at).where(
+            EpochRow.experiment_id.in_([job.id for job in jobs])
+        )
+    ):
+        epochs.setdefault(experiment_id, []).append((seconds, recorded_at))
+    timings = []
+    for job in jobs:
+        recorded = epochs.get(job.id)
+        if not recorded:
+            continue
+        last = max(recorded_at for _, recorded_at in recorded)
+        timings.append(
+            JobTiming(
+                seconds=(job.finished_at - job.started_at).total_seconds(),
+                epoch_seconds=sum(seconds for seconds, _ in recorded),
+                after_last_epoch=max((job.finished_at - last).total_seconds(), 0.0),
+            )
+        )
+    return timings
 
 
 def attempts(session: Session, experiment_id: str) -> list[Attempt]:

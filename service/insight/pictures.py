@@ -1,25 +1,43 @@
-"""The evaluation and layer health as pictures: a confusion heat map and a gradient-by-depth
-chart (SVG, in service/charts.py's style), and the mistaken digits as a PNG grid."""
+"""The evaluation and layer health as pictures: a confusion heat map and a gradient-by-layer
+chart (service/charts.py's shapes, so SVG or PNG, wide or narrow for a phone), and the
+mistaken digits as a PNG grid."""
 
 from __future__ import annotations
 
 import io
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
-from html import escape
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from service.charts import HEIGHT, LEFT, TOP, WIDTH, legend_entry, polyline, svg_header
+from service.charts import HEIGHT, LEFT, TOP, Box, Dot, Line, Rule, Shape, Style, Text
 from service.insight.evaluation import Evaluation, Mistake
-from service.insight.layers import EpochLayers
+from service.insight.layers import EpochLayers, LayerStats
 
-CELL = 44
-GRID_LEFT, GRID_TOP = 84, 70
+Chart = tuple[int, int, list[Shape]]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A picture's sizes: `wide` for a page's full width, `narrow` for a phone's (about 360 px,
+    shown at nearly its own size, so that 11 px text stays 11 px)."""
+
+    cell: int
+    grid_left: int
+    grid_top: int
+    font: int
+    width: int
+
+
+WIDE = Geometry(cell=44, grid_left=84, grid_top=70, font=12, width=600)
+"""600 px: the page shows it in a half-width card (about 540 px), so text stays near 12 px."""
+NARROW = Geometry(cell=27, grid_left=40, grid_top=62, font=11, width=360)
 # Okabe-Ito blue for what the model got right, vermillion for its confusions.
 RIGHT_RGB, WRONG_RGB = (0, 114, 178), (213, 94, 0)
+TITLE_SIZE = 15
 
 
 def _tint(rgb: tuple[int, int, int], strength: float) -> str:
@@ -29,8 +47,8 @@ def _tint(rgb: tuple[int, int, int], strength: float) -> str:
 
 
 def _confusion_cell(
-    true: int, predicted: int, count: int, *, support: int, worst: int
-) -> list[str]:
+    true: int, predicted: int, count: int, *, support: int, worst: int, at: Geometry
+) -> list[Shape]:
     """One square of the heat map: right answers shaded by recall, confusions by `worst`."""
     if true == predicted:
         strength = count / max(support, 1)
@@ -38,84 +56,91 @@ def _confusion_cell(
     else:
         strength = count / worst
         fill = _tint(WRONG_RGB, strength) if count else "#ffffff"
-    x, y = GRID_LEFT + predicted * CELL, GRID_TOP + true * CELL
+    x, y = at.grid_left + predicted * at.cell, at.grid_top + true * at.cell
     dark = true == predicted or strength > 0.55
-    parts = [
-        f'<rect x="{x}" y="{y}" width="{CELL}" height="{CELL}" fill="{fill}" stroke="#dddddd"/>'
-    ]
+    shapes: list[Shape] = [Box(x, y, at.cell, at.cell, fill=fill, stroke="#dddddd")]
     if count:
-        parts.append(
-            f'<text x="{x + CELL / 2}" y="{y + CELL / 2 + 4}" text-anchor="middle" '
-            f'font-size="{11 if count >= 1000 else 12}" '
-            f'fill="{"white" if dark else "#222222"}">{count}</text>'
-        )
-    return parts
+        size = at.font - 1 if count >= 1000 else at.font
+        colour = "#ffffff" if dark else "#222222"
+        middle = (x + at.cell / 2, y + at.cell / 2 + size / 3)
+        shapes.append(Text(*middle, str(count), anchor="middle", size=size, colour=colour))
+    return shapes
 
 
-def _recall_and_precision(evaluation: Evaluation, size: int) -> list[str]:
-    """Each row's recall to the right of the grid, each column's precision below it."""
-    parts = []
+def _recall_and_precision(evaluation: Evaluation, size: int, at: Geometry) -> list[Shape]:
+    """Each row's recall to the right of the grid, each column's precision below it (in
+    points of a percent on a phone, where 0.987 would not fit under a 27 px column)."""
+    shapes: list[Shape] = []
     for scores in evaluation.classes:
-        middle = scores.digit * CELL + CELL / 2
-        parts.append(
-            f'<text x="{GRID_LEFT + size + 12}" y="{GRID_TOP + middle + 4}">'
-            f"{scores.recall:.3f}</text>"
-            f'<text x="{GRID_LEFT + middle}" y="{GRID_TOP + size + 22}" text-anchor="middle" '
-            f'font-size="11">{scores.precision:.3f}</text>'
-        )
-    return parts
+        middle = scores.digit * at.cell + at.cell / 2
+        y = at.grid_top + middle + at.font / 3
+        shapes.append(Text(at.grid_left + size + 8, y, f"{scores.recall:.3f}", size=at.font))
+        precision = f"{scores.precision:.3f}" if at is WIDE else f"{scores.precision * 100:.0f}"
+        below = at.grid_top + size + 18
+        shapes.append(Text(at.grid_left + middle, below, precision, anchor="middle", size=at.font))
+    return shapes
 
 
-def confusion_svg(evaluation: Evaluation, *, title: str) -> str:
+def confusion_chart(evaluation: Evaluation, *, title: str, narrow: bool = False) -> Chart:
     """Rows: the true digit; columns: the prediction. The diagonal (right answers) is blue,
     shaded by recall; confusions are orange, shaded against the largest one, so the worst
     confusions stand out at a glance. Recall on the right, precision at the bottom."""
+    at = NARROW if narrow else WIDE
     confusion = np.asarray(evaluation.confusion)
     classes = len(confusion)
     support = confusion.sum(axis=1)
     off_diagonal = confusion - np.diag(np.diag(confusion))
     worst = max(int(off_diagonal.max()), 1)
-    size = CELL * classes
-    width, height = GRID_LEFT + size + 90, GRID_TOP + size + 70
-    parts = svg_header(
-        width, height, f"{title}: test accuracy {evaluation.test_accuracy:.4f}", left=16
-    )
-    parts.append(
-        f'<text x="{GRID_LEFT + size / 2}" y="{GRID_TOP - 26}" text-anchor="middle">'
-        "predicted digit</text>"
-        f'<text transform="translate({GRID_LEFT - 50} {GRID_TOP + size / 2}) rotate(-90)" '
-        'text-anchor="middle">true digit</text>'
-        f'<text x="{GRID_LEFT + size + 12}" y="{GRID_TOP - 8}">recall</text>'
-        f'<text x="{GRID_LEFT - 8}" y="{GRID_TOP + size + 22}" text-anchor="end">precision</text>'
-    )
+    size = at.cell * classes
+    width = at.grid_left + size + (50 if narrow else 90)
+    height = at.grid_top + size + (76 if narrow else 70)
+    left, top, bottom = at.grid_left, at.grid_top, at.grid_top + size
+    shapes: list[Shape] = [
+        Box(0, 0, width, height, fill="#ffffff"),
+        Text(8 if narrow else 16, 24, title, size=TITLE_SIZE, bold=True),
+        Text(left + size / 2, top - 24, "predicted digit", anchor="middle", size=at.font),
+        Text(
+            left - (28 if narrow else 50),
+            top + size / 2,
+            "true digit",
+            anchor="middle",
+            size=at.font,
+            vertical=True,
+        ),
+        Text(left + size + 8, top - 8, "recall", size=at.font),
+        Text(
+            left - 6,
+            bottom + 18,
+            "precision" if not narrow else "prec. %",
+            anchor="end",
+            size=at.font - (1 if narrow else 0),
+        ),
+    ]
     for index in range(classes):
-        middle = index * CELL + CELL / 2
-        parts.append(
-            f'<text x="{GRID_LEFT + middle}" y="{GRID_TOP - 8}" text-anchor="middle" '
-            f'font-weight="bold">{index}</text>'
-            f'<text x="{GRID_LEFT - 10}" y="{GRID_TOP + middle + 4}" text-anchor="end" '
-            f'font-weight="bold">{index}</text>'
-        )
+        middle = index * at.cell + at.cell / 2
+        shapes.append(Text(left + middle, top - 8, str(index), anchor="middle", bold=True))
+        shapes.append(Text(left - 8, top + middle + 4, str(index), anchor="end", bold=True))
     for true in range(classes):
         for predicted in range(classes):
             count = int(confusion[true, predicted])
-            parts += _confusion_cell(
-                true, predicted, count, support=int(support[true]), worst=worst
+            shapes += _confusion_cell(
+                true, predicted, count, support=int(support[true]), worst=worst, at=at
             )
-    parts.append(
-        f'<rect x="{GRID_LEFT}" y="{GRID_TOP}" width="{size}" height="{size}" fill="none" '
-        'stroke="#444"/>'
-    )
-    parts += _recall_and_precision(evaluation, size)
-    parts.append(
-        f'<text x="{GRID_LEFT}" y="{height - 14}" fill="#555">{evaluation.total:,} test images; '
-        f"macro F1 {evaluation.macro_f1:.4f}; test loss {evaluation.test_loss:.4f}</text>"
-    )
-    parts.append("</svg>")
-    return "\n".join(parts)
+    shapes.append(Box(left, top, size, size, stroke="#444444"))
+    shapes += _recall_and_precision(evaluation, size, at)
+    facts = [
+        f"{evaluation.total:,} test images; macro F1 {evaluation.macro_f1:.4f}",
+        f"test loss {evaluation.test_loss:.4f}",
+    ]
+    if narrow:
+        shapes.append(Text(8, height - 30, facts[0], size=at.font, colour="#555555"))
+        shapes.append(Text(8, height - 12, facts[1], size=at.font, colour="#555555"))
+    else:
+        shapes.append(Text(left, height - 14, "; ".join(facts), colour="#555555"))
+    return width, height, shapes
 
 
-RIGHT, BOTTOM = 180, 64  # room for the epoch legend, and for layer names under the depths
+GRAPH_RIGHT, GRAPH_BOTTOM = 150, 70  # room for the epoch legend, and for layer names under it
 
 
 def _epoch_colours(count: int) -> list[str]:
@@ -123,17 +148,23 @@ def _epoch_colours(count: int) -> list[str]:
     return [_tint(RIGHT_RGB, 0.25 + 0.75 * index / max(count - 1, 1)) for index in range(count)]
 
 
-Line = tuple[int, list[tuple[int, float]]]
+Points = tuple[int, list[tuple[int, float]]]
 
 
-def _gradient_lines(epochs: Sequence[EpochLayers]) -> list[Line]:
-    """Per epoch, its (depth, kernel gradient norm) points that a log scale can show."""
+def _kernel_layers(epoch: EpochLayers) -> list[LayerStats]:
+    """The layers whose kernel is measured (Dense, Conv2D), in order: BatchNormalization's
+    gamma is a scale, not a connection's weights, and its gradient norm is not comparable."""
+    return [layer for layer in epoch.layers if layer.weight == "kernel"]
+
+
+def _gradient_lines(epochs: Sequence[EpochLayers]) -> list[Points]:
+    """Per epoch, its (position among the kernels, gradient norm) points a log scale shows."""
     return [
         (
             epoch.epoch,
             [
-                (layer.depth, layer.gradient_norm)
-                for layer in epoch.layers
+                (position, layer.gradient_norm)
+                for position, layer in enumerate(_kernel_layers(epoch), start=1)
                 if layer.gradient_norm is not None and layer.gradient_norm > 0
             ],
         )
@@ -141,90 +172,132 @@ def _gradient_lines(epochs: Sequence[EpochLayers]) -> list[Line]:
     ]
 
 
-def _legend_rows(count: int) -> dict[int, int]:
-    """Which of `count` epochs the legend names (the first, the last, about eight between),
+def _legend_rows(count: int, most: int = 8) -> dict[int, int]:
+    """Which of `count` epochs the legend names (the first, the last, about `most` between),
     each with its row."""
-    shown = sorted({0, count - 1, *range(0, count, max(1, math.ceil(count / 8)))})
+    shown = sorted({0, count - 1, *range(0, count, max(1, math.ceil(count / most)))})
     return {index: row for row, index in enumerate(shown)}
 
 
-def _log_grid(low: int, high: int, sy: Callable[[float], float], plot_w: int) -> list[str]:
+def _log_grid(
+    low: int, high: int, sy: Callable[[float], float], left: float, plot_w: float
+) -> list[Shape]:
     """A line and a label at (about eight of) the powers of ten from 10**low to 10**high."""
-    parts = []
+    shapes: list[Shape] = []
     decade_step = max(1, math.ceil((high - low) / 8))
     for power in range(low, high + 1, decade_step):
         y = sy(10.0**power)
-        parts.append(
-            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>'
-            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">1e{power}</text>'
+        shapes.append(Rule((left, y), (left + plot_w, y), Style("#e5e5e5", width=1)))
+        shapes.append(Text(left - 6, y + 4, f"1e{power}", anchor="end"))
+    return shapes
+
+
+def _layer_label(layer: LayerStats) -> str:
+    """`Dense relu`: what a learner wrote, shorter than Keras's `dense_2`."""
+    return f"{layer.type} {layer.activation}".strip()
+
+
+def _position_ticks(
+    labels: dict[int, str], sx: Callable[[float], float], bottom: float, size: int
+) -> list[Shape]:
+    """Under the plot, each kernel's position and its layer (`Dense relu`)."""
+    shapes: list[Shape] = []
+    for position in sorted(labels):
+        x = sx(position)
+        shapes.append(Rule((x, bottom), (x, bottom + 4), Style("#444444", width=1)))
+        shapes.append(Text(x, bottom + 17, str(position), anchor="middle", size=size))
+        shapes.append(
+            Text(x, bottom + 31, labels[position], anchor="middle", size=size - 1, colour="#555555")
         )
-    return parts
+    return shapes
 
 
-def _depth_ticks(names: dict[int, str], sx: Callable[[float], float], plot_h: int) -> list[str]:
-    """Under the plot, each depth and its layer's name."""
-    parts = []
-    for depth in sorted(names):
-        x = sx(depth)
-        parts.append(
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP + plot_h}" y2="{TOP + plot_h + 4}" '
-            f'stroke="#444"/><text x="{x:.1f}" y="{TOP + plot_h + 18}" text-anchor="middle">'
-            f'{depth}</text><text x="{x:.1f}" y="{TOP + plot_h + 31}" text-anchor="middle" '
-            f'font-size="9" fill="#666">{escape(names[depth][:12])}</text>'
-        )
-    return parts
+def gradients_chart(epochs: Sequence[EpochLayers], *, title: str, narrow: bool = False) -> Chart:
+    """Kernel gradient norm (log scale) of each Dense or Conv2D layer, input to output, one
+    line per epoch. BatchNormalization layers are left out (their gamma is not a kernel).
 
-
-def gradients_svg(epochs: Sequence[EpochLayers], *, title: str) -> str:
-    """Kernel gradient norm (log scale) by layer depth, one line per epoch.
-
-    Flat lines are healthy; lines that fall steeply towards depth 1 are the vanishing gradient
-    the chapter is about (rising towards depth 1: exploding)."""
+    Flat lines are healthy; lines that fall steeply towards layer 1 are the vanishing gradient
+    the chapter is about (rising towards layer 1: exploding)."""
+    at = NARROW if narrow else WIDE
     lines = _gradient_lines(epochs)
     values = [norm for _, points in lines for _, norm in points]
-    names = {layer.depth: layer.name for epoch in epochs for layer in epoch.layers}
+    labels = {
+        position: _layer_label(layer)
+        for epoch in epochs
+        for position, layer in enumerate(_kernel_layers(epoch), start=1)
+    }
     low = math.floor(math.log10(min(values))) if values else -3
     high = math.ceil(math.log10(max(values))) if values else 0
     high = max(high, low + 1)
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    last_depth = max(names, default=1)
+    left = 52 if narrow else LEFT
+    legend_rows = _legend_rows(len(lines), most=4 if narrow else 8)
+    right = 16 if narrow else GRAPH_RIGHT
+    plot_w = at.width - left - right
+    plot_h = 200 if narrow else HEIGHT - TOP - GRAPH_BOTTOM
+    legend_h = (math.ceil(len(legend_rows) / 2) * 18 + 8) if narrow else 0
+    height = TOP + plot_h + GRAPH_BOTTOM + legend_h
+    last = max(labels, default=1)
+    inset = plot_w * 0.06  # the first and last layer's points clear of the frame
 
-    def sx(depth: float) -> float:
-        return LEFT + (depth - 1) / max(last_depth - 1, 1) * plot_w
+    def sx(position: float) -> float:
+        return left + inset + (position - 1) / max(last - 1, 1) * (plot_w - 2 * inset)
 
     def sy(norm: float) -> float:
         return TOP + (1 - (math.log10(norm) - low) / (high - low)) * plot_h
 
-    parts = svg_header(WIDTH, HEIGHT, title)
-    parts += _log_grid(low, high, sy, plot_w) + _depth_ticks(names, sx, plot_h)
-    parts += [
-        f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" '
-        'stroke="#444"/>',
-        f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 8}" text-anchor="middle">'
-        "layer depth (1 = nearest the input)</text>",
-        f'<text transform="translate(16 {TOP + plot_h / 2:.1f}) rotate(-90)" '
-        'text-anchor="middle">gradient norm of the kernel (log)</text>',
+    shapes: list[Shape] = [
+        Box(0, 0, at.width, height, fill="#ffffff"),
+        Text(8 if narrow else left, 24, title, size=TITLE_SIZE if not narrow else 13, bold=True),
+    ]
+    shapes += _log_grid(low, high, sy, left, plot_w)
+    shapes += _position_ticks(labels, sx, TOP + plot_h, at.font)
+    shapes += [
+        Box(left, TOP, plot_w, plot_h, stroke="#444444"),
+        Text(
+            left + plot_w / 2,
+            TOP + plot_h + 52,
+            "Dense/Conv2D layer, 1 = nearest the input",
+            anchor="middle",
+            size=at.font,
+        ),
+        Text(
+            14,
+            TOP + plot_h / 2,
+            "kernel gradient norm (log)",
+            anchor="middle",
+            size=at.font,
+            vertical=True,
+        ),
     ]
     colours = _epoch_colours(len(lines))
-    rows = _legend_rows(len(lines))
     for index, ((epoch, points), colour) in enumerate(zip(lines, colours, strict=True)):
-        parts += polyline([(sx(depth), sy(norm)) for depth, norm in points], colour)
-        if index in rows:
-            y = TOP + 8 + rows[index] * 18
-            parts.append(legend_entry(LEFT + plot_w + 12, y, colour, f"epoch {epoch}"))
+        style = Style(colour)
+        drawn = [(sx(position), sy(norm)) for position, norm in points]
+        if drawn:
+            shapes.append(Line(drawn, style))
+            shapes += [Dot(x, y, colour) for x, y in drawn]
+        if index in legend_rows:
+            row = legend_rows[index]
+            if narrow:
+                x, y = 8 + (row % 2) * 170, TOP + plot_h + GRAPH_BOTTOM + 8 + (row // 2) * 18
+            else:
+                x, y = left + plot_w + 12, TOP + 8 + row * 18
+            shapes.append(Rule((x, y), (x + 24, y), style))
+            shapes.append(Text(x + 30, y + 4, f"epoch {epoch}", size=at.font))
     if not values:
-        parts.append(
-            f'<text x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" '
-            'fill="#888">no layer health recorded yet</text>'
+        middle = (left + plot_w / 2, TOP + plot_h / 2)
+        shapes.append(
+            Text(*middle, "no layer health recorded yet", anchor="middle", colour="#888888")
         )
-    parts.append("</svg>")
-    return "\n".join(parts)
+    return at.width, height, shapes
 
 
 ZOOM = 3
 """Each MNIST pixel drawn as 3x3: 84 px digits, like the notebook's small imshow panels."""
 CAPTION_HEIGHT = 18
 MISTAKE_COLUMNS = 5
+NARROW_COLUMNS = 3
+"""On a phone: 3 x 108 px, shown at about its own size, captions still 12 px."""
 ARROW = "→"
 
 
@@ -241,13 +314,13 @@ def caption(mistake: Mistake, arrow: str = ARROW) -> str:
     return f"{mistake.true} {arrow} {mistake.predicted} ({mistake.probability:.2f})"
 
 
-def mistakes_png(mistakes: Sequence[Mistake]) -> bytes:
+def mistakes_png(mistakes: Sequence[Mistake], *, columns: int = MISTAKE_COLUMNS) -> bytes:
     """The mistaken digits as matplotlib's `imshow(image, cmap="binary")` shows them (dark ink
     on white), in rows of five, each captioned `true → predicted (probability)`."""
     font, arrow = _font()
     side = 28 * ZOOM
     cell_w, cell_h = side + 24, side + CAPTION_HEIGHT + 8
-    columns = max(1, min(MISTAKE_COLUMNS, len(mistakes)))
+    columns = max(1, min(columns, len(mistakes)))
     rows = max(1, math.ceil(len(mistakes) / columns))
     sheet = Image.new("L", (columns * cell_w, rows * cell_h), 255)
     draw = ImageDraw.Draw(sheet)

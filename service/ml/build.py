@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 import keras
 
+from service.errors import SpecRejected
 from service.mnist import IMAGE_SHAPE
 from service.spec import layers as spec_layers
 from service.spec.base import SpecModel
@@ -13,6 +15,8 @@ from service.spec.experiment import ExperimentSpec
 from service.spec.layers import Layer as LayerSpec
 from service.spec.optimizers import Optimizer as OptimizerSpec
 from service.spec.schedules import SCHEDULE_TYPES
+
+log = logging.getLogger(__name__)
 
 # Keras's own automatic names, given explicitly so that building a model twice in one process
 # names its layers the same way (no global name counter, no clear_session between builds).
@@ -31,11 +35,6 @@ _KERAS_NAMES = {
     "MaxPooling2D": "max_pooling2d",
     "Reshape": "reshape",
 }
-
-
-def _built(layers: list[LayerSpec]) -> list[LayerSpec]:
-    """The layers Keras builds: an Input is not one, the model gets its own."""
-    return [layer for layer in layers if not isinstance(layer, spec_layers.Input)]
 
 
 def _names(layers: list[LayerSpec]) -> list[str]:
@@ -137,10 +136,50 @@ def _layer(spec: LayerSpec, name: str) -> keras.layers.Layer:
 
 
 def build_model(spec: ExperimentSpec) -> keras.Sequential:
-    """The same Sequential a notebook would write; weights depend on the global Keras seed."""
-    built = _built(spec.layers)
-    layers = [_layer(layer, name) for layer, name in zip(built, _names(built), strict=True)]
-    return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), *layers], name="sequential")
+    """The same Sequential a notebook would write; weights depend on the global Keras seed.
+
+    The spec's checks should leave Keras nothing to refuse. Where Keras refuses a layer all the
+    same, that is a check the spec lacks: SpecRejected names the layer, and the log the gap.
+    """
+    built = [
+        (index, layer)
+        for index, layer in enumerate(spec.layers)
+        if not isinstance(layer, spec_layers.Input)
+    ]
+    names = _names([layer for _, layer in built])
+    layers = []
+    for (index, layer), name in zip(built, names, strict=True):
+        try:
+            layers.append(_layer(layer, name))
+        except Exception as error:
+            raise _refused(index, layer, error) from error
+    try:
+        return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), *layers], name="sequential")
+    except Exception as error:
+        index, layer = built[_first_failing(layers)]
+        raise _refused(index, layer, error) from error
+
+
+def _first_failing(layers: list[keras.layers.Layer]) -> int:
+    """Which layer Keras could not build: each applied in turn to a symbolic image batch."""
+    tensor = keras.Input(shape=IMAGE_SHAPE)
+    for position, layer in enumerate(layers):
+        try:
+            tensor = layer(tensor)
+        except Exception:
+            return position
+    return len(layers) - 1  # the model itself, after its last layer
+
+
+def _refused(index: int, layer: LayerSpec, error: Exception) -> SpecRejected:
+    where = f"layers[{index}] ({layer.type})"
+    log.error(
+        "a gap in the spec's checks: %s passed validation but Keras refused it: %s: %s",
+        where,
+        type(error).__name__,
+        error,
+    )
+    return SpecRejected(f"{where}: Keras cannot build this layer: {error}")
 
 
 def make_optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:

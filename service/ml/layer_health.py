@@ -105,7 +105,9 @@ class LayerHealth(keras.callbacks.Callback):
         )
         weights = [m.weight for m in self._measured]
 
-        @tf.function
+        # Eager, not a tf.function: once an epoch on 512 images it costs milliseconds either
+        # way, and a warm training process that builds one per training (a study's trials)
+        # had TensorFlow retrace it every time ("triggered tf.function retracing").
         def probe(x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
             with tf.GradientTape() as tape:
                 *activations, probabilities = probe_model(x, training=False)

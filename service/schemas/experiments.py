@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, Field
+import numpy as np
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from service.domain import Attempt, EpochRecord, Experiment, Reproduction, Status
 from service.estimates import Estimate
@@ -13,6 +15,7 @@ from service.overview import RunOverview
 from service.schemas.insight import FindingPublic
 from service.schemas.reproduction import ReproductionPublic
 from service.spec.experiment import ExperimentSpec
+from service.spec.from_keras_json import KerasJsonError, is_serialized, keras_model, keras_optimizer
 from service.spec.suggestions import spec_error
 
 
@@ -45,13 +48,49 @@ class ExperimentCreate(ExperimentSpec):
     # What describes the run, not the net: kept beside the spec, not in it.
     NOT_SPEC: ClassVar[set[str]] = {"name", "description", "tags"}
 
-    name: Annotated[str, AfterValidator(_not_blank)] = Field(min_length=1, max_length=200)
+    # The schema states what _not_blank and _tags check, in JSON Schema's words.
+    name: Annotated[str, AfterValidator(_not_blank)] = Field(
+        min_length=1, max_length=200, json_schema_extra={"pattern": r"\S"}
+    )
     description: str | None = Field(default=None, max_length=2000)
     tags: Annotated[list[str], AfterValidator(_tags)] = Field(
         default_factory=list,
         description=f"up to {MAX_TAGS} short labels (a class, a question); "
         "GET /experiments?tag=... lists the experiments that carry them",
+        json_schema_extra={
+            "maxItems": MAX_TAGS,
+            "items": {"type": "string", "pattern": r"\S", "maxLength": MAX_TAG_LENGTH},
+        },
     )
+    model: dict[str, Any] | str | None = Field(
+        default=None,
+        exclude=True,
+        description="Keras's model.to_json() of a Sequential (an object or its string), in "
+        "place of layers; its compile_config stands for compile when compile is left out",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keras_json(cls, data: Any) -> Any:
+        """Keras's own JSON (to_json(), optimizers.serialize()) read into the spec's."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        try:
+            if data.get("model") is not None:
+                if "layers" in data:
+                    raise spec_error(
+                        "keras_json", "give layers or model (Keras's to_json()), not both"
+                    )
+                data["layers"], compiled = keras_model(data.pop("model"))
+                if "compile" not in data and compiled is not None:
+                    data["compile"] = compiled
+            compiled = data.get("compile")
+            if isinstance(compiled, dict) and is_serialized(compiled.get("optimizer")):
+                data["compile"] = {**compiled, "optimizer": keras_optimizer(compiled["optimizer"])}
+        except KerasJsonError as error:
+            raise spec_error("keras_json", str(error)) from None
+        return data
 
 
 class LayerSummary(BaseModel):
@@ -147,7 +186,8 @@ class ExperimentPublic(BaseModel):
     estimated_start: datetime | None = Field(
         default=None,
         description="queued: when a worker slot should take it, from the running experiments' "
-        "time left and the median seconds per epoch of recent epochs",
+        "time left and, per job ahead, its epochs at the median pace of recent epochs plus "
+        "the median time recent jobs took beyond their epochs (build, evaluate, save)",
     )
     estimated_seconds_left: float | None = Field(
         default=None,
@@ -236,6 +276,14 @@ class ExperimentsCompactPublic(_Page):
     data: list[RunOverview]
 
 
+def float32(value: float | None) -> float | None:
+    """A float32 (Keras keeps the learning rate in one) written to the digits it has: 0.01,
+    not 0.009999999776482582, the same float32 read back as a float64."""
+    if value is None or not math.isfinite(value):
+        return value
+    return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
+
+
 class EpochPublic(BaseModel):
     epoch: int
     loss: float | None
@@ -244,7 +292,9 @@ class EpochPublic(BaseModel):
     val_accuracy: float | None
     seconds: float
     learning_rate: float | None = Field(
-        default=None, description="the optimizer's learning rate at the end of the epoch"
+        default=None,
+        description="the optimizer's learning rate at the end of the epoch (a float32, written "
+        "to the digits it has: 0.01)",
     )
 
     @classmethod
@@ -257,7 +307,7 @@ class EpochPublic(BaseModel):
             val_loss=record.val_loss,
             val_accuracy=record.val_accuracy,
             seconds=record.seconds,
-            learning_rate=record.learning_rate,
+            learning_rate=float32(record.learning_rate),
         )
 
 

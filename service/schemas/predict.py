@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 from pydantic import (
@@ -32,6 +32,7 @@ from service.domain import (
     reference_problem,
 )
 from service.mnist import PIXELS, SIDE, AssumedScale, Scale
+from service.schemas.openapi import exactly_one_of
 
 _PIXEL = {"type": "number", "minimum": 0, "maximum": 255}
 _ROWS = {
@@ -100,9 +101,17 @@ ModelName = Annotated[
 class PredictRequest(BaseModel):
     """Exactly one of `image`, `images`, `image_base64`, `images_base64`."""
 
+    BODY_REQUIRES: ClassVar[str] = (
+        "a JSON object with exactly one of image (28x28 pixel values), images, image_base64 "
+        "(a PNG or JPEG) or images_base64"
+    )
+
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"image": [[0] * SIDE] * SIDE, "model": BEST}]},
+        json_schema_extra={
+            "examples": [{"image": [[0] * SIDE] * SIDE, "model": BEST}],
+            "oneOf": exactly_one_of(INPUT_FIELDS),
+        },
     )
 
     image: PixelImage | None = None

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from service.domain import Status, StudyStatus
+from service.domain import EXPERIMENT_ID_PATTERN, Status, StudyStatus
+from service.schemas.openapi import NOT_NULL, exactly_one_of
 from service.studies.leaderboard import LeaderboardRow, StudyReport
 from service.studies.objective import DEFAULT_OBJECTIVE, ObjectiveMetric
 from service.studies.presets import PresetName
@@ -18,10 +19,47 @@ from service.studies.space import PATH_PATTERN, Dimension
 SpecPath = Annotated[str, StringConstraints(pattern=PATH_PATTERN, max_length=200)]
 
 
+def compared_ids_schema(at_least: int, at_most: int) -> dict[str, Any]:
+    """The `ids` query parameter as the schema states it: `at_least` to `at_most` distinct
+    experiment ids, the parameter repeated. The service also takes them comma-separated
+    (ids=A,B), which OpenAPI cannot say beside the repeated form; it counts them the same."""
+    return {
+        "type": "array",
+        "items": {"type": "string", "pattern": EXPERIMENT_ID_PATTERN.pattern},
+        "minItems": at_least,
+        "maxItems": at_most,
+        "uniqueItems": True,
+    }
+
+
 class StudyCreate(BaseModel):
     """POST /studies: a preset, or a base spec and what to vary in it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            # What `_coherent` checks: a preset alone, or a base with a space to vary; a
+            # sampler other than grid with its number of trials.
+            "oneOf": exactly_one_of(
+                ("preset", "base"),
+                with_each={
+                    "preset": {
+                        "properties": {"space": {"maxProperties": 0}, "sampler": {"const": "grid"}}
+                    },
+                    "base": {
+                        "required": ["space"],
+                        "properties": {
+                            "base": {"$ref": "#/components/schemas/ExperimentCreate"},
+                            "space": {"minProperties": 1},
+                        },
+                    },
+                },
+            ),
+            "if": {"required": ["sampler"], "properties": {"sampler": {"not": {"const": "grid"}}}},
+            "then": {"required": ["n_trials"], "properties": {"n_trials": NOT_NULL}},
+        },
+    )
 
     name: str | None = Field(default=None, min_length=1, max_length=160, pattern=r"\S")
     preset: PresetName | None = Field(
@@ -36,6 +74,7 @@ class StudyCreate(BaseModel):
         max_length=20,
         description="path in the spec -> a list of values (grid axis or choice) or a "
         "distribution: uniform, log_uniform, int, choice",
+        json_schema_extra={"propertyNames": {"pattern": PATH_PATTERN, "maxLength": 200}},
     )
     n_trials: int | None = Field(default=None, ge=1, description="trials of a random or tpe study")
     max_parallel: int = Field(
@@ -127,10 +166,25 @@ class HistorySeriesPublic(BaseModel):
     val_accuracy: list[float | None]
 
 
+class RunLayersPublic(BaseModel):
+    net: str = Field(
+        description="the net in brief: `Flatten, Dense 300 LeakyReLU, Dense 10 softmax`"
+    )
+    changes: list[str] = Field(
+        description="its layers against the first run's, aligned as a diff aligns lines: "
+        "`+ BatchNormalization after Flatten, after each hidden Dense`, `- Dropout 0.2 after "
+        "Flatten`, `hidden Dense: activation LeakyReLU -> relu` (empty for the first run)"
+    )
+
+
 class ComparisonPublic(BaseModel):
     ids: list[str]
     differences: dict[str, list[Any]] = Field(
-        description="only the spec fields that differ: path -> each run's value, in ids order"
+        description="only the spec fields outside `layers` that differ: path -> each run's "
+        "value, in ids order (the layers are compared in `layers`)"
+    )
+    layers: list[RunLayersPublic] = Field(
+        description="each run's net and layer changes, in ids order"
     )
     runs: list[LeaderboardRowPublic] = Field(description="in ids order")
     threshold: float

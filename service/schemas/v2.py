@@ -93,3 +93,58 @@ V2_ERRORS: dict[int | str, dict[str, Any]] = {
         413: "Request too large",
     }.items()
 }
+
+
+def _nested_numbers(levels: int) -> dict[str, Any]:
+    """Numbers, flat or nested row by row up to `levels` deep (rows of one length each)."""
+    items: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 255}
+    for _ in range(levels - 1):
+        items = {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": 255},
+                {"type": "array", "items": items},
+            ]
+        }
+    return {"type": "array", "items": items}
+
+
+# The infer request's JSON form, as `oip.decode_request` reads it. Its data must also hold as
+# many values as its shape says, which JSON Schema cannot state; the binary extension sends
+# the header's length in Inference-Header-Content-Length and raw tensors after it.
+INFER_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": {"type": "object"},
+        "inputs": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name", "datatype", "shape", "data"],
+                "properties": {
+                    "name": {"const": oip.INPUT_NAME},
+                    "datatype": {"enum": list(oip.INPUT_DTYPES)},
+                    "shape": {
+                        "type": "array",
+                        "items": {"type": "integer", "minimum": 0},
+                        "minItems": 1,
+                        "maxItems": oip.MAX_IMAGE_AXES,
+                    },
+                    "data": _nested_numbers(oip.MAX_IMAGE_AXES),
+                    "parameters": {"type": "object"},
+                },
+            },
+        },
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"enum": list(oip.OUTPUT_NAMES)}},
+            },
+        },
+    },
+}

@@ -12,6 +12,8 @@ is built the same way, its header length returned for the response header of the
 from __future__ import annotations
 
 import json
+import math
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,11 @@ OUTPUTS_METADATA = [
 # Input datatypes taken, with the dtype their binary form is read as (little-endian).
 INPUT_DTYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
 _IMAGE_SHAPES = "[n, 28, 28], [n, 784], [28, 28] or [784]"
+MAX_IMAGE_AXES = 3  # [n, 28, 28]
+# How a refused value is shown: a few levels and characters of it, however deep or long it is.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 3, 40, 40
+_shown = _SHOWN.repr
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +62,12 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
         request = json.loads(header)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidInput(f"the inference request header is not JSON: {error}") from None
+    except RecursionError:
+        # Python's parser recurses once per level; an image needs three.
+        raise InvalidInput(
+            "the inference request header nests lists or objects too deeply to read; "
+            f"give the input as {_IMAGE_SHAPES} numbers"
+        ) from None
     if not isinstance(request, dict):
         raise InvalidInput("the inference request must be a JSON object")
     inputs = request.get("inputs")
@@ -63,15 +76,20 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     tensor = inputs[0]
     if tensor.get("name") != INPUT_NAME:
         raise InvalidInput(
-            f"unknown input {tensor.get('name')!r}; the model's input is {INPUT_NAME!r}"
+            f"unknown input {_shown(tensor.get('name'))}; the model's input is {INPUT_NAME!r}"
         )
     array = _tensor(tensor, binary)
+    return InferRequest(images=_images(array), outputs=_outputs(request), id=_id(request))
+
+
+def _id(request: dict[str, Any]) -> str | None:
+    """The request's id, a string in the protocol (a number is taken as its text)."""
     request_id = request.get("id")
-    return InferRequest(
-        images=_images(array),
-        outputs=_outputs(request),
-        id=str(request_id) if request_id is not None else None,
-    )
+    if request_id is None or isinstance(request_id, str):
+        return request_id
+    if isinstance(request_id, int | float) and not isinstance(request_id, bool):
+        return str(request_id)
+    raise InvalidInput(f"the request's id must be a string, not {_shown(request_id)}")
 
 
 def _split(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
@@ -90,14 +108,28 @@ def _tensor(tensor: dict[str, Any], binary: memoryview) -> np.ndarray:
     datatype = tensor.get("datatype")
     dtype = INPUT_DTYPES.get(datatype) if isinstance(datatype, str) else None
     if dtype is None:
-        raise InvalidInput(f"input datatype {datatype!r} is not taken; send FP32 or UINT8")
+        raise InvalidInput(f"input datatype {_shown(datatype)} is not taken; send FP32 or UINT8")
     shape = tensor.get("shape")
+    if isinstance(shape, list):  # 784.0 is an integer to JSON Schema, and so to the protocol
+        shape = [int(n) if type(n) is float and n.is_integer() else n for n in shape]
     if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
-        raise InvalidInput(f"input shape {shape!r} is not a list of sizes; send {_IMAGE_SHAPES}")
-    count = int(np.prod(shape)) if shape else 1
+        raise InvalidInput(
+            f"input shape {_shown(shape)} is not a list of sizes; send {_IMAGE_SHAPES}"
+        )
+    if len(shape) > MAX_IMAGE_AXES:
+        raise InvalidInput(
+            f"input shape {_shown(shape)} is not an image batch; send {_IMAGE_SHAPES}"
+        )
+    # Python's integers: numpy's product of sizes wraps around at 2**63 (to 0, say).
+    count = math.prod(shape)
     parameters = tensor.get("parameters") or {}
     size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
     if size is not None:
+        if type(size) is not int or size < 0:
+            raise InvalidInput(
+                f"binary_data_size must be a whole number of bytes (a JSON integer), "
+                f"not {_shown(size)}"
+            )
         if size != count * dtype.itemsize or size != len(binary):
             raise InvalidInput(
                 f"binary_data_size is {size} and {len(binary)} bytes follow the header; "
@@ -112,8 +144,15 @@ def _tensor(tensor: dict[str, Any], binary: memoryview) -> np.ndarray:
         raise InvalidInput("input data must be numbers, flat or nested row by row") from None
     if array.size != count:
         raise InvalidInput(f"input data has {array.size} values; shape {shape} needs {count}")
-    if datatype == "UINT8" and (
-        not np.all(np.isfinite(array)) or array.min() < 0 or array.max() > 255 or np.any(array % 1)
+    if (
+        datatype == "UINT8"
+        and array.size
+        and (
+            not np.all(np.isfinite(array))
+            or array.min() < 0
+            or array.max() > 255
+            or np.any(array % 1)
+        )
     ):
         raise InvalidInput("UINT8 data must be whole numbers from 0 to 255")
     return array.reshape(shape).astype(dtype)
@@ -159,7 +198,9 @@ def _outputs(request: dict[str, Any]) -> dict[str, bool]:
     for output in asked:
         name = output.get("name") if isinstance(output, dict) else None
         if name not in OUTPUT_NAMES:
-            raise InvalidInput(f"unknown output {name!r}; the model's outputs are {OUTPUT_NAMES}")
+            raise InvalidInput(
+                f"unknown output {_shown(name)}; the model's outputs are {OUTPUT_NAMES}"
+            )
         own = output.get("parameters") or {}
         outputs[name] = bool(own.get("binary_data", binary)) if isinstance(own, dict) else binary
     return outputs

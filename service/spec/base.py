@@ -19,6 +19,32 @@ PositiveInt = Annotated[Int, Field(ge=1)]
 FiniteFloat = Annotated[Float, Field(allow_inf_nan=False)]
 
 
+# Pydantic cannot fold a bound into the schema of a number that a BeforeValidator checks first
+# (our strict numbers): it writes the bound under its Python name, which JSON Schema ignores.
+_JSON_SCHEMA_BOUNDS = {
+    "ge": "minimum",
+    "le": "maximum",
+    "gt": "exclusiveMinimum",
+    "lt": "exclusiveMaximum",
+}
+
+
+def _standard_bounds(schema: Any) -> None:
+    """Rename those bounds to JSON Schema's keywords, in a model's schema and all it nests."""
+    if isinstance(schema, list):
+        for item in schema:
+            _standard_bounds(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    for python_name, keyword in _JSON_SCHEMA_BOUNDS.items():
+        if python_name in schema and not isinstance(schema[python_name], dict):
+            schema[keyword] = schema.pop(python_name)
+    schema.pop("allow_inf_nan", None)  # JSON has no Infinity or NaN to refuse
+    for value in schema.values():
+        _standard_bounds(value)
+
+
 class SpecModel(BaseModel):
     """A Keras object as JSON: its own argument names only, each said once.
 
@@ -28,7 +54,9 @@ class SpecModel(BaseModel):
     data) to what to write instead.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra=lambda schema, _: _standard_bounds(schema)
+    )
 
     RENAMED: ClassVar[dict[str, str]] = {}
     REMOVED: ClassVar[dict[str, str]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import AliasChoices, BeforeValidator, Field, field_validator
+from pydantic.config import JsonDict
 
 from service.mnist import IMAGE_SHAPE
 from service.spec.base import Bool, Float, Int, PositiveInt, SpecModel
@@ -78,6 +79,14 @@ FED_SHAPE_HINT = (
 )
 
 
+# The schema says what `_fed_shape` checks: [28, 28] and nothing else.
+FED_SHAPE_SCHEMA: JsonDict = {
+    "type": "array",
+    "items": {"type": "integer"},
+    "const": list(IMAGE_SHAPE),
+}
+
+
 def _fed_shape(value: list[int] | None) -> list[int] | None:
     if value is not None and tuple(value) != IMAGE_SHAPE:
         raise spec_error("input_shape", f"{list(value)}: {FED_SHAPE_HINT}")
@@ -94,6 +103,7 @@ class _Layer(SpecModel):
     input_shape: list[Int] | None = Field(
         default=None,
         exclude=True,
+        json_schema_extra={"anyOf": [FED_SHAPE_SCHEMA, {"type": "null"}]},
         description="only [28, 28], and only on the first layer (the notebook's Keras 2 style)",
     )
 
@@ -106,7 +116,10 @@ class Input(SpecModel):
     RENAMED: ClassVar[dict[str, str]] = {"input_shape": "shape", "batch_shape": "shape"}
 
     type: Literal["Input"]
-    shape: list[Int] = Field(description="[28, 28]: MNIST's images, fed by the service")
+    shape: list[Int] = Field(
+        description="[28, 28]: MNIST's images, fed by the service",
+        json_schema_extra=FED_SHAPE_SCHEMA,
+    )
 
     _fed = field_validator("shape")(_fed_shape)
 
@@ -160,7 +173,8 @@ class ReLU(_Layer):
     type: Literal["ReLU"]
     max_value: Annotated[Float, Field(ge=0.0, allow_inf_nan=False)] | None = None
     negative_slope: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0
-    threshold: Annotated[Float, Field(allow_inf_nan=False)] = 0.0
+    # Keras refuses a negative threshold (and max_value, negative_slope) when it builds the layer.
+    threshold: Annotated[Float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
 
 
 class BatchNormalization(_Layer):

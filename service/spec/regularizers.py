@@ -51,15 +51,35 @@ class UnitNorm(SpecModel):
     axis: Axes = 0
 
 
+# The names `keras.regularizers.get` and `keras.constraints.get` take (each class's name and its
+# snake_case), to the type the spec writes; tests/ml/test_build.py asks the installed Keras.
+# "l1_l2" is the spec's type (Keras's function `l1_l2`), but not a name Keras's `get` knows.
+KERAS_REGULARIZER_NAMES = {
+    "l1": "l1",
+    "L1": "l1",
+    "l2": "l2",
+    "L2": "l2",
+    "l1l2": "l1_l2",
+    "L1L2": "l1_l2",
+}
+KERAS_CONSTRAINT_NAMES = {
+    "max_norm": "max_norm",
+    "MaxNorm": "max_norm",
+    "non_neg": "non_neg",
+    "NonNeg": "non_neg",
+    "unit_norm": "unit_norm",
+    "UnitNorm": "unit_norm",
+}
+
 _RegularizerClasses = L1 | L2 | L1L2
 Regularizer = Annotated[
     _RegularizerClasses,
     Field(discriminator="type"),
-    known_type(_RegularizerClasses, what="regularizer"),
+    known_type(_RegularizerClasses, what="regularizer", keras_names=KERAS_REGULARIZER_NAMES),
 ]
 _ConstraintClasses = MaxNorm | NonNeg | UnitNorm
 Constraint = Annotated[
     _ConstraintClasses,
     Field(discriminator="type"),
-    known_type(_ConstraintClasses, what="constraint"),
+    known_type(_ConstraintClasses, what="constraint", keras_names=KERAS_CONSTRAINT_NAMES),
 ]

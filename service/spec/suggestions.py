@@ -8,7 +8,7 @@ spec raises goes through `spec_error` instead, in words a person would write.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, get_args
 
 from pydantic import BeforeValidator
@@ -27,7 +27,9 @@ def spec_error(kind: str, message: str) -> PydanticCustomError:
 
 def closest(name: str, choices: Iterable[str]) -> str | None:
     """The choice `name` most likely meant, ignoring case; None when none is close."""
-    by_lower = {choice.lower(): choice for choice in choices}
+    by_lower: dict[str, str] = {}
+    for choice in choices:  # the first of several spellings ("l1l2", "L1L2") is suggested
+        by_lower.setdefault(choice.lower(), choice)
     if name.lower() in by_lower:
         return by_lower[name.lower()]
     match = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
@@ -92,21 +94,33 @@ def _tag(model: Any) -> str:
     return str(get_args(model.model_fields["type"].annotation)[0])
 
 
-def known_type(union: Any, *, what: str, by_name: bool = True) -> BeforeValidator:
+def known_type(
+    union: Any, *, what: str, by_name: bool = True, keras_names: Mapping[str, str] | None = None
+) -> BeforeValidator:
     """Put before a union told apart by `"type"`: did-you-mean for an unknown type.
 
     With `by_name`, a bare name stands for the object with its defaults (`"adam"`), as Keras
-    accepts; like Keras, such a name is matched ignoring case.
+    accepts; like Keras, such a name is matched ignoring case. `keras_names` (name -> type)
+    lists instead exactly the names Keras's own `get` takes, which are also taken as a type.
     """
     tags = [_tag(member) for member in get_args(union)]
     by_lower = {tag.lower(): tag for tag in tags}
     example = f'{{"type": "{tags[0]}", ...}}'
 
+    def named(value: str) -> dict[str, str]:
+        if keras_names is None and value.lower() in by_lower:
+            return {"type": by_lower[value.lower()]}
+        if keras_names is not None and value in keras_names:
+            return {"type": keras_names[value]}
+        names = list(keras_names or tags)
+        message = unknown_name(what, value, names)
+        if keras_names is not None and "did you mean" in message:
+            message += f" (Keras's names: {', '.join(repr(name) for name in names)})"
+        raise spec_error("union_tag_invalid", message)
+
     def check(value: Any) -> Any:
         if by_name and isinstance(value, str):
-            if value.lower() in by_lower:
-                return {"type": by_lower[value.lower()]}
-            raise spec_error("union_tag_invalid", unknown_name(what, value, tags))
+            return named(value)
         if not isinstance(value, dict):
             shape = f"{example} or its name" if by_name else example
             raise spec_error("model_type", f"give the {what} as an object like {shape}")
@@ -114,6 +128,8 @@ def known_type(union: Any, *, what: str, by_name: bool = True) -> BeforeValidato
             listed = ", ".join(f"'{tag}'" for tag in tags)
             raise spec_error("union_tag_not_found", f'give the {what} a "type": one of {listed}')
         tag = value["type"]
+        if keras_names is not None and isinstance(tag, str) and tag in keras_names:
+            return {**value, "type": keras_names[tag]}
         if not (isinstance(tag, str) and tag in tags):
             raise spec_error("union_tag_invalid", unknown_name(f"{what} type", tag, tags))
         return value

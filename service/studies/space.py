@@ -14,7 +14,8 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic_core import PydanticCustomError
 
 PATH_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\[\d+\])*(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])*)*$"
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
@@ -36,7 +37,7 @@ class Uniform(_Dimension):
     @model_validator(mode="after")
     def _ordered(self) -> Uniform:
         if not self.low < self.high:
-            raise ValueError("low must be below high")
+            raise PydanticCustomError("range", "low must be below high")
         return self
 
 
@@ -60,7 +61,7 @@ class IntRange(_Dimension):
     @model_validator(mode="after")
     def _ordered(self) -> IntRange:
         if not self.low <= self.high:
-            raise ValueError("low must not be above high")
+            raise PydanticCustomError("range", "low must not be above high")
         if self.log and (self.low < 1 or self.step != 1):
             raise ValueError("a log int range needs low >= 1 and step 1")
         return self
@@ -76,7 +77,11 @@ class Choice(_Dimension):
 
 
 Distribution = Annotated[Uniform | LogUniform | IntRange | Choice, Field(discriminator="type")]
-Dimension = list[Any] | Distribution
+Dimension = Annotated[
+    Annotated[list[Any], Tag("values")] | Annotated[Distribution, Tag("distribution")],
+    # One branch by the value's kind, so a bad distribution is refused in its own words only.
+    Discriminator(lambda value: "values" if isinstance(value, list) else "distribution"),
+]
 """A bare list is a grid axis (grid) or a choice (random, tpe)."""
 Space = dict[str, Dimension]
 Params = dict[str, Any]

@@ -10,10 +10,9 @@ from sqlalchemy.orm import Session
 from service.db import repository
 from service.domain import EpochRecord, Experiment
 from service.errors import InvalidInput
-from service.studies.comparison import aligned, differences
+from service.studies.comparison import aligned, differences, layer_changes, net_summary
 from service.studies.leaderboard import LeaderboardRow, leaderboard_row
 from service.studies.objective import DEFAULT_OBJECTIVE
-from service.studies.space import describe
 
 MAX_COMPARED = 24  # what a chart's legend still fits
 
@@ -26,21 +25,34 @@ def split_ids(ids: list[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class RunLayers:
+    """A run's net in brief, and its layers against the first run's (none for the first)."""
+
+    net: str
+    changes: list[str]
+
+
+@dataclass(frozen=True)
 class Comparison:
     experiments: list[Experiment]
     histories: list[list[EpochRecord]]
     differences: dict[str, list[Any]]
+    """The spec fields outside `layers` that differ; the layers are compared in `layers`."""
+    layers: list[RunLayers]
     runs: list[LeaderboardRow]
     epochs: list[int]
     series: list[dict[str, list[float | None]]]
 
-    def labels(self) -> list[str]:
-        """Each run's name and what sets it apart: `adam-run: learning_rate=0.1`."""
-        labels = []
-        for index, experiment in enumerate(self.experiments):
-            varied = describe({path: values[index] for path, values in self.differences.items()})
-            labels.append(f"{experiment.name}: {varied}" if varied else experiment.name)
-        return labels
+
+def compared_layers(specs: list[dict[str, Any]]) -> list[RunLayers]:
+    """Each spec's net, and its layers aligned against the first spec's."""
+    first = specs[0]["layers"] if specs else []
+    return [
+        RunLayers(
+            net_summary(spec["layers"]), [] if index == 0 else layer_changes(first, spec["layers"])
+        )
+        for index, spec in enumerate(specs)
+    ]
 
 
 def compare(session: Session, ids: list[str], *, threshold: float, at_least: int = 2) -> Comparison:
@@ -50,7 +62,8 @@ def compare(session: Session, ids: list[str], *, threshold: float, at_least: int
     experiments = [repository.get_experiment(session, experiment_id) for experiment_id in ids]
     found = repository.histories(session, ids)
     histories = [found[experiment_id] for experiment_id in ids]
-    diff = differences([experiment.spec for experiment in experiments])
+    specs = [experiment.spec for experiment in experiments]
+    diff = differences([{k: v for k, v in spec.items() if k != "layers"} for spec in specs])
     runs = [
         leaderboard_row(
             experiment,
@@ -63,4 +76,4 @@ def compare(session: Session, ids: list[str], *, threshold: float, at_least: int
         for index, (experiment, history) in enumerate(zip(experiments, histories, strict=True))
     ]
     epochs, series = aligned(histories)
-    return Comparison(experiments, histories, diff, runs, epochs, series)
+    return Comparison(experiments, histories, diff, compared_layers(specs), runs, epochs, series)

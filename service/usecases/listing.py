@@ -13,7 +13,7 @@ from service.config import Settings
 from service.db import leases, repository
 from service.db.models import utcnow
 from service.domain import Experiment, Status
-from service.estimates import Estimate, estimate, typical_seconds
+from service.estimates import Estimate, estimate, job_overhead, typical_seconds
 from service.jobs.fair_share import Policy
 from service.overview import COLUMNS, RunOverview, overview
 
@@ -33,6 +33,7 @@ def estimates(
         typical_epoch_seconds=typical,
         slots=settings.worker_slots,
         now=now,
+        overhead=job_overhead(repository.recent_job_timings(session)),
     )
 
 

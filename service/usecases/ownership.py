@@ -45,6 +45,7 @@ OWNED_BY_PATH: dict[str, owners.Owned] = {
     "experiment_id": "experiment",
     "study_id": "study",
     "alias": "alias",
+    "name": "alias",  # /models/{name}: an alias's name
 }
 
 

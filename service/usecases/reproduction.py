@@ -24,17 +24,23 @@ from service.usecases.submission import submit_experiment
 COMPARED_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
+NAME_LENGTH = 200  # ExperimentCreate.name's max_length
+
+
 def rerun_experiment(
     *, experiment_id: str, settings: Settings, db: Database, queue: JobQueue, client_id: str
 ) -> Experiment:
     """Submit the experiment's stored spec again, under today's limits, as a new experiment."""
     with db.scope() as session:
         original = repository.get_experiment(session, experiment_id)
+        number = repository.count_reruns(session, experiment_id) + 1
+    # Numbered, so that lists and pickers tell a rerun from its original and from each other.
+    suffix = f" (rerun {number})"
     try:
         spec_in = ExperimentCreate.model_validate(
             {
                 **original.spec,
-                "name": original.name,
+                "name": original.name[: NAME_LENGTH - len(suffix)] + suffix,
                 "description": original.description,
                 # A rerun belongs where its original does: a class's or a question's tag list.
                 "tags": list(original.tags),

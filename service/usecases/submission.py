@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from service.config import Settings
@@ -19,43 +20,22 @@ from service.errors import IdempotencyMismatch, QueueFull, SpecRejected, Trainin
 from service.jobs.queue import JobQueue
 from service.maintenance import disk
 from service.schemas.experiments import ExperimentCreate
+from service.spec.architecture import ArchitectureError, infer_architecture
 from service.spec.cost import TrainingCost, training_cost
 from service.spec.fingerprint import normalised_spec, spec_hash
+from service.spec.layers import Layer as LayerSpec
 
 log = logging.getLogger(__name__)
 
 
 def check_limits(spec: ExperimentCreate, settings: Settings) -> TrainingCost:
     """The caps a user meets before any work starts, each named in its 422; the net's cost."""
-    problems: list[dict[str, Any]] = []
-    if len(spec.layers) > settings.max_layers:
-        problems.append(
-            {
-                "loc": ["body", "layers"],
-                "msg": f"{len(spec.layers)} layers is over the limit of {settings.max_layers} "
-                "(MAX_LAYERS)",
-                "type": "limit",
-            }
-        )
-    if spec.fit.epochs > settings.max_epochs:
-        problems.append(
-            {
-                "loc": ["body", "fit", "epochs"],
-                "msg": f"{spec.fit.epochs} epochs is over the limit of {settings.max_epochs} "
-                "(MAX_EPOCHS)",
-                "type": "limit",
-            }
-        )
-    params = spec.parameter_count
-    if params > settings.max_params:
-        problems.append(
-            {
-                "loc": ["body", "layers"],
-                "msg": f"the net has {params:,} parameters, over the limit of "
-                f"{settings.max_params:,} (MAX_PARAMS); use fewer or smaller layers",
-                "type": "limit",
-            }
-        )
+    problems = size_problems(
+        settings,
+        layer_count=len(spec.layers),
+        epochs=spec.fit.epochs,
+        params=spec.parameter_count,
+    )
     cost = training_cost(spec)
     if cost.activation_bytes_per_batch > settings.max_activation_bytes:
         problems.append(
@@ -72,6 +52,68 @@ def check_limits(spec: ExperimentCreate, settings: Settings) -> TrainingCost:
     if problems:
         raise SpecRejected("; ".join(problem["msg"] for problem in problems), details=problems)
     return cost
+
+
+def size_problems(
+    settings: Settings, *, layer_count: int | None, epochs: int | None, params: int | None
+) -> list[dict[str, Any]]:
+    """MAX_LAYERS, MAX_EPOCHS and MAX_PARAMS, each over its limit named (None: not known)."""
+    problems: list[dict[str, Any]] = []
+    if layer_count is not None and layer_count > settings.max_layers:
+        problems.append(
+            {
+                "loc": ["body", "layers"],
+                "msg": f"{layer_count} layers is over the limit of {settings.max_layers} "
+                "(MAX_LAYERS)",
+                "type": "limit",
+            }
+        )
+    if epochs is not None and epochs > settings.max_epochs:
+        problems.append(
+            {
+                "loc": ["body", "fit", "epochs"],
+                "msg": f"{epochs} epochs is over the limit of {settings.max_epochs} (MAX_EPOCHS)",
+                "type": "limit",
+            }
+        )
+    if params is not None and params > settings.max_params:
+        problems.append(
+            {
+                "loc": ["body", "layers"],
+                "msg": f"the net has {params:,} parameters, over the limit of "
+                f"{settings.max_params:,} (MAX_PARAMS); use fewer or smaller layers",
+                "type": "limit",
+            }
+        )
+    return problems
+
+
+_LAYER_LIST: TypeAdapter[list[LayerSpec]] = TypeAdapter(list[LayerSpec])
+
+
+def limits_of_invalid_body(body: Any, settings: Settings) -> list[dict[str, Any]]:
+    """The size limits a body that failed validation breaks as well, so that one answer names
+    every problem (a missing name and compile, and too many parameters): its layers, when they
+    are valid on their own, against MAX_LAYERS and MAX_PARAMS; its fit.epochs against
+    MAX_EPOCHS."""
+    if not isinstance(body, dict):
+        return []
+    layers, fit = body.get("layers"), body.get("fit")
+    params = None
+    if isinstance(layers, list):
+        try:
+            params = sum(
+                layer.params for layer in infer_architecture(_LAYER_LIST.validate_python(layers))
+            )
+        except (ValidationError, ArchitectureError):
+            params = None
+    epochs = fit.get("epochs") if isinstance(fit, dict) else None
+    return size_problems(
+        settings,
+        layer_count=len(layers) if isinstance(layers, list) else None,
+        epochs=epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None,
+        params=params,
+    )
 
 
 def _megabytes(size: int) -> str:

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.charts import PALETTE, WIDTH, _nice_ticks
+from service.charts import LEGEND_CHARS, PALETTE, WIDTH, _nice_ticks
 from service.config import Settings
 from service.db import leases
 from service.db.session import Database
@@ -75,13 +75,32 @@ def test_compare_chart_draws_one_line_per_experiment(
     assert response.status_code == 200
     # Each run's training curve (thin), then its validation curve; legend lines after.
     assert [len(line) for line in _polylines(response.text)][:4] == [3, 3, 5, 5]
-    # The legend names each run, says what sets it apart, and gives its final values.
-    assert ">adam: epochs=3 0.2200 (train 0.2000)<" in response.text
-    assert ">sgd: epochs=5 0.6600 (train 0.6000)<" in response.text
+    # The legend names each run and gives its final values on the line under its name.
+    assert ">adam<" in response.text
+    assert ">final 0.2200, train 0.2000<" in response.text
+    assert ">final 0.6600, train 0.6000<" in response.text
     alone = client.get(
         "/compare.svg", params={"ids": f"{fast},{slow}", "metric": "val_loss", "training": False}
     )
     assert [len(line) for line in _polylines(alone.text)][:2] == [3, 5]
+
+
+def test_compare_legend_fits_long_names_and_keeps_final_values(
+    client: TestClient, settings: Settings
+) -> None:
+    long = "leaky-relu-sgd-with-he-normal-and-a-very-long-description"
+    a = _trained(client, settings, long, [0.5, 0.3])
+    b = _trained(client, settings, "batchnorm-sgd", [0.4, 0.25])
+
+    root = ElementTree.fromstring(client.get("/compare.svg", params={"ids": [a, b]}).text)
+    texts = [element.text or "" for element in root.iter(f"{SVG_NS}text")]
+
+    shown = next(text for text in texts if text.startswith("leaky-relu-sgd"))
+    assert shown.endswith("…")
+    assert len(shown) <= LEGEND_CHARS
+    assert "batchnorm-sgd" in texts
+    assert "final 0.8800, train 0.9000" in texts
+    assert "final 0.9000, train 0.9167" in texts
 
 
 def test_compare_tells_more_than_eight_runs_apart(client: TestClient, settings: Settings) -> None:

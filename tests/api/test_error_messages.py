@@ -70,6 +70,45 @@ def test_missing_fields_and_wrong_types_read_as_sentences(client: TestClient) ->
     assert response.json()["detail"] == "query.limit must be a whole number, not 'ten'"
 
 
+def test_every_problem_of_a_body_comes_in_one_answer(client: TestClient) -> None:
+    """Missing name and compile, and a net over MAX_PARAMS (5,000,000 by default): all three
+    at once, not the limit in a second round once the fields are fixed."""
+    layers = [
+        {"type": "Flatten"},
+        {"type": "Dense", "units": 8000, "activation": "relu"},
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ]
+
+    response = client.post("/experiments", json={"layers": layers})
+
+    assert response.status_code == 422
+    body = response.json()
+    assert [(problem["loc"], problem["type"]) for problem in body["details"]] == [
+        (["body", "compile"], "missing"),
+        (["body", "name"], "missing"),
+        (["body", "layers"], "limit"),
+    ]
+    assert "6,360,010 parameters" in body["detail"]
+    assert "MAX_PARAMS" in body["detail"]
+    _readable(body)
+    also_validate = client.post("/experiments/validate", json={"layers": layers}).json()
+    assert len(also_validate["details"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("/experiments", "the body is required: send a JSON object with layers, compile and name"),
+        ("/predict", "the body is required: send a JSON object with exactly one of image"),
+    ],
+)
+def test_an_empty_body_names_what_is_required(client: TestClient, path: str, says: str) -> None:
+    response = client.post(path, headers={"content-type": "application/json"})
+
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(says)
+
+
 def test_a_place_the_message_names_is_not_said_twice(client: TestClient) -> None:
     spec = tiny_spec()
     spec["layers"] = [{"type": "Dense", "units": 10, "activation": "softmax"}]

@@ -107,8 +107,11 @@ def test_rerun_queues_the_same_spec_and_waits_to_compare(client: TestClient) -> 
     assert again["id"] != original["id"]
     assert again["status"] == "queued"
     assert again["rerun_of"] == original["id"]
-    for same in ("name", "description", "spec", "spec_hash", "seed", "summary"):
+    for same in ("description", "spec", "spec_hash", "seed", "summary"):
         assert again[same] == original[same], same
+    # Told apart from its original, and from the next rerun, in lists and pickers.
+    assert again["name"] == f"{original['name']} (rerun 1)"
+    assert rerun(client, original["id"])["name"] == f"{original['name']} (rerun 2)"
     verdict = reproduction(client, again["id"])
     assert verdict["reproduced"] is None
     assert "the original is queued" in verdict["explanation"]
@@ -272,6 +275,10 @@ def test_model_downloads_once_trained(client: TestClient, tmp_path: Path) -> Non
     assert refused.json()["detail"] == (
         f"experiment {experiment_id} is queued; its model can be downloaded once it has succeeded"
     )
+    # A JSON error, not a file: nothing tells a client (curl -OJ) to save it under a name.
+    assert refused.headers["content-type"] == "application/json"
+    assert "content-disposition" not in refused.headers
+    assert client.get(f"/experiments/{experiment_id}").json()["model_available"] is False
     model = train_as_a_worker(client, experiment_id, tmp_path)
     response = client.get(f"/experiments/{experiment_id}/model")
     assert response.status_code == 200

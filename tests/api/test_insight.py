@@ -24,7 +24,15 @@ from tests.factories import tiny_spec
 from tests.helpers import MNIST_PATH, ServiceProcess, wait_finished, wait_for
 
 TEST_IMAGES = 10_000
-INSIGHT_PATHS = ["evaluation", "confusion.svg", "mistakes.png", "layers", "layers.svg"]
+INSIGHT_PATHS = [
+    "evaluation",
+    "confusion.svg",
+    "confusion.png",
+    "mistakes.png",
+    "layers",
+    "layers.svg",
+    "layers.png",
+]
 
 
 def small_net(**fit: Any) -> dict[str, Any]:
@@ -106,12 +114,22 @@ def test_finished_experiment_explains_itself(
     assert str(confusion[7, 7]) in texts
     assert "predicted digit" in texts
     assert_svg(client.get(f"/experiments/{experiment_id}/layers.svg"))
+    # Every chart has a .png, and a narrow drawing for a phone.
+    for chart in ("confusion", "layers"):
+        for narrow in (False, True):
+            png = client.get(f"/experiments/{experiment_id}/{chart}.png", params={"narrow": narrow})
+            assert png.status_code == 200, (chart, png.text)
+            assert png.headers["content-type"] == "image/png"
+            width = Image.open(io.BytesIO(png.content)).size[0]
+            assert (width <= 360) == narrow, (chart, width)
 
     few = client.get(f"/experiments/{experiment_id}/mistakes.png", params={"n": 3})
     assert few.status_code == 200
     assert few.headers["content-type"] == "image/png"
     assert few.headers["x-mistakes-shown"] == "3"
     assert Image.open(io.BytesIO(few.content)).size[0] == 3 * (84 + 24)
+    phone = client.get(f"/experiments/{experiment_id}/mistakes.png", params={"narrow": True})
+    assert Image.open(io.BytesIO(phone.content)).size[0] == 3 * (84 + 24)  # 3 a row, not 5
     many = client.get(f"/experiments/{experiment_id}/mistakes.png", params={"n": 40})
     assert many.headers["x-mistakes-shown"] == "25"
     assert "25 most confident" in many.headers["x-mistakes-note"]
@@ -199,7 +217,7 @@ def test_insight_of_unknown_experiment_is_404(client: TestClient, path: str) -> 
     assert response.json()["error"] == "experiment_not_found"
 
 
-@pytest.mark.parametrize("path", ["evaluation", "confusion.svg", "mistakes.png"])
+@pytest.mark.parametrize("path", ["evaluation", "confusion.svg", "confusion.png", "mistakes.png"])
 def test_evaluation_of_unfinished_experiment_is_409(client: TestClient, path: str) -> None:
     experiment_id = client.post("/experiments", json=small_net()).json()["id"]
     response = client.get(f"/experiments/{experiment_id}/{path}")

@@ -9,8 +9,10 @@ from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from service.db import leases
+from service.db.models import ExperimentRow
 from service.domain import EpochRecord
 from tests.factories import tiny_spec
 from tests.helpers import claim, runtime_of, submit
@@ -126,3 +128,57 @@ def test_queued_experiments_carry_position_and_start_running_ones_time_left(
     starts = [datetime.fromisoformat(listed[i]["estimated_start"]) for i in (first, second)]
     assert starts[0] - now == pytest.approx(timedelta(seconds=9), abs=timedelta(seconds=5))
     assert starts[1] - starts[0] == pytest.approx(timedelta(seconds=6), abs=timedelta(seconds=1))
+
+
+def test_the_202_of_a_queued_experiment_says_where_it_stands(client: TestClient) -> None:
+    running = _submit(client, "running", epochs=5)
+    _run(client, running, EPOCHS)  # 9 s left on the one slot
+
+    accepted = submit(client, {**tiny_spec(epochs=2), "name": "next"})
+
+    assert accepted["queue_position"] == 1
+    start = datetime.fromisoformat(accepted["estimated_start"])
+    assert start - datetime.now().astimezone() == pytest.approx(
+        timedelta(seconds=9), abs=timedelta(seconds=5)
+    )
+
+
+def test_estimates_count_what_finished_jobs_took_beyond_their_epochs(client: TestClient) -> None:
+    finished = _submit(client, "finished", epochs=2)
+    _run(client, finished, EPOCHS)  # 6 s of epochs
+    db = runtime_of(client).db
+    with db.scope() as session:
+        assert leases.succeed(
+            session,
+            experiment_id=finished,
+            attempt=1,
+            test_loss=0.3,
+            test_accuracy=0.9,
+            model_uri="memory://finished",
+            versions={},
+        )
+        # Claimed 10 s before it ended: 4 s went to building, evaluating and saving.
+        ended = session.get_one(ExperimentRow, finished).finished_at
+        assert ended is not None
+        session.execute(
+            update(ExperimentRow)
+            .where(ExperimentRow.id == finished)
+            .values(started_at=ended - timedelta(seconds=10))
+        )
+    first, second = _submit(client, "first", epochs=2), _submit(client, "second", epochs=2)
+
+    listed = {e["id"]: e for e in client.get("/experiments").json()["data"]}
+
+    starts = [datetime.fromisoformat(listed[i]["estimated_start"]) for i in (first, second)]
+    # 2 epochs at the median pace (3 s) and the 4 s beyond them: 10 s, not 6.
+    assert starts[1] - starts[0] == pytest.approx(timedelta(seconds=10), abs=timedelta(seconds=1))
+
+
+def test_history_reports_the_learning_rate_to_the_digits_a_float32_has(client: TestClient) -> None:
+    experiment_id = _submit(client, "sgd", epochs=2)
+    kept = EpochRecord(1, 0.5, 0.8, 0.4, 0.85, seconds=1.0, learning_rate=0.009999999776482582)
+    _run(client, experiment_id, (kept,))
+
+    rows = client.get(f"/experiments/{experiment_id}/history").json()["epochs"]
+
+    assert rows[0]["learning_rate"] == 0.01

@@ -17,8 +17,18 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
+from service.export import notebook
 from tests.factories import tiny_spec
-from tests.helpers import ADMIN, Class, publish, save_untrained_model, submit, writes
+from tests.helpers import (
+    ADMIN,
+    Class,
+    notebook_of,
+    publish,
+    save_untrained_model,
+    submit,
+    unsaved_experiment,
+    writes,
+)
 from tests.helpers import class_bearer as bearer
 
 Kind = Literal["create", "owned", "teacher"]
@@ -65,6 +75,12 @@ def _challenge(school: Class) -> str:
     response = school.client.post("/challenges", json={"name": "c"}, headers=bearer(ADMIN))
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+def _code() -> str:
+    """tiny_spec's model, compile and fit cells, as a learner pastes them."""
+    cells = notebook.cells(unsaved_experiment(tiny_spec()))
+    return "\n\n".join(cell.code for cell in cells[3:6])
 
 
 def _alias(school: Class, headers: dict[str, str], tmp: Path) -> str:
@@ -118,6 +134,12 @@ MATRIX: dict[tuple[str, str], Route] = {
     ),
     ("POST", "/people/{id}/token"): Route(
         "teacher", lambda s, h, t: (f"/people/{s.ids['bob']}/token", {})
+    ),
+    ("POST", "/experiments/from-code"): Route(
+        "create", lambda s, h, t: ("/experiments/from-code", {"json": {"code": _code()}})
+    ),
+    ("POST", "/notebooks"): Route(
+        "create", lambda s, h, t: ("/notebooks", {"json": notebook_of(tiny_spec())})
     ),
     ("POST", "/challenges"): Route(
         "teacher", lambda s, h, t: ("/challenges", {"json": {"name": "n"}})

@@ -12,7 +12,7 @@ from service.config import Settings
 from service.db import leases
 from service.db.session import Database
 from service.domain import EpochRecord
-from tests.factories import tiny_spec
+from tests.factories import batchnorm_spec, dropout_spec, leaky_relu_spec, tiny_spec
 
 
 def base() -> dict[str, Any]:
@@ -187,5 +187,35 @@ def test_compare_shows_only_what_differs_and_aligns_histories(
     assert [run["epochs_to_threshold"] for run in repeated["runs"]] == [None, 2]
     assert client.get("/compare", params={"ids": first}).status_code == 422
     assert client.get("/compare", params={"ids": f"{first},nope"}).status_code == 404
+    assert body["layers"][1]["changes"] == []  # the same layers
     chart = client.get("/compare.svg", params={"ids": [first, second]})
-    assert "learning_rate=0.001" in chart.text or "type=SGD" in chart.text
+    assert "final 0.9100" in chart.text
+
+
+def test_compare_aligns_layer_lists_as_a_diff_and_says_it_as_a_learner_would(
+    client: TestClient,
+) -> None:
+    ids = [
+        client.post("/experiments", json=spec).json()["id"]
+        for spec in (leaky_relu_spec(), batchnorm_spec(), dropout_spec())
+    ]
+
+    body = client.get("/compare", params={"ids": ids}).json()
+
+    assert not [path for path in body["differences"] if path.startswith("layers")]
+    leaky, batchnorm, dropout = body["layers"]
+    assert leaky == {
+        "net": "Flatten, Dense 300 LeakyReLU, Dense 100 LeakyReLU, Dense 10 softmax",
+        "changes": [],
+    }
+    assert batchnorm["changes"] == [
+        "+ BatchNormalization after Flatten, after each hidden Dense",
+        "hidden Dense: activation LeakyReLU -> relu",
+        "hidden Dense: kernel_initializer he_normal -> glorot_uniform",
+    ]
+    assert dropout["changes"] == [
+        "+ Dropout 0.2 after Flatten, after each hidden Dense",
+        "hidden Dense: activation LeakyReLU -> elu",
+    ]
+    back = client.get("/compare", params={"ids": [ids[1], ids[0]]}).json()["layers"][1]
+    assert back["changes"][0] == "- BatchNormalization after Flatten, after each hidden Dense"

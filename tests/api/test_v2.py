@@ -303,3 +303,122 @@ def _live(client: Any) -> bool:
         return bool(client.is_server_live())
     except Exception:
         return False
+
+
+DEEP = 1000  # levels of JSON nesting: past Python's recursion limit
+
+
+@pytest.mark.parametrize(
+    ("body", "header_length", "message"),
+    [
+        # numpy's product of these sizes wraps to 0, which `data: []` matched.
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "images",
+                        "datatype": "FP32",
+                        "shape": [8589934592, 2147483648],
+                        "data": [],
+                    }
+                ]
+            },
+            None,
+            "has 0 values; shape [8589934592, 2147483648] needs 18446744073709551616",
+        ),
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "images",
+                        "datatype": "UINT8",
+                        "shape": [2**62, 4],
+                        "parameters": {"binary_data_size": 0},
+                    }
+                ]
+            },
+            "binary",
+            "needs 18446744073709551616",
+        ),
+        (
+            {
+                "inputs": [
+                    {"name": "images", "datatype": "FP32", "shape": [1, 1, 1, 784], "data": []}
+                ]
+            },
+            None,
+            "is not an image batch",
+        ),
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "images",
+                        "datatype": "UINT8",
+                        "shape": [4, 784],
+                        "parameters": {"binary_data_size": "3136"},
+                    }
+                ]
+            },
+            "binary",
+            "binary_data_size must be a whole number of bytes (a JSON integer), not '3136'",
+        ),
+        (  # an empty UINT8 batch once reached numpy's min() of nothing: 500
+            {"inputs": [{"name": "images", "datatype": "UINT8", "shape": [0, 784], "data": []}]},
+            None,
+            "holds no image",
+        ),
+        (  # 784.0 is an integer in JSON Schema, as the OpenAPI schema declares the shape
+            {"inputs": [{"name": "images", "datatype": "FP32", "shape": [784.0], "data": [1]}]},
+            None,
+            "input data has 1 values; shape [784] needs 784",
+        ),
+        (
+            {
+                "id": [[[["deep"]]]],
+                "inputs": [
+                    {"name": "images", "datatype": "FP32", "shape": [784], "data": [0] * 784}
+                ],
+            },
+            None,
+            "the request's id must be a string, not [[[[...]]]]",
+        ),
+    ],
+)
+def test_infer_requests_no_decoding_can_take_are_400_not_500(
+    client: TestClient, body: dict[str, Any], header_length: str | None, message: str
+) -> None:
+    header = json.dumps(body).encode()
+    content = header + (bytes(3136) if header_length else b"")
+    headers = {HEADER_LENGTH: str(len(header))} if header_length else {}
+    response = client.post(
+        "/v2/models/best/infer",
+        content=content,
+        headers={"content-type": "application/json", **headers},
+    )
+    assert response.status_code == 400, response.text
+    assert message in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{}",
+        '{{"inputs": [{{"name": "images", "datatype": "FP32", "shape": [784], "data": {}}}]}}',
+        '{{"id": {}, "inputs": []}}',
+        '{{"inputs": [{{"name": {}}}]}}',
+    ],
+)
+def test_deeply_nested_infer_requests_are_400_like_other_routes_422(
+    client: TestClient, template: str
+) -> None:
+    deep = template.format("[" * DEEP + "]" * DEEP)
+    response = client.post(
+        "/v2/models/best/infer", content=deep, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert "too deeply" in response.json()["error"]
+    for path in ("/predict", "/experiments"):
+        response = client.post(path, content=deep, headers={"content-type": "application/json"})
+        assert response.status_code == 422, response.text
+        assert "too deeply" in response.json()["detail"]

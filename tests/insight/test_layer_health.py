@@ -3,6 +3,7 @@ built to show it, and absent on the notebook's healthy LeakyReLU + He net."""
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -175,3 +176,30 @@ def test_batch_normalization_is_measured_by_its_gamma_and_left_out_of_the_gradie
     ]
     assert all(math.isfinite(layer.gradient_norm or 0.0) for layer in layers)
     assert not kinds(result.history, recorder.epochs()) & GRADIENT_KINDS
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_one_process_training_many_nets_never_retraces_the_probe() -> None:
+    """A warm training process runs a study's trials one after another: TensorFlow warned
+    `5 out of the last 9 calls to <function LayerHealth...probe> triggered tf.function
+    retracing` when each training traced a probe of its own."""
+    kept = _Kept()
+    tensorflow_log = logging.getLogger("tensorflow")
+    tensorflow_log.addHandler(kept)
+    try:
+        for units in (16, 24, 32, 40, 48, 56):
+            hidden = [{"type": "Dense", "units": units, "activation": "relu"}]
+            _, recorder = train_small(spec_of(hidden, {"type": "Adam"}, epochs=1))
+            assert recorder.layers[1][0].gradient_norm is not None
+    finally:
+        tensorflow_log.removeHandler(kept)
+    retraced = [m for m in kept.messages if "retracing" in m and "LayerHealth" in m]
+    assert not retraced, retraced

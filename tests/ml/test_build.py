@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras
 import pytest
+from pydantic import ValidationError
 
 from service.ml.build import build_model, dry_run, make_optimizer
 from service.schemas.experiments import ExperimentCreate
 from service.spec.architecture import infer_architecture
+from service.spec.regularizers import KERAS_CONSTRAINT_NAMES, KERAS_REGULARIZER_NAMES
 from tests.factories import (
     EVERY_OPTIMIZER_ARGUMENT,
     FLATTEN,
@@ -254,3 +257,66 @@ def test_optimizer_is_built_with_every_argument(optimizer: Spec) -> None:
     for argument, value in optimizer.items():
         if argument != "type":
             assert config[argument] == pytest.approx(value, rel=1e-6), argument
+
+
+@pytest.mark.parametrize(
+    ("names", "get", "service_classes"),
+    [
+        (
+            KERAS_REGULARIZER_NAMES,
+            keras.regularizers.get,
+            {
+                "l1": keras.regularizers.L1,
+                "l2": keras.regularizers.L2,
+                "l1_l2": keras.regularizers.L1L2,
+            },
+        ),
+        (
+            KERAS_CONSTRAINT_NAMES,
+            keras.constraints.get,
+            {
+                "max_norm": keras.constraints.MaxNorm,
+                "non_neg": keras.constraints.NonNeg,
+                "unit_norm": keras.constraints.UnitNorm,
+            },
+        ),
+    ],
+    ids=["regularizers", "constraints"],
+)
+def test_bare_names_are_exactly_the_ones_the_installed_keras_takes(
+    names: dict[str, str], get: Any, service_classes: dict[str, type]
+) -> None:
+    """Every spelling Keras's `get` resolves to a class the spec has, and no other."""
+    candidates = set(names) | {
+        spelling
+        for cls in service_classes.values()
+        for spelling in (cls.__name__, cls.__name__.lower(), "l1_l2", "max-norm", "maxnorm")
+    }
+    taken = {}
+    for name in candidates:
+        try:
+            taken[name] = type(get(name))
+        except ValueError:
+            continue
+    assert taken == {name: service_classes[kind] for name, kind in names.items()}
+
+
+@pytest.mark.parametrize("name", ["l1l2", "L1L2", "L2", "l1"])
+def test_a_keras_regularizer_name_builds_the_regularizer_keras_would(name: str) -> None:
+    spec = tiny_spec()
+    spec["layers"][1]["kernel_regularizer"] = name
+    built = build_model(_spec(spec)).layers[1].kernel_regularizer
+
+    expected = keras.regularizers.get(name)
+    assert type(built) is type(expected)
+    assert built.get_config() == expected.get_config()
+
+
+def test_a_regularizer_name_keras_does_not_know_is_refused_with_keras_names() -> None:
+    spec = tiny_spec()
+    spec["layers"][1]["kernel_regularizer"] = "l1_l2"
+    with pytest.raises(ValidationError) as refused:
+        _spec(spec)
+    message = str(refused.value)
+    assert "unknown regularizer 'l1_l2'; did you mean 'l1l2'?" in message
+    assert "'l1', 'L1', 'l2', 'L2', 'l1l2', 'L1L2'" in message

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from service.domain import Status
 from tests.browser import Lab, needs_chromium
 
 pytestmark = needs_chromium
@@ -81,6 +82,10 @@ def test_the_tag_filter_combines_with_status_and_sort_and_survives_a_reload(
         assert lab.wait_finished(experiment_id)["status"] == "cancelled"
     page = open_page(f"{lab.url}/#/experiments?tag=tc-combo")
     page.wait_for_selector(f"tr[data-id='{kept}']")
+    options = page.eval_on_selector_all(
+        "select[aria-label='Status'] option", "options => options.map((o) => o.value)"
+    )
+    assert options == ["", *(status.value for status in Status)]  # "pruned" among them
     page.select_option("select[aria-label='Status']", "cancelled")
     wait_rows(page, set(stopped))
     page.click("th[data-key='name'] button.sort")

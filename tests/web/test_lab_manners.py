@@ -68,7 +68,7 @@ def test_chart_axes_stay_within_what_each_metric_can_take(
     assert page.errors == []
 
 
-def test_the_comparison_lists_only_the_spec_paths_that_read_differently(
+def test_the_comparison_says_how_the_layers_differ_and_only_the_paths_that_do(
     lab: Lab, open_page: Callable[..., Any], screenshots: Callable[[Any, str], Path]
 ) -> None:
     plain = lab.submit("tm-plain", epochs=1)
@@ -81,11 +81,15 @@ def test_the_comparison_lists_only_the_spec_paths_that_read_differently(
         "#differences tbody tr",
         "rows => rows.map((row) => [...row.children].map((c) => c.textContent))",
     )
-    paths = [path for path, *_ in rows]
-    # The service also lists a value the Dense sets to null and the Dropout lacks (two dashes).
+    # The layers aligned as a diff aligns them, said as a learner says it; no layers[i] paths.
+    assert rows[0] == [
+        "layers",
+        "Flatten, Dense 10 softmax",
+        "Flatten, Dropout 0.2, Dense 10 softmax",
+    ]
+    assert rows[1] == ["layers against tm-plain", "\u2013", "+ Dropout 0.2 after Flatten"]
+    assert not [path for path, *_ in rows[2:] if path.startswith("layers")], rows
     assert all(len(set(values)) == 2 for _, *values in rows), rows
-    assert paths[0] == "layers[1].type"  # in the spec's order, a layer's type first
-    assert "layers[1].rate" in paths
     assert page.errors == []
 
 

@@ -26,6 +26,7 @@ from service.db import repository
 from service.db.session import Database
 from service.domain import EpochRecord
 from service.schemas.errors import error_responses
+from service.schemas.studies import compared_ids_schema
 from service.studies.leaderboard import DEFAULT_THRESHOLD
 from service.usecases import comparison as comparisons
 from service.usecases.comparison import MAX_COMPARED, split_ids
@@ -109,13 +110,13 @@ def history(
 
 
 def compare_legend(runs: list[tuple[str, Series, Series | None]]) -> list[LegendEntry]:
-    """One row per run: its name and the final value of each curve drawn for it."""
+    """One entry per run: its name, and under it the final value of each curve drawn for it."""
     entries = []
     for name, main, other in runs:
-        text = f"{name} {_number(final_value(main.points))}"
+        detail = f"final {_number(final_value(main.points))}"
         if other is not None:
-            text += f" (train {_number(final_value(other.points))})"
-        entries.append(LegendEntry(text, main.style))
+            detail += f", train {_number(final_value(other.points))}"
+        entries.append(LegendEntry(name, main.style, detail))
     return entries
 
 
@@ -148,8 +149,9 @@ def compare_chart(
         comparison = comparisons.compare(
             session, split_ids(ids), threshold=DEFAULT_THRESHOLD, at_least=1
         )
-    # The legend says what sets each run apart (`learning_rate=0.1`), as GET /compare does.
-    runs = list(zip(comparison.labels(), comparison.histories, strict=True))
+    # The legend names each run and its final values; GET /compare says how their specs differ.
+    names = [experiment.name for experiment in comparison.experiments]
+    runs = list(zip(names, comparison.histories, strict=True))
     return picture(overlay(runs, metric=metric, training=training), kind)
 
 
@@ -157,7 +159,8 @@ CompareIds = Annotated[
     list[str],
     Query(
         description=f"experiment ids, 1 to {MAX_COMPARED}: repeat the parameter "
-        "(ids=A&ids=B) or separate them with commas (ids=A,B)"
+        "(ids=A&ids=B) or separate them with commas (ids=A,B)",
+        json_schema_extra=compared_ids_schema(1, MAX_COMPARED),
     ),
 ]
 CompareMetric = Annotated[Metric, Query(description=", ".join(METRICS))]

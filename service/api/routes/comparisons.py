@@ -8,7 +8,13 @@ from fastapi import APIRouter, Query
 
 from service.api.deps import DatabaseDep, Reader
 from service.schemas.errors import error_responses
-from service.schemas.studies import ComparisonPublic, HistorySeriesPublic, LeaderboardRowPublic
+from service.schemas.studies import (
+    ComparisonPublic,
+    HistorySeriesPublic,
+    LeaderboardRowPublic,
+    RunLayersPublic,
+    compared_ids_schema,
+)
 from service.studies.leaderboard import DEFAULT_THRESHOLD
 from service.usecases.comparison import MAX_COMPARED, compare, split_ids
 
@@ -22,7 +28,8 @@ def compare_experiments(
         list[str],
         Query(
             description=f"2 to {MAX_COMPARED} experiment ids: comma-separated, or the parameter "
-            "repeated"
+            "repeated",
+            json_schema_extra=compared_ids_schema(2, MAX_COMPARED),
         ),
     ],
     threshold: Annotated[
@@ -36,6 +43,7 @@ def compare_experiments(
         return ComparisonPublic(
             ids=wanted,
             differences=comparison.differences,
+            layers=[RunLayersPublic(net=run.net, changes=run.changes) for run in comparison.layers],
             runs=[LeaderboardRowPublic.of(row) for row in comparison.runs],
             threshold=threshold,
             epochs=comparison.epochs,

@@ -86,7 +86,9 @@ def create_experiment(
         client_id=client,
         idempotency_key=idempotency_key,
     )
-    return ExperimentPublic.of(submission.experiment)
+    with db.scope() as session:  # where it stands in the queue now, not at a later GET
+        estimate = listing.estimates(session, settings).get(submission.experiment.id)
+    return ExperimentPublic.of(submission.experiment, estimate=estimate)
 
 
 @router.post(
@@ -133,17 +135,22 @@ def list_experiments(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     owner: OwnerQuery = None,
+    mine: Annotated[
+        bool,
+        Query(description="the caller's own (as ?owner=me)"),
+    ] = False,
 ) -> ExperimentsPublic | ExperimentsCompactPublic | Response:
-    whose = ownership.list_filter(caller, owner, class_reads=settings.class_reads)
     with db.scope() as session:
         items, count = repository.list_experiments(
             session,
             status=status_filter,
             tags=tag or (),
+            owner=ownership.list_filter(
+                caller, "me" if mine else owner, class_reads=settings.class_reads
+            ),
             order=order,
             limit=limit,
             offset=offset,
-            owner=whose,
         )
         if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
             csv = listing.as_csv(listing.overviews(session, items))

@@ -8,11 +8,18 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from service.api.deps import DatabaseDep, ExperimentId, QueueDep, Reader, TeacherDep
+from service.api.routes.charts import Kind, picture
 from service.db import insight, repository
 from service.db.session import Database
 from service.insight.evaluation import MISTAKES_KEPT, Evaluation
 from service.insight.layers import PROBE_IMAGES
-from service.insight.pictures import confusion_svg, gradients_svg, mistakes_png
+from service.insight.pictures import (
+    MISTAKE_COLUMNS,
+    NARROW_COLUMNS,
+    confusion_chart,
+    gradients_chart,
+    mistakes_png,
+)
 from service.jobs.queue import JobQueue
 from service.schemas.errors import error_responses
 from service.schemas.insight import EvaluationPendingPublic, EvaluationPublic, LayersPublic
@@ -68,17 +75,28 @@ def read_evaluation(
     return EvaluationPublic.of(experiment_id, found)
 
 
+NARROW = Query(description="drawn for a phone's width (about 360 px) instead of a page's")
+
+
 @router.get(
-    "/confusion.svg",
+    "/confusion.{kind}",
     response_class=Response,
     responses={
-        200: {"content": {"image/svg+xml": {}}, "description": "a confusion heat map"},
+        200: {
+            "content": {"image/svg+xml": {}, "image/png": {}},
+            "description": "a confusion heat map",
+        },
         **PENDING,
         **EVALUATION_ERRORS,
     },
 )
-def confusion_chart(
-    experiment_id: ExperimentId, db: DatabaseDep, queue: QueueDep, teacher: TeacherDep
+def confusion_picture(
+    experiment_id: ExperimentId,
+    kind: Kind,
+    db: DatabaseDep,
+    queue: QueueDep,
+    teacher: TeacherDep,
+    narrow: Annotated[bool, NARROW] = False,
 ) -> Response:
     """Rows the true digit, columns the prediction, with counts, recall and precision."""
     found = _evaluation(db, queue, experiment_id, teacher)
@@ -86,7 +104,7 @@ def confusion_chart(
         return found
     with db.scope() as session:
         name = repository.get_experiment(session, experiment_id).name
-    return Response(confusion_svg(found, title=name), media_type="image/svg+xml")
+    return picture(confusion_chart(found, title=name, narrow=narrow), kind)
 
 
 @router.get(
@@ -107,6 +125,7 @@ def mistakes_picture(
         int,
         Query(ge=1, le=1000, description=f"how many; at most the {MISTAKES_KEPT} stored"),
     ] = MISTAKES_KEPT,
+    narrow: Annotated[bool, NARROW] = False,
 ) -> Response:
     """The most confidently wrong test images, captioned `true → predicted (probability)`.
 
@@ -123,7 +142,8 @@ def mistakes_picture(
             f"asked for {n}; the evaluation stores the {len(found.mistakes)} most confident "
             "mistakes"
         )
-    return Response(mistakes_png(shown), media_type="image/png", headers=headers)
+    columns = NARROW_COLUMNS if narrow else MISTAKE_COLUMNS
+    return Response(mistakes_png(shown, columns=columns), media_type="image/png", headers=headers)
 
 
 @router.get("/layers", response_model=LayersPublic, responses=error_responses(401, 404, 422))
@@ -136,17 +156,26 @@ def read_layers(experiment_id: ExperimentId, db: DatabaseDep) -> LayersPublic:
 
 
 @router.get(
-    "/layers.svg",
+    "/layers.{kind}",
     response_class=Response,
     responses={
-        200: {"content": {"image/svg+xml": {}}, "description": "gradient norm by layer depth"},
+        200: {
+            "content": {"image/svg+xml": {}, "image/png": {}},
+            "description": "kernel gradient norm of each Dense or Conv2D layer",
+        },
         **error_responses(401, 404, 422),
     },
 )
-def layers_chart(experiment_id: ExperimentId, db: DatabaseDep) -> Response:
-    """Gradient norm of each layer's kernel by depth, one line per epoch, on a log scale."""
+def layers_picture(
+    experiment_id: ExperimentId,
+    kind: Kind,
+    db: DatabaseDep,
+    narrow: Annotated[bool, NARROW] = False,
+) -> Response:
+    """Gradient norm of each Dense or Conv2D kernel, input to output, one line per epoch, on a
+    log scale (BatchNormalization layers left out: their gamma is not a kernel)."""
     with db.scope() as session:
         experiment = repository.get_experiment(session, experiment_id)
         epochs = insight.layer_history(session, experiment_id)
-    title = f"{experiment.name}: gradient norm by layer depth ({experiment.status.value})"
-    return Response(gradients_svg(epochs, title=title), media_type="image/svg+xml")
+    title = f"{experiment.name}: gradient by layer ({experiment.status.value})"
+    return picture(gradients_chart(epochs, title=title, narrow=narrow), kind)

@@ -17,6 +17,8 @@ from service.schemas.predict import (
 )
 
 router = APIRouter(prefix="/models", tags=["models"])
+# One path for the three: a model's name is an alias, an experiment id, `best` or `latest`, and
+# PUT and DELETE take aliases only. Two path templates for one URL would hide PUT from GET's.
 
 
 @router.get(
@@ -32,43 +34,43 @@ def list_models(db: DatabaseDep) -> ModelsPublic:
 
 
 @router.get(
-    "/{reference}",
+    "/{name}",
     response_model=ModelPublic,
     dependencies=[Reader],
     responses=error_responses(401, 404, 409, 422),
 )
-def read_model(reference: ModelName, db: DatabaseDep) -> ModelPublic:
+def read_model(name: ModelName, db: DatabaseDep) -> ModelPublic:
     """What `best`, `latest`, an alias or an experiment id points at right now."""
     with db.scope() as session:
-        return ModelPublic.of(registry.with_aliases(session, registry.resolve(session, reference)))
+        return ModelPublic.of(registry.with_aliases(session, registry.resolve(session, name)))
 
 
 @router.put(
-    "/{alias}",
+    "/{name}",
     response_model=AliasPublic,
     dependencies=[Writer, Owner],
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def put_alias(
-    alias: AliasName, update: AliasUpdate, db: DatabaseDep, caller: WriterDep
+    name: AliasName, update: AliasUpdate, db: DatabaseDep, caller: WriterDep
 ) -> AliasPublic:
-    """Point an alias at a succeeded experiment; usable wherever a model id is. A new alias is
-    the caller's; only its owner or a teacher may move it."""
+    """Point the alias `name` at a succeeded experiment; usable wherever a model id is. A new
+    alias is the caller's; only its owner or a teacher may move it."""
     with db.scope() as session:
         return AliasPublic.of(
             registry.set_alias(
-                session, alias=alias, experiment_id=update.experiment_id, owner_id=caller.owner_id
+                session, alias=name, experiment_id=update.experiment_id, owner_id=caller.owner_id
             )
         )
 
 
 @router.delete(
-    "/{alias}",
+    "/{name}",
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[Writer, Owner],
     responses=error_responses(401, 403, 404, 422),
 )
-def delete_alias(alias: AliasName, db: DatabaseDep) -> Response:
+def delete_alias(name: AliasName, db: DatabaseDep) -> Response:
     with db.scope() as session:
-        registry.delete_alias(session, alias)
+        registry.delete_alias(session, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

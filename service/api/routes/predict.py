@@ -56,7 +56,10 @@ def _shaped(request: PredictRequest, result: Prediction) -> PredictResponse | Ba
 @router.post("/upload", response_model=BatchPredictResponse, responses=ERRORS)
 def predict_upload(
     runtime: RuntimeDep,
-    file: Annotated[list[UploadFile], File(description="PNG or JPEG files of digits")],
+    file: Annotated[
+        list[UploadFile],
+        File(description="PNG or JPEG files of digits", json_schema_extra={"minItems": 1}),
+    ],
     model: Annotated[ModelName, Form()] = "best",
     return_input: Annotated[
         bool, Form(description="also answer each image as the model saw it, 28x28 in 0-1")

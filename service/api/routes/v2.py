@@ -23,6 +23,7 @@ from service.domain import ServableModel
 from service.errors import ModelNotFound, ServiceError, Unauthorized
 from service.schemas.predict import ModelName
 from service.schemas.v2 import (
+    INFER_REQUEST_SCHEMA,
     V2_ERRORS,
     LivePublic,
     ModelMetadataPublic,
@@ -36,6 +37,12 @@ from service.usecases.prediction import INLINE_MAX_IMAGES
 
 SERVER_NAME = "mnist-lab"
 EXTENSIONS = ["binary_tensor_data", "model_repository"]
+INFER_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": INFER_REQUEST_SCHEMA}},
+    }
+}
 
 
 class OipRoute(APIRoute):
@@ -125,13 +132,13 @@ def model_ready(
     "/models/{name}/infer",
     response_class=Response,
     dependencies=readers,
-    openapi_extra={"requestBody": {"content": {"application/json": {}}}},
+    openapi_extra=INFER_OPENAPI,
 )
 @router.post(
     "/models/{name}/versions/{version}/infer",
     response_class=Response,
     dependencies=readers,
-    openapi_extra={"requestBody": {"content": {"application/json": {}}}},
+    openapi_extra=INFER_OPENAPI,
 )
 async def infer(
     name: ModelName, request: Request, runtime: RuntimeDep, version: Version | None = None

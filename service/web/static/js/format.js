@@ -44,4 +44,4 @@ export function ordinal(n) {
   const teen = n % 100 >= 11 && n % 100 <= 13;
   return `${n}${teen ? "th" : ["th", "st", "nd", "rd"][n % 10] || "th"}`;
 }
-export const TERMINAL = ["succeeded", "failed", "cancelled"];
+export const TERMINAL = ["succeeded", "failed", "cancelled", "pruned"];

@@ -16,6 +16,20 @@ export function shownDifferences(differences) {
     .sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
 }
 
+// The layers, aligned as a diff aligns lines by GET /compare: each net in brief, then what each
+// adds, removes or changes against the first ("+ BatchNormalization after Flatten, …").
+const rowsDiffer = (layers) => layers.some((run) => run.changes.length);
+
+function layerRows(layers, firstName) {
+  if (!rowsDiffer(layers)) return [];
+  return [
+    h("tr", { class: "layers" }, h("th", { class: "path" }, "layers"), layers.map((run) => h("td", {}, run.net))),
+    h("tr", { class: "layer-changes" }, h("th", { class: "path" }, `layers against ${firstName}`),
+      layers.map((run, i) => h("td", {}, i === 0 ? h("span", { class: "muted" }, "–")
+        : run.changes.length ? h("ul", { class: "changes" }, run.changes.map((change) => h("li", {}, change))) : "the same"))),
+  ];
+}
+
 // Two runs of the same name (a rerun, a copy) told apart by their score and their creation time.
 const pickLabel = (e) => `${e.name} · ${e.test_accuracy == null ? e.status : score(e.test_accuracy)} · ${when(e.created_at)}`;
 
@@ -41,7 +55,7 @@ export async function render(main, params) {
     const series = (key) => runs.map((r, i) => ({ label: r.name, color: r.color,
       points: comparison.epochs.map((epoch, at) => [epoch, comparison.histories[i][key][at]]) }));
     const paths = shownDifferences(comparison.differences);
-    const header = h("tr", {}, h("th", {}, ""), runs.map((r) => h("th", { style: `color:${r.color}` }, h("a", { href: `#/experiments/${r.experiment_id}`, style: "color:inherit" }, r.name))));
+    const header = h("tr", {}, h("th", {}, "Run"), runs.map((r) => h("th", { style: `color:${r.color}` }, h("a", { href: `#/experiments/${r.experiment_id}`, style: "color:inherit" }, r.name))));
     const perRun = [
       ["status", (r) => badge(r.status)],
       ["best val_accuracy", (r) => score(r.best_val_accuracy)],
@@ -61,8 +75,8 @@ export async function render(main, params) {
         h("tbody", {}, perRun.map(([label, cell]) => h("tr", {}, h("th", {}, label), runs.map((r) => h("td", { class: "num" }, cell(r))))))))),
       h("section", { class: "card" }, h("h2", {}, "Where their specs differ"), h("div", { class: "table-wrap" }, h("table", { id: "differences" },
         h("thead", {}, header),
-        h("tbody", {}, paths.length ? paths.map((path) => h("tr", {}, h("th", { class: "path" }, path), comparison.differences[path].map((v) => h("td", {}, value(v)))))
-          : h("tr", {}, h("td", { colspan: runs.length + 1, class: "muted" }, "Their specs are the same.")))))));
+        h("tbody", {}, [...layerRows(comparison.layers, runs[0].name), ...paths.map((path) => h("tr", {}, h("th", { class: "path" }, path), comparison.differences[path].map((v) => h("td", {}, value(v)))))]
+          .concat(rowsDiffer(comparison.layers) || paths.length ? [] : [h("tr", {}, h("td", { colspan: runs.length + 1, class: "muted" }, "Their specs are the same."))]))))));
   }
   draw();
   // Curves of those still training grow here too: each of their events asks /compare again.

@@ -10,6 +10,9 @@ import { badge, count, h, ordinal, perEpoch, score, seconds, shape, tagChips, TE
 const EVALUATION_RETRY_MS = 2000;
 const EVALUATION_TRIES = 90;
 
+// On a phone the service draws its pictures 360 px wide, so their text is not shrunk to 5 px.
+const narrow = () => matchMedia("(max-width: 640px)").matches;
+
 export async function render(main, { id }) {
   let experiment = await get(`/experiments/${id}`);
   let epochs = (await get(`/experiments/${id}/history`)).epochs;
@@ -21,7 +24,7 @@ export async function render(main, { id }) {
 
   const aliasSlot = h("div");
   main.replaceChildren(head, aliasSlot, notice, curves, h("div", { class: "grid" }, facts, summaryCard(experiment)), extras,
-    h("section", { class: "card" }, h("h2", {}, "Spec"), h("pre", {}, JSON.stringify(experiment.spec, null, 2))));
+    h("section", { class: "card" }, h("h2", {}, "Spec"), h("pre", { tabindex: "0", "aria-label": "the spec as JSON" }, JSON.stringify(experiment.spec, null, 2))));
 
   async function act(label, fn) {
     try {
@@ -212,10 +215,10 @@ function insightCards(box, stopped) {
       card.replaceChildren(card.firstChild,
         h("p", {}, `Accuracy ${score(found.test_accuracy)}, loss ${score(found.test_loss)}, macro F1 ${score(found.macro_f1)}. `,
           h("span", { class: "muted" }, "Rows are the true digit, columns the prediction.")),
-        picture(`${base}/confusion.svg`, "confusion matrix of the test set", { class: "confusion" }),
+        picture(`${base}/confusion.svg${narrow() ? "?narrow=true" : ""}`, "confusion matrix of the test set", { class: "confusion" }),
         h("h3", {}, "Most confident mistakes"),
         h("p", { class: "muted" }, "Each captioned true → predicted (probability)."),
-        picture(`${base}/mistakes.png?n=25`, "the test images it got most confidently wrong", { class: "mistakes" }));
+        picture(`${base}/mistakes.png?n=25${narrow() ? "&narrow=true" : ""}`, "the test images it got most confidently wrong", { class: "mistakes" }));
       return;
     }
     evaluating = false;
@@ -225,9 +228,9 @@ function insightCards(box, stopped) {
   function drawLayers(experiment, epochCount) {
     if (experiment.spec.fit.layer_health === false || !epochCount) return;
     layers.replaceChildren(h("section", { class: "card", id: "layer-health" }, h("h2", {}, "Layer health"),
-      h("p", { class: "muted" }, "Gradient norm of each layer's weights by depth, one line per epoch: a line falling to the left is vanishing gradients, one shooting up is exploding."),
+      h("p", { class: "muted" }, "Gradient norm of each Dense (or Conv2D) layer's weights, input to output, one line per epoch: a line falling to the left is vanishing gradients, one shooting up is exploding. BatchNormalization layers are left out: their weights are a scale per unit, not connections, and their gradients are not comparable."),
       // The epoch count in the URL only marks a new picture; the service ignores it.
-      picture(`/experiments/${experiment.id}/layers.svg?epochs=${epochCount}`, "gradient norm by layer depth, one line per epoch", { class: "layers" })));
+      picture(`/experiments/${experiment.id}/layers.svg?epochs=${epochCount}${narrow() ? "&narrow=true" : ""}`, "gradient norm of each Dense layer's weights, one line per epoch", { class: "layers" })));
   }
 
   function drawDiagnostics(experiment) {

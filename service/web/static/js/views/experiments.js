@@ -15,7 +15,7 @@ const COLUMNS = [
   { key: "speed", label: "Time", num: true, narrow: false, value: (e) => e.secondsPerEpoch ?? Infinity },
   { key: "created", label: "Created", value: (e) => e.created_at, hidden: true },
 ];
-const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
+const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "pruned"];
 const SPEED_FETCHERS = 4;
 
 // The view's state from the URL: #/experiments?tag=a&tag=b&status=running&name=adam&sort=-created
@@ -63,7 +63,7 @@ export async function render(main, params, search) {
   const textFilter = h("input", { type: "search", placeholder: "name contains…", "aria-label": "Filter by name", value: state.text,
     oninput: (e) => { state.text = e.target.value; remember(); draw(); } });
   const tagFilter = h("div", { class: "row tag-filter", id: "tag-filter", "aria-live": "polite" });
-  const headRow = h("tr", {}, h("th", {}, h("span", { class: "hide-narrow" }, "Pick")),
+  const headRow = h("tr", {}, h("th", {}, "Pick"),
     COLUMNS.filter((c) => !c.hidden).map((c) => h("th", { class: [c.num ? "num" : "", c.narrow === false ? "hide-narrow" : ""].join(" ").trim(),
       "aria-sort": "none", "data-key": c.key }, h("button", { class: "sort", onclick: () => sortBy(c.key) }, c.label))));
   const summary = h("p", { class: "muted", "aria-live": "polite" });

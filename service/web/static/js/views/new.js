@@ -1,7 +1,7 @@
 // New experiment: start from a notebook net or a copy, edit layers, optimiser and fit; the
 // summary comes live from POST /experiments/validate, and each 422 shows beside its field.
 
-import { ApiError, config, get, post } from "../api.js";
+import { ApiError, config, get, post, request } from "../api.js";
 import { h } from "../format.js";
 import { FIT, LAYERS, OPTIMIZERS } from "../spec-fields.js";
 import { summaryTable } from "./experiment.js";
@@ -43,8 +43,81 @@ export async function render(main, params) {
           onclick: () => { location.hash = `#/new?preset=${key}`; } }, label)),
         h("span", { class: "muted" }, source ? ["Editing a copy of ", h("a", { href: `#/experiments/${source.id}` }, source.name), "."]
           : "or “Edit a copy” on any experiment."))),
+    fromNotebook(),
     enterInto ? h("div", { class: "card" }, enterInto) : null,
     h("div", { class: "split" }, h("div", { class: "card" }, form), h("div", { class: "card sticky" }, h("h2", {}, "Summary (dry run)"), summaryBox)));
+
+  // A pasted Keras cell or a dropped .ipynb / .py: read by the service (never run), what it read
+  // shown before anything is queued; one model loads into the form, a notebook's are queued whole.
+  function fromNotebook() {
+    const code = h("textarea", { id: "f-code", rows: 5, spellcheck: "false", "aria-label": "Keras code",
+      placeholder: "model = keras.Sequential([...])\nmodel.compile(...)\nmodel.fit(...)" });
+    const file = h("input", { id: "f-notebook", type: "file", accept: ".ipynb,.py", "aria-label": ".ipynb or .py file" });
+    const shownRead = h("div", { id: "code-read", "aria-live": "polite" });
+    async function read(send) {
+      shownRead.replaceChildren(h("p", { class: "muted" }, "Reading…"));
+      try {
+        shownRead.replaceChildren(describe(await send(true)));
+      } catch (error) {
+        shownRead.replaceChildren(h("div", { class: "notice bad", role: "alert" }, error.message));
+      }
+    }
+    const sendCode = (text) => (dryRun) => post(`/experiments/from-code?dry_run=${dryRun}`, { code: text });
+    const sendNotebook = (upload) => (dryRun) => {
+      const body = new FormData();
+      body.append("file", upload);
+      return request("POST", `/notebooks?dry_run=${dryRun}`, { form: body });
+    };
+    let resend = null;
+    function take(upload) {
+      if (upload.name.endsWith(".ipynb")) resend = sendNotebook(upload);
+      else return upload.text().then((text) => { code.value = readText = text; resend = sendCode(text); read(resend); });
+      read(resend);
+    }
+    let readText = "";
+    code.addEventListener("change", () => {
+      if (!code.value.trim() || code.value === readText) return;  // a blur after a read
+      readText = code.value;
+      resend = sendCode(code.value);
+      read(resend);
+    });
+    file.addEventListener("change", () => { if (file.files[0]) take(file.files[0]); });
+    const zone = h("div", { class: "card drop", id: "from-notebook" }, h("h2", {}, "From a notebook"),
+      h("p", { class: "muted" }, "Paste a Keras cell or drop an .ipynb here: it is read, never run."), code,
+      h("div", { class: "row" }, file), shownRead);
+    zone.addEventListener("dragover", (event) => event.preventDefault());
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      const upload = event.dataTransfer.files[0];
+      if (upload) take(upload);
+    });
+
+    function describe(answer) {
+      const items = answer.experiments.map((item) => h("li", {}, `${item.name}: `,
+        `${item.summary.total_params.toLocaleString("en")} parameters, ${item.spec.layers.length} layers, `,
+        `${item.spec.compile.optimizer.type}, ${item.spec.fit.epochs} epochs`,
+        item.notes.length ? h("span", { class: "muted" }, ` (${item.notes.join("; ")})`) : null));
+      const skipped = answer.skipped.map((s) => h("li", { class: "muted" },
+        `${s.cell ? `cell ${s.cell}, ` : ""}line ${s.line}: `, h("code", {}, s.code), ` (${s.why})`));
+      const actions = answer.experiments.length === 1
+        ? h("button", { type: "button", onclick: () => {
+          const item = answer.experiments[0];
+          spec = { name: item.name, description: item.description, tags: item.tags, ...structuredClone(item.spec) };
+          draw(); dryRun();
+        } }, "Load it into the form")
+        : h("button", { type: "button", class: "primary", onclick: async () => {
+          try {
+            const queued = await resend(false);
+            location.hash = `#/experiments?tag=${encodeURIComponent(queued.notebook)}`;
+          } catch (error) {
+            shownRead.replaceChildren(h("div", { class: "notice bad", role: "alert" }, error.message));
+          }
+        } }, `Queue all ${answer.experiments.length}`);
+      return h("div", {}, h("p", {}, "Read:"), h("ul", {}, items),
+        skipped.length ? [h("p", {}, "Skipped:"), h("ul", {}, skipped)] : null, actions);
+    }
+    return zone;
+  }
 
   function field(def, value, loc, onChange) {
     const id = `f-${loc.join("-")}`;

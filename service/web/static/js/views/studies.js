@@ -62,7 +62,7 @@ export async function render(main) {
   main.replaceChildren(h("h1", {}, "Studies"),
     h("section", { class: "card" }, h("h2", {}, "Start a study"), startForm()),
     h("section", { class: "card" }, h("h2", {}, "Studies so far"), h("div", { class: "table-wrap" }, h("table", { id: "studies" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Status"), h("th", {}, "Trials"), h("th", {}, "Ranked by"), h("th", {}, "Created"))),
+      h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Status"), h("th", {}, "Trials"), h("th", { class: "hide-narrow" }, "Ranked by"), h("th", {}, "Created"))),
       body))));
 
   let timer = null;
@@ -71,7 +71,7 @@ export async function render(main) {
     const page = await get("/studies?limit=200");
     body.replaceChildren(...(page.data.length ? page.data.map((s) => h("tr", { "data-id": s.id, "data-status": s.status },
       h("td", {}, h("a", { href: `#/studies/${s.id}` }, s.name)), h("td", {}, badge(s.status)),
-      h("td", {}, progressText(s)), h("td", {}, s.objective), h("td", {}, when(s.created_at))))
+      h("td", {}, progressText(s)), h("td", { class: "hide-narrow" }, s.objective), h("td", {}, when(s.created_at))))
       : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No studies yet: start one above."))]));
     if (!stopped && page.data.some((s) => s.status === "running")) timer = setTimeout(() => refresh().catch(() => {}), POLL_MS);
   }

@@ -12,18 +12,21 @@ function leaderboard(study) {
   if (!rows.length) return h("p", { class: "muted" }, "No trial has been created yet.");
   const objective = study.objective.replaceAll("_", " ");
   return h("div", { class: "table-wrap" }, h("table", { id: "leaderboard" },
-    h("thead", {}, h("tr", {}, h("th", { class: "num" }, "#"), h("th", {}, "Trial"), h("th", {}, "Status"),
-      h("th", { class: "num" }, `Best ${objective}`), h("th", { class: "num" }, "Best epoch"), h("th", { class: "num" }, "Test accuracy"),
-      h("th", { class: "num" }, `Epochs to ${study.threshold}`), h("th", { class: "num" }, "Train − val (last)"),
+    // The columns that answer the notebook's question first (on a phone the rest scroll in
+    // after them); the status goes under the trial's name there.
+    h("thead", {}, h("tr", {}, h("th", { class: "num" }, "#"), h("th", {}, "Trial"),
+      h("th", { class: "num" }, `Best ${objective}`), h("th", { class: "num" }, "Test accuracy"), h("th", { class: "num" }, `Epochs to ${study.threshold}`),
+      h("th", { class: "hide-narrow" }, "Status"), h("th", { class: "num" }, "Best epoch"), h("th", { class: "num" }, "Train − val (last)"),
       h("th", { class: "num" }, "Epochs"), h("th", { class: "num" }, "Time"))),
     h("tbody", {}, rows.map((row, i) => h("tr", { "data-id": row.experiment_id, "data-status": row.status },
       h("td", { class: "num" }, i + 1),
-      h("td", {}, h("a", { href: `#/experiments/${row.experiment_id}` }, row.label), row.error ? h("div", { class: "muted small" }, row.error) : null),
-      h("td", {}, badge(row.status)),
+      h("td", {}, h("a", { href: `#/experiments/${row.experiment_id}` }, row.label), h("div", { class: "show-narrow" }, badge(row.status)),
+        row.error ? h("div", { class: "muted small" }, row.error) : null),
       h("td", { class: "num" }, score(row.objective)),
-      h("td", { class: "num" }, row.best_epoch ?? "–"),
       h("td", { class: "num" }, score(row.test_accuracy)),
       h("td", { class: "num" }, row.epochs_to_threshold ?? "–"),
+      h("td", { class: "hide-narrow" }, badge(row.status)),
+      h("td", { class: "num" }, row.best_epoch ?? "–"),
       h("td", { class: "num" }, score(row.final_gap)),
       h("td", { class: "num" }, row.epochs_done),
       h("td", { class: "num" }, perEpoch(row.seconds_per_epoch)))))));
@@ -81,7 +84,7 @@ export async function render(main, { id }) {
         : epochs ? picture(`/studies/${id}/curves.svg?epochs=${epochs}&status=${study.status}`, "every trial's validation accuracy by epoch", { class: "study-curves" })
           : h("p", { class: "muted" }, "The curves appear here as soon as a trial has finished an epoch."));
     }
-    definition.replaceChildren(h("h2", {}, "Definition"), h("pre", {}, JSON.stringify(study.definition, null, 2)));
+    definition.replaceChildren(h("h2", {}, "Definition"), h("pre", { tabindex: "0", "aria-label": "the study's definition as JSON" }, JSON.stringify(study.definition, null, 2)));
   }
 
   async function refresh() {

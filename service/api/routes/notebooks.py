@@ -1,0 +1,192 @@
+"""Keras code and notebooks in: POST /experiments/from-code and POST /notebooks.
+
+The source is read (service/spec/from_code.py), never run; `?dry_run=true` answers what was
+read without queueing anything.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from service.api.deps import ClientIdDep, DatabaseDep, QueueDep, SettingsDep, Writer
+from service.errors import InvalidInput
+from service.schemas.errors import error_responses
+from service.schemas.notebooks import CodeIn, CodeReadPublic, NotebookReadPublic
+from service.spec.from_notebook import NotANotebook, Notebook, notebook_name, parse_notebook
+from service.usecases.reading import Read, read_code, read_notebook, submit_read
+
+router = APIRouter(tags=["notebooks"])
+
+DryRun = Annotated[
+    bool, Query(description="answer what was read (spec, summary, skipped) without queueing")
+]
+_CODE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/x-python": {"schema": {"type": "string"}},
+            "application/json": {"schema": CodeIn.model_json_schema()},
+        },
+    }
+}
+_NOTEBOOK_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object", "description": "nbformat 4"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+        },
+    }
+}
+
+
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InvalidInput(
+            f"the body is not UTF-8 text ({error}); send the code as UTF-8"
+        ) from None
+
+
+def _is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
+
+
+async def code_body(
+    request: Request,
+    name: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> CodeIn:
+    """The code as a text/x-python (or any text) body, or as JSON {"code": ...}."""
+    raw = await request.body()
+    if not _is_json(request):
+        text = _text(raw)
+        if not text.strip():
+            raise InvalidInput("the body is empty; send Keras code (a notebook cell)")
+        return CodeIn(code=text, name=name)
+    try:
+        document = json.loads(raw)
+    except ValueError as error:
+        raise InvalidInput(
+            f'the body is not JSON ({error}); send {{"code": "..."}} or the code itself as '
+            "text/x-python"
+        ) from None
+    try:
+        code_in = CodeIn.model_validate(document)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**problem, "loc": ("body", *problem["loc"])} for problem in error.errors()],
+            body=document,
+        ) from None
+    return code_in if name is None else code_in.model_copy(update={"name": name})
+
+
+async def notebook_body(
+    request: Request,
+    name: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="else the file's name, else its title"),
+    ] = None,
+) -> Notebook:
+    """The notebook as an .ipynb upload (multipart field "file") or as its JSON body."""
+    filename = None
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput('upload the .ipynb file in the form field "file"')
+        filename = upload.filename
+        raw = await upload.read()
+    else:
+        raw = await request.body()
+    try:
+        document = json.loads(_text(raw))
+    except (ValueError, RecursionError) as error:
+        raise InvalidInput(
+            f"the notebook is not JSON ({error}); upload an .ipynb file as it is saved"
+        ) from None
+    try:
+        return parse_notebook(document, name=name or notebook_name(filename, document))
+    except NotANotebook as error:
+        raise InvalidInput(str(error)) from None
+
+
+def _answer(
+    read: Read, dry_run: bool, response: Response, **queueing: Any
+) -> tuple[Read, list[Any] | None]:
+    if dry_run:
+        response.status_code = status.HTTP_200_OK
+        return read, None
+    return read, submit_read(read, **queueing)
+
+
+@router.post(
+    "/experiments/from-code",
+    response_model=CodeReadPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Writer],
+    responses=error_responses(401, 413, 422, 429),
+    openapi_extra=_CODE_BODY,
+)
+def experiment_from_code(
+    code_in: Annotated[CodeIn, Depends(code_body)],
+    response: Response,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    queue: QueueDep,
+    client: ClientIdDep,
+    dry_run: DryRun = False,
+) -> CodeReadPublic:
+    """Read a notebook cell of Keras code (never run) into an experiment and queue it (202);
+    with dry_run, only answer what was read (200). A construct the spec cannot hold is a 422
+    naming its line and column."""
+    read = read_code(
+        code_in.code,
+        settings,
+        name=code_in.name,
+        description=code_in.description,
+        tags=code_in.tags,
+    )
+    read, queued = _answer(
+        read, dry_run, response, settings=settings, db=db, queue=queue, client_id=client
+    )
+    return CodeReadPublic.of(read, queued)
+
+
+@router.post(
+    "/notebooks",
+    response_model=NotebookReadPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Writer],
+    responses=error_responses(401, 413, 422, 429),
+    openapi_extra=_NOTEBOOK_BODY,
+)
+def experiments_from_notebook(
+    notebook: Annotated[Notebook, Depends(notebook_body)],
+    response: Response,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    queue: QueueDep,
+    client: ClientIdDep,
+    dry_run: DryRun = False,
+) -> NotebookReadPublic:
+    """Every Sequential a notebook builds, compiles and fits becomes an experiment, in order,
+    tagged with the notebook's name and described by its section's heading (202; 200 with
+    dry_run). A notebook with nothing to train is a 422."""
+    read = read_notebook(notebook, settings)
+    read, queued = _answer(
+        read, dry_run, response, settings=settings, db=db, queue=queue, client_id=client
+    )
+    base = CodeReadPublic.of(read, queued)
+    return NotebookReadPublic(notebook=notebook.name, **dict(base))
