@@ -14,9 +14,11 @@ from service.api.deps import (
     QueueDep,
     Reader,
     SettingsDep,
+    Teacher,
     TeacherDep,
     TokenFirstRoute,
     Writer,
+    WriterDep,
 )
 from service.db import challenges as store
 from service.schemas.challenges import (
@@ -52,8 +54,8 @@ def _public(challenge: challenges.Challenge, now: datetime) -> ChallengePublic:
     "",
     response_model=ChallengePublic,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[Writer],
-    responses=error_responses(401, 422),
+    dependencies=[Writer, Teacher],
+    responses=error_responses(401, 403, 422),
 )
 def create_challenge(body: ChallengeCreate, db: DatabaseDep) -> ChallengePublic:
     """Set up a challenge: its rules, each person's allowance, and when it closes."""
@@ -101,15 +103,15 @@ def enter_challenge(
     settings: SettingsDep,
     db: DatabaseDep,
     queue: QueueDep,
-    client: ClientIdDep,
+    caller: WriterDep,
 ) -> ExperimentPublic:
     """Enter a spec, exactly as POST /experiments takes it: checked against the rules, then
-    trained as an ordinary experiment tagged with the challenge."""
+    trained as an ordinary experiment tagged with the challenge (and owned by its entrant)."""
     experiment = challenges.enter(
         challenge_id=challenge_id,
         draft=spec_in.draft(),
-        entrant=client,
-        entrant_name=client,
+        entrant=caller.client_id,
+        entrant_name=caller.name or caller.client_id,
         settings=settings,
         db=db,
         queue=queue,
@@ -141,8 +143,8 @@ def validate_entry(
 @router.post(
     "/{challenge_id}/close",
     response_model=ChallengePublic,
-    dependencies=[Writer],
-    responses=error_responses(401, 404, 422),
+    dependencies=[Writer, Teacher],
+    responses=error_responses(401, 403, 404, 422),
 )
 def close_challenge(challenge_id: ChallengeId, db: DatabaseDep) -> ChallengePublic:
     """No more entries; the leaderboard ranks by the private half from now on."""
