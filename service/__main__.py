@@ -16,6 +16,7 @@ Flags (`--host`, `--port`, `--workers`, `--slots`, ...) override their environme
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -121,6 +122,26 @@ def migrate(settings: Settings) -> None:
     log.info("database is at revision %s", head)
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for one API process or several, from the settings.
+
+    uvicorn trusts `X-Forwarded-For` from 127.0.0.1 unless told otherwise, and the per-client
+    queue cap is keyed on the address it derives: any local process (or a proxy in front that
+    passes the header on unchecked) could name a fresh client per request. Forwarding headers
+    are honoured only from the proxies FORWARDED_ALLOW_IPS names, and not at all by default.
+    """
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": logs.uvicorn_config(
+            access_log=settings.access_log, log_format=settings.log_format
+        ),
+        "access_log": settings.access_log,
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": settings.forwarded_allow_ips or None,
+    }
+
+
 def serve_api(settings: Settings) -> None:
     import uvicorn
 
@@ -142,25 +163,12 @@ def serve_api(settings: Settings) -> None:
             "service.api.app:app_from_environment",
             factory=True,
             workers=settings.api_workers,
-            host=settings.host,
-            port=settings.port,
-            log_config=logs.uvicorn_config(
-                access_log=settings.access_log, log_format=settings.log_format
-            ),
-            access_log=settings.access_log,
+            **server_options(settings),
         )
         return
     app = create_app(settings, migrate=False)
     tune_server_process()
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=logs.uvicorn_config(
-            access_log=settings.access_log, log_format=settings.log_format
-        ),
-        access_log=settings.access_log,
-    )
+    uvicorn.run(app, **server_options(settings))
 
 
 def run_worker(settings: Settings) -> None:
@@ -171,17 +179,30 @@ def run_worker(settings: Settings) -> None:
 
 def run_all(settings: Settings) -> None:
     """Workers run in their own interpreter: TensorFlow state must never be forked."""
-    from service.worker.lifeline import child_env
+    from service.worker.lifeline import FORWARDED_STOP_SIGNAL, GROUP_STOP_SIGNALS, child_env
 
     worker = subprocess.Popen([sys.executable, "-m", "service", "worker"], env=child_env())
-    # uvicorn raises the SIGTERM it caught again once it has shut down: with this handler
-    # instead of the default (die at once), the embedded worker below still drains.
-    signal.signal(signal.SIGTERM, lambda *_: log.info("stopping the embedded worker"))
+    forwarded = 0
+
+    def forward(*_: object) -> None:
+        # The worker drains: its trainings finish their epoch and release their claims. It
+        # tells this forwarded request from the same signal sent to the whole group.
+        nonlocal forwarded
+        forwarded += 1
+        log.info("stopping the embedded worker")
+        with contextlib.suppress(ProcessLookupError):
+            worker.send_signal(FORWARDED_STOP_SIGNAL)
+
+    # uvicorn raises each SIGINT and SIGTERM it caught again once it has shut down: this
+    # handler passes them on (instead of a KeyboardInterrupt, or dying at once), and any that
+    # come while the worker drains.
+    for signum in GROUP_STOP_SIGNALS:
+        signal.signal(signum, forward)
     try:
         serve_api(settings)
     finally:
-        # The worker drains: its trainings finish their epoch and release their claims.
-        worker.terminate()
+        if not forwarded:  # the server stopped for another reason
+            forward()
         try:
             worker.wait(timeout=settings.shutdown_grace_seconds + WORKER_RELEASE_SECONDS)
         except subprocess.TimeoutExpired:

@@ -5,8 +5,16 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from service.mnist import Scale
+from service.spec.experiment import ExperimentSpec
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware in UTC: what every stored time is stamped with."""
+    return datetime.now(UTC)
 
 
 class Status(enum.StrEnum):
@@ -85,6 +93,26 @@ class Experiment:
     trial_params: dict[str, Any] | None = None
     """For a study's trial: what was varied, by path in the spec."""
     tags: tuple[str, ...] = ()
+    owner_id: str | None = None
+    owner: str | None = None
+    """The owner's name; None for work made before the class or with API_TOKEN."""
+    client_id: str = ""
+
+
+MAX_TAGS = 10
+"""Tags one experiment may carry."""
+MAX_TAG_LENGTH = 40
+
+
+@dataclass(frozen=True)
+class ExperimentDraft:
+    """An experiment someone asks for, before it is stored: the spec that is trained, and what
+    describes the run beside it (routes build it from a request body; reruns from a stored one)."""
+
+    name: str
+    description: str | None
+    spec: ExperimentSpec
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,6 +135,8 @@ class Claim:
     worker: str
     spec: dict[str, Any]
     start_epoch: int
+    owner: str | None = None
+    """Whose job it is, by name (None: nobody's)."""
 
 
 # How a request names the model that answers it.
@@ -168,12 +198,34 @@ class ServableModel:
     model_uri: str
     aliases: tuple[str, ...] = ()
 
+    def is_version(self, version: str | None) -> bool:
+        """Whether a request for `version` (None: any) may be answered by this model: a
+        model's one version is the experiment id its name resolved to."""
+        return version is None or version == self.experiment_id
+
+
+@dataclass(frozen=True)
+class ImagesToPredict:
+    """What a prediction request asks, as the domain takes it: the model it names, its images
+    in order (pixel lists or base64-encoded files, each beside the request field that gave it,
+    for the messages) and the scale to assume for pixel lists."""
+
+    model: str
+    pixels: tuple[tuple[str, Any], ...] = ()
+    encoded: tuple[tuple[str, str], ...] = ()
+    scale: Scale = "auto"
+
+    @property
+    def count(self) -> int:
+        return len(self.pixels) + len(self.encoded)
+
 
 @dataclass(frozen=True)
 class Alias:
     alias: str
     experiment_id: str
     updated_at: datetime
+    owner: str | None = None
 
 
 # Reproduction: how a rerun's history compares with its original's.
@@ -210,19 +262,91 @@ class StudyStatus(enum.StrEnum):
     """Stopped on a user's request: no new trials; its queued and running ones were cancelled."""
 
 
+ObjectiveMetric = Literal["val_accuracy", "val_loss", "accuracy", "loss"]
+"""The per-epoch metric a study ranks its trials by (`service.studies.objective`)."""
+
+
+@dataclass(frozen=True)
+class StudyDefinition:
+    """What a study was asked for, validated and resolved at creation; stored as JSON (its
+    `as_json` is what GET /studies/{id} shows as `definition`)."""
+
+    base: dict[str, Any]
+    """The spec every trial starts from (overrides such as `epochs` applied)."""
+    space: dict[str, Any]
+    """Path in the spec -> its dimension, as JSON."""
+    sampler: str
+    objective: ObjectiveMetric
+    n_trials: int
+    max_parallel: int
+    seed: int
+    max_attempts: int
+    preset: str | None = None
+    pruner: dict[str, Any] | None = None
+    """As JSON; `service.studies.pruning.Pruner` reads it (Optuna only where it prunes)."""
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> StudyDefinition:
+        return cls(
+            base=stored["base"],
+            space=stored["space"],
+            sampler=stored["sampler"],
+            objective=stored["objective"],
+            n_trials=stored["n_trials"],
+            max_parallel=stored["max_parallel"],
+            seed=stored["seed"],
+            max_attempts=stored["max_attempts"],
+            preset=stored.get("preset"),
+            pruner=stored.get("pruner"),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset,
+            "sampler": self.sampler,
+            "n_trials": self.n_trials,
+            "max_parallel": self.max_parallel,
+            "objective": self.objective,
+            "pruner": self.pruner,
+            "seed": self.seed,
+            "base": self.base,
+            "space": self.space,
+            "max_attempts": self.max_attempts,
+        }
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """A trial drawn up front (grid, random, a preset): what it varies, in a few words, and
+    its summary from the Keras dry run at creation."""
+
+    params: dict[str, Any]
+    label: str
+    summary: dict[str, Any] | None
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> PlannedTrial:
+        return cls(params=stored["params"], label=stored["label"], summary=stored["summary"])
+
+    def as_json(self) -> dict[str, Any]:
+        return {"params": self.params, "label": self.label, "summary": self.summary}
+
+
 @dataclass(frozen=True)
 class Study:
-    """A sweep over a base spec; `definition` is the validated request, `plan` its trials when
-    they were all drawn up front (grid, random, presets)."""
+    """A sweep over a base spec; `plan` its trials when they were all drawn up front (grid,
+    random, presets)."""
 
     id: str
     name: str
     client_id: str
-    definition: dict[str, Any]
-    plan: list[dict[str, Any]] | None
+    definition: StudyDefinition
+    plan: tuple[PlannedTrial, ...] | None
     status: StudyStatus
     created_at: datetime
     finished_at: datetime | None
+    owner_id: str | None = None
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -240,6 +364,85 @@ class Change:
         return self.kind == "deleted" or (
             self.kind == "status" and self.data.get("status") in FINISHED
         )
+
+
+# People of a class.
+class Role(enum.StrEnum):
+    STUDENT = "student"
+    """Reads everyone's work (unless CLASS_READS=own), changes only their own."""
+    TEACHER = "teacher"
+    """Changes everything, adds and removes people."""
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    name: str
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+PERSON_CLIENT_PREFIX = "person:"
+
+
+def person_client_id(person_id: str) -> str:
+    """What a person's work counts against (queue caps, fair share): them, whatever their
+    address or token."""
+    return PERSON_CLIENT_PREFIX + person_id
+
+
+def owner_of(client_id: str) -> str | None:
+    """The person who owns work submitted as `client_id`; None for anonymous or API_TOKEN work."""
+    if client_id.startswith(PERSON_CLIENT_PREFIX):
+        return client_id.removeprefix(PERSON_CLIENT_PREFIX)
+    return None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request is: a person of the class, the API_TOKEN holder, or anyone at all."""
+
+    client_id: str
+    """What their submissions count against."""
+    person: Person | None = None
+    teacher: bool = False
+    """May change everything: the API_TOKEN holder, a teacher, or anyone while the service is
+    open (no API_TOKEN, nobody added)."""
+    signed_in: bool = False
+    """Sent a token that opened something (API_TOKEN or a person's)."""
+
+    @property
+    def owner_id(self) -> str | None:
+        return self.person.id if self.person else None
+
+    @property
+    def name(self) -> str | None:
+        return self.person.name if self.person else None
+
+    @property
+    def label(self) -> str:
+        """How the log names them."""
+        if self.person is not None:
+            return self.person.name
+        return "the teacher" if self.signed_in else f"client {self.client_id}"
+
+    def may_change(self, owner_id: str | None) -> bool:
+        return self.teacher or (owner_id is not None and owner_id == self.owner_id)
+
+
+@dataclass(frozen=True)
+class PersonActivity:
+    """A person and where their work stands: the teacher's row for them."""
+
+    person: Person
+    queued: int
+    running: int
+    done: int
+    best_accuracy: float | None = None
+    best_experiment_id: str | None = None
+    training_seconds_today: float = 0.0
+    last_active: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from service.config import Settings
 from service.db import stats
-from service.db.models import utcnow
 from service.db.session import Database
+from service.domain import utcnow
 from service.jobs.queue import JobQueue
 from service.maintenance.disk import DiskReporter
 from service.metrics import EPOCH_BUCKETS, OperationsCollector
@@ -30,6 +30,9 @@ class Runtime:
     predictions: Predictions
     operations: OperationsCollector
     disk: DiskReporter
+    class_exists: bool = False
+    """Somebody was added to the class (seen once, true for good: people are never removed),
+    so a request without a token is no longer everyone's."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

@@ -13,11 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
 from service import __version__, logs
 from service.api import messages
+from service.api.bodies import OverLimit, read_body, replay
+from service.api.browsers import BrowserDefences
 from service.api.hot_path import HotPaths
 from service.api.observability import Observability
 from service.api.routes import (
@@ -33,6 +35,7 @@ from service.api.routes import (
     metrics,
     models,
     notebooks,
+    people,
     predict,
     studies,
     v2,
@@ -40,7 +43,13 @@ from service.api.routes import (
 )
 from service.config import Settings, get_settings
 from service.db.migrations import upgrade_to_head
-from service.errors import ServiceError, TooLarge, Unauthorized, error_body
+from service.errors import (
+    DecodingBudgetSpent,
+    ServiceError,
+    TooLarge,
+    Unauthorized,
+    error_body,
+)
 from service.events.feed import ChangeFeed, end_streams_on_exit_signals
 from service.jobs.recovery import sweep_once
 from service.runtime import Runtime
@@ -62,7 +71,9 @@ def _error_response(
 
 def _service_error_response(error: ServiceError) -> JSONResponse:
     # HTTP requires a 401 to name the scheme that would have been accepted.
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else {}
+    if isinstance(error, DecodingBudgetSpent):
+        headers["Retry-After"] = str(error.retry_after)
     return _error_response(error.status_code, error.code, error.message, error.details, headers)
 
 
@@ -184,31 +195,13 @@ class BodySizeLimit:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
                 await self._refuse(scope, receive, send)
                 return
-        chunks: list[bytes] = []
-        received = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunk = message.get("body", b"")
-            received += len(chunk)
-            if received > self.max_bytes:
-                await self._refuse(scope, receive, send)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:  # after the body, the server reports a disconnect
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        try:
+            body = await read_body(receive, self.max_bytes)
+        except OverLimit:
+            await self._refuse(scope, receive, send)
+            return
+        if body is not None:
+            await self.app(scope, replay(body, receive), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Built only when needed: every other request would pay for a response it never sends.
@@ -232,6 +225,7 @@ ROUTERS = (
     studies.router,
     challenges.router,
     comparisons.router,
+    people.router,
     v2.router,
     metrics.router,
     docs.router,
@@ -250,7 +244,10 @@ def _lifespan(
         if migrate:
             upgrade_to_head(settings.database_url, runtime.db.engine)
         if not settings.api_token:
-            log.warning("API_TOKEN is not set: anyone who can reach this API may write to it")
+            log.warning(
+                "API_TOKEN is not set: anyone who can reach this API may write to it until "
+                "somebody is added with POST /people"
+            )
         try:
             sweep_once(runtime.db, runtime.queue)
         except Exception:  # the workers sweep too; a failed start-up sweep is not fatal
@@ -291,6 +288,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     web.mount(app)
     app.add_middleware(HotPaths)  # innermost: the guard and the metrics see its answers
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BrowserDefences, settings=settings)  # a foreign Host: before the body
     app.add_middleware(Observability)  # outermost: it times and labels every answer, 413s too
     return app
 

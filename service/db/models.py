@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -18,9 +19,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     func,
+    select,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
+
+from service.domain import Status, owner_of, utcnow
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -42,10 +46,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, datetime: UTCDateTime}
 
@@ -57,6 +57,34 @@ VERSION_COLUMNS = {
     "keras": "keras_version",
     "numpy": "numpy_version",
 }
+
+
+class PersonRow(Base):
+    """A student or a teacher of the class; `token_hash` is the sha256 of their token (NULL once
+    revoked: their work stays, their token opens nothing)."""
+
+    __tablename__ = "people"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ux_people_name", "name", unique=True),
+        Index("ux_people_token_hash", "token_hash", unique=True),
+    )
+
+
+def _owner_column() -> Mapped[str | None]:
+    return mapped_column(String(32), ForeignKey("people.id"), index=True)
+
+
+def _owner_name(owner_id: Mapped[str | None]) -> Mapped[str | None]:
+    """The owner's name, loaded with the row (NULL: nobody's, or the API_TOKEN holder's)."""
+    return column_property(select(PersonRow.name).where(PersonRow.id == owner_id).scalar_subquery())
 
 
 class ExperimentRow(Base):
@@ -103,6 +131,8 @@ class ExperimentRow(Base):
     # returns this experiment instead of creating another.
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_digest: Mapped[str | None] = mapped_column(String(64))
+    owner_id: Mapped[str | None] = _owner_column()
+    owner_name: Mapped[str | None] = _owner_name(owner_id)
 
     __table_args__ = (
         Index("ix_experiments_status_created", "status", "created_at"),
@@ -113,6 +143,61 @@ class ExperimentRow(Base):
         Index("ix_experiments_study_trial", "study_id", "trial_number", unique=True),
         Index("ux_experiments_client_idempotency", "client_id", "idempotency_key", unique=True),
     )
+
+
+def queued_experiment(
+    *,
+    name: str,
+    description: str | None,
+    spec: dict[str, Any],
+    summary: dict[str, Any] | None,
+    client_id: str,
+    max_attempts: int,
+    spec_hash: str | None = None,
+    seed: int | None = None,
+    rerun_of: str | None = None,
+    idempotency_key: str | None = None,
+    request_digest: str | None = None,
+    study_id: str | None = None,
+    trial_number: int | None = None,
+    trial_params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The columns of a new experiment, queued: the one place such a row is made up (an
+    admission inserts them in one conditional statement, a study's trial as an ORM row).
+
+    A None JSON value is left out, so the column is SQL NULL rather than JSON `null`.
+    """
+    now = utcnow()
+    values: dict[str, Any] = {
+        "id": uuid.uuid4().hex,
+        "name": name,
+        "description": description,
+        "spec": spec,
+        "summary": summary,
+        "status": Status.QUEUED.value,
+        "client_id": client_id,
+        "owner_id": owner_of(client_id),
+        "created_at": now,
+        "attempt": 0,
+        "max_attempts": max_attempts,
+        "cancel_requested": False,
+        # Optimistic: the caller clears it when the queue refuses; were the caller to die
+        # before enqueueing, the sweep finds the row missing from the queue all the same.
+        "delivered_at": now,
+        "spec_hash": spec_hash,
+        "seed": seed,
+        "rerun_of": rerun_of,
+        "idempotency_key": idempotency_key,
+        "request_digest": request_digest,
+        "study_id": study_id,
+        "trial_number": trial_number,
+        "trial_params": trial_params,
+    }
+    return {
+        column: value
+        for column, value in values.items()
+        if value is not None or column not in ("summary", "trial_params")
+    }
 
 
 class StudyRow(Base):
@@ -131,6 +216,8 @@ class StudyRow(Base):
     advances: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    owner_id: Mapped[str | None] = _owner_column()
+    owner_name: Mapped[str | None] = _owner_name(owner_id)
 
 
 class EpochRow(Base):
@@ -172,6 +259,8 @@ class ModelAliasRow(Base):
         ForeignKey("experiments.id", ondelete="CASCADE"), index=True
     )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner_id: Mapped[str | None] = _owner_column()
+    owner_name: Mapped[str | None] = _owner_name(owner_id)
 
 
 class EvaluationRow(Base):

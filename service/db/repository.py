@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -17,9 +16,10 @@ from service.db.models import (
     ExperimentRow,
     ExperimentTagRow,
     ModelAliasRow,
-    utcnow,
+    queued_experiment,
 )
-from service.domain import FINISHED, Attempt, EpochRecord, Experiment, JobTiming, Status
+from service.db.ownership import OwnerFilter
+from service.domain import FINISHED, Attempt, EpochRecord, Experiment, JobTiming, Status, utcnow
 from service.errors import ExperimentNotFound, NotCancellable, NotDeletable
 
 Order = Literal["created", "-created", "test_accuracy", "-test_accuracy"]
@@ -64,6 +64,9 @@ def to_experiment(
         study_id=row.study_id,
         trial_params=row.trial_params,
         tags=tuple(tags),
+        owner_id=row.owner_id,
+        owner=row.owner_name,
+        client_id=row.client_id,
     )
 
 
@@ -95,20 +98,17 @@ def create_experiment(
     tags: Sequence[str] = (),
 ) -> Experiment:
     row = ExperimentRow(
-        id=uuid.uuid4().hex,
-        name=name,
-        description=description,
-        spec=spec,
-        summary=summary,
-        status=Status.QUEUED,
-        client_id=client_id,
-        created_at=utcnow(),
-        attempt=0,
-        max_attempts=max_attempts,
-        cancel_requested=False,
-        spec_hash=spec_hash,
-        seed=seed,
-        rerun_of=rerun_of,
+        **queued_experiment(
+            name=name,
+            description=description,
+            spec=spec,
+            summary=summary,
+            client_id=client_id,
+            max_attempts=max_attempts,
+            spec_hash=spec_hash,
+            seed=seed,
+            rerun_of=rerun_of,
+        )
     )
     session.add(row)
     session.flush()
@@ -175,11 +175,15 @@ def list_experiments(
     order: Order = "-created",
     limit: int = 50,
     offset: int = 0,
+    owner: OwnerFilter | None = None,
 ) -> tuple[list[Experiment], int]:
-    """A page of experiments in `status` (any when None) carrying every one of `tags`, and
-    submitted by `client_id` when given."""
+    """A page of experiments in `status` (any when None) carrying every one of `tags`, of
+    `owner` when given."""
     query = select(ExperimentRow)
     count = select(func.count()).select_from(ExperimentRow)
+    for condition in owner.where(ExperimentRow) if owner else ():
+        query = query.where(condition)
+        count = count.where(condition)
     if client_id is not None:
         query = query.where(ExperimentRow.client_id == client_id)
         count = count.where(ExperimentRow.client_id == client_id)

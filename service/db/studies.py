@@ -8,9 +8,18 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
-from service.db.models import EpochRow, ExperimentRow, StudyRow, utcnow
+from service.db.models import EpochRow, ExperimentRow, StudyRow, queued_experiment
+from service.db.ownership import OwnerFilter
 from service.db.repository import to_experiment
-from service.domain import Experiment, Status, Study, StudyStatus
+from service.domain import (
+    Experiment,
+    PlannedTrial,
+    Study,
+    StudyDefinition,
+    StudyStatus,
+    owner_of,
+    utcnow,
+)
 from service.errors import StudyNotFound
 
 
@@ -19,11 +28,13 @@ def to_study(row: StudyRow) -> Study:
         id=row.id,
         name=row.name,
         client_id=row.client_id,
-        definition=row.definition,
-        plan=row.plan["trials"] if row.plan is not None else None,
+        definition=StudyDefinition.from_json(row.definition),
+        plan=tuple(map(PlannedTrial.from_json, row.plan["trials"])) if row.plan else None,
         status=StudyStatus(row.status),
         created_at=row.created_at,
         finished_at=row.finished_at,
+        owner_id=row.owner_id,
+        owner=row.owner_name,
     )
 
 
@@ -32,15 +43,16 @@ def create_study(
     *,
     name: str,
     client_id: str,
-    definition: dict[str, Any],
-    plan: list[dict[str, Any]] | None,
+    definition: StudyDefinition,
+    plan: list[PlannedTrial] | None,
 ) -> Study:
     row = StudyRow(
         id=uuid.uuid4().hex,
         name=name,
         client_id=client_id,
-        definition=definition,
-        plan={"trials": plan} if plan is not None else None,
+        owner_id=owner_of(client_id),
+        definition=definition.as_json(),
+        plan={"trials": [trial.as_json() for trial in plan]} if plan is not None else None,
         status=StudyStatus.RUNNING,
         advances=0,
         created_at=utcnow(),
@@ -57,14 +69,18 @@ def get_study(session: Session, study_id: str) -> Study:
     return to_study(row)
 
 
-def list_studies(session: Session, *, limit: int, offset: int) -> tuple[list[Study], int]:
+def list_studies(
+    session: Session, *, limit: int, offset: int, owner: OwnerFilter | None = None
+) -> tuple[list[Study], int]:
+    conditions = owner.where(StudyRow) if owner else []
     rows = session.scalars(
         select(StudyRow)
+        .where(*conditions)
         .order_by(StudyRow.created_at.desc(), StudyRow.id)
         .limit(limit)
         .offset(offset)
     ).all()
-    count = session.scalar(select(func.count()).select_from(StudyRow)) or 0
+    count = session.scalar(select(func.count()).select_from(StudyRow).where(*conditions)) or 0
     return [to_study(row) for row in rows], count
 
 
@@ -140,26 +156,20 @@ def create_trial(
     summary: dict[str, Any] | None,
     max_attempts: int,
 ) -> Experiment:
-    now = utcnow()
     row = ExperimentRow(
-        id=uuid.uuid4().hex,
-        name=name,
-        description=f"trial {number} of study {study.name!r} ({study.id})",
-        spec=spec,
-        spec_hash=spec_hash,
-        seed=spec["fit"]["seed"],
-        summary=summary,
-        status=Status.QUEUED,
-        client_id=study.client_id,
-        created_at=now,
-        # Optimistic, as for a lone experiment: a failed delivery clears it.
-        delivered_at=now,
-        attempt=0,
-        max_attempts=max_attempts,
-        cancel_requested=False,
-        study_id=study.id,
-        trial_number=number,
-        trial_params=params,
+        **queued_experiment(
+            name=name,
+            description=f"trial {number} of study {study.name!r} ({study.id})",
+            spec=spec,
+            spec_hash=spec_hash,
+            seed=spec["fit"]["seed"],
+            summary=summary,
+            client_id=study.client_id,
+            max_attempts=max_attempts,
+            study_id=study.id,
+            trial_number=number,
+            trial_params=params,
+        )
     )
     session.add(row)
     session.flush()

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
-from service.domain import Attempt, EpochRecord, Experiment, Reproduction, Status
+from service.domain import (
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    Attempt,
+    EpochRecord,
+    Experiment,
+    ExperimentDraft,
+    Reproduction,
+    Status,
+)
 from service.estimates import Estimate
 from service.overview import RunOverview
 from service.schemas.insight import FindingPublic
@@ -26,10 +35,6 @@ def _not_blank(name: str) -> str:
         # The type pydantic's pattern gave before; the message is ours, not a regex.
         raise spec_error("string_pattern_mismatch", "give the experiment a name, not only spaces")
     return name
-
-
-MAX_TAGS = 10
-MAX_TAG_LENGTH = 40
 
 
 def _tags(tags: list[str]) -> list[str]:
@@ -60,9 +65,6 @@ def _layers_or_model(schema: JsonDict, model: type[BaseModel]) -> None:
 
 class ExperimentCreate(ExperimentSpec):
     """POST /experiments: the spec plus what a person calls it and the tags that group it."""
-
-    # What describes the run, not the net: kept beside the spec, not in it.
-    NOT_SPEC: ClassVar[set[str]] = {"name", "description", "tags"}
 
     model_config = ConfigDict(json_schema_extra=_layers_or_model)
 
@@ -110,6 +112,15 @@ class ExperimentCreate(ExperimentSpec):
             raise spec_error("keras_json", str(error)) from None
         return data
 
+    def draft(self) -> ExperimentDraft:
+        """The body as the domain takes it: the spec's fields (the one place that says which
+        they are) apart from what describes the run. Already validated: nothing is checked
+        twice."""
+        spec = ExperimentSpec.model_construct(
+            **{field: getattr(self, field) for field in ExperimentSpec.model_fields}
+        )
+        return ExperimentDraft(self.name, self.description, spec, tuple(self.tags))
+
 
 class LayerSummary(BaseModel):
     name: str
@@ -147,12 +158,9 @@ class ExperimentValidated(BaseModel):
     summary: SummaryPublic
 
 
-def validated(spec_in: ExperimentCreate, summary: dict[str, Any]) -> ExperimentValidated:
-    """A dry run's answer: the spec without what names the run, and the summary."""
-    return ExperimentValidated(
-        spec=ExperimentSpec.model_validate(spec_in.model_dump(exclude=spec_in.NOT_SPEC)),
-        summary=SummaryPublic.model_validate(summary),
-    )
+def validated(spec: ExperimentSpec, summary: dict[str, Any]) -> ExperimentValidated:
+    """A dry run's answer: the spec (a draft's, without what names the run) and the summary."""
+    return ExperimentValidated(spec=spec, summary=SummaryPublic.model_validate(summary))
 
 
 class AttemptPublic(BaseModel):
@@ -198,7 +206,8 @@ class ExperimentPublic(BaseModel):
     aliases: list[str]
     tags: list[str]
     queue_position: int | None = Field(
-        default=None, description="queued: 1 for the next to start, counting oldest first"
+        default=None,
+        description="queued: 1 for the next to start, in the order fair share starts them",
     )
     estimated_start: datetime | None = Field(
         default=None,
@@ -221,6 +230,9 @@ class ExperimentPublic(BaseModel):
     study_id: str | None = Field(default=None, description="the study this is a trial of")
     trial_params: dict[str, Any] | None = Field(
         default=None, description="what the study varied for this trial, by path in the spec"
+    )
+    owner: str | None = Field(
+        default=None, description="the person whose work it is; null: made before the class"
     )
 
     @classmethod
@@ -270,6 +282,7 @@ class ExperimentPublic(BaseModel):
             diagnostics=diagnostics,
             study_id=experiment.study_id,
             trial_params=experiment.trial_params,
+            owner=experiment.owner,
         )
 
 

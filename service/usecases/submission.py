@@ -12,22 +12,23 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from service.config import Settings
-from service.db import admission
+from service.db import admission, people
+from service.db.clock import database_now
 from service.db.session import Database
-from service.domain import Experiment
-from service.errors import IdempotencyMismatch, QueueFull, SpecRejected
+from service.domain import Experiment, ExperimentDraft, owner_of
+from service.errors import IdempotencyMismatch, QueueFull, SpecRejected, TrainingTimeUsed
 from service.jobs.queue import JobQueue
 from service.maintenance import disk
-from service.schemas.experiments import ExperimentCreate
 from service.spec.architecture import ArchitectureError, infer_architecture
 from service.spec.cost import TrainingCost, training_cost
+from service.spec.experiment import ExperimentSpec
 from service.spec.fingerprint import normalised_spec, spec_hash
 from service.spec.layers import Layer as LayerSpec
 
 log = logging.getLogger(__name__)
 
 
-def check_limits(spec: ExperimentCreate, settings: Settings) -> TrainingCost:
+def check_limits(spec: ExperimentSpec, settings: Settings) -> TrainingCost:
     """The caps a user meets before any work starts, each named in its 422; the net's cost."""
     problems = size_problems(
         settings,
@@ -119,27 +120,61 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:,.1f} MB"
 
 
+def queue_cap(settings: Settings, client_id: str) -> tuple[int, str]:
+    """How many queued experiments the client may have, and the setting that says so: a
+    person's own cap, else the per-client (address or API_TOKEN) one."""
+    if owner_of(client_id) is not None:
+        return settings.max_queued_per_person, "MAX_QUEUED_PER_PERSON"
+    return settings.max_queued_per_client, "MAX_QUEUED_PER_CLIENT"
+
+
 def check_queue_room(
     session: Session, settings: Settings, *, client_id: str, adding: int = 1
 ) -> None:
-    """Refuse (429) what would put the client over MAX_QUEUED_PER_CLIENT queued experiments."""
+    """Refuse (429) what would put the client over their queue cap, or a person over their
+    training minutes today."""
+    check_training_day(session, settings, client_id=client_id)
     queued = admission.count_queued(session, client_id=client_id)
-    if queued + adding > settings.max_queued_per_client:
-        raise QueueFull(
-            f"you already have {queued} experiments queued, the limit "
-            f"(MAX_QUEUED_PER_CLIENT) is {settings.max_queued_per_client}; wait for some "
-            "to start or cancel them"
+    cap, name = queue_cap(settings, client_id)
+    if queued + adding > cap:
+        raise queue_full(queued, cap, name)
+
+
+def check_training_day(session: Session, settings: Settings, *, client_id: str) -> None:
+    """Refuse (429) a person's submission once they trained MAX_TRAINING_MINUTES_PER_DAY
+    today (UTC), saying when the day resets."""
+    limit = settings.max_training_minutes_per_day
+    if not limit or owner_of(client_id) is None:
+        return
+    now = database_now(session)
+    used = people.training_seconds_since(
+        session, people.start_of_day(now), now=now, client_id=client_id
+    ).get(client_id, 0.0)
+    if used >= limit * 60:
+        resets = people.next_day(now)
+        raise TrainingTimeUsed(
+            f"you trained {used / 60:.0f} minutes today, the daily limit "
+            f"(MAX_TRAINING_MINUTES_PER_DAY) is {limit:g}; it resets at "
+            f"{resets:%Y-%m-%d %H:%M} UTC, in {(resets - now).total_seconds() / 3600:.1f} h"
         )
 
 
-def validate_experiment(spec_in: ExperimentCreate, settings: Settings) -> dict[str, Any]:
+def queue_full(queued: int, limit: int, setting: str = "MAX_QUEUED_PER_CLIENT") -> QueueFull:
+    """The 429 of a client at its cap, whichever way the cap was met."""
+    return QueueFull(
+        f"you already have {queued} experiments queued, the limit ({setting}) is {limit}; "
+        "wait for some to start or cancel them"
+    )
+
+
+def validate_experiment(spec: ExperimentSpec, settings: Settings) -> dict[str, Any]:
     """Everything a submission checks before it stores anything: the limits, then the Keras
     dry run. Returns the summary (with the memory and time estimate); raises what a
     submission would raise for the same spec."""
-    cost = check_limits(spec_in, settings)
+    cost = check_limits(spec, settings)
     from service.ml.build import dry_run  # TensorFlow loads on first use, not at import
 
-    return {**dry_run(spec_in), "estimate": cost.as_summary()}
+    return {**dry_run(spec), "estimate": cost.as_summary()}
 
 
 @dataclass(frozen=True)
@@ -149,9 +184,15 @@ class Submission:
     """True when the Idempotency-Key was used before: `experiment` is the one created then."""
 
 
-def request_digest(spec_in: ExperimentCreate) -> str:
+def request_digest(draft: ExperimentDraft) -> str:
     """What an Idempotency-Key is bound to: the request's content, not its formatting."""
-    canonical = json.dumps(spec_in.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    content = {
+        **normalised_spec(draft.spec),
+        "name": draft.name,
+        "description": draft.description,
+        "tags": list(draft.tags),
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -167,7 +208,7 @@ def _replay(earlier: admission.Admission, digest: str | None, key: str) -> Submi
 
 
 def _new_experiment(
-    spec_in: ExperimentCreate,
+    draft: ExperimentDraft,
     settings: Settings,
     summary: dict[str, Any],
     *,
@@ -175,29 +216,22 @@ def _new_experiment(
     rerun_of: str | None,
 ) -> admission.NewExperiment:
     return admission.NewExperiment(
-        name=spec_in.name,
-        description=spec_in.description,
-        spec=normalised_spec(spec_in),
+        name=draft.name,
+        description=draft.description,
+        spec=normalised_spec(draft.spec),
         summary=summary,
         client_id=client_id,
         max_attempts=settings.max_attempts,
-        spec_hash=spec_hash(spec_in),
-        seed=spec_in.fit.seed,
+        spec_hash=spec_hash(draft.spec),
+        seed=draft.spec.fit.seed,
         rerun_of=rerun_of,
-        tags=tuple(spec_in.tags),
-    )
-
-
-def _queue_full(max_queued: int) -> QueueFull:
-    return QueueFull(
-        f"you already have {max_queued} experiments queued, the limit "
-        f"(MAX_QUEUED_PER_CLIENT); wait for some to start or cancel them"
+        tags=draft.tags,
     )
 
 
 def submit_experiment(
     *,
-    spec_in: ExperimentCreate,
+    draft: ExperimentDraft,
     settings: Settings,
     db: Database,
     queue: JobQueue,
@@ -211,7 +245,7 @@ def submit_experiment(
     Once stored, the experiment is accepted whatever the queue does: when the broker is down
     the row is marked undelivered and the sweep delivers it once the broker is back.
     """
-    digest = request_digest(spec_in) if idempotency_key is not None else None
+    digest = request_digest(draft) if idempotency_key is not None else None
     if idempotency_key is not None:
         with db.scope() as session:
             earlier = admission.find_by_idempotency_key(
@@ -220,29 +254,33 @@ def submit_experiment(
         if earlier is not None:  # before the dry run: a retry costs a query, not a build
             return _replay(earlier, digest, idempotency_key)
     disk.ensure_room(settings)
-    summary = validate_experiment(spec_in, settings)
-    new = _new_experiment(spec_in, settings, summary, client_id=client_id, rerun_of=rerun_of)
+    with db.scope() as session:
+        check_training_day(session, settings, client_id=client_id)
+    summary = validate_experiment(draft.spec, settings)
+    new = _new_experiment(draft, settings, summary, client_id=client_id, rerun_of=rerun_of)
+    cap, setting = queue_cap(settings, client_id)
     admitted = admission.admit(
         db,
         new,
-        max_queued=settings.max_queued_per_client,
+        max_queued=cap,
         idempotency_key=idempotency_key,
         request_digest=digest,
     )
     if admitted.experiment is None:
-        raise _queue_full(settings.max_queued_per_client)
+        # Full when the row was to go in: at the cap, however many were queued when checked.
+        raise queue_full(cap, cap, setting)
     if admitted.replayed:
         assert idempotency_key is not None
         return _replay(admitted, digest, idempotency_key)
     deliver(db=db, queue=queue, experiment_id=admitted.experiment.id)
     experiment = admitted.experiment
     log.info(
-        "experiment %s %r queued: %d epochs, %s parameters, client %s",
+        "experiment %s %r queued: %d epochs, %s parameters, %s",
         experiment.id,
         experiment.name,
-        spec_in.fit.epochs,
+        draft.spec.fit.epochs,
         f"{summary.get('total_params', 0):,}",
-        client_id,
+        f"by {experiment.owner}" if experiment.owner else f"client {client_id}",
     )
     return Submission(experiment, replayed=False)
 

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from service import spreadsheets
 from service.api.deps import (
     ClientIdDep,
     DatabaseDep,
     QueueDep,
     Reader,
     SettingsDep,
+    Teacher,
     TeacherDep,
+    TokenFirstRoute,
     Writer,
+    WriterDep,
 )
 from service.db import challenges as store
 from service.schemas.challenges import (
@@ -36,7 +38,7 @@ from service.schemas.experiments import (
 from service.usecases import challenges
 from service.usecases.submission import validate_experiment
 
-router = APIRouter(prefix="/challenges", tags=["challenges"])
+router = APIRouter(route_class=TokenFirstRoute, prefix="/challenges", tags=["challenges"])
 ChallengeId = Annotated[str, Path(min_length=1, max_length=64, description="the challenge's id")]
 
 
@@ -52,8 +54,8 @@ def _public(challenge: challenges.Challenge, now: datetime) -> ChallengePublic:
     "",
     response_model=ChallengePublic,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[Writer],
-    responses=error_responses(401, 422),
+    dependencies=[Writer, Teacher],
+    responses=error_responses(401, 403, 422),
 )
 def create_challenge(body: ChallengeCreate, db: DatabaseDep) -> ChallengePublic:
     """Set up a challenge: its rules, each person's allowance, and when it closes."""
@@ -101,15 +103,15 @@ def enter_challenge(
     settings: SettingsDep,
     db: DatabaseDep,
     queue: QueueDep,
-    client: ClientIdDep,
+    caller: WriterDep,
 ) -> ExperimentPublic:
     """Enter a spec, exactly as POST /experiments takes it: checked against the rules, then
-    trained as an ordinary experiment tagged with the challenge."""
+    trained as an ordinary experiment tagged with the challenge (and owned by its entrant)."""
     experiment = challenges.enter(
         challenge_id=challenge_id,
-        spec_in=spec_in,
-        entrant=client,
-        entrant_name=client,
+        draft=spec_in.draft(),
+        entrant=caller.client_id,
+        entrant_name=caller.name or caller.client_id,
         settings=settings,
         db=db,
         queue=queue,
@@ -133,17 +135,16 @@ def validate_entry(
 ) -> ExperimentValidated:
     """Check an entry as POST .../entries would (open, allowance, every rule, then the Keras
     dry run) without training it: the page checks the rules as a learner types."""
-    challenges.check_entry(
-        db, challenge_id=challenge_id, spec_in=spec_in, entrant=client, now=_now()
-    )
-    return validated(spec_in, validate_experiment(spec_in, settings))
+    spec = spec_in.draft().spec
+    challenges.check_entry(db, challenge_id=challenge_id, spec=spec, entrant=client, now=_now())
+    return validated(spec, validate_experiment(spec, settings))
 
 
 @router.post(
     "/{challenge_id}/close",
     response_model=ChallengePublic,
-    dependencies=[Writer],
-    responses=error_responses(401, 404, 422),
+    dependencies=[Writer, Teacher],
+    responses=error_responses(401, 403, 404, 422),
 )
 def close_challenge(challenge_id: ChallengeId, db: DatabaseDep) -> ChallengePublic:
     """No more entries; the leaderboard ranks by the private half from now on."""
@@ -216,10 +217,5 @@ def _standing(row: challenges.Standing, board: challenges.Leaderboard) -> Standi
 
 
 def _csv(rows: list[StandingPublic]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(_CSV_COLUMNS)
-    for row in rows:
-        values = row.model_dump(mode="json")
-        writer.writerow(["" if values[name] is None else values[name] for name in _CSV_COLUMNS])
-    return out.getvalue()
+    values = (row.model_dump(mode="json") for row in rows)
+    return spreadsheets.as_csv(_CSV_COLUMNS, ([v[name] for name in _CSV_COLUMNS] for v in values))
