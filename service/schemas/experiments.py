@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -51,9 +52,12 @@ def _tags(tags: list[str]) -> list[str]:
 
 def _layers_or_model(schema: JsonDict, model: type[BaseModel]) -> None:
     """What `_keras_json` checks: layers, or a model (Keras's to_json()) in their place."""
-    parent = ExperimentSpec.model_config.get("json_schema_extra")
-    if callable(parent):
-        parent(schema, model)
+    # The spec's own (its standard bounds), which this replaces in the subclass's config.
+    parent = cast(
+        Callable[[JsonDict, type[BaseModel]], None],
+        ExperimentSpec.model_config.get("json_schema_extra"),
+    )
+    parent(schema, model)
     required = schema["required"]
     assert isinstance(required, list)
     required.remove("layers")
