@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import AliasChoices, BeforeValidator, Field, field_validator
 from pydantic.config import JsonDict
@@ -219,11 +219,21 @@ IntOrPair = Annotated[
 ]
 
 
+# What _window checks, in the schema: each side 1 to MAX_KERNEL.
+_SIDE: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_KERNEL}
+WINDOW_SCHEMA: dict[str, Any] = {
+    "anyOf": [_SIDE, {"type": "array", "items": _SIDE, "minItems": 2, "maxItems": 2}]
+}
+OPTIONAL_WINDOW_SCHEMA: dict[str, Any] = {"anyOf": [*WINDOW_SCHEMA["anyOf"], {"type": "null"}]}
+
+
 class Conv2D(_Layer):
     type: Literal["Conv2D"]
     filters: Annotated[Int, Field(ge=1, le=MAX_FILTERS)]
-    kernel_size: IntOrPair = Field(description="an integer or [height, width]")
-    strides: IntOrPair = 1
+    kernel_size: IntOrPair = Field(
+        description="an integer or [height, width]", json_schema_extra=WINDOW_SCHEMA
+    )
+    strides: IntOrPair = Field(default=1, json_schema_extra=WINDOW_SCHEMA)
     padding: Padding = "valid"
     activation: Activation | None = None
     kernel_initializer: Initializer = "glorot_uniform"
@@ -244,8 +254,8 @@ class Conv2D(_Layer):
 
 class MaxPooling2D(_Layer):
     type: Literal["MaxPooling2D"]
-    pool_size: IntOrPair = 2
-    strides: IntOrPair | None = None
+    pool_size: IntOrPair = Field(default=2, json_schema_extra=WINDOW_SCHEMA)
+    strides: IntOrPair | None = Field(default=None, json_schema_extra=OPTIONAL_WINDOW_SCHEMA)
     padding: Padding = "valid"
 
     _positive_and_small = field_validator("pool_size", "strides")(_window)
