@@ -208,6 +208,8 @@ def _window(value: int | list[int] | None) -> int | list[int] | None:
 
 
 def _int_or_list(value: object) -> object:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # 23.0 is an integer to JSON, and to the schema
     if isinstance(value, bool) or not isinstance(value, int | list):
         raise spec_error("int_type", f"must be an integer or [height, width], not {value!r}")
     return value

@@ -460,3 +460,13 @@ def test_bodies_the_service_refuses_are_outside_the_schema(
         headers={"content-type": "application/json"},
     )
     assert response.status_code in (400, 422), response.text
+
+
+def test_a_window_side_given_as_a_whole_float_is_the_integer() -> None:
+    """JSON (and the schema's "integer") counts 3.0 as an integer; the spec refused it."""
+    spec = factories.conv_spec()
+    for layer in spec["layers"]:
+        if layer["type"] == "Conv2D":
+            layer["kernel_size"] = 3.0
+    created = ExperimentCreate.model_validate(spec)
+    assert any(getattr(layer, "kernel_size", None) == 3 for layer in created.layers)
