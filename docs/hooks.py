@@ -48,7 +48,7 @@ def _schema_name(schema: dict[str, Any] | None) -> str:
     if not schema:
         return ""
     if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[-1]
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
     if schema.get("type") == "array":
         return f"array of {_schema_name(schema.get('items')) or 'items'}"
     for key in ("anyOf", "oneOf"):
@@ -71,7 +71,10 @@ def routes_markdown(doc: dict[str, Any]) -> str:
                 lines += [op["description"].strip(), ""]
             params = op.get("parameters", [])
             if params:
-                lines += ["| parameter | in | type | required | meaning |", "| --- | --- | --- | --- | --- |"]
+                lines += [
+                    "| parameter | in | type | required | meaning |",
+                    "| --- | --- | --- | --- | --- |",
+                ]
                 for p in params:
                     lines.append(
                         f"| `{p['name']}` | {p['in']} | {_cell(_schema_name(p.get('schema')))} "
@@ -82,7 +85,8 @@ def routes_markdown(doc: dict[str, Any]) -> str:
             body = op.get("requestBody", {}).get("content", {})
             if body:
                 kinds = ", ".join(
-                    f"`{kind}` ({_schema_name(c.get('schema')) or 'any'})" for kind, c in body.items()
+                    f"`{kind}` ({_schema_name(c.get('schema')) or 'any'})"
+                    for kind, c in body.items()
                 )
                 lines += [f"Body: {kinds}", ""]
             responses = op.get("responses", {})
@@ -109,10 +113,15 @@ def settings_markdown() -> str:
 
     from service.config import Settings
 
-    rows = ["## Every setting, from the code", "",
-            "Generated from `service.config.Settings` when the site is built: each variable "
-            "with its type, default and bounds.", "",
-            "| variable | type | default | bounds | note |", "| --- | --- | --- | --- | --- |"]
+    rows = [
+        "## Every setting, from the code",
+        "",
+        "Generated from `service.config.Settings` when the site is built: each variable "
+        "with its type, default and bounds.",
+        "",
+        "| variable | type | default | bounds | note |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, field in Settings.model_fields.items():
         default = field.default
         if default is PydanticUndefined:

@@ -24,15 +24,23 @@ PAGES: dict[str, tuple[str, str, list[str]]] = {
         "A learner's first hour",
         "Start the service, train the notebook's three nets, watch them learn, see what they "
         "got wrong, and have one read your handwriting.",
-        ["Quick start", "Worked example: the notebook's three nets", "Insight",
-         "Recognising digits"],
+        [
+            "Quick start",
+            "Worked example: the notebook's three nets",
+            "Insight",
+            "Recognising digits",
+        ],
     ),
     "tutorials/teacher.md": (
         "A teacher's term",
         "Run the service for a class: tokens, a challenge with a leaderboard, studies that "
         "answer the notebook's questions, and the lab page your students use.",
-        ["Running it for a class", "The class challenge", "Studies: the notebook's questions "
-         "in one request", "The lab page"],
+        [
+            "Running it for a class",
+            "The class challenge",
+            "Studies: the notebook's questions in one request",
+            "The lab page",
+        ],
     ),
     "tutorials/operator.md": (
         "An operator's deployment",
