@@ -23,7 +23,8 @@ def _splitter() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "split_readme", REPO / "docs" / "tooling" / "split_readme.py"
     )
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -31,9 +32,9 @@ def _splitter() -> ModuleType:
 
 def test_docs_serves_a_built_site_and_prints_its_url(tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("<h1>MNIST lab docs</h1>")
+    command = [sys.executable, "-m", "service", "docs", "--no-build", "--docs-port", "0"]
     with subprocess.Popen(
-        [sys.executable, "-m", "service", "docs", "--no-build", "--docs-port", "0"]
-        + ["--site-dir", str(tmp_path)],
+        [*command, "--site-dir", str(tmp_path)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
