@@ -125,6 +125,26 @@ def migrate(settings: Settings) -> None:
     log.info("database is at revision %s", head)
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for one API process or several, from the settings.
+
+    uvicorn trusts `X-Forwarded-For` from 127.0.0.1 unless told otherwise, and the per-client
+    queue cap is keyed on the address it derives: any local process (or a proxy in front that
+    passes the header on unchecked) could name a fresh client per request. Forwarding headers
+    are honoured only from the proxies FORWARDED_ALLOW_IPS names, and not at all by default.
+    """
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": logs.uvicorn_config(
+            access_log=settings.access_log, log_format=settings.log_format
+        ),
+        "access_log": settings.access_log,
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": settings.forwarded_allow_ips or None,
+    }
+
+
 def serve_api(settings: Settings) -> None:
     import uvicorn
 
@@ -146,25 +166,12 @@ def serve_api(settings: Settings) -> None:
             "service.api.app:app_from_environment",
             factory=True,
             workers=settings.api_workers,
-            host=settings.host,
-            port=settings.port,
-            log_config=logs.uvicorn_config(
-                access_log=settings.access_log, log_format=settings.log_format
-            ),
-            access_log=settings.access_log,
+            **server_options(settings),
         )
         return
     app = create_app(settings, migrate=False)
     tune_server_process()
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=logs.uvicorn_config(
-            access_log=settings.access_log, log_format=settings.log_format
-        ),
-        access_log=settings.access_log,
-    )
+    uvicorn.run(app, **server_options(settings))
 
 
 def run_worker(settings: Settings) -> None:

@@ -50,12 +50,22 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     api_workers: int = Field(default=1, ge=1, le=64, description="API processes sharing the port")
+    allowed_hosts: str = Field(
+        default="",
+        description="comma-separated host names the API answers to besides loopback ones "
+        "('*': any); empty: loopback names only while HOST is a loopback address, else any",
+    )
     api_token: str | None = None
     protect_reads: bool = False
     events_poll_seconds: float = Field(
         default=0.5, gt=0, description="how often each API process reads the change log"
     )
     access_log: bool = Field(default=False, description="log one line per HTTP request")
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="comma-separated addresses or networks of the reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed ('*': any); empty: none",
+    )
 
     # Workers.
     worker_slots: int = Field(default=1, ge=1, le=64)
@@ -110,6 +120,20 @@ class Settings(BaseSettings):
         default=33_554_432, ge=784, description="decoded pixels of all of a request's images"
     )
     max_queued_per_client: int = Field(default=50, ge=1)
+    # The costliest request MAX_REQUEST_PIXELS allows takes 0.67 s of CPU to decode; without a
+    # budget one client on 16 connections pinned both our cores (service/serving/budget.py).
+    decode_pixels_per_second: int = Field(
+        default=8_388_608,
+        ge=0,
+        description="encoded-image pixels each client may have decoded per second, "
+        "on average; 0: no budget",
+    )
+    decode_burst_pixels: int = Field(
+        default=67_108_864,
+        ge=784,
+        description="encoded-image pixels a client may have decoded at once, after a pause; "
+        "at least MAX_REQUEST_PIXELS",
+    )
     max_train_seconds: float = Field(default=3600.0, gt=0)
     max_study_trials: int = Field(default=100, ge=1, description="trials one study may run")
 
@@ -144,6 +168,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "HEARTBEAT_SECONDS must be shorter than LEASE_SECONDS, "
                 "or every running job would look dead between two heartbeats"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _largest_request_fits_the_burst(self) -> Settings:
+        if self.decode_burst_pixels < self.max_request_pixels:
+            raise ValueError(
+                "DECODE_BURST_PIXELS must be at least MAX_REQUEST_PIXELS, "
+                "or the largest request the limits allow would always be refused"
             )
         return self
 

@@ -23,7 +23,8 @@ ServiceError (500)
 ├── TooLarge (413)
 ├── TooMany (429)
 │   ├── QueueFull (429)
-│   └── EntriesUsedUp (429)
+│   ├── EntriesUsedUp (429)
+│   └── DecodingBudgetSpent (429)
 ├── Unauthorized (401)
 ├── SealedUntilClose (403)
 ├── InsufficientStorage (507)
@@ -168,6 +169,14 @@ class EntriesUsedUp(TooMany, code="challenge_entries_used_up"):
 
 class SealedUntilClose(ServiceError, code="sealed_until_close", status=403):
     """A challenge entry's full test-set results are shown to students once it closes."""
+
+
+class DecodingBudgetSpent(TooMany, code="decoding_budget_spent"):
+    """The client decoded its share of image pixels for now; `retry_after` is in seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Unauthorized(ServiceError, code="unauthorized", status=401):

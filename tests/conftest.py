@@ -67,6 +67,8 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "cancel_grace_seconds": 5.0,
             "api_token": None,
             "worker_label": None,
+            # The name httpx's ASGI test client gives every request; HOST stays loopback.
+            "allowed_hosts": "testserver",
         }
         if SCALED_DATABASE.startswith("postgresql"):
             values["database_url"] = SCALED_DATABASE

@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from service import __version__, logs
 from service.api import messages
+from service.api.browsers import BrowserDefences
 from service.api.hot_path import HotPaths
 from service.api.observability import Observability
 from service.api.routes import (
@@ -40,7 +41,13 @@ from service.api.routes import (
 )
 from service.config import Settings, get_settings
 from service.db.migrations import upgrade_to_head
-from service.errors import ServiceError, TooLarge, Unauthorized, error_body
+from service.errors import (
+    DecodingBudgetSpent,
+    ServiceError,
+    TooLarge,
+    Unauthorized,
+    error_body,
+)
 from service.events.feed import ChangeFeed, end_streams_on_exit_signals
 from service.jobs.recovery import sweep_once
 from service.runtime import Runtime
@@ -62,7 +69,9 @@ def _error_response(
 
 def _service_error_response(error: ServiceError) -> JSONResponse:
     # HTTP requires a 401 to name the scheme that would have been accepted.
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else {}
+    if isinstance(error, DecodingBudgetSpent):
+        headers["Retry-After"] = str(error.retry_after)
     return _error_response(error.status_code, error.code, error.message, error.details, headers)
 
 
@@ -269,6 +278,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     web.mount(app)
     app.add_middleware(HotPaths)  # innermost: the guard and the metrics see its answers
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BrowserDefences, settings=settings)  # a foreign Host: before the body
     app.add_middleware(Observability)  # outermost: it times and labels every answer, 413s too
     return app
 

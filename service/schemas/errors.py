@@ -28,7 +28,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflicts with the current state",
         413: "Request too large",
         422: "Invalid request; `details` names each field",
-        429: "Too many queued experiments for this client, or a challenge's entries used up",
+        429: "Too much from this client: queued experiments, a challenge's entries, or "
+        "decoded pixels (Retry-After)",
         503: "A dependency is unavailable",
     }
     return {

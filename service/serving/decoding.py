@@ -17,6 +17,7 @@ from service.errors import InvalidInput, TooLarge
 from service.images import base64_bytes, decode_image, image_pixels, pixels_to_array
 from service.mnist import AssumedScale
 from service.schemas.predict import PredictRequest
+from service.serving.budget import DecodingBudget
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class ImageDecoder:
     max_bytes: int
     max_pixels: int
     max_request_pixels: int
+    budget: DecodingBudget
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImageDecoder:
@@ -35,12 +37,16 @@ class ImageDecoder:
             max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels,
             max_request_pixels=settings.max_request_pixels,
+            budget=DecodingBudget(
+                rate=settings.decode_pixels_per_second, burst=settings.decode_burst_pixels
+            ),
         )
 
     def request_batch(
-        self, request: PredictRequest
+        self, request: PredictRequest, *, client: str
     ) -> tuple[np.ndarray, list[AssumedScale | None]]:
-        """The request's images and the pixel scale assumed for each (None for an encoded one)."""
+        """The request's images and the pixel scale assumed for each (None for an encoded one);
+        `client` (`service.api.deps.client_id`) pays for decoding the encoded ones."""
         self.check_batch_size(request.batch_size)
         arrays: list[np.ndarray] = []
         scales: list[AssumedScale | None] = []
@@ -61,7 +67,7 @@ class ImageDecoder:
             (field, base64_bytes(text, max_bytes=self.max_bytes, field=field))
             for text, field in zip(encoded, fields, strict=True)
         ]
-        arrays.extend(self._decode_all(files))
+        arrays.extend(self._decode_all(files, client=client))
         scales.extend([None] * len(files))
         return np.stack(arrays), scales
 
@@ -72,7 +78,7 @@ class ImageDecoder:
                 "(MAX_PREDICT_BATCH); split the batch"
             )
 
-    def upload_batch(self, files: list[tuple[str, bytes]]) -> np.ndarray:
+    def upload_batch(self, files: list[tuple[str, bytes]], *, client: str) -> np.ndarray:
         """Uploaded files as (name, content), in order."""
         if not files:
             raise InvalidInput("upload at least one PNG or JPEG file in the form field 'file'")
@@ -81,11 +87,13 @@ class ImageDecoder:
                 f"{len(files)} files is over the limit of {self.max_batch} per request "
                 "(MAX_PREDICT_BATCH)"
             )
-        return np.stack(self._decode_all([(f"file {name!r}", data) for name, data in files]))
+        named = [(f"file {name!r}", data) for name, data in files]
+        return np.stack(self._decode_all(named, client=client))
 
-    def _decode_all(self, files: list[tuple[str, bytes]]) -> list[np.ndarray]:
+    def _decode_all(self, files: list[tuple[str, bytes]], *, client: str) -> list[np.ndarray]:
         """(field, encoded bytes) -> arrays, once every header says the total is within
-        MAX_REQUEST_PIXELS (and each image within MAX_IMAGE_BYTES and MAX_IMAGE_PIXELS)."""
+        MAX_REQUEST_PIXELS (and each image within MAX_IMAGE_BYTES and MAX_IMAGE_PIXELS) and
+        the client's decoding budget has that many pixels left."""
         limits = {"max_bytes": self.max_bytes, "max_pixels": self.max_pixels}
         total = 0
         for field, data in files:
@@ -96,4 +104,6 @@ class ImageDecoder:
                     f"have at most {self.max_request_pixels:,} (MAX_REQUEST_PIXELS); send "
                     "smaller images or fewer per request"
                 )
+        if total:
+            self.budget.charge(client, total)
         return [decode_image(data, **limits, field=field) for field, data in files]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from service import spreadsheets
 from service.config import Settings
 from service.db import repository
 from service.db.models import utcnow
@@ -40,13 +39,7 @@ def overviews(session: Session, experiments: Sequence[Experiment]) -> list[RunOv
 
 def as_csv(rows: Sequence[RunOverview]) -> str:
     """The compact table as CSV: one header line, one line per run, empty for unknown."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for row in rows:
-        values = [getattr(row, column) for column in COLUMNS]
-        writer.writerow(
-            " ".join(value) if isinstance(value, tuple) else "" if value is None else value
-            for value in values
-        )
-    return out.getvalue()
+    values = ([getattr(row, column) for column in COLUMNS] for row in rows)
+    return spreadsheets.as_csv(
+        COLUMNS, ([" ".join(v) if isinstance(v, tuple) else v for v in row] for row in values)
+    )

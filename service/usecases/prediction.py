@@ -70,18 +70,23 @@ class Predictions:
         model = self.resolver.recent(reference)
         return model if model is not None and self.loader.is_warm(model) else None
 
-    def predict(self, request: PredictRequest, model: ServableModel | None = None) -> Prediction:
-        """The request's images through `model`, or through the model its reference names.
+    def predict(
+        self, request: PredictRequest, model: ServableModel | None = None, *, client: str
+    ) -> Prediction:
+        """The request's images through `model`, or through the model its reference names;
+        `client` pays for the decoding.
 
         The model is resolved first: a request naming no model costs no decoding."""
         if model is None:
             model = self.resolver.resolve(request.model)
-        batch, scales = self.decoder.request_batch(request)
+        batch, scales = self.decoder.request_batch(request, client=client)
         return Prediction(model, self._forward(model, batch), scales, batch)
 
-    async def predict_warm(self, request: PredictRequest, model: ServableModel) -> Prediction:
+    async def predict_warm(
+        self, request: PredictRequest, model: ServableModel, *, client: str
+    ) -> Prediction:
         """`predict` on the event loop for a `warm_model`, micro-batched when that is on."""
-        batch, scales = self.decoder.request_batch(request)
+        batch, scales = self.decoder.request_batch(request, client=client)
         return Prediction(model, await self.forward_warm(model, batch), scales, batch)
 
     def predict_images(self, reference: str, batch: np.ndarray) -> Prediction:
@@ -99,10 +104,13 @@ class Predictions:
         self._count(model, 1)
         return await self.batcher.forward(model.experiment_id, predictor.predict, batch)
 
-    def predict_files(self, reference: str, files: list[tuple[str, bytes]]) -> Prediction:
-        """Uploaded files as (name, content) through the model `reference` names, in order."""
+    def predict_files(
+        self, reference: str, files: list[tuple[str, bytes]], *, client: str
+    ) -> Prediction:
+        """Uploaded files as (name, content) through the model `reference` names, in order;
+        `client` pays for the decoding."""
         model = self.resolver.resolve(reference)
-        batch = self.decoder.upload_batch(files)
+        batch = self.decoder.upload_batch(files, client=client)
         return Prediction(model, self._forward(model, batch), [None] * len(files), batch)
 
     def _forward(self, model: ServableModel, batch: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,7 +17,7 @@ from service.config import Settings
 from service.jobs.queue import JobQueue
 from service.jobs.recovery import sweep_once
 from tests.factories import tiny_spec
-from tests.helpers import named, runtime_of
+from tests.helpers import ServiceProcess, free_port, named, runtime_of, wait_for
 from tests.tcp_proxy import TcpProxy
 
 
@@ -119,3 +120,47 @@ def test_the_same_key_sent_twice_at_once_creates_one_experiment(client: TestClie
     assert {response.status_code for response in responses} == {202}
     assert len({response.json()["id"] for response in responses}) == 1
     assert client.get("/experiments").json()["count"] == 1
+
+
+def _rotating_forwarded_for(port: int, count: int) -> list[int]:
+    """POST `count` experiments from this host, each naming another client in X-Forwarded-For."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        return [
+            http.post(
+                "/experiments",
+                json=named(tiny_spec(), f"n{i}"),
+                headers={"X-Forwarded-For": f"10.7.0.{i}"},
+            ).status_code
+            for i in range(count)
+        ]
+
+
+@pytest.mark.parametrize(
+    ("trusted", "expected"),
+    [
+        pytest.param("", [202, 202, 429], id="no-proxy-named"),
+        pytest.param("127.0.0.1", [202, 202, 202], id="the-proxy-named"),
+    ],
+)
+def test_x_forwarded_for_counts_only_from_the_proxies_named(
+    settings: Settings,
+    start_service: Callable[..., ServiceProcess],
+    trusted: str,
+    expected: list[int],
+) -> None:
+    port = free_port()
+    start_service(
+        settings.model_copy(
+            update={"port": port, "max_queued_per_client": 2, "forwarded_allow_ips": trusted}
+        ),
+        "api",
+    )
+    wait_for(lambda: _health(port), timeout=60, what=f"the API on port {port}")
+    assert _rotating_forwarded_for(port, 3) == expected
+
+
+def _health(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

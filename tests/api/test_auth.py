@@ -301,3 +301,45 @@ def test_locked_service_does_not_warn(
     with caplog.at_level(logging.WARNING, logger="service.api.app"):
         app_with(api_token=TOKEN)
     assert not [r for r in caplog.records if STARTUP_WARNING in r.getMessage()]
+
+
+BROKEN_BODIES = [
+    pytest.param(b"{", "application/json", id="json-that-does-not-parse"),
+    pytest.param(b"\xff\xfe", "application/json", id="not-utf-8"),
+    pytest.param(b"--x\r\nbroken", "multipart/form-data; boundary=x", id="broken-multipart"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type"), BROKEN_BODIES)
+def test_the_token_is_checked_before_the_body_of_every_write(
+    locked: TestClient, body: bytes, content_type: str
+) -> None:
+    app = locked.app
+    assert isinstance(app, FastAPI)
+    headers = {"Content-Type": content_type}
+    for method, path in writes(app):
+        assert_unauthorized(locked.request(method, path, content=body, headers=headers), MISSING)
+        wrong = {**headers, **bearer("wrong")}
+        assert_unauthorized(locked.request(method, path, content=body, headers=wrong), WRONG)
+
+
+@pytest.mark.parametrize(("body", "content_type"), BROKEN_BODIES)
+def test_the_token_is_checked_before_the_body_of_a_protected_read(
+    sealed: TestClient, body: bytes, content_type: str
+) -> None:
+    app = sealed.app
+    assert isinstance(app, FastAPI)
+    posts = [(method, path) for method, path in reads(app) if method == "POST"]
+    assert ("POST", "/predict") in posts
+    for method, path in posts:
+        response = sealed.request(
+            method, path, content=body, headers={"Content-Type": content_type}
+        )
+        assert_unauthorized(response, MISSING)
+
+
+def test_a_broken_body_with_the_token_is_still_a_422(locked: TestClient) -> None:
+    response = locked.post(
+        "/experiments", content=b"{", headers={**bearer(), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text

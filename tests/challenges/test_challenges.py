@@ -314,3 +314,13 @@ def test_the_halves_are_a_secret_even_split_of_the_test_set() -> None:
     assert halves(4321)[0].tolist() != public.tolist()
     challenge_json = str(halves)  # the seed itself is never part of an answer: see ChallengePublic
     assert "seed" not in challenge_json
+
+
+def test_the_leaderboard_csv_keeps_a_name_that_would_start_a_formula_as_text(
+    lab: TestClient,
+) -> None:
+    cid = _create(lab)["id"]
+    _entry_as(lab, cid, '=HYPERLINK("http://x.example/","click")')
+    csv = lab.get(f"/challenges/{cid}/leaderboard", params={"format": "csv"})
+    assert csv.status_code == 200, csv.text
+    assert '\'=HYPERLINK(""http://x.example/"",""click"")' in csv.text.splitlines()[1]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from service import spreadsheets
 from service.api.deps import (
     ClientIdDep,
     DatabaseDep,
@@ -16,6 +15,7 @@ from service.api.deps import (
     Reader,
     SettingsDep,
     TeacherDep,
+    TokenFirstRoute,
     Writer,
 )
 from service.db import challenges as store
@@ -36,7 +36,7 @@ from service.schemas.experiments import (
 from service.usecases import challenges
 from service.usecases.submission import validate_experiment
 
-router = APIRouter(prefix="/challenges", tags=["challenges"])
+router = APIRouter(route_class=TokenFirstRoute, prefix="/challenges", tags=["challenges"])
 ChallengeId = Annotated[str, Path(min_length=1, max_length=64, description="the challenge's id")]
 
 
@@ -216,10 +216,5 @@ def _standing(row: challenges.Standing, board: challenges.Leaderboard) -> Standi
 
 
 def _csv(rows: list[StandingPublic]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(_CSV_COLUMNS)
-    for row in rows:
-        values = row.model_dump(mode="json")
-        writer.writerow(["" if values[name] is None else values[name] for name in _CSV_COLUMNS])
-    return out.getvalue()
+    values = (row.model_dump(mode="json") for row in rows)
+    return spreadsheets.as_csv(_CSV_COLUMNS, ([v[name] for name in _CSV_COLUMNS] for v in values))

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from service.api.deps import DatabaseDep, ExperimentId, Reader
+from service.api.deps import DatabaseDep, ExperimentId, Reader, TokenFirstRoute
 from service.charts import (
     METRICS,
     LegendEntry,
@@ -39,6 +39,7 @@ PICTURE: dict[int | str, dict[str, Any]] = {
 }
 # Every route answers a picture it renders itself, or an error about the experiments named.
 router = APIRouter(
+    route_class=TokenFirstRoute,
     tags=["charts"],
     dependencies=[Reader],
     default_response_class=Response,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from service.api.deps import DatabaseDep, Reader
+from service.api.deps import DatabaseDep, Reader, TokenFirstRoute
 from service.schemas.errors import error_responses
 from service.schemas.studies import (
     ComparisonPublic,
@@ -18,7 +18,7 @@ from service.schemas.studies import (
 from service.studies.leaderboard import DEFAULT_THRESHOLD
 from service.usecases.comparison import MAX_COMPARED, compare, split_ids
 
-router = APIRouter(tags=["comparisons"], dependencies=[Reader])
+router = APIRouter(route_class=TokenFirstRoute, tags=["comparisons"], dependencies=[Reader])
 
 
 @router.get("/compare", response_model=ComparisonPublic, responses=error_responses(401, 404, 422))

@@ -16,14 +16,21 @@ from fastapi.openapi.docs import (
 )
 from fastapi.responses import HTMLResponse
 
-from service.api.deps import Reader
+from service.api.browsers import docs_policy
+from service.api.deps import Reader, TokenFirstRoute
 from service.api.routes.web import STATIC, VENDOR
 
 OPENAPI_URL = "/openapi.json"
 DOCS_URL = "/docs"
 REDOC_URL = "/redoc"
 
-router = APIRouter(include_in_schema=False, dependencies=[Reader])
+
+def _with_policy(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = docs_policy(bytes(page.body))
+    return page
+
+
+router = APIRouter(route_class=TokenFirstRoute, include_in_schema=False, dependencies=[Reader])
 
 
 @router.get(OPENAPI_URL)
@@ -34,27 +41,31 @@ async def openapi(request: Request) -> dict[str, Any]:
 
 @router.get(DOCS_URL)
 async def swagger_ui(request: Request) -> HTMLResponse:
-    return get_swagger_ui_html(
-        openapi_url=OPENAPI_URL,
-        title=f"{request.app.title} - Swagger UI",
-        oauth2_redirect_url=f"{DOCS_URL}/oauth2-redirect",
-        swagger_js_url=f"{VENDOR}/swagger-ui/swagger-ui-bundle.js",
-        swagger_css_url=f"{VENDOR}/swagger-ui/swagger-ui.css",
-        swagger_favicon_url=f"{STATIC}/favicon.svg",
+    return _with_policy(
+        get_swagger_ui_html(
+            openapi_url=OPENAPI_URL,
+            title=f"{request.app.title} - Swagger UI",
+            oauth2_redirect_url=f"{DOCS_URL}/oauth2-redirect",
+            swagger_js_url=f"{VENDOR}/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{VENDOR}/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=f"{STATIC}/favicon.svg",
+        )
     )
 
 
 @router.get(f"{DOCS_URL}/oauth2-redirect")
 async def swagger_ui_redirect() -> HTMLResponse:
-    return get_swagger_ui_oauth2_redirect_html()
+    return _with_policy(get_swagger_ui_oauth2_redirect_html())
 
 
 @router.get(REDOC_URL)
 async def redoc(request: Request) -> HTMLResponse:
-    return get_redoc_html(
-        openapi_url=OPENAPI_URL,
-        title=f"{request.app.title} - ReDoc",
-        redoc_js_url=f"{VENDOR}/redoc/redoc.standalone.js",
-        redoc_favicon_url=f"{STATIC}/favicon.svg",
-        with_google_fonts=False,
+    return _with_policy(
+        get_redoc_html(
+            openapi_url=OPENAPI_URL,
+            title=f"{request.app.title} - ReDoc",
+            redoc_js_url=f"{VENDOR}/redoc/redoc.standalone.js",
+            redoc_favicon_url=f"{STATIC}/favicon.svg",
+            with_google_fonts=False,
+        )
     )

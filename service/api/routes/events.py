@@ -9,14 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from service.api.deps import DatabaseDep, ExperimentId, Reader
+from service.api.deps import DatabaseDep, ExperimentId, Reader, TokenFirstRoute
 from service.db import repository
 from service.db.session import Database
 from service.events.feed import ChangeFeed
 from service.events.stream import event_stream
 from service.schemas.errors import error_responses
 
-router = APIRouter(tags=["events"], dependencies=[Reader])
+router = APIRouter(route_class=TokenFirstRoute, tags=["events"], dependencies=[Reader])
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 EVENTS_DOC: dict[int | str, dict[str, Any]] = {

@@ -15,6 +15,7 @@ from service.api.deps import (
     Reader,
     RuntimeDep,
     SettingsDep,
+    TokenFirstRoute,
     Writer,
 )
 from service.db import repository
@@ -37,7 +38,7 @@ from service.usecases.removal import remove_experiments
 from service.usecases.reproduction import reproduction_of
 from service.usecases.submission import submit_experiment, validate_experiment
 
-router = APIRouter(prefix="/experiments", tags=["experiments"])
+router = APIRouter(route_class=TokenFirstRoute, prefix="/experiments", tags=["experiments"])
 
 
 class _OnOneExperiment(TypedDict):

@@ -15,13 +15,14 @@ from service.api.deps import (
     Reader,
     RuntimeDep,
     SettingsDep,
+    TokenFirstRoute,
     Writer,
 )
 from service.schemas.errors import error_responses
 from service.schemas.experiments import ExperimentPublic
 from service.usecases import exports, reproduction
 
-router = APIRouter(prefix="/experiments", tags=["reproduction"])
+router = APIRouter(route_class=TokenFirstRoute, prefix="/experiments", tags=["reproduction"])
 
 
 def _file(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:

@@ -7,7 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
 
-from service.api.deps import DatabaseDep, ExperimentId, QueueDep, Reader, TeacherDep
+from service.api.deps import (
+    DatabaseDep,
+    ExperimentId,
+    QueueDep,
+    Reader,
+    TeacherDep,
+    TokenFirstRoute,
+)
 from service.api.routes.charts import Kind, picture
 from service.db import insight, repository
 from service.db.session import Database
@@ -25,7 +32,12 @@ from service.schemas.errors import error_responses
 from service.schemas.insight import EvaluationPendingPublic, EvaluationPublic, LayersPublic
 from service.usecases.insight import EVALUATION_RETRY_SECONDS, evaluation_or_request
 
-router = APIRouter(prefix="/experiments/{experiment_id}", tags=["insight"], dependencies=[Reader])
+router = APIRouter(
+    route_class=TokenFirstRoute,
+    prefix="/experiments/{experiment_id}",
+    tags=["insight"],
+    dependencies=[Reader],
+)
 PENDING: dict[int | str, dict[str, Any]] = {
     202: {
         "model": EvaluationPendingPublic,

@@ -6,10 +6,10 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service import metrics
-from service.api.deps import Reader, RuntimeDep
+from service.api.deps import Reader, RuntimeDep, TokenFirstRoute
 from service.schemas.errors import error_responses
 
-router = APIRouter(tags=["metrics"], dependencies=[Reader])
+router = APIRouter(route_class=TokenFirstRoute, tags=["metrics"], dependencies=[Reader])
 
 
 @router.get(

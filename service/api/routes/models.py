@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from service.api.deps import DatabaseDep, Reader, Writer
+from service.api.deps import DatabaseDep, Reader, TokenFirstRoute, Writer
 from service.db import registry
 from service.schemas.errors import error_responses
 from service.schemas.predict import (
@@ -16,7 +16,7 @@ from service.schemas.predict import (
     ModelsPublic,
 )
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(route_class=TokenFirstRoute, prefix="/models", tags=["models"])
 # One path for the three: a model's name is an alias, an experiment id, `best` or `latest`, and
 # PUT and DELETE take aliases only. Two path templates for one URL would hide PUT from GET's.
 

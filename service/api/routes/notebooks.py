@@ -14,14 +14,21 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from service.api.deps import ClientIdDep, DatabaseDep, QueueDep, SettingsDep, Writer
+from service.api.deps import (
+    ClientIdDep,
+    DatabaseDep,
+    QueueDep,
+    SettingsDep,
+    TokenFirstRoute,
+    Writer,
+)
 from service.errors import InvalidInput
 from service.schemas.errors import error_responses
 from service.schemas.notebooks import CodeIn, CodeReadPublic, NotebookReadPublic
 from service.spec.from_notebook import NotANotebook, Notebook, notebook_name, parse_notebook
 from service.usecases.reading import Read, read_code, read_notebook, submit_read
 
-router = APIRouter(tags=["notebooks"])
+router = APIRouter(route_class=TokenFirstRoute, tags=["notebooks"])
 
 DryRun = Annotated[
     bool, Query(description="answer what was read (spec, summary, skipped) without queueing")

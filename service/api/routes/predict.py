@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import Reader, RuntimeDep
+from service.api.deps import ClientIdDep, Reader, RuntimeDep, TokenFirstRoute
 from service.schemas.errors import error_responses
 from service.schemas.predict import (
     BatchPredictResponse,
@@ -17,29 +17,31 @@ from service.schemas.predict import (
 )
 from service.usecases.prediction import Prediction, Predictions
 
-router = APIRouter(prefix="/predict", tags=["predict"], dependencies=[Reader])
-ERRORS = error_responses(401, 404, 409, 413, 422)
+router = APIRouter(
+    route_class=TokenFirstRoute, prefix="/predict", tags=["predict"], dependencies=[Reader]
+)
+ERRORS = error_responses(401, 404, 409, 413, 422, 429)
 
 
 @router.post("", response_model=PredictResponse | BatchPredictResponse, responses=ERRORS)
-async def predict(request: PredictRequest, runtime: RuntimeDep) -> Response:
+async def predict(request: PredictRequest, runtime: RuntimeDep, client: ClientIdDep) -> Response:
     """One image (`image`, `image_base64`) answers one prediction; a batch answers in order."""
     predictions = runtime.predictions
     model = predictions.warm_model(request)
     if model is not None:
-        answer = _shaped(request, await predictions.predict_warm(request, model))
+        answer = _shaped(request, await predictions.predict_warm(request, model, client=client))
     else:
         # Decoding images, querying the database or loading a model must not stall the loop.
-        answer = await run_in_threadpool(_answer, predictions, request)
+        answer = await run_in_threadpool(_answer, predictions, request, client)
     # Serialised once here: the answer was built from validated parts, so FastAPI's second
     # validation against the response model would only cost time on the hot path.
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
 def _answer(
-    predictions: Predictions, request: PredictRequest
+    predictions: Predictions, request: PredictRequest, client: str
 ) -> PredictResponse | BatchPredictResponse:
-    return _shaped(request, predictions.predict(request))
+    return _shaped(request, predictions.predict(request, client=client))
 
 
 def _shaped(request: PredictRequest, result: Prediction) -> PredictResponse | BatchPredictResponse:
@@ -56,6 +58,7 @@ def _shaped(request: PredictRequest, result: Prediction) -> PredictResponse | Ba
 @router.post("/upload", response_model=BatchPredictResponse, responses=ERRORS)
 def predict_upload(
     runtime: RuntimeDep,
+    client: ClientIdDep,
     file: Annotated[
         list[UploadFile],
         File(description="PNG or JPEG files of digits", json_schema_extra={"minItems": 1}),
@@ -68,7 +71,7 @@ def predict_upload(
     """Multipart upload of one or more photos or drawings; each is normalised like MNIST."""
     limit = runtime.settings.max_image_bytes
     files = [(upload.filename or "upload", upload.file.read(limit + 1)) for upload in file]
-    result = runtime.predictions.predict_files(model, files)
+    result = runtime.predictions.predict_files(model, files, client=client)
     return BatchPredictResponse.answer(
         result.model, result.probabilities, result.scales, result.images if return_input else None
     )

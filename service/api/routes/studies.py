@@ -13,6 +13,7 @@ from service.api.deps import (
     Reader,
     RuntimeDep,
     SettingsDep,
+    TokenFirstRoute,
     Writer,
 )
 from service.api.routes.charts import PICTURE, Kind, WithTraining, overlay, picture
@@ -28,7 +29,7 @@ from service.schemas.studies import (
 from service.studies.leaderboard import DEFAULT_THRESHOLD
 from service.usecases import studies
 
-router = APIRouter(prefix="/studies", tags=["studies"])
+router = APIRouter(route_class=TokenFirstRoute, prefix="/studies", tags=["studies"])
 StudyId = Annotated[str, Path(min_length=1, max_length=64, description="the study's id")]
 Threshold = Annotated[
     float,

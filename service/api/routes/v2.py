@@ -12,12 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__
-from service.api.deps import DatabaseDep, Reader, RuntimeDep
+from service.api.deps import DatabaseDep, Reader, RuntimeDep, TokenFirstRoute
 from service.db import registry
 from service.domain import ServableModel
 from service.errors import ModelNotFound, ServiceError, Unauthorized
@@ -45,7 +44,7 @@ INFER_OPENAPI = {
 }
 
 
-class OipRoute(APIRoute):
+class OipRoute(TokenFirstRoute):
     """Answers errors in the protocol's body; a malformed request is a 400, as clients expect."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

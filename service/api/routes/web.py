@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from service import __version__
+from service.api.browsers import PAGE
 from service.config import Settings
 from service.spec.notebook import NETS, notebook_spec
 
@@ -44,7 +45,10 @@ def page_config(settings: Settings) -> dict[str, object]:
 async def lab_page(request: Request) -> HTMLResponse:
     config = json.dumps(page_config(request.app.state.runtime.settings))
     # "</" cannot end the script element that holds the JSON.
-    return HTMLResponse(_shell().replace("{{ config }}", config.replace("</", "<\\/")))
+    return HTMLResponse(
+        _shell().replace("{{ config }}", config.replace("</", "<\\/")),
+        headers={"Content-Security-Policy": PAGE},
+    )
 
 
 def mount(app: FastAPI) -> None:
