@@ -105,7 +105,9 @@ def test_split_puts_every_section_on_a_page_with_working_links(
     assert "### The log" in settings
     # Links: an anchor follows its heading's page, a docs/ file is relative to the page,
     # a repository file outside the site becomes code, code spans stay as they are.
-    assert "[Configuration](../reference/settings.md#configuration)" in learner
+    # (Configuration is its page's one section: its title stands for the heading.)
+    assert "[Configuration](../reference/settings.md)" in learner
+    assert "## Configuration" not in settings
     assert "![shot](../screenshots/draw.png)" in learner
     assert "the bench (`bench/train.py`)" in learner
     assert "`[code](x.py)`" in learner

@@ -141,7 +141,7 @@ def main(readme_path: str, docs_dir: str = "docs") -> int:
     home = {h: page for page, (_, _, hs) in PAGES.items() for h in hs}
     placed: dict[str, list[tuple[str, list[str]]]] = {page: [] for page in PAGES}
     previous = next(iter(PAGES))
-    anchors: dict[str, str] = {}  # README anchor -> page it landed on
+    anchors: dict[str, str] = {}  # README anchor -> where it landed: page#anchor, or page
     unknown = []
     for heading, _, lines in parts:
         if heading in FRONT_ONLY:
@@ -155,7 +155,13 @@ def main(readme_path: str, docs_dir: str = "docs") -> int:
         for line in lines:
             match = re.match(r"^#{2,6} (.+?)\s*$", line)
             if match:
-                anchors[slug(match[1])] = page
+                anchors[slug(match[1])] = f"{page}#{slug(match[1])}"
+    for page, found in placed.items():
+        if len(found) == 1:
+            # A page of one section: the page's title stands for the section's heading.
+            heading, lines = found[0]
+            found[0] = (heading, lines[1:])
+            anchors[slug(heading)] = page
     for page, (title, intro, order) in PAGES.items():
         found = placed[page]
         rank = {h: i for i, h in enumerate(order)}
@@ -186,9 +192,11 @@ def fix_links(line: str, page: str, anchors: dict[str, str]) -> str:
             target = anchors.get(url[1:])
             if target is None:
                 return text
-            if target == page:
-                return match[0]
-            return f"{bang}[{text}]({posixpath.relpath(target, here)}{url})"
+            path, _, fragment = target.partition("#")
+            if path == page:
+                return f"{bang}[{text}](#{fragment})" if fragment else text
+            rel = posixpath.relpath(path, here) + (f"#{fragment}" if fragment else "")
+            return f"{bang}[{text}]({rel})"
         path, _, fragment = url.partition("#")
         if path.startswith("docs/"):
             rel = posixpath.relpath(path.removeprefix("docs/"), here)
