@@ -17,6 +17,7 @@ Flags (`--host`, `--port`, `--workers`, `--slots`, ...) override their environme
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -182,17 +183,30 @@ def run_worker(settings: Settings) -> None:
 
 def run_all(settings: Settings) -> None:
     """Workers run in their own interpreter: TensorFlow state must never be forked."""
-    from service.worker.lifeline import child_env
+    from service.worker.lifeline import FORWARDED_STOP_SIGNAL, GROUP_STOP_SIGNALS, child_env
 
     worker = subprocess.Popen([sys.executable, "-m", "service", "worker"], env=child_env())
-    # uvicorn raises the SIGTERM it caught again once it has shut down: with this handler
-    # instead of the default (die at once), the embedded worker below still drains.
-    signal.signal(signal.SIGTERM, lambda *_: log.info("stopping the embedded worker"))
+    forwarded = 0
+
+    def forward(*_: object) -> None:
+        # The worker drains: its trainings finish their epoch and release their claims. It
+        # tells this forwarded request from the same signal sent to the whole group.
+        nonlocal forwarded
+        forwarded += 1
+        log.info("stopping the embedded worker")
+        with contextlib.suppress(ProcessLookupError):
+            worker.send_signal(FORWARDED_STOP_SIGNAL)
+
+    # uvicorn raises each SIGINT and SIGTERM it caught again once it has shut down: this
+    # handler passes them on (instead of a KeyboardInterrupt, or dying at once), and any that
+    # come while the worker drains.
+    for signum in GROUP_STOP_SIGNALS:
+        signal.signal(signum, forward)
     try:
         serve_api(settings)
     finally:
-        # The worker drains: its trainings finish their epoch and release their claims.
-        worker.terminate()
+        if not forwarded:  # the server stopped for another reason
+            forward()
         try:
             worker.wait(timeout=settings.shutdown_grace_seconds + WORKER_RELEASE_SECONDS)
         except subprocess.TimeoutExpired:

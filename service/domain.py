@@ -5,8 +5,16 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from service.mnist import Scale
+from service.spec.experiment import ExperimentSpec
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware in UTC: what every stored time is stamped with."""
+    return datetime.now(UTC)
 
 
 class Status(enum.StrEnum):
@@ -84,6 +92,22 @@ class Experiment:
     study_id: str | None = None
     trial_params: dict[str, Any] | None = None
     """For a study's trial: what was varied, by path in the spec."""
+    tags: tuple[str, ...] = ()
+
+
+MAX_TAGS = 10
+"""Tags one experiment may carry."""
+MAX_TAG_LENGTH = 40
+
+
+@dataclass(frozen=True)
+class ExperimentDraft:
+    """An experiment someone asks for, before it is stored: the spec that is trained, and what
+    describes the run beside it (routes build it from a request body; reruns from a stored one)."""
+
+    name: str
+    description: str | None
+    spec: ExperimentSpec
     tags: tuple[str, ...] = ()
 
 
@@ -168,6 +192,27 @@ class ServableModel:
     model_uri: str
     aliases: tuple[str, ...] = ()
 
+    def is_version(self, version: str | None) -> bool:
+        """Whether a request for `version` (None: any) may be answered by this model: a
+        model's one version is the experiment id its name resolved to."""
+        return version is None or version == self.experiment_id
+
+
+@dataclass(frozen=True)
+class ImagesToPredict:
+    """What a prediction request asks, as the domain takes it: the model it names, its images
+    in order (pixel lists or base64-encoded files, each beside the request field that gave it,
+    for the messages) and the scale to assume for pixel lists."""
+
+    model: str
+    pixels: tuple[tuple[str, Any], ...] = ()
+    encoded: tuple[tuple[str, str], ...] = ()
+    scale: Scale = "auto"
+
+    @property
+    def count(self) -> int:
+        return len(self.pixels) + len(self.encoded)
+
 
 @dataclass(frozen=True)
 class Alias:
@@ -210,16 +255,86 @@ class StudyStatus(enum.StrEnum):
     """Stopped on a user's request: no new trials; its queued and running ones were cancelled."""
 
 
+ObjectiveMetric = Literal["val_accuracy", "val_loss", "accuracy", "loss"]
+"""The per-epoch metric a study ranks its trials by (`service.studies.objective`)."""
+
+
+@dataclass(frozen=True)
+class StudyDefinition:
+    """What a study was asked for, validated and resolved at creation; stored as JSON (its
+    `as_json` is what GET /studies/{id} shows as `definition`)."""
+
+    base: dict[str, Any]
+    """The spec every trial starts from (overrides such as `epochs` applied)."""
+    space: dict[str, Any]
+    """Path in the spec -> its dimension, as JSON."""
+    sampler: str
+    objective: ObjectiveMetric
+    n_trials: int
+    max_parallel: int
+    seed: int
+    max_attempts: int
+    preset: str | None = None
+    pruner: dict[str, Any] | None = None
+    """As JSON; `service.studies.pruning.Pruner` reads it (Optuna only where it prunes)."""
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> StudyDefinition:
+        return cls(
+            base=stored["base"],
+            space=stored["space"],
+            sampler=stored["sampler"],
+            objective=stored["objective"],
+            n_trials=stored["n_trials"],
+            max_parallel=stored["max_parallel"],
+            seed=stored["seed"],
+            max_attempts=stored["max_attempts"],
+            preset=stored.get("preset"),
+            pruner=stored.get("pruner"),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset,
+            "sampler": self.sampler,
+            "n_trials": self.n_trials,
+            "max_parallel": self.max_parallel,
+            "objective": self.objective,
+            "pruner": self.pruner,
+            "seed": self.seed,
+            "base": self.base,
+            "space": self.space,
+            "max_attempts": self.max_attempts,
+        }
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """A trial drawn up front (grid, random, a preset): what it varies, in a few words, and
+    its summary from the Keras dry run at creation."""
+
+    params: dict[str, Any]
+    label: str
+    summary: dict[str, Any] | None
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> PlannedTrial:
+        return cls(params=stored["params"], label=stored["label"], summary=stored["summary"])
+
+    def as_json(self) -> dict[str, Any]:
+        return {"params": self.params, "label": self.label, "summary": self.summary}
+
+
 @dataclass(frozen=True)
 class Study:
-    """A sweep over a base spec; `definition` is the validated request, `plan` its trials when
-    they were all drawn up front (grid, random, presets)."""
+    """A sweep over a base spec; `plan` its trials when they were all drawn up front (grid,
+    random, presets)."""
 
     id: str
     name: str
     client_id: str
-    definition: dict[str, Any]
-    plan: list[dict[str, Any]] | None
+    definition: StudyDefinition
+    plan: tuple[PlannedTrial, ...] | None
     status: StudyStatus
     created_at: datetime
     finished_at: datetime | None

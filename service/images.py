@@ -155,14 +155,6 @@ def _range_hint(scale: Scale, assumed: AssumedScale) -> str:
 # -- encoded images ----------------------------------------------------------------------------
 
 
-def decode_base64_image(
-    text: str, *, max_bytes: int, max_pixels: int, field: str = "image_base64"
-) -> np.ndarray:
-    """Raw base64 or a `data:image/...;base64,` URL -> `decode_image` of its bytes."""
-    data = base64_bytes(text, max_bytes=max_bytes, field=field)
-    return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, field=field)
-
-
 def base64_bytes(text: str, *, max_bytes: int, field: str = "image_base64") -> bytes:
     """Raw base64 or a `data:image/...;base64,` URL -> the file's bytes (not yet decoded)."""
     if not isinstance(text, str):

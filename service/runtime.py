@@ -7,8 +7,8 @@ from pathlib import Path
 
 from service.config import Settings
 from service.db import stats
-from service.db.models import utcnow
 from service.db.session import Database
+from service.domain import utcnow
 from service.jobs.queue import JobQueue
 from service.maintenance.disk import DiskReporter
 from service.metrics import EPOCH_BUCKETS, OperationsCollector

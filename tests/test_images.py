@@ -19,7 +19,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from service.errors import BadImage, TooLarge
-from service.images import decode_base64_image, decode_image, pixels_to_array
+from service.images import base64_bytes, decode_image, pixels_to_array
 from service.ml.data import load_mnist
 from tests.helpers import MNIST_PATH
 
@@ -444,7 +444,8 @@ def test_base64_forms_decode_like_the_bytes(seven: np.ndarray) -> None:
     }
 
     for name, text in forms.items():
-        assert np.array_equal(decode_base64_image(text, **LIMITS), expected), name
+        data = base64_bytes(text, max_bytes=LIMITS["max_bytes"])
+        assert np.array_equal(decode_image(data, **LIMITS), expected), name
 
 
 @pytest.mark.parametrize(
@@ -458,8 +459,15 @@ def test_base64_forms_decode_like_the_bytes(seven: np.ndarray) -> None:
     ],
 )
 def test_bad_base64_says_what_is_wrong(text: str, error: type[Exception], expected: str) -> None:
+    field = "image_base64"  # as the decoder names a request's encoded image
+
+    def decode() -> np.ndarray:
+        return decode_image(
+            base64_bytes(text, max_bytes=LIMITS["max_bytes"]), **LIMITS, field=field
+        )
+
     with pytest.raises(error, match=expected):
-        decode_base64_image(text, **LIMITS)
+        decode()
 
 
 # -- fuzzing: nothing but BadImage or TooLarge, ever -------------------------------------------

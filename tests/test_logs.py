@@ -16,8 +16,8 @@ from service import logs
 from service.config import Settings
 from service.domain import EpochRecord
 from service.logs import uvicorn_config
+from service.worker.context import epoch_line
 from service.worker.quiet import NOISE
-from service.worker.training import epoch_line
 from tests.helpers import ServiceProcess, free_port, submit, wait_finished, wait_for
 
 

@@ -14,22 +14,23 @@ every error and its message comes from one place: the routes and what they call.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import orjson
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.api.bodies import read_body, replay
 from service.api.routes import predict, v2
 from service.domain import BEST, REFERENCE_PATTERN, ServableModel
 from service.errors import ServiceError
 from service.images import pixels_to_array
-from service.mnist import PIXELS, SIDE
+from service.mnist import PIXELS, SIDE, Scale
 from service.runtime import Runtime
 from service.schemas.predict import PredictResponse
 from service.serving import oip
-from service.usecases.prediction import INLINE_MAX_IMAGES, Predictions
+from service.usecases.prediction import Predictions, few_enough_for_the_loop
 
 PREDICT = "/predict"
 V2_MODELS = "/v2/models/"
@@ -37,7 +38,7 @@ INFER = "/infer"
 VERSIONS = "/versions/"
 MAX_VERSION_LENGTH = 64  # as the route's `Version` path parameter
 FIELDS = frozenset({"image", "model", "scale"})
-SCALES = frozenset({"auto", "0-255", "0-1"})
+SCALES = frozenset(get_args(Scale))
 JSON = b"application/json"
 V2_HEADER_LENGTH = oip.HEADER_LENGTH.lower().encode()
 
@@ -61,7 +62,7 @@ class HotPaths:
             await self.app(scope, receive, send)
             return
         route, answer_with = handler
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:
             return  # the client went away
         runtime: Runtime = scope["app"].state.runtime
@@ -69,7 +70,7 @@ class HotPaths:
         if not runtime.settings.protect_reads:  # the token is the route's to check
             answer = await answer_with(runtime.predictions, scope, body)
         if answer is None:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send)
             return
         content, headers = answer
         scope["route"] = route
@@ -136,14 +137,14 @@ async def _infer(predictions: Predictions, scope: Scope, body: bytes) -> Answer 
     if versioned and not (0 < len(version) <= MAX_VERSION_LENGTH and "/" not in version):
         return None
     model: ServableModel | None = predictions.warm(name)
-    if model is None or (version and version != model.experiment_id):
+    if model is None or not model.is_version(version or None):
         return None
     header = _header(scope, V2_HEADER_LENGTH)
     try:
         request = oip.decode_request(body, None if header is None else header.decode("latin-1"))
     except ServiceError:
         return None
-    if len(request.images) > INLINE_MAX_IMAGES:
+    if not few_enough_for_the_loop(len(request.images)):
         return None
     probabilities = await predictions.forward_warm(model, request.images)
     response = oip.encode_response(
@@ -170,29 +171,3 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return cast(bytes, value)
     return None
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks = []
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        more = message.get("more_body", False)
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """`receive` for the route: the body already read, then whatever the server says next."""
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if replayed:
-            return await receive()
-        replayed = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay

@@ -5,9 +5,8 @@ which the sweep reads to deliver what the queue never got or lost.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
-from service.db.models import ExperimentRow, ExperimentTagRow, utcnow
+from service.db.models import ExperimentRow, ExperimentTagRow, queued_experiment
 from service.db.repository import get_experiment
 from service.db.session import Database
 from service.domain import Experiment, Status
@@ -86,20 +85,19 @@ def _row_values(
     new: NewExperiment, *, idempotency_key: str | None, request_digest: str | None
 ) -> dict[str, Any]:
     """The experiments row for `new`, queued (its tags go to their own table)."""
-    now = utcnow()
-    return {
-        **asdict(new, dict_factory=lambda fields: {k: v for k, v in fields if k != "tags"}),
-        "id": uuid.uuid4().hex,
-        "status": Status.QUEUED.value,
-        "created_at": now,
-        "attempt": 0,
-        "cancel_requested": False,
-        # Optimistic: the caller clears it when the queue refuses; were the caller to die
-        # before enqueueing, the sweep finds the row missing from the queue all the same.
-        "delivered_at": now,
-        "idempotency_key": idempotency_key,
-        "request_digest": request_digest,
-    }
+    return queued_experiment(
+        name=new.name,
+        description=new.description,
+        spec=new.spec,
+        summary=new.summary,
+        client_id=new.client_id,
+        max_attempts=new.max_attempts,
+        spec_hash=new.spec_hash,
+        seed=new.seed,
+        rerun_of=new.rerun_of,
+        idempotency_key=idempotency_key,
+        request_digest=request_digest,
+    )
 
 
 def _insert_below_cap(

@@ -14,7 +14,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.db.models import EpochRow, EvaluationRow, LayerStatsRow, utcnow
+from service.db.models import EpochRow, EvaluationRow, LayerStatsRow
+from service.domain import utcnow
 from service.insight.evaluation import Evaluation
 from service.insight.layers import EpochLayers, LayerStats
 

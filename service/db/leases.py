@@ -433,17 +433,6 @@ def _end_lost(
     return True
 
 
-def orphaned_queued(session: Session, *, older_than: datetime) -> list[str]:
-    """Queued experiments created before `older_than`, oldest first (for re-delivery)."""
-    return list(
-        session.scalars(
-            select(ExperimentRow.id)
-            .where(ExperimentRow.status == Status.QUEUED, ExperimentRow.created_at < older_than)
-            .order_by(ExperimentRow.created_at)
-        )
-    )
-
-
 def spec_if_owned(session: Session, *, experiment_id: str, attempt: int) -> dict[str, Any] | None:
     row = session.get(ExperimentRow, experiment_id)
     if row is None or row.attempt != attempt or row.status != Status.RUNNING:

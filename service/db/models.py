@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -22,6 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from service.domain import Status, utcnow
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite drops the zone otherwise)."""
@@ -40,10 +43,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -113,6 +112,60 @@ class ExperimentRow(Base):
         Index("ix_experiments_study_trial", "study_id", "trial_number", unique=True),
         Index("ux_experiments_client_idempotency", "client_id", "idempotency_key", unique=True),
     )
+
+
+def queued_experiment(
+    *,
+    name: str,
+    description: str | None,
+    spec: dict[str, Any],
+    summary: dict[str, Any] | None,
+    client_id: str,
+    max_attempts: int,
+    spec_hash: str | None = None,
+    seed: int | None = None,
+    rerun_of: str | None = None,
+    idempotency_key: str | None = None,
+    request_digest: str | None = None,
+    study_id: str | None = None,
+    trial_number: int | None = None,
+    trial_params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The columns of a new experiment, queued: the one place such a row is made up (an
+    admission inserts them in one conditional statement, a study's trial as an ORM row).
+
+    A None JSON value is left out, so the column is SQL NULL rather than JSON `null`.
+    """
+    now = utcnow()
+    values: dict[str, Any] = {
+        "id": uuid.uuid4().hex,
+        "name": name,
+        "description": description,
+        "spec": spec,
+        "summary": summary,
+        "status": Status.QUEUED.value,
+        "client_id": client_id,
+        "created_at": now,
+        "attempt": 0,
+        "max_attempts": max_attempts,
+        "cancel_requested": False,
+        # Optimistic: the caller clears it when the queue refuses; were the caller to die
+        # before enqueueing, the sweep finds the row missing from the queue all the same.
+        "delivered_at": now,
+        "spec_hash": spec_hash,
+        "seed": seed,
+        "rerun_of": rerun_of,
+        "idempotency_key": idempotency_key,
+        "request_digest": request_digest,
+        "study_id": study_id,
+        "trial_number": trial_number,
+        "trial_params": trial_params,
+    }
+    return {
+        column: value
+        for column, value in values.items()
+        if value is not None or column not in ("summary", "trial_params")
+    }
 
 
 class StudyRow(Base):

@@ -8,8 +8,8 @@ from sqlalchemy import Insert, Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.db.models import ExperimentRow, ModelAliasRow, utcnow
-from service.domain import BEST, LATEST, Alias, ServableModel, Status, alias_problem
+from service.db.models import ExperimentRow, ModelAliasRow
+from service.domain import BEST, LATEST, Alias, ServableModel, Status, alias_problem, utcnow
 from service.errors import ExperimentNotFound, InvalidInput, ModelNotFound, ModelNotReady
 from service.spec.suggestions import closest
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -17,9 +16,9 @@ from service.db.models import (
     ExperimentRow,
     ExperimentTagRow,
     ModelAliasRow,
-    utcnow,
+    queued_experiment,
 )
-from service.domain import FINISHED, Attempt, EpochRecord, Experiment, JobTiming, Status
+from service.domain import FINISHED, Attempt, EpochRecord, Experiment, JobTiming, Status, utcnow
 from service.errors import ExperimentNotFound, NotCancellable, NotDeletable
 
 Order = Literal["created", "-created", "test_accuracy", "-test_accuracy"]
@@ -95,20 +94,17 @@ def create_experiment(
     tags: Sequence[str] = (),
 ) -> Experiment:
     row = ExperimentRow(
-        id=uuid.uuid4().hex,
-        name=name,
-        description=description,
-        spec=spec,
-        summary=summary,
-        status=Status.QUEUED,
-        client_id=client_id,
-        created_at=utcnow(),
-        attempt=0,
-        max_attempts=max_attempts,
-        cancel_requested=False,
-        spec_hash=spec_hash,
-        seed=seed,
-        rerun_of=rerun_of,
+        **queued_experiment(
+            name=name,
+            description=description,
+            spec=spec,
+            summary=summary,
+            client_id=client_id,
+            max_attempts=max_attempts,
+            spec_hash=spec_hash,
+            seed=seed,
+            rerun_of=rerun_of,
+        )
     )
     session.add(row)
     session.flush()

@@ -8,9 +8,16 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
-from service.db.models import EpochRow, ExperimentRow, StudyRow, utcnow
+from service.db.models import EpochRow, ExperimentRow, StudyRow, queued_experiment
 from service.db.repository import to_experiment
-from service.domain import Experiment, Status, Study, StudyStatus
+from service.domain import (
+    Experiment,
+    PlannedTrial,
+    Study,
+    StudyDefinition,
+    StudyStatus,
+    utcnow,
+)
 from service.errors import StudyNotFound
 
 
@@ -19,8 +26,8 @@ def to_study(row: StudyRow) -> Study:
         id=row.id,
         name=row.name,
         client_id=row.client_id,
-        definition=row.definition,
-        plan=row.plan["trials"] if row.plan is not None else None,
+        definition=StudyDefinition.from_json(row.definition),
+        plan=tuple(map(PlannedTrial.from_json, row.plan["trials"])) if row.plan else None,
         status=StudyStatus(row.status),
         created_at=row.created_at,
         finished_at=row.finished_at,
@@ -32,15 +39,15 @@ def create_study(
     *,
     name: str,
     client_id: str,
-    definition: dict[str, Any],
-    plan: list[dict[str, Any]] | None,
+    definition: StudyDefinition,
+    plan: list[PlannedTrial] | None,
 ) -> Study:
     row = StudyRow(
         id=uuid.uuid4().hex,
         name=name,
         client_id=client_id,
-        definition=definition,
-        plan={"trials": plan} if plan is not None else None,
+        definition=definition.as_json(),
+        plan={"trials": [trial.as_json() for trial in plan]} if plan is not None else None,
         status=StudyStatus.RUNNING,
         advances=0,
         created_at=utcnow(),
@@ -140,26 +147,20 @@ def create_trial(
     summary: dict[str, Any] | None,
     max_attempts: int,
 ) -> Experiment:
-    now = utcnow()
     row = ExperimentRow(
-        id=uuid.uuid4().hex,
-        name=name,
-        description=f"trial {number} of study {study.name!r} ({study.id})",
-        spec=spec,
-        spec_hash=spec_hash,
-        seed=spec["fit"]["seed"],
-        summary=summary,
-        status=Status.QUEUED,
-        client_id=study.client_id,
-        created_at=now,
-        # Optimistic, as for a lone experiment: a failed delivery clears it.
-        delivered_at=now,
-        attempt=0,
-        max_attempts=max_attempts,
-        cancel_requested=False,
-        study_id=study.id,
-        trial_number=number,
-        trial_params=params,
+        **queued_experiment(
+            name=name,
+            description=f"trial {number} of study {study.name!r} ({study.id})",
+            spec=spec,
+            spec_hash=spec_hash,
+            seed=spec["fit"]["seed"],
+            summary=summary,
+            client_id=study.client_id,
+            max_attempts=max_attempts,
+            study_id=study.id,
+            trial_number=number,
+            trial_params=params,
+        )
     )
     session.add(row)
     session.flush()

@@ -27,6 +27,12 @@ def row_counts(session: Session) -> dict[str, int]:
     }
 
 
+def model_keys(session: Session) -> list[str]:
+    """The model store's key of every experiment that has a model, for a backup."""
+    query = select(ExperimentRow.model_uri).where(ExperimentRow.model_uri.is_not(None))
+    return [key for key in session.execute(query).scalars() if key]
+
+
 def sqlite_path(database_url: str) -> Path | None:
     """The file of a SQLite database URL; None for PostgreSQL or an in-memory SQLite."""
     url = make_url(database_url)

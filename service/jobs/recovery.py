@@ -15,8 +15,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from service.db import admission, leases
-from service.db.models import utcnow
 from service.db.session import Database
+from service.domain import utcnow
 from service.jobs.queue import JobQueue
 
 log = logging.getLogger(__name__)

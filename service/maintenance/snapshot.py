@@ -22,13 +22,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from service import __version__
 from service.config import Settings
 from service.db import upkeep
 from service.db.migrations import current_revision, upgrade_to_head
-from service.db.models import ExperimentRow
 from service.db.session import Database, copy_sqlite, make_engine
 from service.errors import RestoreTargetNotEmpty, SnapshotError
 from service.storage import ModelStore
@@ -63,14 +62,10 @@ def _facts(database_url: str) -> tuple[str | None, dict[str, int], list[str]]:
         revision = current_revision(db.engine)
         with db.scope() as session:
             counts = upkeep.row_counts(session)
-            keys = list(
-                session.execute(
-                    select(ExperimentRow.model_uri).where(ExperimentRow.model_uri.is_not(None))
-                ).scalars()
-            )
+            keys = upkeep.model_keys(session)
     finally:
         db.dispose()
-    return revision, counts, [key for key in keys if key]
+    return revision, counts, keys
 
 
 def _empty_folder(folder: Path) -> None:

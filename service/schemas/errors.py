@@ -7,12 +7,6 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
-class FieldError(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
 class ErrorPublic(BaseModel):
     error: str = Field(description="machine-readable code, e.g. invalid_spec")
     detail: str = Field(description="what was wrong and what to change")

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from service.domain import Attempt, EpochRecord, Experiment, Reproduction, Status
+from service.domain import (
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    Attempt,
+    EpochRecord,
+    Experiment,
+    ExperimentDraft,
+    Reproduction,
+    Status,
+)
 from service.estimates import Estimate
 from service.overview import RunOverview
 from service.schemas.insight import FindingPublic
@@ -26,10 +35,6 @@ def _not_blank(name: str) -> str:
     return name
 
 
-MAX_TAGS = 10
-MAX_TAG_LENGTH = 40
-
-
 def _tags(tags: list[str]) -> list[str]:
     cleaned = list(dict.fromkeys(tag.strip() for tag in tags))  # each once, in order given
     for tag in cleaned:
@@ -44,9 +49,6 @@ def _tags(tags: list[str]) -> list[str]:
 
 class ExperimentCreate(ExperimentSpec):
     """POST /experiments: the spec plus what a person calls it and the tags that group it."""
-
-    # What describes the run, not the net: kept beside the spec, not in it.
-    NOT_SPEC: ClassVar[set[str]] = {"name", "description", "tags"}
 
     # The schema states what _not_blank and _tags check, in JSON Schema's words.
     name: Annotated[str, AfterValidator(_not_blank)] = Field(
@@ -92,6 +94,15 @@ class ExperimentCreate(ExperimentSpec):
             raise spec_error("keras_json", str(error)) from None
         return data
 
+    def draft(self) -> ExperimentDraft:
+        """The body as the domain takes it: the spec's fields (the one place that says which
+        they are) apart from what describes the run. Already validated: nothing is checked
+        twice."""
+        spec = ExperimentSpec.model_construct(
+            **{field: getattr(self, field) for field in ExperimentSpec.model_fields}
+        )
+        return ExperimentDraft(self.name, self.description, spec, tuple(self.tags))
+
 
 class LayerSummary(BaseModel):
     name: str
@@ -129,12 +140,9 @@ class ExperimentValidated(BaseModel):
     summary: SummaryPublic
 
 
-def validated(spec_in: ExperimentCreate, summary: dict[str, Any]) -> ExperimentValidated:
-    """A dry run's answer: the spec without what names the run, and the summary."""
-    return ExperimentValidated(
-        spec=ExperimentSpec.model_validate(spec_in.model_dump(exclude=spec_in.NOT_SPEC)),
-        summary=SummaryPublic.model_validate(summary),
-    )
+def validated(spec: ExperimentSpec, summary: dict[str, Any]) -> ExperimentValidated:
+    """A dry run's answer: the spec (a draft's, without what names the run) and the summary."""
+    return ExperimentValidated(spec=spec, summary=SummaryPublic.model_validate(summary))
 
 
 class AttemptPublic(BaseModel):

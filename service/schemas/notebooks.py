@@ -50,14 +50,14 @@ class ReadExperimentPublic(BaseModel):
 
     @classmethod
     def of(cls, read: ReadExperiment, experiment: Experiment | None) -> ReadExperimentPublic:
-        spec_in = read.spec_in
+        draft = read.draft
         return cls(
-            name=spec_in.name,
-            description=spec_in.description,
-            tags=list(spec_in.tags),
+            name=draft.name,
+            description=draft.description,
+            tags=list(draft.tags),
             cell=read.where.cell,
             line=read.where.line,
-            spec=ExperimentSpec.model_validate(spec_in.model_dump(exclude=spec_in.NOT_SPEC)),
+            spec=draft.spec,
             summary=SummaryPublic.model_validate(read.summary),
             notes=read.notes,
             experiment=ExperimentPublic.of(experiment) if experiment is not None else None,

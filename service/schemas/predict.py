@@ -27,6 +27,7 @@ from service.domain import (
     EXPERIMENT_ID_PATTERN,
     REFERENCE_PATTERN,
     Alias,
+    ImagesToPredict,
     ServableModel,
     alias_problem,
     reference_problem,
@@ -150,6 +151,16 @@ class PredictRequest(BaseModel):
     @property
     def is_batch(self) -> bool:
         return self.images is not None or self.images_base64 is not None
+
+    def images_to_predict(self) -> ImagesToPredict:
+        """The request as the domain takes it: each image beside the field that gave it."""
+        pixels = [("image", self.image)] if self.image is not None else []
+        pixels += [(f"images[{index}]", values) for index, values in enumerate(self.images or [])]
+        encoded = [("image_base64", self.image_base64)] if self.image_base64 is not None else []
+        encoded += [
+            (f"images_base64[{index}]", text) for index, text in enumerate(self.images_base64 or [])
+        ]
+        return ImagesToPredict(self.model, tuple(pixels), tuple(encoded), self.scale)
 
     @property
     def batch_size(self) -> int:

@@ -8,7 +8,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from service.domain import ServableModel
-from service.serving import oip
+from service.mnist import (
+    OIP_INPUT_DATATYPES,
+    OIP_INPUT_NAME,
+    OIP_MAX_IMAGE_AXES,
+    OIP_OUTPUT_NAMES,
+)
 
 PLATFORM = "tensorflow_graphdef"  # a frozen TensorFlow graph answers (service.ml.inference)
 
@@ -48,13 +53,21 @@ class ModelMetadataPublic(BaseModel):
     outputs: list[TensorMetadata]
 
     @classmethod
-    def of(cls, name: str, model: ServableModel) -> ModelMetadataPublic:
+    def of(
+        cls,
+        name: str,
+        model: ServableModel,
+        *,
+        inputs: list[dict[str, Any]],
+        outputs: list[dict[str, Any]],
+    ) -> ModelMetadataPublic:
+        """`inputs` and `outputs`: the protocol's tensors (`service.serving.oip`)."""
         return cls(
             name=name,
             versions=[model.experiment_id],
             platform=PLATFORM,
-            inputs=[TensorMetadata(**tensor) for tensor in oip.INPUTS_METADATA],
-            outputs=[TensorMetadata(**tensor) for tensor in oip.OUTPUTS_METADATA],
+            inputs=[TensorMetadata(**tensor) for tensor in inputs],
+            outputs=[TensorMetadata(**tensor) for tensor in outputs],
         )
 
 
@@ -125,15 +138,15 @@ INFER_REQUEST_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "required": ["name", "datatype", "shape", "data"],
                 "properties": {
-                    "name": {"const": oip.INPUT_NAME},
-                    "datatype": {"enum": list(oip.INPUT_DTYPES)},
+                    "name": {"const": OIP_INPUT_NAME},
+                    "datatype": {"enum": list(OIP_INPUT_DATATYPES)},
                     "shape": {
                         "type": "array",
                         "items": {"type": "integer", "minimum": 0},
                         "minItems": 1,
-                        "maxItems": oip.MAX_IMAGE_AXES,
+                        "maxItems": OIP_MAX_IMAGE_AXES,
                     },
-                    "data": _nested_numbers(oip.MAX_IMAGE_AXES),
+                    "data": _nested_numbers(OIP_MAX_IMAGE_AXES),
                     "parameters": {"type": "object"},
                 },
             },
@@ -143,7 +156,7 @@ INFER_REQUEST_SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "required": ["name"],
-                "properties": {"name": {"enum": list(oip.OUTPUT_NAMES)}},
+                "properties": {"name": {"enum": list(OIP_OUTPUT_NAMES)}},
             },
         },
     },

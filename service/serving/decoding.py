@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.config import Settings
+from service.domain import ImagesToPredict
 from service.errors import InvalidInput, TooLarge
 from service.images import base64_bytes, decode_image, image_pixels, pixels_to_array
 from service.mnist import AssumedScale
-from service.schemas.predict import PredictRequest
 from service.serving.budget import DecodingBudget
 
 
@@ -43,29 +43,20 @@ class ImageDecoder:
         )
 
     def request_batch(
-        self, request: PredictRequest, *, client: str
+        self, request: ImagesToPredict, *, client: str
     ) -> tuple[np.ndarray, list[AssumedScale | None]]:
         """The request's images and the pixel scale assumed for each (None for an encoded one);
         `client` (`service.api.deps.client_id`) pays for decoding the encoded ones."""
-        self.check_batch_size(request.batch_size)
+        self.check_batch_size(request.count)
         arrays: list[np.ndarray] = []
         scales: list[AssumedScale | None] = []
-        if request.image is not None:
-            array, scale = pixels_to_array(request.image, request.scale)
+        for field, values in request.pixels:
+            array, scale = pixels_to_array(values, request.scale, field=field)
             arrays.append(array)
             scales.append(scale)
-        for index, values in enumerate(request.images or []):
-            array, scale = pixels_to_array(values, request.scale, field=f"images[{index}]")
-            arrays.append(array)
-            scales.append(scale)
-        encoded = [request.image_base64] if request.image_base64 is not None else []
-        fields = ["image_base64"] if encoded else []
-        for index, text in enumerate(request.images_base64 or []):
-            encoded.append(text)
-            fields.append(f"images_base64[{index}]")
         files = [
             (field, base64_bytes(text, max_bytes=self.max_bytes, field=field))
-            for text, field in zip(encoded, fields, strict=True)
+            for field, text in request.encoded
         ]
         arrays.extend(self._decode_all(files, client=client))
         scales.extend([None] * len(files))

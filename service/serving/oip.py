@@ -20,12 +20,23 @@ from typing import Any
 import numpy as np
 
 from service.errors import InvalidInput
-from service.mnist import CLASSES, IMAGE_SHAPE, PIXELS, SIDE
+from service.mnist import (
+    CLASSES,
+    IMAGE_SHAPE,
+    OIP_DIGIT,
+    OIP_INPUT_DATATYPES,
+    OIP_INPUT_NAME,
+    OIP_MAX_IMAGE_AXES,
+    OIP_OUTPUT_NAMES,
+    OIP_PROBABILITIES,
+    PIXELS,
+    SIDE,
+)
 
-INPUT_NAME = "images"
-PROBABILITIES = "probabilities"
-DIGIT = "digit"
-OUTPUT_NAMES = (PROBABILITIES, DIGIT)
+INPUT_NAME = OIP_INPUT_NAME
+PROBABILITIES = OIP_PROBABILITIES
+DIGIT = OIP_DIGIT
+OUTPUT_NAMES = OIP_OUTPUT_NAMES
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
 # The metadata every servable model declares (`GET /v2/models/{name}`): -1 is any batch size.
@@ -36,9 +47,11 @@ OUTPUTS_METADATA = [
 ]
 
 # Input datatypes taken, with the dtype their binary form is read as (little-endian).
-INPUT_DTYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
+INPUT_DTYPES: dict[str, np.dtype[Any]] = dict(
+    zip(OIP_INPUT_DATATYPES, (np.dtype("<f4"), np.dtype("u1")), strict=True)
+)
 _IMAGE_SHAPES = "[n, 28, 28], [n, 784], [28, 28] or [784]"
-MAX_IMAGE_AXES = 3  # [n, 28, 28]
+MAX_IMAGE_AXES = OIP_MAX_IMAGE_AXES
 # How a refused value is shown: a few levels and characters of it, however deep or long it is.
 _SHOWN = reprlib.Repr()
 _SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 3, 40, 40

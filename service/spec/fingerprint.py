@@ -15,9 +15,9 @@ from service.spec.experiment import ExperimentSpec
 
 
 def normalised_spec(spec: ExperimentSpec) -> dict[str, Any]:
-    """The spec as stored: JSON types, every default filled in, nothing but the spec's fields
-    (a request body's `name` and `description` are not part of what is trained)."""
-    return spec.model_dump(mode="json", include=set(ExperimentSpec.model_fields))
+    """The spec as stored: JSON types, every default filled in (a request body's `name` and
+    `description` are not part of what is trained: `ExperimentCreate.draft` sets them apart)."""
+    return spec.model_dump(mode="json")
 
 
 def spec_hash(spec: ExperimentSpec) -> str:

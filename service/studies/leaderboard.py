@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service.domain import EpochRecord, Experiment, Status, Study
-from service.studies.objective import ObjectiveMetric, best, maximises
+from service.domain import EpochRecord, Experiment, ObjectiveMetric, Status, Study
+from service.studies.objective import best, maximises
 
 DEFAULT_THRESHOLD = 0.9
 

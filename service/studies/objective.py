@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from service.domain import EpochRecord, ObjectiveMetric
 
-from service.domain import EpochRecord
-
-ObjectiveMetric = Literal["val_accuracy", "val_loss", "accuracy", "loss"]
 DEFAULT_OBJECTIVE: ObjectiveMetric = "val_accuracy"
 
 

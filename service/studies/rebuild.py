@@ -21,8 +21,8 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
-from service.domain import EpochRecord, Experiment, Status
-from service.studies.objective import ObjectiveMetric, best, per_epoch
+from service.domain import EpochRecord, Experiment, ObjectiveMetric, Status
+from service.studies.objective import best, per_epoch
 from service.studies.space import Choice, IntRange, LogUniform, Params, Space, as_distribution
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

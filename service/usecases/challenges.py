@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-
-from pydantic import ValidationError
 
 from service.challenges import scoring
 from service.challenges.leaderboard import Standing, standings
@@ -17,10 +15,10 @@ from service.challenges.rules import broken_rules
 from service.config import Settings
 from service.db import challenges as store
 from service.db.session import Database
-from service.domain import Challenge, Experiment, Rules
+from service.domain import MAX_TAGS, Challenge, Experiment, ExperimentDraft, Rules
 from service.errors import ChallengeClosed, EntriesUsedUp, SpecRejected
 from service.jobs.queue import JobQueue
-from service.schemas.experiments import ExperimentCreate
+from service.spec.experiment import ExperimentSpec
 from service.usecases.submission import submit_experiment
 
 log = logging.getLogger(__name__)
@@ -62,19 +60,19 @@ def close_challenge(db: Database, challenge_id: str, *, now: datetime) -> Challe
     return challenge
 
 
-def _tagged(spec_in: ExperimentCreate, challenge_id: str) -> ExperimentCreate:
-    tags = [*spec_in.tags, challenge_tag(challenge_id)]
-    try:
-        return ExperimentCreate.model_validate({**spec_in.model_dump(), "tags": tags})
-    except ValidationError as error:
+def _tagged(draft: ExperimentDraft, challenge_id: str) -> ExperimentDraft:
+    tags = tuple(dict.fromkeys((*draft.tags, challenge_tag(challenge_id))))
+    if len(tags) > MAX_TAGS:
+        problem = f"give at most {MAX_TAGS} tags; got {len(tags)}"
         raise SpecRejected(
             "an entry carries its challenge's tag besides its own; give one tag fewer",
-            details=error.errors(include_url=False, include_context=False),
-        ) from None
+            details=[{"type": "tags", "loc": ["tags"], "msg": problem, "input": list(tags)}],
+        )
+    return replace(draft, tags=tags)
 
 
 def check_entry(
-    db: Database, *, challenge_id: str, spec_in: ExperimentCreate, entrant: str, now: datetime
+    db: Database, *, challenge_id: str, spec: ExperimentSpec, entrant: str, now: datetime
 ) -> tuple[Challenge, int]:
     """What an entry is checked against before it trains: the challenge is open, the person
     has entries left, the spec keeps every rule. The challenge and the entries used so far."""
@@ -95,7 +93,7 @@ def check_entry(
             f"you have made all {allowance} entries challenge {challenge.name!r} allows; your "
             "best one stands on the leaderboard"
         )
-    problems = broken_rules(challenge.rules, spec_in)
+    problems = broken_rules(challenge.rules, spec)
     if problems:
         raise SpecRejected("; ".join(problem["msg"] for problem in problems), details=problems)
     return challenge, used
@@ -104,7 +102,7 @@ def check_entry(
 def enter(
     *,
     challenge_id: str,
-    spec_in: ExperimentCreate,
+    draft: ExperimentDraft,
     entrant: str,
     entrant_name: str,
     settings: Settings,
@@ -115,11 +113,11 @@ def enter(
     """Check the challenge is open, the person's allowance and every rule; then train the spec
     as an ordinary experiment, tagged with the challenge, and record it as an entry."""
     challenge, used = check_entry(
-        db, challenge_id=challenge_id, spec_in=spec_in, entrant=entrant, now=now
+        db, challenge_id=challenge_id, spec=draft.spec, entrant=entrant, now=now
     )
     allowance = challenge.max_entries_per_person
     experiment = submit_experiment(
-        spec_in=_tagged(spec_in, challenge_id),
+        draft=_tagged(draft, challenge_id),
         settings=settings,
         db=db,
         queue=queue,

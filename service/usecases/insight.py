@@ -6,9 +6,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from service.db import challenges, insight, repository
-from service.db.models import utcnow
 from service.db.session import Database
-from service.domain import Status
+from service.domain import Status, utcnow
 from service.errors import NoEvaluation, SealedUntilClose
 from service.insight.diagnostics import Finding, diagnose
 from service.insight.evaluation import Evaluation

@@ -10,8 +10,7 @@ from sqlalchemy.orm import Session
 from service import spreadsheets
 from service.config import Settings
 from service.db import repository
-from service.db.models import utcnow
-from service.domain import Experiment, Status
+from service.domain import Experiment, Status, utcnow
 from service.estimates import Estimate, estimate, job_overhead, typical_seconds
 from service.overview import COLUMNS, RunOverview, overview
 

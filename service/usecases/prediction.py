@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 
 from service import metrics
-from service.domain import ServableModel
+from service.domain import ImagesToPredict, ServableModel
 from service.mnist import AssumedScale
-from service.schemas.predict import PredictRequest
 from service.serving.batching import MicroBatcher
 from service.serving.decoding import ImageDecoder
 from service.serving.loader import ModelLoader
@@ -21,6 +20,12 @@ from service.serving.resolver import ModelResolver
 # already warm, is answered on the event loop: its work is under a millisecond, and the hop to
 # a worker thread and back costs a good part of that again on a busy machine.
 INLINE_MAX_IMAGES = 4
+
+
+def few_enough_for_the_loop(images: int) -> bool:
+    """Whether `images` decoded images are few enough to answer on the event loop (with a warm
+    model): the one home of INLINE_MAX_IMAGES, for /predict, its hot path and the v2 infer."""
+    return images <= INLINE_MAX_IMAGES
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +57,16 @@ class Predictions:
         self.batcher = batcher  # None: each request has its own forward pass
         self._counters: dict[str, tuple[Any, Any]] = {}
 
-    def warm_model(self, request: PredictRequest) -> ServableModel | None:
+    def warm_model(self, request: ImagesToPredict) -> ServableModel | None:
         """The model to answer on the event loop with, or None when answering could block.
 
         Only for a few pixel lists (no decoding), a reference still remembered (no query) and
         a model already loaded. A model evicted between this check and the answer (another one
         loading at capacity) would be loaded by the caller: one slow request, never a wrong one.
         """
-        if request.image is None and request.images is None:
-            return None  # encoded images: decoding takes milliseconds, large ones seconds
-        if request.batch_size > INLINE_MAX_IMAGES:
+        if request.encoded:
+            return None  # decoding takes milliseconds, a large image seconds
+        if not few_enough_for_the_loop(request.count):
             return None
         return self.warm(request.model)
 
@@ -71,7 +76,7 @@ class Predictions:
         return model if model is not None and self.loader.is_warm(model) else None
 
     def predict(
-        self, request: PredictRequest, model: ServableModel | None = None, *, client: str
+        self, request: ImagesToPredict, model: ServableModel | None = None, *, client: str
     ) -> Prediction:
         """The request's images through `model`, or through the model its reference names;
         `client` pays for the decoding.
@@ -83,7 +88,7 @@ class Predictions:
         return Prediction(model, self._forward(model, batch), scales, batch)
 
     async def predict_warm(
-        self, request: PredictRequest, model: ServableModel, *, client: str
+        self, request: ImagesToPredict, model: ServableModel, *, client: str
     ) -> Prediction:
         """`predict` on the event loop for a `warm_model`, micro-batched when that is on."""
         batch, scales = self.decoder.request_batch(request, client=client)

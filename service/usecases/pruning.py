@@ -19,7 +19,7 @@ def prune_reason(db: Database, experiment_id: str, history: list[EpochRecord]) -
         if study_id is None:
             return None
         study = store.get_study(session, study_id)
-        if not study.definition.get("pruner"):
+        if not study.definition.pruner:
             return None
         trials = store.trials(session, study_id)
         histories = repository.histories(session, [trial.id for trial in trials])
@@ -29,12 +29,12 @@ def prune_reason(db: Database, experiment_id: str, history: list[EpochRecord]) -
     from service.studies.objective import maximises
     from service.studies.rebuild import trial_records
 
-    objective = study.definition["objective"]
+    objective = study.definition.objective
     histories[experiment_id] = history  # what this process knows is newest
     records = trial_records(trials, histories, objective)
     this = next(r for r, t in zip(records, trials, strict=True) if t.id == experiment_id)
     return pruning.prune_reason(
-        TypeAdapter(pruning.Pruner).validate_python(study.definition["pruner"]),
+        TypeAdapter(pruning.Pruner).validate_python(study.definition.pruner),
         trial=this,
         others=[r for r in records if r is not this],
         maximise=maximises(objective),

@@ -11,10 +11,10 @@ from pydantic import ValidationError
 
 from service.config import Settings
 from service.db.session import Database
-from service.domain import Experiment
+from service.domain import MAX_TAG_LENGTH, Experiment, ExperimentDraft
 from service.errors import CodeUnreadable, NothingToTrain, SpecRejected
 from service.jobs.queue import JobQueue
-from service.schemas.experiments import MAX_TAG_LENGTH, ExperimentCreate
+from service.spec.experiment import ExperimentSpec
 from service.spec.from_code import CodeRefused, Reading, ReadModel, Skipped, Where, read_cells
 from service.spec.from_notebook import Notebook
 from service.usecases.submission import check_queue_room, submit_experiment, validate_experiment
@@ -32,7 +32,7 @@ LAYER_NAMED = re.compile(r"^layers\[(\d+)\]")
 class ReadExperiment:
     """One model read from the source, as the experiment it would be."""
 
-    spec_in: ExperimentCreate
+    draft: ExperimentDraft
     summary: dict[str, Any]
     notes: list[str]
     where: Where
@@ -71,9 +71,9 @@ def _without_tags(body: Any, loc: tuple[Any, ...]) -> list[str | int]:
 def _experiment(
     model: ReadModel, settings: Settings, *, name: str, description: str | None, tags: list[str]
 ) -> ReadExperiment:
-    body = {**model.spec(), "name": name[:MAX_NAME], "description": description, "tags": tags}
+    body = model.spec()
     try:
-        spec_in = ExperimentCreate.model_validate(body)
+        spec = ExperimentSpec.model_validate(body)
     except ValidationError as error:
         details, messages = [], []
         for problem in error.errors():
@@ -86,8 +86,9 @@ def _experiment(
             messages.append(f"{where}: {place}: {message}" if place else f"{where}: {message}")
             details.append({**where.as_dict(), "loc": loc, "msg": message, "type": problem["type"]})
         raise CodeUnreadable("; ".join(messages), details=details) from None
+    draft = ExperimentDraft(name[:MAX_NAME].strip() or "untitled", description, spec, tuple(tags))
     try:
-        summary = validate_experiment(spec_in, settings)
+        summary = validate_experiment(spec, settings)
     except SpecRejected as rejected:
         raise CodeUnreadable(
             f"{model.where}: {rejected.message}", details=rejected.details
@@ -95,7 +96,7 @@ def _experiment(
     notes = list(model.notes)
     if model.fit is None:
         notes.append("no model.fit(...): the spec's defaults (10 epochs of 32) are used")
-    return ReadExperiment(spec_in, summary, notes, model.where)
+    return ReadExperiment(draft, summary, notes, model.where)
 
 
 def read_code(
@@ -162,7 +163,11 @@ def submit_read(
         check_queue_room(session, settings, client_id=client_id, adding=len(read.experiments))
     return [
         submit_experiment(
-            spec_in=experiment.spec_in, settings=settings, db=db, queue=queue, client_id=client_id
+            draft=experiment.draft,
+            settings=settings,
+            db=db,
+            queue=queue,
+            client_id=client_id,
         ).experiment
         for experiment in read.experiments
     ]

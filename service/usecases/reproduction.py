@@ -15,10 +15,17 @@ from sqlalchemy.orm import Session
 from service.config import Settings
 from service.db import repository
 from service.db.session import Database
-from service.domain import EpochRecord, Experiment, FirstDifference, Reproduction, Status
+from service.domain import (
+    EpochRecord,
+    Experiment,
+    ExperimentDraft,
+    FirstDifference,
+    Reproduction,
+    Status,
+)
 from service.errors import ExperimentNotFound, SpecRejected
 from service.jobs.queue import JobQueue
-from service.schemas.experiments import ExperimentCreate
+from service.spec.experiment import ExperimentSpec
 from service.usecases.submission import submit_experiment
 
 COMPARED_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -37,23 +44,18 @@ def rerun_experiment(
     # Numbered, so that lists and pickers tell a rerun from its original and from each other.
     suffix = f" (rerun {number})"
     try:
-        spec_in = ExperimentCreate.model_validate(
-            {
-                **original.spec,
-                "name": original.name[: NAME_LENGTH - len(suffix)] + suffix,
-                "description": original.description,
-                # A rerun belongs where its original does: a class's or a question's tag list.
-                "tags": list(original.tags),
-            }
-        )
+        spec = ExperimentSpec.model_validate(original.spec)
     except ValidationError as error:
         raise SpecRejected(
             f"experiment {experiment_id}'s spec is no longer accepted ({error.error_count()} "
             "problems); submit a corrected copy with POST /experiments",
             details=error.errors(include_url=False, include_context=False),
         ) from None
+    name = original.name[: NAME_LENGTH - len(suffix)] + suffix
+    # A rerun belongs where its original does: a class's or a question's tag list.
+    draft = ExperimentDraft(name, original.description, spec, original.tags)
     return submit_experiment(
-        spec_in=spec_in,
+        draft=draft,
         settings=settings,
         db=db,
         queue=queue,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
@@ -14,19 +14,29 @@ from service.config import Settings
 from service.db import repository
 from service.db import studies as store
 from service.db.session import Database
-from service.domain import EpochRecord, Experiment, Status, Study, StudyStatus
+from service.domain import (
+    EpochRecord,
+    Experiment,
+    PlannedTrial,
+    Status,
+    Study,
+    StudyDefinition,
+    StudyStatus,
+)
 from service.errors import NotCancellable, NotDeletable, SpecRejected
 from service.jobs.queue import JobQueue
 from service.maintenance import disk
-from service.schemas.experiments import ExperimentCreate
-from service.schemas.studies import StudyCreate
+from service.spec.experiment import ExperimentSpec
 from service.spec.fingerprint import normalised_spec, spec_hash
+from service.storage import ModelStore
 from service.studies import samplers
 from service.studies.leaderboard import DEFAULT_THRESHOLD, StudyReport, leaderboard_row, ranked
-from service.studies.objective import ObjectiveMetric, maximises
+from service.studies.objective import maximises
 from service.studies.presets import preset
 from service.studies.rebuild import trial_records
+from service.studies.request import StudyRequest
 from service.studies.space import Dimension, Params, SpaceError, apply, corners, describe, grid_size
+from service.usecases.prediction import Predictions
 from service.usecases.removal import remove_experiments
 from service.usecases.submission import check_limits, check_queue_room, deliver
 
@@ -36,9 +46,6 @@ ACTIVE = (Status.QUEUED, Status.RUNNING)
 # A tpe study's trials are drawn later; these many corners of its space are checked up front.
 MAX_CORNERS_CHECKED = 256
 _SPACE = TypeAdapter(dict[str, Dimension])
-
-if TYPE_CHECKING:  # the runtime loads TensorFlow; a worker's main process must not
-    from service.runtime import Runtime
 
 
 # Creating ------------------------------------------------------------------------------------
@@ -55,13 +62,13 @@ def _trial_rejected(number: int, label: str, problems: list[dict[str, Any]]) -> 
 
 def validate_trial(
     spec: dict[str, Any], *, number: int, label: str, settings: Settings | None
-) -> ExperimentCreate:
+) -> ExperimentSpec:
     """The trial's spec as POST /experiments would take it: the same checks, the trial named.
 
     Limits are checked when `settings` are given (they were, for every trial, at creation).
     """
     try:
-        valid = ExperimentCreate.model_validate({**spec, "name": f"trial {number}"})
+        valid = ExperimentSpec.model_validate(spec)
     except ValidationError as error:
         problems = [
             {"loc": ["body", *item["loc"]], "msg": item["msg"], "type": item["type"]}
@@ -93,7 +100,7 @@ def _too_many(count: int, settings: Settings) -> SpecRejected:
     )
 
 
-def _resolve(body: StudyCreate, settings: Settings) -> _Resolved:
+def _resolve(body: StudyRequest, settings: Settings) -> _Resolved:
     """The base spec (with the overrides), the space and, unless tpe, every trial's params."""
     if body.preset is not None:
         chosen = preset(body.preset)
@@ -132,8 +139,8 @@ def _resolve(body: StudyCreate, settings: Settings) -> _Resolved:
 
 
 def _checked_plan(
-    resolved: _Resolved, body: StudyCreate, settings: Settings
-) -> list[dict[str, Any]] | None:
+    resolved: _Resolved, body: StudyRequest, settings: Settings
+) -> list[PlannedTrial] | None:
     """Validate every trial before any is queued; the planned ones with their summaries."""
     if resolved.plan is None:
         points = corners(body.space)[:MAX_CORNERS_CHECKED]
@@ -151,14 +158,14 @@ def _checked_plan(
     from service.ml.build import dry_run  # TensorFlow loads on first use, not at import
 
     return [
-        {"params": params, "label": label, "summary": dry_run(spec)}
+        PlannedTrial(params=params, label=label, summary=dry_run(spec))
         for params, label, spec in valid
     ]
 
 
 def _build(
     base: dict[str, Any], params: Params, *, number: int, label: str, settings: Settings | None
-) -> ExperimentCreate:
+) -> ExperimentSpec:
     try:
         spec = apply(base, params)
     except SpaceError as error:
@@ -167,18 +174,23 @@ def _build(
 
 
 def create_study(
-    *, body: StudyCreate, settings: Settings, db: Database, queue: JobQueue, client_id: str
+    *, body: StudyRequest, settings: Settings, db: Database, queue: JobQueue, client_id: str
 ) -> Study:
     disk.ensure_room(settings)
     resolved = _resolve(body, settings)
     plan = _checked_plan(resolved, body, settings)
-    definition = {
-        **body.model_dump(mode="json", exclude={"name", "base", "space", "epochs", "train_size"}),
-        "base": resolved.base,
-        "space": resolved.space,
-        "n_trials": resolved.n_trials,
-        "max_attempts": settings.max_attempts,
-    }
+    definition = StudyDefinition(
+        base=resolved.base,
+        space=resolved.space,
+        sampler=body.sampler,
+        objective=body.objective,
+        n_trials=resolved.n_trials,
+        max_parallel=body.max_parallel,
+        seed=body.seed,
+        max_attempts=settings.max_attempts,
+        preset=body.preset,
+        pruner=body.pruner.model_dump(mode="json") if body.pruner is not None else None,
+    )
     with db.scope() as session:
         check_queue_room(
             session, settings, client_id=client_id, adding=min(body.max_parallel, resolved.n_trials)
@@ -195,11 +207,11 @@ def _next_trial(
     session: Session, study: Study, trials: list[Experiment], number: int
 ) -> tuple[Params, str, dict[str, Any] | None]:
     if study.plan is not None:
-        item = study.plan[number]
-        return item["params"], item["label"], item["summary"]
+        planned = study.plan[number]
+        return planned.params, planned.label, planned.summary
     definition = study.definition
-    objective: ObjectiveMetric = definition["objective"]
-    space = _SPACE.validate_python(definition["space"])
+    objective = definition.objective
+    space = _SPACE.validate_python(definition.space)
     records = trial_records(
         trials, repository.histories(session, [t.id for t in trials]), objective
     )
@@ -207,8 +219,8 @@ def _next_trial(
         space,
         records,
         maximise=maximises(objective),
-        seed=definition["seed"],
-        n_trials=definition["n_trials"],
+        seed=definition.seed,
+        n_trials=definition.n_trials,
     )
     # Summaries come from building the net with Keras; that is not for a worker's main process.
     return params, describe(params), None
@@ -228,10 +240,10 @@ def advance(db: Database, queue: JobQueue, study_id: str) -> list[str]:
         definition = study.definition
         trials = store.trials(session, study_id)
         active = sum(trial.status in ACTIVE for trial in trials)
-        while len(trials) < definition["n_trials"] and active < definition["max_parallel"]:
+        while len(trials) < definition.n_trials and active < definition.max_parallel:
             number = len(trials)
             params, label, summary = _next_trial(session, study, trials, number)
-            spec = _build(definition["base"], params, number=number, label=label, settings=None)
+            spec = _build(definition.base, params, number=number, label=label, settings=None)
             trial = store.create_trial(
                 session,
                 study=study,
@@ -241,12 +253,12 @@ def advance(db: Database, queue: JobQueue, study_id: str) -> list[str]:
                 spec=normalised_spec(spec),
                 spec_hash=spec_hash(spec),
                 summary=summary,
-                max_attempts=definition["max_attempts"],
+                max_attempts=definition.max_attempts,
             )
             trials.append(trial)
             created.append(trial)
             active += 1
-        if len(trials) >= definition["n_trials"] and active == 0:
+        if len(trials) >= definition.n_trials and active == 0:
             store.set_status(session, study_id, StudyStatus.FINISHED)
     # After the commit, as for a lone experiment; a lost delivery is re-sent by the sweep.
     for trial in created:
@@ -291,9 +303,11 @@ def cancel_study(db: Database, study_id: str) -> Study:
         return store.get_study(session, study_id)
 
 
-def delete_study(runtime: Runtime, study_id: str) -> None:
+def delete_study(
+    *, study_id: str, db: Database, predictions: Predictions, model_store: ModelStore
+) -> None:
     """Delete a study whose trials have all ended, with every trial and its model files."""
-    with runtime.db.scope() as session:
+    with db.scope() as session:
         study = store.get_study(session, study_id)
         trials = store.trials(session, study_id)
         if any(trial.status in ACTIVE for trial in trials) or study.status is StudyStatus.RUNNING:
@@ -303,11 +317,11 @@ def delete_study(runtime: Runtime, study_id: str) -> None:
             )
     remove_experiments(
         experiment_ids=[trial.id for trial in trials],
-        db=runtime.db,
-        predictions=runtime.predictions,
-        store=runtime.store,
+        db=db,
+        predictions=predictions,
+        store=model_store,
     )
-    with runtime.db.scope() as session:
+    with db.scope() as session:
         store.delete_study(session, study_id)
 
 
@@ -323,7 +337,7 @@ def report(session: Session, study_id: str, *, threshold: float = DEFAULT_THRESH
     study = store.get_study(session, study_id)
     trials = store.trials(session, study_id)
     histories = repository.histories(session, [trial.id for trial in trials])
-    objective: ObjectiveMetric = study.definition["objective"]
+    objective = study.definition.objective
     rows = [
         leaderboard_row(
             trial,
@@ -361,5 +375,5 @@ def curves(session: Session, study_id: str) -> tuple[Study, list[tuple[str, list
 def trial_label(study: Study, number: int, trial: Experiment) -> str:
     """A planned trial's label (a preset's `Adam`), else what was varied, in a few words."""
     if study.plan is not None and number < len(study.plan):
-        return str(study.plan[number]["label"])
+        return study.plan[number].label
     return describe(trial.trial_params or {}) or trial.name

@@ -14,20 +14,20 @@ from sqlalchemy.orm import Session
 from service.config import Settings
 from service.db import admission
 from service.db.session import Database
-from service.domain import Experiment
+from service.domain import Experiment, ExperimentDraft
 from service.errors import IdempotencyMismatch, QueueFull, SpecRejected
 from service.jobs.queue import JobQueue
 from service.maintenance import disk
-from service.schemas.experiments import ExperimentCreate
 from service.spec.architecture import ArchitectureError, infer_architecture
 from service.spec.cost import TrainingCost, training_cost
+from service.spec.experiment import ExperimentSpec
 from service.spec.fingerprint import normalised_spec, spec_hash
 from service.spec.layers import Layer as LayerSpec
 
 log = logging.getLogger(__name__)
 
 
-def check_limits(spec: ExperimentCreate, settings: Settings) -> TrainingCost:
+def check_limits(spec: ExperimentSpec, settings: Settings) -> TrainingCost:
     """The caps a user meets before any work starts, each named in its 422; the net's cost."""
     problems = size_problems(
         settings,
@@ -125,21 +125,25 @@ def check_queue_room(
     """Refuse (429) what would put the client over MAX_QUEUED_PER_CLIENT queued experiments."""
     queued = admission.count_queued(session, client_id=client_id)
     if queued + adding > settings.max_queued_per_client:
-        raise QueueFull(
-            f"you already have {queued} experiments queued, the limit "
-            f"(MAX_QUEUED_PER_CLIENT) is {settings.max_queued_per_client}; wait for some "
-            "to start or cancel them"
-        )
+        raise queue_full(queued, settings.max_queued_per_client)
 
 
-def validate_experiment(spec_in: ExperimentCreate, settings: Settings) -> dict[str, Any]:
+def queue_full(queued: int, limit: int) -> QueueFull:
+    """The 429 of a client at its cap, whichever way the cap was met."""
+    return QueueFull(
+        f"you already have {queued} experiments queued, the limit (MAX_QUEUED_PER_CLIENT) is "
+        f"{limit}; wait for some to start or cancel them"
+    )
+
+
+def validate_experiment(spec: ExperimentSpec, settings: Settings) -> dict[str, Any]:
     """Everything a submission checks before it stores anything: the limits, then the Keras
     dry run. Returns the summary (with the memory and time estimate); raises what a
     submission would raise for the same spec."""
-    cost = check_limits(spec_in, settings)
+    cost = check_limits(spec, settings)
     from service.ml.build import dry_run  # TensorFlow loads on first use, not at import
 
-    return {**dry_run(spec_in), "estimate": cost.as_summary()}
+    return {**dry_run(spec), "estimate": cost.as_summary()}
 
 
 @dataclass(frozen=True)
@@ -149,9 +153,15 @@ class Submission:
     """True when the Idempotency-Key was used before: `experiment` is the one created then."""
 
 
-def request_digest(spec_in: ExperimentCreate) -> str:
+def request_digest(draft: ExperimentDraft) -> str:
     """What an Idempotency-Key is bound to: the request's content, not its formatting."""
-    canonical = json.dumps(spec_in.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    content = {
+        **normalised_spec(draft.spec),
+        "name": draft.name,
+        "description": draft.description,
+        "tags": list(draft.tags),
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -167,7 +177,7 @@ def _replay(earlier: admission.Admission, digest: str | None, key: str) -> Submi
 
 
 def _new_experiment(
-    spec_in: ExperimentCreate,
+    draft: ExperimentDraft,
     settings: Settings,
     summary: dict[str, Any],
     *,
@@ -175,29 +185,22 @@ def _new_experiment(
     rerun_of: str | None,
 ) -> admission.NewExperiment:
     return admission.NewExperiment(
-        name=spec_in.name,
-        description=spec_in.description,
-        spec=normalised_spec(spec_in),
+        name=draft.name,
+        description=draft.description,
+        spec=normalised_spec(draft.spec),
         summary=summary,
         client_id=client_id,
         max_attempts=settings.max_attempts,
-        spec_hash=spec_hash(spec_in),
-        seed=spec_in.fit.seed,
+        spec_hash=spec_hash(draft.spec),
+        seed=draft.spec.fit.seed,
         rerun_of=rerun_of,
-        tags=tuple(spec_in.tags),
-    )
-
-
-def _queue_full(max_queued: int) -> QueueFull:
-    return QueueFull(
-        f"you already have {max_queued} experiments queued, the limit "
-        f"(MAX_QUEUED_PER_CLIENT); wait for some to start or cancel them"
+        tags=draft.tags,
     )
 
 
 def submit_experiment(
     *,
-    spec_in: ExperimentCreate,
+    draft: ExperimentDraft,
     settings: Settings,
     db: Database,
     queue: JobQueue,
@@ -211,7 +214,7 @@ def submit_experiment(
     Once stored, the experiment is accepted whatever the queue does: when the broker is down
     the row is marked undelivered and the sweep delivers it once the broker is back.
     """
-    digest = request_digest(spec_in) if idempotency_key is not None else None
+    digest = request_digest(draft) if idempotency_key is not None else None
     if idempotency_key is not None:
         with db.scope() as session:
             earlier = admission.find_by_idempotency_key(
@@ -220,8 +223,8 @@ def submit_experiment(
         if earlier is not None:  # before the dry run: a retry costs a query, not a build
             return _replay(earlier, digest, idempotency_key)
     disk.ensure_room(settings)
-    summary = validate_experiment(spec_in, settings)
-    new = _new_experiment(spec_in, settings, summary, client_id=client_id, rerun_of=rerun_of)
+    summary = validate_experiment(draft.spec, settings)
+    new = _new_experiment(draft, settings, summary, client_id=client_id, rerun_of=rerun_of)
     admitted = admission.admit(
         db,
         new,
@@ -230,7 +233,8 @@ def submit_experiment(
         request_digest=digest,
     )
     if admitted.experiment is None:
-        raise _queue_full(settings.max_queued_per_client)
+        # Full when the row was to go in: at the cap, however many were queued when checked.
+        raise queue_full(settings.max_queued_per_client, settings.max_queued_per_client)
     if admitted.replayed:
         assert idempotency_key is not None
         return _replay(admitted, digest, idempotency_key)
@@ -240,7 +244,7 @@ def submit_experiment(
         "experiment %s %r queued: %d epochs, %s parameters, client %s",
         experiment.id,
         experiment.name,
-        spec_in.fit.epochs,
+        draft.spec.fit.epochs,
         f"{summary.get('total_params', 0):,}",
         client_id,
     )

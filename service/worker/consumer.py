@@ -2,8 +2,9 @@
 
 SIGTERM (or SIGINT) drains it: no more claims, each training finishes its current epoch
 (checkpointed and recorded) and its claim goes back to `queued` without spending an attempt.
-A second signal, or SHUTDOWN_GRACE_SECONDS running out, stops the trainings at once; their
-claims are released all the same, from the last checkpoint.
+A second request, or SHUTDOWN_GRACE_SECONDS running out, stops the trainings at once; their
+claims are released all the same, from the last checkpoint. One request reaching the worker
+twice (Ctrl-C to the group of `python -m service`, which also forwards it) counts once.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from service.jobs.queue import JobQueue
 from service.jobs.recovery import Sweeper
 from service.usecases.studies import advance_after_trial, advance_studies
 from service.worker.evaluation import run_evaluation_job
-from service.worker.lifeline import watch_parent
+from service.worker.host import Hosts
+from service.worker.lifeline import FORWARDED_STOP_SIGNAL, GROUP_STOP_SIGNALS, watch_parent
 from service.worker.supervisor import Shutdown, Supervisor
 
 log = logging.getLogger(__name__)
@@ -34,26 +36,42 @@ RELEASE_SECONDS = 10.0
 POLL_SECONDS = 0.2
 # How often a dead slot thread is replaced (what Huey's own run loop would do).
 HEALTH_CHECK_SECONDS = 10.0
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def worker_label(settings: Settings) -> str:
     return settings.worker_label or f"{socket.gethostname()}:{os.getpid()}"
 
 
-class _Signals:
-    """Counts the stop signals received (a handler only sets a number: no lock is taken)."""
+class StopRequests:
+    """How many times the worker was asked to stop (a handler only sets numbers: no lock).
+
+    A request comes as a signal of its own (SIGTERM, SIGINT), or forwarded by the API that
+    embeds this worker (FORWARDED_STOP_SIGNAL). A signal to the whole process group reaches the
+    worker both ways: the Nth forwarded request is the Nth direct one, not one more.
+    """
 
     def __init__(self) -> None:
-        self.count = 0
+        self.direct = 0
+        self.forwarded = 0
+
+    @property
+    def count(self) -> int:
+        return max(self.direct, self.forwarded)
 
     def install(self) -> None:
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, self._received)
+        for signum in (*GROUP_STOP_SIGNALS, FORWARDED_STOP_SIGNAL):
+            signal.signal(signum, self.received)
 
-    def _received(self, signum: int, _frame: FrameType | None) -> None:
-        self.count += 1
-        log.warning("received %s (%d)", signal.Signals(signum).name, self.count)
+    def received(self, signum: int, _frame: FrameType | None = None) -> None:
+        before = self.count
+        if signum == FORWARDED_STOP_SIGNAL:
+            self.forwarded += 1
+            name = "a stop request from the API"
+        else:
+            self.direct += 1
+            name = signal.Signals(signum).name
+        if self.count > before:
+            log.warning("received %s (%d)", name, self.count)
 
 
 def run_worker(settings: Settings) -> None:
@@ -63,10 +81,15 @@ def run_worker(settings: Settings) -> None:
     label = worker_label(settings)
     queue = JobQueue.from_settings(settings)
     shutdown = Shutdown()
+    hosts = Hosts(
+        jobs_per_host=settings.training_process_jobs,
+        idle_seconds=settings.training_process_idle_seconds,
+    )
     supervisor = Supervisor(
         settings=settings,
         db=db,
         worker=label,
+        hosts=hosts,
         requeue=queue.enqueue,
         after_job=functools.partial(advance_after_trial, db, queue),
         shutdown=shutdown,
@@ -85,25 +108,25 @@ def run_worker(settings: Settings) -> None:
         max_delay=0.5,
         backoff=1.1,
     )
-    signals = _Signals()
+    signals = StopRequests()
     try:
         consumer.start()
         signals.install()  # after Huey's own handlers, which would stop without releasing
         checked = time.monotonic()
         while not signals.count:
             time.sleep(POLL_SECONDS)
-            supervisor.hosts.close_idle()
+            hosts.close_idle()
             if time.monotonic() - checked > HEALTH_CHECK_SECONDS:
                 checked = time.monotonic()
                 consumer.check_worker_health()
         _drain(consumer, shutdown, signals, settings.shutdown_grace_seconds)
     finally:
         sweeper.stopped.set()
-        supervisor.close()
+        hosts.close()  # the slots' training processes go with the worker
         db.dispose()
 
 
-def _drain(consumer: Consumer, shutdown: Shutdown, signals: _Signals, grace: float) -> None:
+def _drain(consumer: Consumer, shutdown: Shutdown, signals: StopRequests, grace: float) -> None:
     """Stop dequeuing, let the trainings finish their epoch, then hurry them; wait for the
     slots to release their claims."""
     log.warning("shutting down: no more claims; trainings finish their epoch (%g s)", grace)

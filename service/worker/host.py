@@ -1,13 +1,7 @@
-"""A warm training process per worker slot: both ends of the pipe between them.
+"""A warm training process per worker slot: the slot's end of the pipe between them.
 
-A fresh interpreter per attempt pays TensorFlow's import, its thread set-up and MNIST's load
-every time: most of a short trial. So each slot keeps one `python -m service.worker.training
---serve` (spawned like the one-shot process, never forked; it dies with its worker) and sends it
-one job at a time, a line `<experiment_id> <attempt>` on its stdin. The process trains it exactly
-as `python -m service.worker.training <experiment_id> <attempt>` would, and answers a line with
-that process's exit code on its own pipe. Between jobs it clears Keras's session, collects
-garbage and drops the supervisor's signals; every training seeds itself and reads its split from
-arrays no job can write, so a job's history does not depend on what ran before it.
+Each slot keeps one `python -m service.worker.training --serve` (spawned, never forked; it dies
+with its worker) and sends it one job at a time (protocol.py; serve.py is the process's end).
 
 The supervisor keeps its role: whenever it must stop a training (lost lease, wall-time limit,
 cancel grace, the end of a shutdown's grace) it kills the process, and if the process dies
@@ -18,29 +12,23 @@ slot's next job gets a fresh process, as it does after TRAINING_PROCESS_JOBS job
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import select
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import IO
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from service.config import Settings
-from service.worker.job_signals import JobSignals, listen
-from service.worker.lifeline import child_env
-from service.worker.title import ROOM, set_title
-from service.worker.training import EXIT_OK, configure_tensorflow, run
+from service.worker.lifeline import child_env, shielded_spawn
+from service.worker.protocol import ANSWER_BYTES, COMMAND, EXIT_OK, Job, read_answer
+from service.worker.title import ROOM
 
 log = logging.getLogger(__name__)
 
-COMMAND = [sys.executable, "-m", "service.worker.training"]
 # How long a process whose pipe was closed may take to exit before it is killed.
 CLOSE_GRACE_SECONDS = 10.0
-_ANSWER_BYTES = 32
 
 
 class TrainingHost:
@@ -61,12 +49,13 @@ class TrainingHost:
         """Spawn a warm training process; it dies with this process (and with this thread,
         the parent-death signal's unit: call it from the slot's own thread)."""
         answers, answers_there = os.pipe()
-        process = subprocess.Popen(
-            [*COMMAND, "--serve", str(answers_there), ROOM],
-            stdin=subprocess.PIPE,
-            pass_fds=(answers_there,),
-            env=child_env(),
-        )
+        with shielded_spawn():  # a signal to the whole service is its supervisor's to handle
+            process = subprocess.Popen(
+                [*COMMAND, "--serve", str(answers_there), ROOM],
+                stdin=subprocess.PIPE,
+                pass_fds=(answers_there,),
+                env=child_env(),
+            )
         os.close(answers_there)  # the child's copy is the only write end: its death is EOF
         log.debug("training process %s started", process.pid)
         return cls(process, answers)
@@ -89,7 +78,7 @@ class TrainingHost:
         if not self.idle or self.process.stdin is None:
             return False
         try:
-            self.process.stdin.write(f"{experiment_id} {attempt}\n".encode())
+            self.process.stdin.write(Job(experiment_id, attempt).line())
             self.process.stdin.flush()
         except (OSError, ValueError):  # it died after the check: a broken (or closed) pipe
             return False
@@ -105,9 +94,9 @@ class TrainingHost:
         ready, _, _ = select.select([self._answers], [], [], timeout)
         if not ready:
             return None
-        answer = os.read(self._answers, _ANSWER_BYTES)
-        # An empty read is the pipe's end: the process is gone, or going.
-        self._ended = int(answer) if answer else self.process.wait()
+        answered = read_answer(os.read(self._answers, ANSWER_BYTES))
+        # No answer: the pipe's end, the process is gone, or going.
+        self._ended = answered if answered is not None else self.process.wait()
         self.idle_since = time.monotonic()
         return self._ended
 
@@ -116,13 +105,13 @@ class TrainingHost:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signum)
 
-    def stop(self, *, grace: float) -> int:
-        """End the job now: its answer if it gave one already, else kill the process (SIGTERM
-        first when `grace` > 0, then SIGKILL) and end the job with its exit code."""
+    def stop(self) -> int:
+        """End the job now: its answer if it gave one already, else kill the process (it
+        ignores SIGTERM, see lifeline.py) and end the job with its exit code."""
         answered = self.wait(0)
         if answered is not None:
             return answered
-        terminate(self.process, grace=grace)
+        kill(self.process)
         self._ended = self.process.returncode
         return self._ended
 
@@ -130,30 +119,23 @@ class TrainingHost:
         """Let it go: an idle process exits when its pipe closes; a busy or lingering one is
         killed."""
         if not self.idle:
-            terminate(self.process, grace=0)
+            kill(self.process)
         with contextlib.suppress(OSError, ValueError):
             if self.process.stdin is not None:
                 self.process.stdin.close()
         try:
             self.process.wait(timeout=CLOSE_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
-            terminate(self.process, grace=0)
+            kill(self.process)
         with contextlib.suppress(OSError):
             os.close(self._answers)
         log.debug("training process %s closed after %d job(s)", self.pid, self.jobs)
 
 
-def terminate(process: subprocess.Popen[bytes], *, grace: float) -> None:
-    """Stop `process`: SIGTERM and `grace` seconds to exit when grace > 0, then SIGKILL."""
+def kill(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL `process` and reap it."""
     if process.poll() is not None:
         return
-    if grace > 0:
-        process.terminate()
-        try:
-            process.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            pass
     process.kill()
     process.wait()
 
@@ -194,6 +176,15 @@ class Hosts:
             self._by_slot[slot] = host
         return host
 
+    @contextmanager
+    def job(self, experiment_id: str, attempt: int) -> Iterator[TrainingHost]:
+        """The slot's process, sent the job (`dispatch`); `release`d when the block ends."""
+        host = self.dispatch(experiment_id, attempt)
+        try:
+            yield host
+        finally:
+            self.release(host)
+
     def release(self, host: TrainingHost) -> None:
         """After a job: keep the process for the slot's next one, unless it was stopped or
         died, or has trained `jobs_per_host` jobs (then it exits, and a fresh one follows)."""
@@ -223,50 +214,3 @@ class Hosts:
             for slot in taken:
                 del self._by_slot[slot]
         return list(taken.values())
-
-
-# The process's end -------------------------------------------------------------------------
-
-
-def serve(settings: Settings, *, answers: int, commands: IO[bytes] | None = None) -> int:
-    """Train the jobs read from `commands` (stdin) one at a time, answering each with its exit
-    code on the `answers` file descriptor; return once the pipe closes."""
-    listen(None)  # a signal before the first job belongs to no job
-    os.set_inheritable(answers, False)  # a child of ours holding it would hide our death
-    commands = commands or sys.stdin.buffer
-    jobs = 0
-    set_title([*COMMAND, "--serve"])
-    _warm_up(settings)
-    while line := commands.readline():
-        experiment_id, attempt = line.decode().split()
-        signals = JobSignals()
-        listen(signals)
-        set_title([*COMMAND, experiment_id, attempt])
-        code = run(experiment_id, int(attempt), settings, signals=signals)
-        listen(None)
-        jobs += 1
-        set_title([*COMMAND, "--serve", f"({jobs} done)"])
-        os.write(answers, f"{code}\n".encode())
-        _forget()
-    return EXIT_OK
-
-
-def _warm_up(settings: Settings) -> None:
-    """Pay before the first job what every job would pay: TensorFlow's import and threads
-    (fixed at its first use), Keras, MNIST scaled to floats."""
-    configure_tensorflow(settings)
-    from service.ml import data as mnist
-    from service.ml import train  # noqa: F401  (Keras, and what builds and fits a model)
-
-    # A job meets the same error, and reports it as a one-shot process would.
-    with contextlib.suppress(Exception):
-        _ = mnist.load_mnist(settings.mnist_path).scaled
-
-
-def _forget() -> None:
-    """Drop the last job's models and graphs: Keras's global state (layer-name counters
-    included) is as a fresh process has it, and the memory goes back."""
-    import keras
-
-    keras.backend.clear_session()
-    gc.collect()

@@ -1,4 +1,4 @@
-"""The supervisor's signals to a training, and how a training process routes them.
+"""How a training process routes its supervisor's signals (protocol.py) to the job in progress.
 
 A warm training process trains many jobs in turn: it routes the signals to the job in progress
 and drops them between jobs, so a signal meant for a job that has just ended never reaches the
@@ -10,10 +10,7 @@ from __future__ import annotations
 import signal
 import threading
 
-# Stop: the training is recorded cancelled (killed after CANCEL_GRACE_SECONDS if it lingers).
-CANCEL_SIGNAL = signal.SIGUSR1
-# The worker shuts down: finish (checkpoint and record) the current epoch, then stop.
-DRAIN_SIGNAL = signal.SIGUSR2
+from service.worker.protocol import CANCEL_SIGNAL, DRAIN_SIGNAL
 
 
 class JobSignals:

@@ -6,17 +6,19 @@ for itself: the heartbeat while an epoch is long, cancellation with a grace peri
 wall-time limit, a graceful release when its worker shuts down, and requeueing when the process
 stops without saying how the job ended. It never leaves its training behind: a database error
 during a heartbeat is retried until the lease would expire, and then the training is stopped.
-Stopping a training kills its process; the slot's next job gets a fresh one (host.py).
+What to do when is decided in policy.py; this module carries it out. Stopping a training kills
+its process; the slot's next job gets a fresh one (host.py).
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,39 +26,49 @@ from service.config import Settings
 from service.db import leases
 from service.db.session import Database
 from service.domain import Claim, Status
-from service.worker.host import Hosts, TrainingHost
-from service.worker.job_signals import CANCEL_SIGNAL, DRAIN_SIGNAL
-from service.worker.training import (
+from service.worker.policy import (
+    Action,
+    Finish,
+    Heartbeat,
+    Limits,
+    Release,
+    Seen,
+    Stopped,
+    Watch,
+    describe,
+    next_action,
+    settlement,
+)
+from service.worker.protocol import (
+    CANCEL_SIGNAL,
+    DRAIN_SIGNAL,
     EXIT_DRAINED,
-    EXIT_INFRASTRUCTURE,
     attempt_dir,
     remove_local_files,
 )
 
 log = logging.getLogger(__name__)
 
-TERMINATE_GRACE_SECONDS = 5.0
 # How long a training that already wrote its outcome may take to answer (its clean-up).
 EXIT_GRACE_SECONDS = 30.0
 # How often the supervisor looks at its training between heartbeats (exit, shutdown).
 POLL_SECONDS = 0.2
-# A failed database call is retried after this, doubling up to the heartbeat interval.
-FIRST_RETRY_SECONDS = 0.25
 
 
-@dataclass
-class _Watch:
-    cancel_signalled_at: float | None = None
-    timed_out: bool = False
-    lost: bool = False
-    ended: bool = False
-    drained: bool = False
-    returncode: int | None = None
-    """How the job ended: its process's answer, or the process's own exit code if it died
-    or was stopped (negative: by that signal)."""
-    renewed_at: float = 0.0
-    """When the lease was last renewed (monotonic, taken before the call): the lease runs at
-    least `lease_seconds` from then."""
+class Host(Protocol):
+    """A training process as its supervisor drives it (host.TrainingHost)."""
+
+    def wait(self, timeout: float) -> int | None: ...
+    def signal(self, signum: int) -> None: ...
+    def stop(self) -> int: ...
+
+
+class HostPool(Protocol):
+    """Where a slot's jobs are trained (host.Hosts)."""
+
+    def job(self, experiment_id: str, attempt: int) -> AbstractContextManager[Host]:
+        """The slot's training process, sent the job; given back on exit."""
+        ...
 
 
 class Shutdown:
@@ -75,41 +87,32 @@ class Supervisor:
         settings: Settings,
         db: Database,
         worker: str,
+        hosts: HostPool,
         requeue: Callable[[str], None],
         after_job: Callable[[str], None] | None = None,
         shutdown: Shutdown | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.db = db
         self.worker = worker
+        self.hosts = hosts
         self.requeue = requeue
         self.after_job = after_job
         self.shutdown = shutdown or Shutdown()
-        self.hosts = Hosts(
-            jobs_per_host=settings.training_process_jobs,
-            idle_seconds=settings.training_process_idle_seconds,
-        )
-
-    def close(self) -> None:
-        """Let the slots' training processes go (the worker stops)."""
-        self.hosts.close()
+        self.clock = clock
+        self.limits = Limits.from_settings(settings)
 
     def run_job(self, experiment_id: str) -> None:
         if self.shutdown.draining.is_set():
             # Dequeued as the worker began to shut down: leave it for another worker.
             self._deliver_again(experiment_id)
             return
-        with self.db.scope() as session:
-            claim = leases.claim(
-                session,
-                experiment_id=experiment_id,
-                worker=self.worker,
-                lease_seconds=self.settings.lease_seconds,
-            )
+        claim = self._claim(experiment_id)
         if claim is None:
             log.info("experiment %s is not queued any more; skipping delivery", experiment_id)
             return
-        renewed_at = time.monotonic()
+        renewed_at = self.clock()
         log.info(
             "experiment %s starts on worker %s, attempt %s of %s%s",
             experiment_id,
@@ -118,154 +121,143 @@ class Supervisor:
             self.settings.max_attempts,
             f", from epoch {claim.start_epoch + 1}" if claim.start_epoch else "",
         )
-        host = self.hosts.dispatch(experiment_id, claim.attempt)
-        watch = self._supervise(claim, host, _Watch(renewed_at=renewed_at))
-        self._settle(claim, watch)
-        # A training that was killed (by us, the wall-time limit, or anyone) left its files.
-        remove_local_files(attempt_dir(self.settings.work_dir, experiment_id, claim.attempt))
-        self.hosts.release(host)
+        with self.hosts.job(experiment_id, claim.attempt) as host:
+            watch = self._supervise(claim, host, renewed_at=renewed_at)
+            self._settle(claim, watch)
+            # A training that was killed (by us, the wall-time limit, or anyone) left its files.
+            remove_local_files(attempt_dir(self.settings.work_dir, experiment_id, claim.attempt))
         if self.after_job is not None:
             self.after_job(experiment_id)  # e.g. a study starts its next trials
 
-    def _supervise(self, claim: Claim, host: TrainingHost, watch: _Watch) -> _Watch:
-        settings = self.settings
-        started = time.monotonic()
-        next_heartbeat = started + settings.heartbeat_seconds
-        retry_after = FIRST_RETRY_SECONDS
-        while True:
-            watch.returncode = host.wait(POLL_SECONDS)
-            if watch.returncode is not None:
-                return watch
-            now = time.monotonic()
-            if self.shutdown.hurry.is_set():
-                log.warning("shutdown grace over; stopping the training of %s", claim.experiment_id)
-                watch.drained = True
-                watch.returncode = host.stop(grace=0)
-                return watch
-            if self.shutdown.draining.is_set() and not watch.drained:
-                watch.drained = True
-                host.signal(DRAIN_SIGNAL)
-            if now < next_heartbeat:
-                continue
-            attempted_at = now
-            try:
-                with self.db.scope() as session:
-                    pulse = leases.heartbeat(
-                        session,
-                        experiment_id=claim.experiment_id,
-                        attempt=claim.attempt,
-                        lease_seconds=settings.lease_seconds,
-                    )
-            except SQLAlchemyError as error:
-                # Before the lease can expire (with a heartbeat to spare), stop the training:
-                # past that moment a sweep may hand the job to another worker.
-                if time.monotonic() - watch.renewed_at >= _renewal_window(settings):
-                    log.error(
-                        "cannot renew the lease on %s (%s); stopping its training",
-                        claim.experiment_id,
-                        error,
-                    )
-                    watch.lost = True
-                    watch.returncode = host.stop(grace=0)
-                    return watch
-                log.warning(
-                    "heartbeat of %s failed (%s); retrying in %.2f s",
-                    claim.experiment_id,
-                    type(error).__name__,
-                    retry_after,
-                )
-                next_heartbeat = time.monotonic() + retry_after
-                retry_after = min(retry_after * 2, settings.heartbeat_seconds)
-                continue
-            watch.renewed_at = attempted_at
-            retry_after = FIRST_RETRY_SECONDS
-            next_heartbeat = attempted_at + settings.heartbeat_seconds
-            now = time.monotonic()
-            if pulse.ended:
-                # The training wrote its own outcome and is still cleaning up: let it finish
-                # (checkpoints, work files) and answer instead of killing it half-way.
-                watch.ended = True
-                watch.returncode = host.wait(EXIT_GRACE_SECONDS)
-                if watch.returncode is None:
-                    watch.returncode = host.stop(grace=0)
-                return watch
-            if not pulse.alive:
-                log.warning("lost the lease on %s; stopping its training", claim.experiment_id)
-                watch.lost = True
-                watch.returncode = host.stop(grace=0)
-                return watch
-            if pulse.cancel_requested and watch.cancel_signalled_at is None:
-                host.signal(CANCEL_SIGNAL)
-                watch.cancel_signalled_at = now
-            if (
-                watch.cancel_signalled_at is not None
-                and now - watch.cancel_signalled_at > settings.cancel_grace_seconds
-            ):
-                watch.returncode = host.stop(grace=0)
-                return watch
-            if now - started > settings.max_train_seconds:
-                watch.timed_out = True
-                watch.returncode = host.stop(grace=TERMINATE_GRACE_SECONDS)
-                return watch
-
-    def _settle(self, claim: Claim, watch: _Watch) -> None:
-        """Decide the ending the training process could not write itself, retrying a database
-        error while the lease still holds; past that, the sweep decides."""
-        if watch.lost or watch.ended:
-            return
-        retry_after = FIRST_RETRY_SECONDS
-        while True:
-            attempted_at = time.monotonic()
-            try:
-                status = self._write_ending(claim, watch)
-                break
-            except SQLAlchemyError as error:
-                if attempted_at - watch.renewed_at >= self.settings.lease_seconds:
-                    log.error(
-                        "could not settle %s (%s); the sweep will", claim.experiment_id, error
-                    )
-                    return
-                log.warning("settling %s failed (%s); retrying", claim.experiment_id, error)
-                time.sleep(retry_after)
-                retry_after = min(retry_after * 2, self.settings.heartbeat_seconds)
-        if status is Status.QUEUED:
-            log.warning(
-                "training of %s stopped (%s); requeued",
-                claim.experiment_id,
-                _describe(watch.returncode),
+    def _claim(self, experiment_id: str) -> Claim | None:
+        """Take the delivered job for a new attempt (None: it is not queued any more)."""
+        with self.db.scope() as session:
+            return leases.claim(
+                session,
+                experiment_id=experiment_id,
+                worker=self.worker,
+                lease_seconds=self.settings.lease_seconds,
             )
+
+    def _supervise(self, claim: Claim, host: Host, *, renewed_at: float) -> Watch:
+        """Carry out the policy's actions until the job has ended or been stopped."""
+        watch = Watch.claimed(renewed_at=renewed_at, now=self.clock(), limits=self.limits)
+        heartbeat: Heartbeat | None = None
+        while True:
+            returncode = host.wait(0 if heartbeat is not None else POLL_SECONDS)
+            seen = Seen(
+                now=self.clock(),
+                returncode=returncode,
+                draining=self.shutdown.draining.is_set(),
+                hurry=self.shutdown.hurry.is_set(),
+                heartbeat=heartbeat,
+            )
+            decision = next_action(watch, seen, self.limits)
+            watch, heartbeat = decision.watch, None
+            match decision.action:
+                case Action.SETTLE:
+                    return watch
+                case Action.HEARTBEAT:
+                    heartbeat = self._heartbeat(claim)
+                case Action.DRAIN:
+                    host.signal(DRAIN_SIGNAL)
+                case Action.CANCEL:
+                    host.signal(CANCEL_SIGNAL)
+                case Action.LET_FINISH:
+                    # It wrote its own outcome and is cleaning up (checkpoints, work files):
+                    # let it answer instead of killing it half-way.
+                    answered = host.wait(EXIT_GRACE_SECONDS)
+                    if answered is None:
+                        return self._stopped(claim, host, watch)
+                    return replace(watch, returncode=answered)
+                case Action.STOP:
+                    return self._stopped(claim, host, watch, seen.heartbeat)
+                case Action.WAIT if decision.retry_in is not None and seen.heartbeat is not None:
+                    log.warning(
+                        "heartbeat of %s failed (%s); retrying in %.2f s",
+                        claim.experiment_id,
+                        type(seen.heartbeat.error).__name__,
+                        decision.retry_in,
+                    )
+
+    def _heartbeat(self, claim: Claim) -> Heartbeat:
+        sent_at = self.clock()
+        try:
+            with self.db.scope() as session:
+                pulse = leases.heartbeat(
+                    session,
+                    experiment_id=claim.experiment_id,
+                    attempt=claim.attempt,
+                    lease_seconds=self.settings.lease_seconds,
+                )
+        except SQLAlchemyError as error:
+            return Heartbeat(sent_at=sent_at, pulse=None, error=error)
+        return Heartbeat(sent_at=sent_at, pulse=pulse)
+
+    def _stopped(
+        self, claim: Claim, host: Host, watch: Watch, heartbeat: Heartbeat | None = None
+    ) -> Watch:
+        """Kill the training; the watch with its exit code."""
+        if watch.stopped is Stopped.HURRIED:
+            log.warning("shutdown grace over; stopping the training of %s", claim.experiment_id)
+        elif watch.stopped is Stopped.LEASE_UNRENEWABLE:
+            error = heartbeat.error if heartbeat is not None else None
+            log.error(
+                "cannot renew the lease on %s (%s); stopping its training",
+                claim.experiment_id,
+                error,
+            )
+        elif watch.stopped is Stopped.LEASE_LOST:
+            log.warning("lost the lease on %s; stopping its training", claim.experiment_id)
+        return replace(watch, returncode=host.stop())
+
+    def _settle(self, claim: Claim, watch: Watch) -> None:
+        """Write the ending the training process could not write itself, retrying a database
+        error while the lease still holds; past that, the sweep decides."""
+        ending = settlement(watch, self.limits)
+        if ending is None:
+            return
+        try:
+            status = self.limits.retries.call(
+                lambda: self._write_ending(claim, ending),
+                retry_on=(SQLAlchemyError,),
+                deadline=watch.renewed_at + self.settings.lease_seconds,
+                what=f"settling {claim.experiment_id}",
+                clock=self.clock,
+            )
+        except SQLAlchemyError as error:
+            log.error("could not settle %s (%s); the sweep will", claim.experiment_id, error)
+            return
+        if status is Status.QUEUED:
+            if watch.returncode == EXIT_DRAINED:
+                log.info(
+                    "experiment %s: epoch done, released for another worker", claim.experiment_id
+                )
+            else:
+                log.warning(
+                    "training of %s stopped (%s); requeued",
+                    claim.experiment_id,
+                    describe(watch.returncode),
+                )
             self._deliver_again(claim.experiment_id)
 
-    def _write_ending(self, claim: Claim, watch: _Watch) -> Status | None:
+    def _write_ending(self, claim: Claim, ending: Finish | Release) -> Status | None:
         with self.db.scope() as session:
-            if watch.timed_out:
+            if isinstance(ending, Finish):
                 leases.finish(
                     session,
                     experiment_id=claim.experiment_id,
                     attempt=claim.attempt,
-                    status=Status.FAILED,
-                    error=(
-                        f"training ran past the {self.settings.max_train_seconds:g} s wall-time "
-                        "limit (MAX_TRAIN_SECONDS); train fewer epochs or a smaller net"
-                    ),
+                    status=ending.status,
+                    error=ending.error,
                 )
                 return None
-            if watch.cancel_signalled_at is not None:
-                leases.finish(
-                    session,
-                    experiment_id=claim.experiment_id,
-                    attempt=claim.attempt,
-                    status=Status.CANCELLED,
-                    error=None,
-                )
-                return None
-            reason, charge = _loss(watch)
             return leases.release(
                 session,
                 experiment_id=claim.experiment_id,
                 attempt=claim.attempt,
-                reason=reason,
-                charge=charge,
+                reason=ending.reason,
+                charge=ending.charge,
             )
 
     def _deliver_again(self, experiment_id: str) -> None:
@@ -273,27 +265,3 @@ class Supervisor:
             self.requeue(experiment_id)
         except Exception:  # the broker is down: the row is queued, and the sweep re-delivers it
             log.exception("could not re-deliver experiment %s", experiment_id)
-
-
-def _renewal_window(settings: Settings) -> float:
-    """How long without a renewal the supervisor lets its training run."""
-    return settings.lease_seconds - settings.heartbeat_seconds
-
-
-def _loss(watch: _Watch) -> tuple[str, leases.Charge]:
-    """Why an attempt that wrote no outcome ended, and whether it costs the job an attempt."""
-    returncode = watch.returncode
-    if watch.drained and (returncode == EXIT_DRAINED or returncode is None or returncode < 0):
-        return f"its worker shut down ({_describe(returncode)})", leases.Charge.REFUND
-    if returncode == EXIT_INFRASTRUCTURE:
-        return (
-            "the training process met an infrastructure error (database or store)",
-            leases.Charge.REFUND_IF_PROGRESSED,
-        )
-    return f"the training process died ({_describe(returncode)})", leases.Charge.SPEND
-
-
-def _describe(returncode: int | None) -> str:
-    if returncode is not None and returncode < 0:
-        return f"killed by {signal.Signals(-returncode).name}"
-    return f"exit code {returncode}"

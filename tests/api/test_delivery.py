@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from service.db import leases
-from service.db.models import ExperimentRow, utcnow
+from service.db.models import ExperimentRow
+from service.domain import utcnow
 from service.jobs.recovery import REDELIVER_AFTER_SECONDS, sweep_once
 from tests.factories import tiny_spec
 from tests.helpers import named, runtime_of, submit

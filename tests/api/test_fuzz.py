@@ -40,10 +40,10 @@ from service.api.app import create_app
 from service.config import Settings
 from service.db import leases, repository
 from service.db.migrations import upgrade_to_head
-from service.db.models import utcnow
 from service.db.session import Database
-from service.domain import EpochRecord, Status
+from service.domain import EpochRecord, Status, utcnow
 from service.schemas.experiments import ExperimentCreate
+from service.spec.fingerprint import normalised_spec
 from service.storage import ModelStore, model_key, store_from_settings
 from tests import factories
 
@@ -138,7 +138,7 @@ def seed(db: Database, store: ModelStore, model: Path, max_attempts: int) -> dic
 
     The succeeded one gets `model` as its trained model, so predictions have one to serve.
     """
-    spec_in = ExperimentCreate.model_validate(factories.tiny_spec())
+    spec = normalised_spec(ExperimentCreate.model_validate(factories.tiny_spec()).draft().spec)
     ids: dict[str, str] = {}
     for state in STATES:
         with db.scope() as session:
@@ -146,7 +146,7 @@ def seed(db: Database, store: ModelStore, model: Path, max_attempts: int) -> dic
                 session,
                 name=f"seed-{state}",
                 description=f"left {state}" if state != "queued" else None,
-                spec=spec_in.model_dump(mode="json", exclude=spec_in.NOT_SPEC),
+                spec=spec,
                 summary=TINY_SUMMARY,
                 client_id="fuzz",
                 max_attempts=max_attempts,

@@ -413,7 +413,7 @@ def test_only_a_few_pixel_lists_for_a_warm_model_are_answered_on_the_event_loop(
     image = mnist.x_test[0].tolist()
 
     def inline(**body: Any) -> str | None:
-        model = predictions.warm_model(PredictRequest.model_validate(body))
+        model = predictions.warm_model(PredictRequest.model_validate(body).images_to_predict())
         return model and model.experiment_id
 
     assert inline(image=image) is None  # `best` needs a query and its model a load

@@ -61,7 +61,7 @@ def _entry_as(client: TestClient, challenge_id: str, person: str) -> str:
 
     return challenges.enter(
         challenge_id=challenge_id,
-        spec_in=ExperimentCreate.model_validate(tiny_spec()),
+        draft=ExperimentCreate.model_validate(tiny_spec()).draft(),
         entrant=person,
         entrant_name=person,
         settings=runtime.settings,

@@ -7,9 +7,8 @@ from datetime import UTC, timedelta
 
 from service.db import leases, repository
 from service.db.clock import database_now
-from service.db.models import utcnow
 from service.db.session import Database
-from service.domain import EpochRecord, Status
+from service.domain import EpochRecord, Status, utcnow
 from tests.helpers import claim_in, create_queued
 
 LEASE_SECONDS = 60.0

@@ -12,9 +12,9 @@ from sqlalchemy import event, update
 
 from service.db import leases, repository
 from service.db.clock import database_now
-from service.db.models import ExperimentRow, utcnow
+from service.db.models import ExperimentRow
 from service.db.session import Database
-from service.domain import Claim, EpochRecord, Status
+from service.domain import Claim, EpochRecord, Status, utcnow
 from tests.factories import tiny_spec
 
 LEASE_SECONDS = 60.0
@@ -520,25 +520,14 @@ def test_begin_epochs_from_scratch_clears_the_history(db: Database) -> None:
     assert epochs(db, experiment_id) == []
 
 
-# Re-delivery -------------------------------------------------------------------------------
-
-
-def test_orphaned_queued_lists_old_queued_experiments_oldest_first(db: Database) -> None:
-    old, older, running, fresh = (create(db) for _ in range(4))
-    now = utcnow()
-    ages = {older: timedelta(minutes=10), old: timedelta(minutes=5), running: timedelta(hours=1)}
+def test_a_queued_row_made_for_tests_is_made_as_a_submitted_one_is(db: Database) -> None:
+    """One constructor (`models.queued_experiment`): delivered_at is set here too."""
+    experiment_id = create(db)
     with db.scope() as session:
-        for experiment_id, age in ages.items():
-            session.execute(
-                update(ExperimentRow)
-                .where(ExperimentRow.id == experiment_id)
-                .values(created_at=now - age)
-            )
-    claimed(db, running)
-    with db.scope() as session:
-        found = leases.orphaned_queued(session, older_than=now - timedelta(minutes=1))
-    assert found == [older, old]
-    assert fresh not in found
+        row = session.get(ExperimentRow, experiment_id)
+        assert row is not None
+        assert (row.status, row.attempt, row.cancel_requested) == ("queued", 0, False)
+        assert row.delivered_at == row.created_at
 
 
 # Races with a user's cancel ------------------------------------------------------------------

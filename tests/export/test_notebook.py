@@ -98,7 +98,7 @@ def experiment_of(body: dict[str, Any], **overrides: Any) -> Experiment:
         "id": ID,
         "name": spec.name,
         "description": spec.description,
-        "spec": normalised_spec(spec),
+        "spec": normalised_spec(spec.draft().spec),
         "summary": None,
         "status": Status.SUCCEEDED,
         "created_at": datetime.now(UTC),
@@ -113,7 +113,7 @@ def experiment_of(body: dict[str, Any], **overrides: Any) -> Experiment:
         "model_uri": None,
         "worker": None,
         "versions": VERSIONS,
-        "spec_hash": spec_hash(spec),
+        "spec_hash": spec_hash(spec.draft().spec),
         "seed": spec.fit.seed,
     }
     return Experiment(**(values | overrides))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.images import decode_base64_image, decode_image, pixels_to_array
+from service.images import base64_bytes, decode_image, pixels_to_array
 from service.ml.build import build_model
 from service.ml.data import load_mnist, split
 from service.ml.inference import ModelCache, Predictor, load_keras_model
@@ -205,8 +205,12 @@ def _forms(digit: np.ndarray) -> dict[str, np.ndarray]:
         "PNG 28x28": decode_image(_encode(digit), **LIMITS),
         "PNG 10x, black on white": decode_image(png, **LIMITS),
         "JPEG 10x, black on white": decode_image(_encode(on_paper, "JPEG", quality=85), **LIMITS),
-        "base64 data URL": decode_base64_image(
-            "data:image/png;base64," + base64.b64encode(png).decode(), **LIMITS
+        "base64 data URL": decode_image(
+            base64_bytes(
+                "data:image/png;base64," + base64.b64encode(png).decode(),
+                max_bytes=LIMITS["max_bytes"],
+            ),
+            **LIMITS,
         ),
     }
 

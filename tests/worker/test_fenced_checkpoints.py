@@ -14,11 +14,10 @@ import pytest
 
 from service.config import Settings
 from service.db import leases
-from service.db.models import utcnow
 from service.db.session import Database
-from service.domain import EpochRecord
+from service.domain import EpochRecord, utcnow
 from service.storage import ModelStore, store_from_settings
-from service.worker.training import TrainingContext
+from service.worker.context import TrainingContext
 from tests.helpers import claim_in, create_queued
 
 LEASE_SECONDS = 60.0
@@ -79,7 +78,7 @@ def test_a_stale_attempt_publishes_and_deletes_nothing_of_a_newer_one(
 
     newer_attempt = take_over(db, experiment_id)
     newer = context(settings, db, store, experiment_id, newer_attempt)
-    resumed = newer.restore()
+    resumed = newer.checkpoints.restore()
     assert resumed is not None
     assert resumed.start_epoch == 1
     assert newer.epoch_finished(model(2), history(2, 2)[-1], history(2, 2))
@@ -93,7 +92,9 @@ def test_a_stale_attempt_publishes_and_deletes_nothing_of_a_newer_one(
     assert set(before) <= set(after), (before, after)  # nothing deleted
     assert "attempt-0002/epoch-0002.keras" in after
 
-    restored = context(settings, db, store, experiment_id, take_over(db, experiment_id)).restore()
+    restored = context(
+        settings, db, store, experiment_id, take_over(db, experiment_id)
+    ).checkpoints.restore()
     assert restored is not None
     assert [record.attempt for record in restored.history] == [2, 2]
     assert restored.model.layers[-1].units == 2  # the newer attempt's model
@@ -111,10 +112,10 @@ def test_an_unreadable_checkpoint_is_skipped_for_the_previous_good_one(
     root = Path(settings.model_store_url) / "experiments" / experiment_id / "checkpoint"
     (root / "attempt-0002" / "epoch-0002.keras").write_bytes(b"not a keras file")
     third = context(settings, db, store, experiment_id, take_over(db, experiment_id))
-    resumed = third.restore()
+    resumed = third.checkpoints.restore()
     assert resumed is not None
     assert resumed.start_epoch == 1
     assert resumed.model.layers[-1].units == 1
 
     (root / "attempt-0001" / "last.json").write_text("{truncated")
-    assert third.restore() is None  # nothing readable left: a fresh start
+    assert third.checkpoints.restore() is None  # nothing readable left: a fresh start

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from service.config import Settings
-from service.worker.training import EXIT_INFRASTRUCTURE
+from service.worker.protocol import EXIT_INFRASTRUCTURE
 from tests.factories import dense_spec, tiny_spec
 from tests.helpers import (
     ServiceProcess,

@@ -23,7 +23,7 @@ from service.config import Settings
 from service.db.session import Database
 from service.ml.data import load_mnist
 from service.storage import ModelStore, model_key
-from service.worker.training import TrainingContext
+from service.worker.context import TrainingContext
 from tests.factories import tiny_spec
 from tests.helpers import (
     MNIST_PATH,

@@ -3,11 +3,15 @@
 The worker stops claiming, lets the training finish (checkpoint and record) its current epoch,
 releases the claim back to `queued` without spending an attempt, and exits; a new worker
 finishes the job with each epoch recorded exactly once. A second SIGTERM, or the grace running
-out, stops the training at once; the claim is still released for free.
+out, stops the training at once; the claim is still released for free. A signal to the whole
+process group (systemd's `KillMode=control-group`, Ctrl-C in a terminal) is one request to drain:
+the training processes obey their supervisor, never the signal.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -16,6 +20,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from service.api.app import create_app
 from service.config import Settings
 from tests.factories import dense_spec
 from tests.helpers import (
@@ -48,9 +53,12 @@ def drain(
     args: tuple[str, ...],
     signals: int,
     long_epochs: bool,
-) -> tuple[str, int, int]:
-    """Start a worker, SIGTERM it (`signals` times) mid-training; the experiment, the epochs
-    recorded when it was signalled, and those recorded once it had gone."""
+    signum: signal.Signals = signal.SIGTERM,
+    group: bool = False,
+) -> tuple[ServiceProcess, str, int, int]:
+    """Start a worker, send it `signum` (`signals` times; to its whole process group with
+    `group`) mid-training; the experiment, the epochs recorded when it was signalled, and those
+    recorded once it had gone (and the service)."""
     service = start_service(settings, *args)
     experiment_id = client.post("/experiments", json=slow_spec(long_epochs=long_epochs)).json()[
         "id"
@@ -63,12 +71,15 @@ def drain(
     (training,) = training_pids(experiment_id)
     at_signal = epochs_recorded(client, experiment_id)
     for _ in range(signals):
-        service.process.send_signal(signal.SIGTERM)
+        if group:  # the service leads its own session: its process group is its pid
+            os.killpg(service.pid, signum)
+        else:
+            service.process.send_signal(signum)
         # Apart: the interpreter runs its handler once for signals that arrive together.
         time.sleep(SIGNAL_INTERVAL)
     service.process.wait(timeout=settings.shutdown_grace_seconds + RELEASE_TIMEOUT)
     wait_gone([training], what="the drained training process")
-    return experiment_id, at_signal, epochs_recorded(client, experiment_id)
+    return service, experiment_id, at_signal, epochs_recorded(client, experiment_id)
 
 
 def assert_released_then_finished(
@@ -102,7 +113,7 @@ def test_sigterm_lets_the_epoch_finish_and_releases_the_claim_for_free(
     args: tuple[str, ...],
 ) -> None:
     settings = settings.model_copy(update={"shutdown_grace_seconds": 90.0, "port": free_port()})
-    experiment_id, at_signal, recorded = drain(
+    _, experiment_id, at_signal, recorded = drain(
         client, settings, start_service, args=args, signals=1, long_epochs=False
     )
     # The epoch that was running finished and was recorded before the claim went back.
@@ -115,8 +126,51 @@ def test_a_second_sigterm_stops_the_training_at_once_and_still_releases_for_free
 ) -> None:
     settings = settings.model_copy(update={"shutdown_grace_seconds": 90.0})
     # Long epochs: the second signal lands mid-epoch, which is lost; the checkpoint is not.
-    experiment_id, at_signal, recorded = drain(
+    _, experiment_id, at_signal, recorded = drain(
         client, settings, start_service, args=("worker",), signals=2, long_epochs=True
     )
     assert recorded == at_signal
     assert_released_then_finished(client, settings, start_service, experiment_id, recorded=recorded)
+
+
+@pytest.mark.parametrize(
+    ("signum", "args"),
+    [
+        (signal.SIGTERM, ()),
+        (signal.SIGINT, ()),
+        (signal.SIGTERM, ("worker",)),
+    ],
+    ids=["systemd-stop", "ctrl-c", "systemd-stop-worker"],
+)
+def test_a_signal_to_the_whole_group_drains_like_one_to_the_worker(
+    settings: Settings,
+    start_service: Callable[..., ServiceProcess],
+    signum: signal.Signals,
+    args: tuple[str, ...],
+) -> None:
+    # One attempt only: a training killed by the signal would fail the job.
+    settings = settings.model_copy(
+        update={"shutdown_grace_seconds": 90.0, "port": free_port(), "max_attempts": 1}
+    )
+    with TestClient(create_app(settings)) as client:
+        service, experiment_id, at_signal, recorded = drain(
+            client,
+            settings,
+            start_service,
+            args=args,
+            signals=1,
+            long_epochs=False,
+            signum=signum,
+            group=True,
+        )
+        log = service.log()
+        # The signal reached every process, yet the training finished its epoch as its
+        # supervisor asked, and the worker counted one request (the API's forwarded one too).
+        assert recorded > at_signal, (at_signal, recorded, log)
+        assert "Traceback" not in log, log
+        assert "KeyboardInterrupt" not in log, log
+        assert "stopping the remaining trainings now" not in log, log
+        assert len(re.findall(rf"experiment {experiment_id}.*released", log)) == 1, log
+        assert_released_then_finished(
+            client, settings, start_service, experiment_id, recorded=recorded
+        )

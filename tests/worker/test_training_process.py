@@ -16,9 +16,8 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.config import Settings
-from service.worker.job_signals import CANCEL_SIGNAL, DRAIN_SIGNAL
+from service.worker.protocol import CANCEL_SIGNAL, DRAIN_SIGNAL, EXIT_OK
 from service.worker.title import ROOM
-from service.worker.training import EXIT_OK
 from tests.factories import IMAGE, tiny_spec
 from tests.helpers import (
     ServiceProcess,

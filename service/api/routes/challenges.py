@@ -107,7 +107,7 @@ def enter_challenge(
     trained as an ordinary experiment tagged with the challenge."""
     experiment = challenges.enter(
         challenge_id=challenge_id,
-        spec_in=spec_in,
+        draft=spec_in.draft(),
         entrant=client,
         entrant_name=client,
         settings=settings,
@@ -133,10 +133,9 @@ def validate_entry(
 ) -> ExperimentValidated:
     """Check an entry as POST .../entries would (open, allowance, every rule, then the Keras
     dry run) without training it: the page checks the rules as a learner types."""
-    challenges.check_entry(
-        db, challenge_id=challenge_id, spec_in=spec_in, entrant=client, now=_now()
-    )
-    return validated(spec_in, validate_experiment(spec_in, settings))
+    spec = spec_in.draft().spec
+    challenges.check_entry(db, challenge_id=challenge_id, spec=spec, entrant=client, now=_now())
+    return validated(spec, validate_experiment(spec, settings))
 
 
 @router.post(

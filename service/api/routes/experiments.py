@@ -72,7 +72,7 @@ def create_experiment(
     """Validate the spec, build it once for its summary, and queue its training (202 even
     when the queue is down: the experiment is stored, and delivered once the queue is back)."""
     submission = submit_experiment(
-        spec_in=spec_in,
+        draft=spec_in.draft(),
         settings=settings,
         db=db,
         queue=queue,
@@ -92,7 +92,8 @@ def create_experiment(
 )
 def validate_spec(spec_in: ExperimentCreate, settings: SettingsDep) -> ExperimentValidated:
     """Check a spec exactly as a submission would (limits, Keras dry run) without queueing it."""
-    return validated(spec_in, validate_experiment(spec_in, settings))
+    spec = spec_in.draft().spec
+    return validated(spec, validate_experiment(spec, settings))
 
 
 @router.get(

@@ -15,7 +15,7 @@ from service.schemas.predict import (
     PredictRequest,
     PredictResponse,
 )
-from service.usecases.prediction import Prediction, Predictions
+from service.usecases.prediction import Prediction
 
 router = APIRouter(
     route_class=TokenFirstRoute, prefix="/predict", tags=["predict"], dependencies=[Reader]
@@ -27,21 +27,18 @@ ERRORS = error_responses(401, 404, 409, 413, 422, 429)
 async def predict(request: PredictRequest, runtime: RuntimeDep, client: ClientIdDep) -> Response:
     """One image (`image`, `image_base64`) answers one prediction; a batch answers in order."""
     predictions = runtime.predictions
-    model = predictions.warm_model(request)
+    images = request.images_to_predict()
+    model = predictions.warm_model(images)
     if model is not None:
-        answer = _shaped(request, await predictions.predict_warm(request, model, client=client))
+        answer = _shaped(request, await predictions.predict_warm(images, model, client=client))
     else:
         # Decoding images, querying the database or loading a model must not stall the loop.
-        answer = await run_in_threadpool(_answer, predictions, request, client)
+        answer = await run_in_threadpool(
+            lambda: _shaped(request, predictions.predict(images, client=client))
+        )
     # Serialised once here: the answer was built from validated parts, so FastAPI's second
     # validation against the response model would only cost time on the hot path.
     return Response(answer.model_dump_json(), media_type="application/json")
-
-
-def _answer(
-    predictions: Predictions, request: PredictRequest, client: str
-) -> PredictResponse | BatchPredictResponse:
-    return _shaped(request, predictions.predict(request, client=client))
 
 
 def _shaped(request: PredictRequest, result: Prediction) -> PredictResponse | BatchPredictResponse:

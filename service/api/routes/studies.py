@@ -136,5 +136,10 @@ def cancel_study(study_id: StudyId, db: DatabaseDep) -> StudyDetailPublic:
 )
 def delete_study(study_id: StudyId, runtime: RuntimeDep) -> Response:
     """Remove a finished or cancelled study with its trials, their histories and models."""
-    studies.delete_study(runtime, study_id)
+    studies.delete_study(
+        study_id=study_id,
+        db=runtime.db,
+        predictions=runtime.predictions,
+        model_store=runtime.store,
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

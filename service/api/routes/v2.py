@@ -32,7 +32,7 @@ from service.schemas.v2 import (
     ServerMetadataPublic,
 )
 from service.serving import oip
-from service.usecases.prediction import INLINE_MAX_IMAGES
+from service.usecases.prediction import few_enough_for_the_loop
 
 SERVER_NAME = "mnist-lab"
 EXTENSIONS = ["binary_tensor_data", "model_repository"]
@@ -110,7 +110,9 @@ def model_metadata(
     name: ModelName, runtime: RuntimeDep, version: Version | None = None
 ) -> ModelMetadataPublic:
     model = _resolve(runtime.predictions.resolver.resolve, name, version)
-    return ModelMetadataPublic.of(name, model)
+    return ModelMetadataPublic.of(
+        name, model, inputs=oip.INPUTS_METADATA, outputs=oip.OUTPUTS_METADATA
+    )
 
 
 @router.get("/models/{name}/ready", response_model=ModelReadyPublic, dependencies=readers)
@@ -147,7 +149,7 @@ async def infer(
     decoded = oip.decode_request(await request.body(), request.headers.get(oip.HEADER_LENGTH))
     predictions = runtime.predictions
     model = predictions.warm(name)
-    if model is not None and len(decoded.images) <= INLINE_MAX_IMAGES:
+    if model is not None and few_enough_for_the_loop(len(decoded.images)):
         _check_version(name, version, model)
         probabilities = await predictions.forward_warm(model, decoded.images)
     else:
@@ -172,7 +174,7 @@ def _resolve(
 
 
 def _check_version(name: str, version: str | None, model: ServableModel) -> None:
-    if version is not None and version != model.experiment_id:
+    if not model.is_version(version):
         raise ModelNotFound(
             f"model {name!r} has no version {version!r}; it is at version {model.experiment_id}"
         )
