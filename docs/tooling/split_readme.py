@@ -8,7 +8,8 @@ section before it, and is reported, so none is ever dropped. Links are fixed for
 place: `docs/...` files become relative to it, `#anchors` point at the page their heading
 landed on, and links to repository files outside the site become code spans.
 
-Re-runnable: it rewrites only the pages it owns (PAGES), from their intro and the sections.
+Re-runnable: it rewrites only the pages it owns (PAGES), from their intro, the hand-written
+lead in docs/tooling/leads/PAGE where there is one (not part of the README), and the sections.
 """
 
 from __future__ import annotations
@@ -167,6 +168,9 @@ def main(readme_path: str, docs_dir: str = "docs") -> int:
         rank = {h: i for i, h in enumerate(order)}
         found.sort(key=lambda item: rank.get(item[0], len(order)))
         body = [f"# {title}", "", intro, ""]
+        lead = docs / "tooling" / "leads" / page
+        if lead.is_file():
+            body += [lead.read_text().rstrip(), ""]
         if not found:
             body.append("*(Nothing here yet.)*")
         for _, lines in found:
