@@ -7,6 +7,7 @@ README splitter puts every section on a page with links that resolve there.
 from __future__ import annotations
 
 import importlib.util
+import re
 import signal
 import subprocess
 import sys
@@ -112,3 +113,12 @@ def test_split_puts_every_section_on_a_page_with_working_links(
     assert "the bench (`bench/train.py`)" in learner
     assert "`[code](x.py)`" in learner
     assert "A section nobody sorted yet" in capsys.readouterr().err
+
+
+def test_the_readme_is_a_short_front_door_whose_links_resolve() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150
+    targets = re.findall(r"\]\(((?:docs/)[^)#\s]+)", readme)
+    assert len(targets) >= 10, "the README lost its links into the site"
+    missing = [target for target in targets if not (REPO / target).is_file()]
+    assert not missing, missing
