@@ -130,6 +130,10 @@ def sections(readme: str) -> list[tuple[str, int, list[str]]]:
             fenced = not fenced
         match = None if fenced else re.match(r"^(#{1,3}) (.+?)\s*$", line)
         if match and (len(match[1]) == 2 or (len(match[1]) == 3 and match[2] in SUBSECTIONS)):
+            if len(match[1]) == 3:
+                # Where the subsection was, its section points at the page it moves to.
+                out[-1][2].append(f"*[{match[2]}](#{slug(match[2])}) has a page of its own.*")
+                out[-1][2].append("")
             out.append((match[2], len(match[1]), [line]))
         else:
             out[-1][2].append(line)
