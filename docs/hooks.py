@@ -40,8 +40,13 @@ def openapi() -> dict[str, Any]:
         return create_app(settings, migrate=False).openapi()
 
 
+def _text(text: str) -> str:
+    """Plain text into Markdown: `<API_TOKEN>` is not an HTML tag."""
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
+    return _text(" ".join(text.split())).replace("|", "\\|")
 
 
 def _schema_name(schema: dict[str, Any] | None) -> str:
@@ -68,7 +73,7 @@ def routes_markdown(doc: dict[str, Any]) -> str:
             if op.get("summary"):
                 lines += [f"**{op['summary']}**", ""]
             if op.get("description"):
-                lines += [op["description"].strip(), ""]
+                lines += [_text(op["description"].strip()), ""]
             params = op.get("parameters", [])
             if params:
                 lines += [
@@ -123,7 +128,7 @@ def settings_markdown() -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for name, field in Settings.model_fields.items():
-        default = field.default
+        default = field.get_default(call_default_factory=True)
         if default is PydanticUndefined:
             shown = ""
         elif isinstance(default, (dict, list)):

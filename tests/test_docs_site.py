@@ -17,13 +17,12 @@ from types import ModuleType
 import httpx
 import pytest
 
+from service.config import Settings
 from tests.helpers import REPO
 
 
-def _splitter() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "split_readme", REPO / "docs" / "tooling" / "split_readme.py"
-    )
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -96,7 +95,8 @@ def test_split_puts_every_section_on_a_page_with_working_links(
 ) -> None:
     (tmp_path / "README.md").write_text(README)
     docs = tmp_path / "docs"
-    assert _splitter().main(str(tmp_path / "README.md"), str(docs)) == 0
+    splitter = _load("split_readme", REPO / "docs" / "tooling" / "split_readme.py")
+    assert splitter.main(str(tmp_path / "README.md"), str(docs)) == 0
     learner = (docs / "tutorials" / "learner.md").read_text()
     settings = (docs / "reference" / "settings.md").read_text()
     # The unknown section lands after the section before it, never dropped.
@@ -122,3 +122,17 @@ def test_the_readme_is_a_short_front_door_whose_links_resolve() -> None:
     assert len(targets) >= 10, "the README lost its links into the site"
     missing = [target for target in targets if not (REPO / target).is_file()]
     assert not missing, missing
+
+
+def test_the_reference_names_every_route_and_every_setting() -> None:
+    hooks = _load("docs_hooks", REPO / "docs" / "hooks.py")
+    document = hooks.openapi()
+    routes = hooks.routes_markdown(document)
+    for path, item in document["paths"].items():
+        for method in item.keys() & set(hooks.METHODS):
+            assert f"### `{method.upper()} {path}`" in routes
+    assert "Bearer &lt;API_TOKEN&gt;" in routes  # not swallowed as an HTML tag
+    settings = hooks.settings_markdown()
+    for name in Settings.model_fields:
+        assert f"| `{name.upper()}` |" in settings
+    assert "| `MODELS_STORAGE_OPTIONS` | dict | `{}` |" in settings
