@@ -15,7 +15,7 @@ from service.challenges.rules import broken_rules
 from service.config import Settings
 from service.db import challenges as store
 from service.db.session import Database
-from service.domain import MAX_TAGS, Challenge, Experiment, ExperimentDraft, Rules
+from service.domain import MAX_TAGS, Challenge, Experiment, ExperimentDraft, Rules, utcnow
 from service.errors import ChallengeClosed, EntriesUsedUp, SpecRejected
 from service.jobs.queue import JobQueue
 from service.spec.experiment import ExperimentSpec
@@ -140,6 +140,13 @@ def enter(
         allowance if allowance is not None else "unlimited",
     )
     return experiment
+
+
+def unseal_closed(db: Database, queue: JobQueue) -> None:
+    """Give the entries of challenges whose closes_at passed their full test scores back: run
+    after every sweep, so that it happens within SWEEP_SECONDS of the close whoever looks."""
+    with db.scope() as session:
+        store.unseal_closed(session, now=utcnow())
 
 
 def score_pending(db: Database, challenge_id: str) -> None:

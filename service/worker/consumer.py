@@ -23,6 +23,7 @@ from service.config import Settings
 from service.db.session import Database
 from service.jobs.queue import JobQueue
 from service.jobs.recovery import Sweeper
+from service.usecases.challenges import unseal_closed
 from service.usecases.studies import advance_after_trial, advance_studies
 from service.worker.evaluation import run_evaluation_job
 from service.worker.host import Hosts
@@ -74,6 +75,13 @@ class StopRequests:
             log.warning("received %s (%d)", name, self.count)
 
 
+def _after_sweep(db: Database, queue: JobQueue) -> None:
+    """Each sweep also lets studies start trials a lost worker never started, and unseals the
+    entries of challenges that closed by time."""
+    advance_studies(db, queue)
+    unseal_closed(db, queue)
+
+
 def run_worker(settings: Settings) -> None:
     """Block, consuming training jobs with `settings.worker_slots` slots, until signalled."""
     watch_parent()
@@ -97,7 +105,7 @@ def run_worker(settings: Settings) -> None:
     queue.handler = supervisor.run_job
     queue.evaluation_handler = functools.partial(run_evaluation_job, settings)
     # Each sweep also lets studies start trials that a lost worker never started.
-    sweeper = Sweeper(db, queue, settings.sweep_seconds, after_sweep=advance_studies)
+    sweeper = Sweeper(db, queue, settings.sweep_seconds, after_sweep=_after_sweep)
     sweeper.start()
     log.info("worker %s: %d slot(s) on %s", label, settings.worker_slots, settings.queue_url)
     consumer = queue.huey.create_consumer(

@@ -57,6 +57,8 @@ class Limits:
     lease_seconds: float
     cancel_grace_seconds: float
     max_train_seconds: float
+    wall_time_rule: str = "MAX_TRAIN_SECONDS"
+    """What set max_train_seconds, for the failure's message: the setting, or a challenge's rule."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -230,7 +232,7 @@ def settlement(watch: Watch, limits: Limits) -> Finish | Release | None:
         return Finish(
             Status.FAILED,
             f"training ran past the {limits.max_train_seconds:g} s wall-time limit "
-            "(MAX_TRAIN_SECONDS); train fewer epochs or a smaller net",
+            f"({limits.wall_time_rule}); train fewer epochs or a smaller net",
         )
     if watch.cancel_signalled_at is not None:
         return Finish(Status.CANCELLED, None)

@@ -23,7 +23,7 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.config import Settings
-from service.db import leases
+from service.db import challenges, leases
 from service.db.session import Database
 from service.domain import Claim, Status
 from service.worker.policy import (
@@ -121,9 +121,10 @@ class Supervisor:
             self.settings.max_attempts,
             f", from epoch {claim.start_epoch + 1}" if claim.start_epoch else "",
         )
+        limits = self._limits_for(experiment_id)
         with self.hosts.job(experiment_id, claim.attempt) as host:
-            watch = self._supervise(claim, host, renewed_at=renewed_at)
-            self._settle(claim, watch)
+            watch = self._supervise(claim, host, renewed_at=renewed_at, limits=limits)
+            self._settle(claim, watch, limits)
             # A training that was killed (by us, the wall-time limit, or anyone) left its files.
             remove_local_files(attempt_dir(self.settings.work_dir, experiment_id, claim.attempt))
         if self.after_job is not None:
@@ -139,9 +140,21 @@ class Supervisor:
                 lease_seconds=self.settings.lease_seconds,
             )
 
-    def _supervise(self, claim: Claim, host: Host, *, renewed_at: float) -> Watch:
+    def _limits_for(self, experiment_id: str) -> Limits:
+        """The worker's limits, with a challenge entry's wall-time rule where it is tighter."""
+        with self.db.scope() as session:
+            rule = challenges.train_seconds_limit(session, experiment_id)
+        if rule is None or rule >= self.limits.max_train_seconds:
+            return self.limits
+        return replace(
+            self.limits,
+            max_train_seconds=rule,
+            wall_time_rule="the challenge's max_train_seconds rule",
+        )
+
+    def _supervise(self, claim: Claim, host: Host, *, renewed_at: float, limits: Limits) -> Watch:
         """Carry out the policy's actions until the job has ended or been stopped."""
-        watch = Watch.claimed(renewed_at=renewed_at, now=self.clock(), limits=self.limits)
+        watch = Watch.claimed(renewed_at=renewed_at, now=self.clock(), limits=limits)
         heartbeat: Heartbeat | None = None
         while True:
             returncode = host.wait(0 if heartbeat is not None else POLL_SECONDS)
@@ -152,7 +165,7 @@ class Supervisor:
                 hurry=self.shutdown.hurry.is_set(),
                 heartbeat=heartbeat,
             )
-            decision = next_action(watch, seen, self.limits)
+            decision = next_action(watch, seen, limits)
             watch, heartbeat = decision.watch, None
             match decision.action:
                 case Action.SETTLE:
@@ -211,14 +224,14 @@ class Supervisor:
             log.warning("lost the lease on %s; stopping its training", claim.experiment_id)
         return replace(watch, returncode=host.stop())
 
-    def _settle(self, claim: Claim, watch: Watch) -> None:
+    def _settle(self, claim: Claim, watch: Watch, limits: Limits) -> None:
         """Write the ending the training process could not write itself, retrying a database
         error while the lease still holds; past that, the sweep decides."""
-        ending = settlement(watch, self.limits)
+        ending = settlement(watch, limits)
         if ending is None:
             return
         try:
-            status = self.limits.retries.call(
+            status = limits.retries.call(
                 lambda: self._write_ending(claim, ending),
                 retry_on=(SQLAlchemyError,),
                 deadline=watch.renewed_at + self.settings.lease_seconds,

@@ -324,3 +324,20 @@ def test_the_leaderboard_csv_keeps_a_name_that_would_start_a_formula_as_text(
     csv = lab.get(f"/challenges/{cid}/leaderboard", params={"format": "csv"})
     assert csv.status_code == 200, csv.text
     assert '\'=HYPERLINK(""http://x.example/"",""click"")' in csv.text.splitlines()[1]
+
+
+def test_a_challenge_closed_by_time_is_unsealed_by_the_workers_sweep(
+    lab: TestClient, tmp_path: Path
+) -> None:
+    challenge = _create(lab, closes_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
+    entry = _entry_as(lab, challenge["id"], "ada")
+    _succeed(lab, entry, _hits(lab, challenge["id"], public=0.5, private=0.5), tmp_path)
+    assert lab.get(f"/experiments/{entry}").json()["test_accuracy"] is None
+    runtime = runtime_of(lab)
+    with runtime.db.scope() as session:  # the hour passes; nobody opens the challenge
+        session.execute(
+            text("UPDATE challenges SET closes_at = :at WHERE id = :id"),
+            {"at": datetime.now(UTC) - timedelta(seconds=1), "id": challenge["id"]},
+        )
+    challenges.unseal_closed(runtime.db, runtime.queue)  # what each sweep runs
+    assert lab.get(f"/experiments/{entry}").json()["test_accuracy"] == SEALED_ACCURACY

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from service.config import Settings
-from service.db import repository
+from service.db import challenges, repository
 from service.db.session import Database
-from service.domain import Experiment, Status
+from service.domain import Experiment, Rules, Status
 from service.worker.protocol import CANCEL_SIGNAL, DRAIN_SIGNAL, EXIT_DRAINED
 from service.worker.supervisor import Shutdown, Supervisor
 from tests.helpers import create_queued
@@ -186,3 +186,33 @@ def test_a_cancel_asked_through_the_database_is_signalled_then_enforced(
     assert host.signals == [CANCEL_SIGNAL]
     assert host.stopped  # after CANCEL_GRACE_SECONDS
     assert experiment.status is Status.CANCELLED
+
+
+def test_a_challenge_entry_is_stopped_at_its_rules_wall_time(
+    settings: Settings, db: Database
+) -> None:
+    """A challenge's max_train_seconds is enforced while training, below MAX_TRAIN_SECONDS."""
+    with db.scope() as session:
+        challenge = challenges.create_challenge(
+            session,
+            name="fast nets",
+            description=None,
+            rules=Rules(max_train_seconds=12.0),
+            max_entries_per_person=None,
+            closes_at=None,
+            split_seed=1,
+        )
+    entry = create_queued(db, max_attempts=1)
+    with db.scope() as session:
+        challenges.add_entry(
+            session, challenge_id=challenge.id, experiment_id=entry, entrant="a", entrant_name="a"
+        )
+    host = FakeHost(lambda signals: None)  # it never ends by itself
+    settings = settings.model_copy(update={"max_train_seconds": 3600.0})
+    clock = FakeClock(step=1.0)
+    experiment, _, _ = supervise(settings, db, host, experiment_id=entry, clock=clock)
+    assert host.stopped
+    assert experiment.status is Status.FAILED
+    assert experiment.error is not None
+    assert "12 s wall-time limit (the challenge's max_train_seconds rule)" in experiment.error
+    assert clock.now < 60  # stopped at the rule, long before the setting's hour
