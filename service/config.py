@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     )
     api_token: str | None = None
     protect_reads: bool = False
+    class_reads: Literal["all", "own"] = Field(
+        default="all",
+        description="all: a student reads everyone's work; own: only their own (an exam)",
+    )
     events_poll_seconds: float = Field(
         default=0.5, gt=0, description="how often each API process reads the change log"
     )
@@ -133,6 +137,23 @@ class Settings(BaseSettings):
         ge=784,
         description="encoded-image pixels a client may have decoded at once, after a pause; "
         "at least MAX_REQUEST_PIXELS",
+    )
+    max_queued_per_person: int = Field(default=20, ge=1, description="a person's queued jobs")
+    max_running_per_person: int = Field(
+        default=2, ge=1, description="a person's trainings at once; more wait in the queue"
+    )
+    max_training_minutes_per_day: float = Field(
+        default=0, ge=0, description="a person's training minutes per UTC day; 0: no limit"
+    )
+    fair_share: bool = Field(
+        default=True,
+        description="a free slot takes the job of whoever trained least lately; false: the "
+        "oldest job, whoever's (first come, first served)",
+    )
+    fair_share_half_life: float = Field(
+        default=3600.0,
+        gt=0,
+        description="seconds for past training time to count half in fair share (Slurm's decay)",
     )
     max_train_seconds: float = Field(default=3600.0, gt=0)
     max_study_trials: int = Field(default=100, ge=1, description="trials one study may run")

@@ -93,6 +93,10 @@ class Experiment:
     trial_params: dict[str, Any] | None = None
     """For a study's trial: what was varied, by path in the spec."""
     tags: tuple[str, ...] = ()
+    owner_id: str | None = None
+    owner: str | None = None
+    """The owner's name; None for work made before the class or with API_TOKEN."""
+    client_id: str = ""
 
 
 MAX_TAGS = 10
@@ -131,6 +135,8 @@ class Claim:
     worker: str
     spec: dict[str, Any]
     start_epoch: int
+    owner: str | None = None
+    """Whose job it is, by name (None: nobody's)."""
 
 
 # How a request names the model that answers it.
@@ -219,6 +225,7 @@ class Alias:
     alias: str
     experiment_id: str
     updated_at: datetime
+    owner: str | None = None
 
 
 # Reproduction: how a rerun's history compares with its original's.
@@ -338,6 +345,8 @@ class Study:
     status: StudyStatus
     created_at: datetime
     finished_at: datetime | None
+    owner_id: str | None = None
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -355,6 +364,85 @@ class Change:
         return self.kind == "deleted" or (
             self.kind == "status" and self.data.get("status") in FINISHED
         )
+
+
+# People of a class.
+class Role(enum.StrEnum):
+    STUDENT = "student"
+    """Reads everyone's work (unless CLASS_READS=own), changes only their own."""
+    TEACHER = "teacher"
+    """Changes everything, adds and removes people."""
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    name: str
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+PERSON_CLIENT_PREFIX = "person:"
+
+
+def person_client_id(person_id: str) -> str:
+    """What a person's work counts against (queue caps, fair share): them, whatever their
+    address or token."""
+    return PERSON_CLIENT_PREFIX + person_id
+
+
+def owner_of(client_id: str) -> str | None:
+    """The person who owns work submitted as `client_id`; None for anonymous or API_TOKEN work."""
+    if client_id.startswith(PERSON_CLIENT_PREFIX):
+        return client_id.removeprefix(PERSON_CLIENT_PREFIX)
+    return None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request is: a person of the class, the API_TOKEN holder, or anyone at all."""
+
+    client_id: str
+    """What their submissions count against."""
+    person: Person | None = None
+    teacher: bool = False
+    """May change everything: the API_TOKEN holder, a teacher, or anyone while the service is
+    open (no API_TOKEN, nobody added)."""
+    signed_in: bool = False
+    """Sent a token that opened something (API_TOKEN or a person's)."""
+
+    @property
+    def owner_id(self) -> str | None:
+        return self.person.id if self.person else None
+
+    @property
+    def name(self) -> str | None:
+        return self.person.name if self.person else None
+
+    @property
+    def label(self) -> str:
+        """How the log names them."""
+        if self.person is not None:
+            return self.person.name
+        return "the teacher" if self.signed_in else f"client {self.client_id}"
+
+    def may_change(self, owner_id: str | None) -> bool:
+        return self.teacher or (owner_id is not None and owner_id == self.owner_id)
+
+
+@dataclass(frozen=True)
+class PersonActivity:
+    """A person and where their work stands: the teacher's row for them."""
+
+    person: Person
+    queued: int
+    running: int
+    done: int
+    best_accuracy: float | None = None
+    best_experiment_id: str | None = None
+    training_seconds_today: float = 0.0
+    last_active: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ ServiceError (500)
 │   ├── ExperimentNotFound (404)
 │   ├── ModelNotFound (404)
 │   ├── StudyNotFound (404)
+│   ├── PersonNotFound (404)
 │   └── ChallengeNotFound (404)
 ├── Conflict (409)
 │   ├── NotCancellable (409)
@@ -12,6 +13,7 @@ ServiceError (500)
 │   ├── ModelNotReady (409)
 │   ├── NoEvaluation (409)
 │   ├── IdempotencyMismatch (409)
+│   ├── NameTaken (409)
 │   ├── ChallengeClosed (409)
 │   └── RestoreTargetNotEmpty (409)
 ├── InvalidInput (422)
@@ -23,10 +25,12 @@ ServiceError (500)
 ├── TooLarge (413)
 ├── TooMany (429)
 │   ├── QueueFull (429)
+│   ├── TrainingTimeUsed (429)
 │   ├── EntriesUsedUp (429)
 │   └── DecodingBudgetSpent (429)
 ├── Unauthorized (401)
-├── SealedUntilClose (403)
+├── Forbidden (403)
+│   └── SealedUntilClose (403)
 ├── InsufficientStorage (507)
 ├── Unavailable (503)
 │   ├── DataUnavailable (503)
@@ -163,11 +167,23 @@ class QueueFull(TooMany, code="queue_full"):
     """Too many of the client's experiments are queued."""
 
 
+class TrainingTimeUsed(TooMany, code="training_time_used"):
+    """The person trained their minutes for today; the message says when the day resets."""
+
+
 class EntriesUsedUp(TooMany, code="challenge_entries_used_up"):
     """The person has made all the entries the challenge allows."""
 
 
-class SealedUntilClose(ServiceError, code="sealed_until_close", status=403):
+class Unauthorized(ServiceError, code="unauthorized", status=401):
+    """A write came without the API token, or with a wrong one."""
+
+
+class Forbidden(ServiceError, code="forbidden", status=403):
+    """The caller is known but may not do this: someone else's work, or a teacher's action."""
+
+
+class SealedUntilClose(Forbidden, code="sealed_until_close"):
     """A challenge entry's full test-set results are shown to students once it closes."""
 
 
@@ -179,8 +195,12 @@ class DecodingBudgetSpent(TooMany, code="decoding_budget_spent"):
         self.retry_after = retry_after
 
 
-class Unauthorized(ServiceError, code="unauthorized", status=401):
-    """A write came without the API token, or with a wrong one."""
+class PersonNotFound(NotFound, code="person_not_found"):
+    """No person with that id."""
+
+
+class NameTaken(Conflict, code="name_taken"):
+    """Another person of the class already has that name."""
 
 
 class InsufficientStorage(ServiceError, code="insufficient_storage", status=507):

@@ -30,6 +30,9 @@ class Runtime:
     predictions: Predictions
     operations: OperationsCollector
     disk: DiskReporter
+    class_exists: bool = False
+    """Somebody was added to the class (seen once, true for good: people are never removed),
+    so a request without a token is no longer everyone's."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

@@ -144,3 +144,21 @@ def redis_proxy(redis_address: tuple[str, int]) -> Iterator[TcpProxy]:
     """That Redis behind a TCP proxy the test can cut and restore."""
     with TcpProxy(*redis_address) as proxy:
         yield proxy
+
+
+@pytest.fixture
+def app_with(
+    settings: Settings, make_settings: Callable[..., Settings]
+) -> Iterator[Callable[..., TestClient]]:
+    """Start the app with overrides; `settings` comes first so PostgreSQL is wiped for it."""
+    clients: list[TestClient] = []
+
+    def start(**overrides: Any) -> TestClient:
+        client = TestClient(create_app(make_settings(**overrides)))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        client.__exit__(None, None, None)

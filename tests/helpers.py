@@ -16,13 +16,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
+import fastapi.routing
 import httpx
 import keras
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from service.config import Settings
@@ -385,7 +389,7 @@ def unsaved_experiment(body: dict[str, Any]) -> Experiment:
         id="0123456789abcdef0123456789abcdef",
         name=spec.name,
         description=spec.description,
-        spec=normalised_spec(spec),
+        spec=normalised_spec(spec.draft().spec),
         summary=None,
         status=Status.QUEUED,
         created_at=datetime.now(UTC),
@@ -449,3 +453,74 @@ def create_queued(db: Database, *, max_attempts: int = 3, name: str = "queued") 
             client_id="tests",
             max_attempts=max_attempts,
         ).id
+
+
+# A class: a teacher (API_TOKEN) and people added through the API --------------------------
+
+ADMIN = "teacher-s3cret"
+
+
+def class_bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Class:
+    client: TestClient
+    tokens: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def add(self, name: str, role: str = "student", *, admin: str = ADMIN) -> str:
+        response = self.client.post(
+            "/people", json={"name": name, "role": role}, headers=class_bearer(admin)
+        )
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        self.tokens[name] = body["token"]
+        self.ids[name] = body["id"]
+        return str(body["token"])
+
+    def as_(self, name: str) -> dict[str, str]:
+        return class_bearer(self.tokens[name] if name != "admin" else ADMIN)
+
+
+# The app's routes ----------------------------------------------------------------------------
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def api_routes(app: FastAPI) -> list[tuple[str, set[str]]]:
+    """(full path, methods) of every APIRoute, those of included routers too.
+
+    FastAPI 0.16x keeps an included router as one branch in `app.routes`; its public
+    `iter_route_contexts` flattens the branches and gives each route its prefixed path.
+    """
+    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
+    if flatten is None:  # older FastAPI copies included routes into app.routes
+        return [(r.path, r.methods) for r in app.routes if isinstance(r, APIRoute)]
+    return [
+        (context.path, context.methods or set())
+        for context in flatten(app.routes)
+        if isinstance(context.original_route, APIRoute)
+    ]
+
+
+def endpoints(app: FastAPI) -> list[tuple[str, str, bool]]:
+    """Every (method, path, is_prediction) the app serves, path parameters given a dummy id.
+
+    Predictions are reads whatever their method: the issue keeps them open with the reads.
+    """
+    found = []
+    for route_path, methods in api_routes(app):
+        path = re.sub(r"\{[^}]*\}", "dummy", route_path)
+        # The inference protocol's POSTs (infer, the repository index) are reads too.
+        prediction = "predict" in route_path or route_path.startswith("/v2")
+        found.extend((method, path, prediction) for method in sorted(methods))
+    return found
+
+
+def writes(app: FastAPI) -> list[tuple[str, str]]:
+    return [
+        (method, path)
+        for method, path, prediction in endpoints(app)
+        if method in WRITE_METHODS and not prediction
+    ]

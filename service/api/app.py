@@ -35,6 +35,7 @@ from service.api.routes import (
     metrics,
     models,
     notebooks,
+    people,
     predict,
     studies,
     v2,
@@ -202,6 +203,7 @@ ROUTERS = (
     studies.router,
     challenges.router,
     comparisons.router,
+    people.router,
     v2.router,
     metrics.router,
     docs.router,
@@ -220,7 +222,10 @@ def _lifespan(
         if migrate:
             upgrade_to_head(settings.database_url, runtime.db.engine)
         if not settings.api_token:
-            log.warning("API_TOKEN is not set: anyone who can reach this API may write to it")
+            log.warning(
+                "API_TOKEN is not set: anyone who can reach this API may write to it until "
+                "somebody is added with POST /people"
+            )
         try:
             sweep_once(runtime.db, runtime.queue)
         except Exception:  # the workers sweep too; a failed start-up sweep is not fatal

@@ -19,11 +19,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     func,
+    select,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
-from service.domain import Status, utcnow
+from service.domain import Status, owner_of, utcnow
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -56,6 +57,34 @@ VERSION_COLUMNS = {
     "keras": "keras_version",
     "numpy": "numpy_version",
 }
+
+
+class PersonRow(Base):
+    """A student or a teacher of the class; `token_hash` is the sha256 of their token (NULL once
+    revoked: their work stays, their token opens nothing)."""
+
+    __tablename__ = "people"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ux_people_name", "name", unique=True),
+        Index("ux_people_token_hash", "token_hash", unique=True),
+    )
+
+
+def _owner_column() -> Mapped[str | None]:
+    return mapped_column(String(32), ForeignKey("people.id"), index=True)
+
+
+def _owner_name(owner_id: Mapped[str | None]) -> Mapped[str | None]:
+    """The owner's name, loaded with the row (NULL: nobody's, or the API_TOKEN holder's)."""
+    return column_property(select(PersonRow.name).where(PersonRow.id == owner_id).scalar_subquery())
 
 
 class ExperimentRow(Base):
@@ -102,6 +131,8 @@ class ExperimentRow(Base):
     # returns this experiment instead of creating another.
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_digest: Mapped[str | None] = mapped_column(String(64))
+    owner_id: Mapped[str | None] = _owner_column()
+    owner_name: Mapped[str | None] = _owner_name(owner_id)
 
     __table_args__ = (
         Index("ix_experiments_status_created", "status", "created_at"),
@@ -145,6 +176,7 @@ def queued_experiment(
         "summary": summary,
         "status": Status.QUEUED.value,
         "client_id": client_id,
+        "owner_id": owner_of(client_id),
         "created_at": now,
         "attempt": 0,
         "max_attempts": max_attempts,
@@ -184,6 +216,8 @@ class StudyRow(Base):
     advances: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    owner_id: Mapped[str | None] = _owner_column()
+    owner_name: Mapped[str | None] = _owner_name(owner_id)
 
 
 class EpochRow(Base):
@@ -225,6 +259,8 @@ class ModelAliasRow(Base):
         ForeignKey("experiments.id", ondelete="CASCADE"), index=True
     )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner_id: Mapped[str | None] = _owner_column()
+    owner_name: Mapped[str | None] = _owner_name(owner_id)
 
 
 class EvaluationRow(Base):

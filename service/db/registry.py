@@ -110,7 +110,11 @@ def list_servable(session: Session) -> list[ServableModel]:
     return [_servable(row, tuple(sorted(aliases.get(row.id, [])))) for row in rows]
 
 
-def set_alias(session: Session, *, alias: str, experiment_id: str) -> Alias:
+def set_alias(
+    session: Session, *, alias: str, experiment_id: str, owner_id: str | None = None
+) -> Alias:
+    """Point `alias` at the experiment; a new alias is `owner_id`'s, a moved one keeps its
+    owner."""
     problem = alias_problem(alias)
     if problem is not None:
         raise InvalidInput(problem)
@@ -121,7 +125,12 @@ def set_alias(session: Session, *, alias: str, experiment_id: str) -> Alias:
     now = utcnow()
     # One upsert, not a read then an insert: two PUTs of a new alias at once both succeed
     # (the later wins) instead of one failing on the primary key.
-    values = {"alias": alias, "experiment_id": experiment_id, "updated_at": now}
+    values = {
+        "alias": alias,
+        "experiment_id": experiment_id,
+        "updated_at": now,
+        "owner_id": owner_id,
+    }
     session.execute(
         _insert_aliases(session)
         .values(**values)
@@ -131,7 +140,9 @@ def set_alias(session: Session, *, alias: str, experiment_id: str) -> Alias:
         )
     )
     session.expire_all()  # an alias row this session holds is stale after the upsert
-    return Alias(alias=alias, experiment_id=experiment_id, updated_at=now)
+    stored = session.get(ModelAliasRow, alias)
+    assert stored is not None
+    return Alias(alias=alias, experiment_id=experiment_id, updated_at=now, owner=stored.owner_name)
 
 
 def _insert_aliases(session: Session) -> postgresql.Insert | sqlite.Insert:

@@ -18,6 +18,7 @@ from service.db.models import (
     ModelAliasRow,
     queued_experiment,
 )
+from service.db.ownership import OwnerFilter
 from service.domain import FINISHED, Attempt, EpochRecord, Experiment, JobTiming, Status, utcnow
 from service.errors import ExperimentNotFound, NotCancellable, NotDeletable
 
@@ -63,6 +64,9 @@ def to_experiment(
         study_id=row.study_id,
         trial_params=row.trial_params,
         tags=tuple(tags),
+        owner_id=row.owner_id,
+        owner=row.owner_name,
+        client_id=row.client_id,
     )
 
 
@@ -171,11 +175,15 @@ def list_experiments(
     order: Order = "-created",
     limit: int = 50,
     offset: int = 0,
+    owner: OwnerFilter | None = None,
 ) -> tuple[list[Experiment], int]:
-    """A page of experiments in `status` (any when None) carrying every one of `tags`, and
-    submitted by `client_id` when given."""
+    """A page of experiments in `status` (any when None) carrying every one of `tags`, of
+    `owner` when given."""
     query = select(ExperimentRow)
     count = select(func.count()).select_from(ExperimentRow)
+    for condition in owner.where(ExperimentRow) if owner else ():
+        query = query.where(condition)
+        count = count.where(condition)
     if client_id is not None:
         query = query.where(ExperimentRow.client_id == client_id)
         count = count.where(ExperimentRow.client_id == client_id)

@@ -9,6 +9,7 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from service.db.models import EpochRow, ExperimentRow, StudyRow, queued_experiment
+from service.db.ownership import OwnerFilter
 from service.db.repository import to_experiment
 from service.domain import (
     Experiment,
@@ -16,6 +17,7 @@ from service.domain import (
     Study,
     StudyDefinition,
     StudyStatus,
+    owner_of,
     utcnow,
 )
 from service.errors import StudyNotFound
@@ -31,6 +33,8 @@ def to_study(row: StudyRow) -> Study:
         status=StudyStatus(row.status),
         created_at=row.created_at,
         finished_at=row.finished_at,
+        owner_id=row.owner_id,
+        owner=row.owner_name,
     )
 
 
@@ -46,6 +50,7 @@ def create_study(
         id=uuid.uuid4().hex,
         name=name,
         client_id=client_id,
+        owner_id=owner_of(client_id),
         definition=definition.as_json(),
         plan={"trials": [trial.as_json() for trial in plan]} if plan is not None else None,
         status=StudyStatus.RUNNING,
@@ -64,14 +69,18 @@ def get_study(session: Session, study_id: str) -> Study:
     return to_study(row)
 
 
-def list_studies(session: Session, *, limit: int, offset: int) -> tuple[list[Study], int]:
+def list_studies(
+    session: Session, *, limit: int, offset: int, owner: OwnerFilter | None = None
+) -> tuple[list[Study], int]:
+    conditions = owner.where(StudyRow) if owner else []
     rows = session.scalars(
         select(StudyRow)
+        .where(*conditions)
         .order_by(StudyRow.created_at.desc(), StudyRow.id)
         .limit(limit)
         .offset(offset)
     ).all()
-    count = session.scalar(select(func.count()).select_from(StudyRow)) or 0
+    count = session.scalar(select(func.count()).select_from(StudyRow).where(*conditions)) or 0
     return [to_study(row) for row in rows], count
 
 

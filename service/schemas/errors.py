@@ -17,13 +17,13 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI declarations so that clients (and schemathesis) know every error's shape."""
     descriptions = {
         401: "Missing or wrong API token",
-        403: "Not allowed for this caller (or withheld until a challenge closes)",
+        403: "Not yours (the owner is named), a teacher's action, or sealed until a close",
         404: "Not found",
         409: "Conflicts with the current state",
         413: "Request too large",
         422: "Invalid request; `details` names each field",
-        429: "Too much from this client: queued experiments, a challenge's entries, or "
-        "decoded pixels (Retry-After)",
+        429: "Over a limit (queued, daily minutes, a challenge's entries, decoded pixels); "
+        "says what to wait for",
         503: "A dependency is unavailable",
     }
     return {

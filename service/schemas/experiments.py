@@ -188,7 +188,8 @@ class ExperimentPublic(BaseModel):
     aliases: list[str]
     tags: list[str]
     queue_position: int | None = Field(
-        default=None, description="queued: 1 for the next to start, counting oldest first"
+        default=None,
+        description="queued: 1 for the next to start, in the order fair share starts them",
     )
     estimated_start: datetime | None = Field(
         default=None,
@@ -211,6 +212,9 @@ class ExperimentPublic(BaseModel):
     study_id: str | None = Field(default=None, description="the study this is a trial of")
     trial_params: dict[str, Any] | None = Field(
         default=None, description="what the study varied for this trial, by path in the spec"
+    )
+    owner: str | None = Field(
+        default=None, description="the person whose work it is; null: made before the class"
     )
 
     @classmethod
@@ -260,6 +264,7 @@ class ExperimentPublic(BaseModel):
             diagnostics=diagnostics,
             study_id=experiment.study_id,
             trial_params=experiment.trial_params,
+            owner=experiment.owner,
         )
 
 

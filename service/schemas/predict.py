@@ -300,6 +300,7 @@ class AliasPublic(BaseModel):
     alias: str
     experiment_id: str
     updated_at: datetime
+    owner: str | None = Field(default=None, description="who set it first; null: nobody's")
 
     @classmethod
     def of(cls, alias: Alias) -> AliasPublic:

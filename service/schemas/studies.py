@@ -93,6 +93,7 @@ class StudyPublic(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     progress: dict[str, int] = Field(description="its trials so far, by status")
+    owner: str | None = Field(default=None, description="who created it; null: nobody's")
 
 
 class StudyDetailPublic(StudyPublic):
@@ -157,6 +158,7 @@ def study_public(report: StudyReport) -> StudyPublic:
         created_at=study.created_at,
         finished_at=study.finished_at,
         progress=report.progress,
+        owner=study.owner,
     )
 
 

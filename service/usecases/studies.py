@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from service.config import Settings
 from service.db import repository
 from service.db import studies as store
+from service.db.ownership import OwnerFilter
 from service.db.session import Database
 from service.domain import (
     EpochRecord,
@@ -352,9 +353,11 @@ def report(session: Session, study_id: str, *, threshold: float = DEFAULT_THRESH
     return StudyReport(study=study, progress=progress(trials), leaderboard=ranked(rows, objective))
 
 
-def list_studies(session: Session, *, limit: int, offset: int) -> tuple[list[StudyReport], int]:
-    """Studies newest first, each with its progress (no leaderboard)."""
-    found, count = store.list_studies(session, limit=limit, offset=offset)
+def list_studies(
+    session: Session, *, limit: int, offset: int, owner: OwnerFilter | None = None
+) -> tuple[list[StudyReport], int]:
+    """Studies newest first (of `owner` when given), each with its progress (no leaderboard)."""
+    found, count = store.list_studies(session, limit=limit, offset=offset, owner=owner)
     return [
         StudyReport(study=study, progress=progress(store.trials(session, study.id)), leaderboard=[])
         for study in found

@@ -12,10 +12,11 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from service.config import Settings
-from service.db import admission
+from service.db import admission, people
+from service.db.clock import database_now
 from service.db.session import Database
-from service.domain import Experiment, ExperimentDraft
-from service.errors import IdempotencyMismatch, QueueFull, SpecRejected
+from service.domain import Experiment, ExperimentDraft, owner_of
+from service.errors import IdempotencyMismatch, QueueFull, SpecRejected, TrainingTimeUsed
 from service.jobs.queue import JobQueue
 from service.maintenance import disk
 from service.spec.architecture import ArchitectureError, infer_architecture
@@ -119,20 +120,50 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:,.1f} MB"
 
 
+def queue_cap(settings: Settings, client_id: str) -> tuple[int, str]:
+    """How many queued experiments the client may have, and the setting that says so: a
+    person's own cap, else the per-client (address or API_TOKEN) one."""
+    if owner_of(client_id) is not None:
+        return settings.max_queued_per_person, "MAX_QUEUED_PER_PERSON"
+    return settings.max_queued_per_client, "MAX_QUEUED_PER_CLIENT"
+
+
 def check_queue_room(
     session: Session, settings: Settings, *, client_id: str, adding: int = 1
 ) -> None:
-    """Refuse (429) what would put the client over MAX_QUEUED_PER_CLIENT queued experiments."""
+    """Refuse (429) what would put the client over their queue cap, or a person over their
+    training minutes today."""
+    check_training_day(session, settings, client_id=client_id)
     queued = admission.count_queued(session, client_id=client_id)
-    if queued + adding > settings.max_queued_per_client:
-        raise queue_full(queued, settings.max_queued_per_client)
+    cap, name = queue_cap(settings, client_id)
+    if queued + adding > cap:
+        raise queue_full(queued, cap, name)
 
 
-def queue_full(queued: int, limit: int) -> QueueFull:
+def check_training_day(session: Session, settings: Settings, *, client_id: str) -> None:
+    """Refuse (429) a person's submission once they trained MAX_TRAINING_MINUTES_PER_DAY
+    today (UTC), saying when the day resets."""
+    limit = settings.max_training_minutes_per_day
+    if not limit or owner_of(client_id) is None:
+        return
+    now = database_now(session)
+    used = people.training_seconds_since(
+        session, people.start_of_day(now), now=now, client_id=client_id
+    ).get(client_id, 0.0)
+    if used >= limit * 60:
+        resets = people.next_day(now)
+        raise TrainingTimeUsed(
+            f"you trained {used / 60:.0f} minutes today, the daily limit "
+            f"(MAX_TRAINING_MINUTES_PER_DAY) is {limit:g}; it resets at "
+            f"{resets:%Y-%m-%d %H:%M} UTC, in {(resets - now).total_seconds() / 3600:.1f} h"
+        )
+
+
+def queue_full(queued: int, limit: int, setting: str = "MAX_QUEUED_PER_CLIENT") -> QueueFull:
     """The 429 of a client at its cap, whichever way the cap was met."""
     return QueueFull(
-        f"you already have {queued} experiments queued, the limit (MAX_QUEUED_PER_CLIENT) is "
-        f"{limit}; wait for some to start or cancel them"
+        f"you already have {queued} experiments queued, the limit ({setting}) is {limit}; "
+        "wait for some to start or cancel them"
     )
 
 
@@ -223,30 +254,33 @@ def submit_experiment(
         if earlier is not None:  # before the dry run: a retry costs a query, not a build
             return _replay(earlier, digest, idempotency_key)
     disk.ensure_room(settings)
+    with db.scope() as session:
+        check_training_day(session, settings, client_id=client_id)
     summary = validate_experiment(draft.spec, settings)
     new = _new_experiment(draft, settings, summary, client_id=client_id, rerun_of=rerun_of)
+    cap, setting = queue_cap(settings, client_id)
     admitted = admission.admit(
         db,
         new,
-        max_queued=settings.max_queued_per_client,
+        max_queued=cap,
         idempotency_key=idempotency_key,
         request_digest=digest,
     )
     if admitted.experiment is None:
         # Full when the row was to go in: at the cap, however many were queued when checked.
-        raise queue_full(settings.max_queued_per_client, settings.max_queued_per_client)
+        raise queue_full(cap, cap, setting)
     if admitted.replayed:
         assert idempotency_key is not None
         return _replay(admitted, digest, idempotency_key)
     deliver(db=db, queue=queue, experiment_id=admitted.experiment.id)
     experiment = admitted.experiment
     log.info(
-        "experiment %s %r queued: %d epochs, %s parameters, client %s",
+        "experiment %s %r queued: %d epochs, %s parameters, %s",
         experiment.id,
         experiment.name,
         draft.spec.fit.epochs,
         f"{summary.get('total_params', 0):,}",
-        client_id,
+        f"by {experiment.owner}" if experiment.owner else f"client {client_id}",
     )
     return Submission(experiment, replayed=False)
 

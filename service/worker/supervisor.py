@@ -26,6 +26,7 @@ from service.config import Settings
 from service.db import challenges, leases
 from service.db.session import Database
 from service.domain import Claim, Status
+from service.jobs.fair_share import Policy
 from service.worker.policy import (
     Action,
     Finish,
@@ -110,16 +111,18 @@ class Supervisor:
             return
         claim = self._claim(experiment_id)
         if claim is None:
-            log.info("experiment %s is not queued any more; skipping delivery", experiment_id)
+            log.info("nothing queued may start (delivered: experiment %s)", experiment_id)
             return
+        experiment_id = claim.experiment_id
         renewed_at = self.clock()
         log.info(
-            "experiment %s starts on worker %s, attempt %s of %s%s",
+            "experiment %s starts on worker %s, attempt %s of %s%s%s",
             experiment_id,
             self.worker,
             claim.attempt,
             self.settings.max_attempts,
             f", from epoch {claim.start_epoch + 1}" if claim.start_epoch else "",
+            f", by {claim.owner}" if claim.owner else "",
         )
         limits = self._limits_for(experiment_id)
         with self.hosts.job(experiment_id, claim.attempt) as host:
@@ -131,13 +134,17 @@ class Supervisor:
             self.after_job(experiment_id)  # e.g. a study starts its next trials
 
     def _claim(self, experiment_id: str) -> Claim | None:
-        """Take the delivered job for a new attempt (None: it is not queued any more)."""
+        """Take the fairest queued job for a new attempt (None: none may start now).
+
+        A delivery is a nudge that a slot may take a job: the database picks which one, the
+        fairest (service.jobs.fair_share), which need not be the one delivered. Each queued
+        job was delivered once, so every job still gets its turn."""
         with self.db.scope() as session:
-            return leases.claim(
+            return leases.claim_fairest(
                 session,
-                experiment_id=experiment_id,
                 worker=self.worker,
                 lease_seconds=self.settings.lease_seconds,
+                policy=Policy.from_settings(self.settings),
             )
 
     def _limits_for(self, experiment_id: str) -> Limits:

@@ -8,24 +8,18 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import fastapi.routing
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from service.api.app import create_app
-from service.config import Settings
 from tests.factories import tiny_spec
-from tests.helpers import submit
+from tests.helpers import WRITE_METHODS, endpoints, submit, writes
 
 TOKEN = "s3cret"
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Load balancers probe it without credentials, so it stays open whatever the settings say.
 ALWAYS_OPEN = frozenset({"/health", "/v2/health/live", "/v2/health/ready"})
 MISSING = "needs an API token"
@@ -35,44 +29,6 @@ STARTUP_WARNING = "API_TOKEN is not set"
 
 def bearer(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def api_routes(app: FastAPI) -> list[tuple[str, set[str]]]:
-    """(full path, methods) of every APIRoute, those of included routers too.
-
-    FastAPI 0.16x keeps an included router as one branch in `app.routes`; its public
-    `iter_route_contexts` flattens the branches and gives each route its prefixed path.
-    """
-    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
-    if flatten is None:  # older FastAPI copies included routes into app.routes
-        return [(r.path, r.methods) for r in app.routes if isinstance(r, APIRoute)]
-    return [
-        (context.path, context.methods or set())
-        for context in flatten(app.routes)
-        if isinstance(context.original_route, APIRoute)
-    ]
-
-
-def endpoints(app: FastAPI) -> list[tuple[str, str, bool]]:
-    """Every (method, path, is_prediction) the app serves, path parameters given a dummy id.
-
-    Predictions are reads whatever their method: the issue keeps them open with the reads.
-    """
-    found = []
-    for route_path, methods in api_routes(app):
-        path = re.sub(r"\{[^}]*\}", "dummy", route_path)
-        # The inference protocol's POSTs (infer, the repository index) are reads too.
-        prediction = "predict" in route_path or route_path.startswith("/v2")
-        found.extend((method, path, prediction) for method in sorted(methods))
-    return found
-
-
-def writes(app: FastAPI) -> list[tuple[str, str]]:
-    return [
-        (method, path)
-        for method, path, prediction in endpoints(app)
-        if method in WRITE_METHODS and not prediction
-    ]
 
 
 def call(
@@ -92,24 +48,6 @@ def reads(app: FastAPI) -> list[tuple[str, str]]:
         for method, path, prediction in endpoints(app)
         if (method not in WRITE_METHODS or prediction) and path not in ALWAYS_OPEN
     ]
-
-
-@pytest.fixture
-def app_with(
-    settings: Settings, make_settings: Callable[..., Settings]
-) -> Iterator[Callable[..., TestClient]]:
-    """Start the app with overrides; `settings` comes first so PostgreSQL is wiped for it."""
-    clients: list[TestClient] = []
-
-    def start(**overrides: Any) -> TestClient:
-        client = TestClient(create_app(make_settings(**overrides)))
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield start
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ LONE = "a" * 32  # an experiment of its own, trained, aliased, evaluated, tagged
 TRIAL = "b" * 32  # a study's trial (from 0006 on; an ordinary experiment before)
 STUDY = "s" * 32
 CHALLENGE = "c" * 32
+PERSON = "d" * 32  # a student of the class (0011), who owns the experiments and the study
 
 
 def _experiment(experiment_id: str, **values: Any) -> dict[str, Any]:
@@ -78,6 +79,7 @@ def _experiment(experiment_id: str, **values: Any) -> dict[str, Any]:
         "python_version": "3.11.7",
         "numpy_version": "2.0.2",
         "rerun_of": None,
+        "owner_id": PERSON,
         "study_id": None,
         "trial_number": None,
         "trial_params": None,
@@ -106,11 +108,22 @@ def _epoch(experiment_id: str, epoch: int) -> dict[str, Any]:
 # One full set of rows for the newest schema. A database at an older revision gets the rows of
 # each table it has, with the columns it has (its values valid there: no NULL loss before 0002).
 ROWS: dict[str, list[dict[str, Any]]] = {
+    "people": [
+        {
+            "id": PERSON,
+            "name": "Ada",
+            "role": "student",
+            "token_hash": "e" * 64,
+            "created_at": T0,
+            "revoked_at": None,
+        }
+    ],
     "studies": [
         {
             "id": STUDY,
             "name": "width",
             "client_id": "client-1",
+            "owner_id": PERSON,
             "definition": {"space": {"layers.0.units": [16, 32]}},
             "plan": {"trials": 2},
             "status": "running",
@@ -168,8 +181,18 @@ ROWS: dict[str, list[dict[str, Any]]] = {
     ],
     "epochs": [_epoch(LONE, 1), _epoch(LONE, 2), _epoch(LONE, 3), _epoch(TRIAL, 1)],
     "model_aliases": [
-        {"alias": "best", "experiment_id": LONE, "updated_at": T0 + timedelta(minutes=2)},
-        {"alias": "latest", "experiment_id": LONE, "updated_at": T0 + timedelta(minutes=3)},
+        {
+            "alias": "best",
+            "experiment_id": LONE,
+            "updated_at": T0 + timedelta(minutes=2),
+            "owner_id": PERSON,
+        },
+        {
+            "alias": "latest",
+            "experiment_id": LONE,
+            "updated_at": T0 + timedelta(minutes=3),
+            "owner_id": None,  # set with API_TOKEN: nobody's
+        },
     ],
     "evaluations": [
         {

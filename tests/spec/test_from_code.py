@@ -99,7 +99,7 @@ def _spec_of(code: str) -> dict[str, Any]:
 
 
 def _normalised(body: Spec) -> dict[str, Any]:
-    return normalised_spec(ExperimentCreate.model_validate(body))
+    return normalised_spec(ExperimentCreate.model_validate(body).draft().spec)
 
 
 def test_the_chapters_cell_reads_as_the_leaky_relu_net() -> None:

@@ -13,10 +13,13 @@ from service.api.deps import (
     DatabaseDep,
     QueueDep,
     Reader,
+    ReaderDep,
     SettingsDep,
+    Teacher,
     TeacherDep,
     TokenFirstRoute,
     Writer,
+    WriterDep,
 )
 from service.db import challenges as store
 from service.schemas.challenges import (
@@ -25,6 +28,7 @@ from service.schemas.challenges import (
     ChallengesPublic,
     LeaderboardPublic,
     StandingPublic,
+    YourEntriesPublic,
 )
 from service.schemas.errors import error_responses
 from service.schemas.experiments import (
@@ -52,8 +56,8 @@ def _public(challenge: challenges.Challenge, now: datetime) -> ChallengePublic:
     "",
     response_model=ChallengePublic,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[Writer],
-    responses=error_responses(401, 422),
+    dependencies=[Writer, Teacher],
+    responses=error_responses(401, 403, 422),
 )
 def create_challenge(body: ChallengeCreate, db: DatabaseDep) -> ChallengePublic:
     """Set up a challenge: its rules, each person's allowance, and when it closes."""
@@ -101,15 +105,15 @@ def enter_challenge(
     settings: SettingsDep,
     db: DatabaseDep,
     queue: QueueDep,
-    client: ClientIdDep,
+    caller: WriterDep,
 ) -> ExperimentPublic:
     """Enter a spec, exactly as POST /experiments takes it: checked against the rules, then
-    trained as an ordinary experiment tagged with the challenge."""
+    trained as an ordinary experiment tagged with the challenge (and owned by its entrant)."""
     experiment = challenges.enter(
         challenge_id=challenge_id,
         draft=spec_in.draft(),
-        entrant=client,
-        entrant_name=client,
+        entrant=caller.client_id,
+        entrant_name=caller.name or caller.client_id,
         settings=settings,
         db=db,
         queue=queue,
@@ -141,8 +145,8 @@ def validate_entry(
 @router.post(
     "/{challenge_id}/close",
     response_model=ChallengePublic,
-    dependencies=[Writer],
-    responses=error_responses(401, 404, 422),
+    dependencies=[Writer, Teacher],
+    responses=error_responses(401, 403, 404, 422),
 )
 def close_challenge(challenge_id: ChallengeId, db: DatabaseDep) -> ChallengePublic:
     """No more entries; the leaderboard ranks by the private half from now on."""
@@ -177,6 +181,7 @@ def read_leaderboard(
     challenge_id: ChallengeId,
     db: DatabaseDep,
     teacher: TeacherDep,
+    caller: ReaderDep,
     format: Annotated[
         Literal["json", "csv"], Query(description="csv: one line per person, for grading")
     ] = "json",
@@ -185,10 +190,17 @@ def read_leaderboard(
     by the private half, with the public rank beside it."""
     board = challenges.leaderboard(db, challenge_id, now=_now(), teacher=teacher)
     rows = [_standing(row, board) for row in board.standings]
+    mine = board.entries_of(caller.client_id)
+    allowance = board.challenge.max_entries_per_person
     body = LeaderboardPublic(
         challenge=_public(board.challenge, _now()),
         ranked_by="private" if board.closed else "public",
         rows=rows,
+        yours=YourEntriesPublic(
+            entries_used=len(mine),
+            entries_left=max(0, allowance - len(mine)) if allowance is not None else None,
+            experiment_ids=[entry.experiment_id for entry in mine],
+        ),
     )
     if format == "csv":
         return Response(_csv(rows), media_type="text/csv; charset=utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal, TypedDict
 
 from fastapi import APIRouter, Query, Request, Response, params, status
@@ -11,12 +12,16 @@ from service.api.deps import (
     DatabaseDep,
     ExperimentId,
     IdempotencyKey,
+    Owner,
+    OwnerQuery,
     QueueDep,
     Reader,
+    ReaderDep,
     RuntimeDep,
     SettingsDep,
     TokenFirstRoute,
     Writer,
+    WriterDep,
 )
 from service.db import repository
 from service.domain import Status
@@ -32,12 +37,13 @@ from service.schemas.experiments import (
     validated,
 )
 from service.schemas.insight import FindingPublic
-from service.usecases import listing
+from service.usecases import listing, ownership
 from service.usecases.insight import diagnostics
 from service.usecases.removal import remove_experiments
 from service.usecases.reproduction import reproduction_of
 from service.usecases.submission import submit_experiment, validate_experiment
 
+log = logging.getLogger(__name__)
 router = APIRouter(route_class=TokenFirstRoute, prefix="/experiments", tags=["experiments"])
 
 
@@ -51,7 +57,9 @@ class _OnOneExperiment(TypedDict):
 # No or a wrong token, no such experiment, a malformed id; and for a change, an experiment in a
 # state that forbids it.
 READ_ONE = _OnOneExperiment(dependencies=[Reader], responses=error_responses(401, 404, 422))
-CHANGE_ONE = _OnOneExperiment(dependencies=[Writer], responses=error_responses(401, 404, 409, 422))
+CHANGE_ONE = _OnOneExperiment(
+    dependencies=[Writer, Owner], responses=error_responses(401, 403, 404, 409, 422)
+)
 
 
 @router.post(
@@ -107,9 +115,9 @@ def validate_spec(spec_in: ExperimentCreate, settings: SettingsDep) -> Experimen
 )
 def list_experiments(
     request: Request,
+    caller: ReaderDep,
     db: DatabaseDep,
     settings: SettingsDep,
-    client: ClientIdDep,
     status_filter: Annotated[Status | None, Query(alias="status")] = None,
     tag: Annotated[
         list[str] | None, Query(max_length=10, description="only experiments with every tag given")
@@ -128,12 +136,10 @@ def list_experiments(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    owner: OwnerQuery = None,
     mine: Annotated[
         bool,
-        Query(
-            description="only those submitted with this request's API token (or, with no "
-            "API_TOKEN set, from its address)"
-        ),
+        Query(description="the caller's own (as ?owner=me)"),
     ] = False,
 ) -> ExperimentsPublic | ExperimentsCompactPublic | Response:
     with db.scope() as session:
@@ -141,7 +147,9 @@ def list_experiments(
             session,
             status=status_filter,
             tags=tag or (),
-            client_id=client if mine else None,
+            owner=ownership.list_filter(
+                caller, "me" if mine else owner, class_reads=settings.class_reads
+            ),
             order=order,
             limit=limit,
             offset=offset,
@@ -191,14 +199,20 @@ def read_history(experiment_id: ExperimentId, db: DatabaseDep) -> HistoryPublic:
     status_code=status.HTTP_202_ACCEPTED,
     **CHANGE_ONE,
 )
-def cancel_experiment(experiment_id: ExperimentId, db: DatabaseDep) -> ExperimentPublic:
+def cancel_experiment(
+    experiment_id: ExperimentId, db: DatabaseDep, caller: WriterDep
+) -> ExperimentPublic:
     """A queued experiment never starts; a running one stops within an epoch."""
     with db.scope() as session:
-        return ExperimentPublic.of(repository.request_cancel(session, experiment_id))
+        cancelled = repository.request_cancel(session, experiment_id)
+    log.info("experiment %s cancel requested by %s", experiment_id, caller.label)
+    return ExperimentPublic.of(cancelled)
 
 
 @router.delete("/{experiment_id}", status_code=status.HTTP_204_NO_CONTENT, **CHANGE_ONE)
-def delete_experiment(experiment_id: ExperimentId, runtime: RuntimeDep) -> Response:
+def delete_experiment(
+    experiment_id: ExperimentId, runtime: RuntimeDep, caller: WriterDep
+) -> Response:
     """Remove a finished or cancelled experiment, its history and its model files."""
     remove_experiments(
         experiment_ids=[experiment_id],
@@ -206,4 +220,5 @@ def delete_experiment(experiment_id: ExperimentId, runtime: RuntimeDep) -> Respo
         predictions=runtime.predictions,
         store=runtime.store,
     )
+    log.info("experiment %s deleted by %s", experiment_id, caller.label)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

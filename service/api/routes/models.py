@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from service.api.deps import DatabaseDep, Reader, TokenFirstRoute, Writer
+from service.api.deps import DatabaseDep, Owner, Reader, TokenFirstRoute, Writer, WriterDep
 from service.db import registry
 from service.schemas.errors import error_responses
 from service.schemas.predict import (
@@ -48,22 +48,27 @@ def read_model(name: ModelName, db: DatabaseDep) -> ModelPublic:
 @router.put(
     "/{name}",
     response_model=AliasPublic,
-    dependencies=[Writer],
-    responses=error_responses(401, 404, 409, 422),
+    dependencies=[Writer, Owner],
+    responses=error_responses(401, 403, 404, 409, 422),
 )
-def put_alias(name: AliasName, update: AliasUpdate, db: DatabaseDep) -> AliasPublic:
-    """Point the alias `name` at a succeeded experiment; usable wherever a model id is."""
+def put_alias(
+    name: AliasName, update: AliasUpdate, db: DatabaseDep, caller: WriterDep
+) -> AliasPublic:
+    """Point the alias `name` at a succeeded experiment; usable wherever a model id is. A new
+    alias is the caller's; only its owner or a teacher may move it."""
     with db.scope() as session:
         return AliasPublic.of(
-            registry.set_alias(session, alias=name, experiment_id=update.experiment_id)
+            registry.set_alias(
+                session, alias=name, experiment_id=update.experiment_id, owner_id=caller.owner_id
+            )
         )
 
 
 @router.delete(
     "/{name}",
     status_code=status.HTTP_204_NO_CONTENT,
-    dependencies=[Writer],
-    responses=error_responses(401, 404, 422),
+    dependencies=[Writer, Owner],
+    responses=error_responses(401, 403, 404, 422),
 )
 def delete_alias(name: AliasName, db: DatabaseDep) -> Response:
     with db.scope() as session:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import ClientIdDep, Reader, RuntimeDep, TokenFirstRoute
+from service.api.deps import Reader, ReaderClientIdDep, RuntimeDep, TokenFirstRoute
 from service.schemas.errors import error_responses
 from service.schemas.predict import (
     BatchPredictResponse,
@@ -24,7 +24,9 @@ ERRORS = error_responses(401, 404, 409, 413, 422, 429)
 
 
 @router.post("", response_model=PredictResponse | BatchPredictResponse, responses=ERRORS)
-async def predict(request: PredictRequest, runtime: RuntimeDep, client: ClientIdDep) -> Response:
+async def predict(
+    request: PredictRequest, runtime: RuntimeDep, client: ReaderClientIdDep
+) -> Response:
     """One image (`image`, `image_base64`) answers one prediction; a batch answers in order."""
     predictions = runtime.predictions
     images = request.images_to_predict()
@@ -55,7 +57,7 @@ def _shaped(request: PredictRequest, result: Prediction) -> PredictResponse | Ba
 @router.post("/upload", response_model=BatchPredictResponse, responses=ERRORS)
 def predict_upload(
     runtime: RuntimeDep,
-    client: ClientIdDep,
+    client: ReaderClientIdDep,
     file: Annotated[
         list[UploadFile],
         File(description="PNG or JPEG files of digits", json_schema_extra={"minItems": 1}),

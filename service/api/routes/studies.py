@@ -9,8 +9,11 @@ from fastapi import APIRouter, Path, Query, Response, status
 from service.api.deps import (
     ClientIdDep,
     DatabaseDep,
+    Owner,
+    OwnerQuery,
     QueueDep,
     Reader,
+    ReaderDep,
     RuntimeDep,
     SettingsDep,
     TokenFirstRoute,
@@ -27,7 +30,7 @@ from service.schemas.studies import (
     study_public,
 )
 from service.studies.leaderboard import DEFAULT_THRESHOLD
-from service.usecases import studies
+from service.usecases import ownership, studies
 
 router = APIRouter(route_class=TokenFirstRoute, prefix="/studies", tags=["studies"])
 StudyId = Annotated[str, Path(min_length=1, max_length=64, description="the study's id")]
@@ -63,11 +66,15 @@ def create_study(
 )
 def list_studies(
     db: DatabaseDep,
+    caller: ReaderDep,
+    settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    owner: OwnerQuery = None,
 ) -> StudiesPublic:
+    whose = ownership.list_filter(caller, owner, class_reads=settings.class_reads)
     with db.scope() as session:
-        reports, count = studies.list_studies(session, limit=limit, offset=offset)
+        reports, count = studies.list_studies(session, limit=limit, offset=offset, owner=whose)
         return StudiesPublic(
             data=[study_public(report) for report in reports],
             count=count,
@@ -117,8 +124,8 @@ def study_curves(
     "/{study_id}/cancel",
     response_model=StudyDetailPublic,
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[Writer],
-    responses=error_responses(401, 404, 409, 422),
+    dependencies=[Writer, Owner],
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 def cancel_study(study_id: StudyId, db: DatabaseDep) -> StudyDetailPublic:
     """No new trials; queued ones never start, running ones stop within an epoch."""
@@ -131,8 +138,8 @@ def cancel_study(study_id: StudyId, db: DatabaseDep) -> StudyDetailPublic:
 @router.delete(
     "/{study_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    dependencies=[Writer],
-    responses=error_responses(401, 404, 409, 422),
+    dependencies=[Writer, Owner],
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 def delete_study(study_id: StudyId, runtime: RuntimeDep) -> Response:
     """Remove a finished or cancelled study with its trials, their histories and models."""

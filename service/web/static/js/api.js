@@ -17,6 +17,13 @@ export class ApiError extends Error {
   }
 }
 
+// Who the token makes this tab (GET /people/me): {name, role, signed_in, teacher}.
+export const me = { name: null, role: null, signed_in: false, teacher: false };
+
+export function forgetToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
 export function token() {
   return sessionStorage.getItem(TOKEN_KEY) || "";
 }
@@ -36,8 +43,9 @@ export function askForToken(message = "") {
       resolve();
     });
   });
-  // Escape would close the dialog and leave the page waiting for a token that never comes.
-  dialog.oncancel = (event) => event.preventDefault();
+  // Escape would close the dialog and leave the page waiting for a token that never comes
+  // (unless the service is open, when signing in is a choice).
+  dialog.oncancel = (event) => { if (config.token_required) event.preventDefault(); else { asking = null; } };
   if (!dialog.open) dialog.showModal();
   form.token.focus();
   return asking;

@@ -3,7 +3,7 @@
 // it (closes its event streams) when the person goes elsewhere. `params` holds the hash's query
 // one value a name; `query` is the whole URLSearchParams, for names given more than once.
 
-import { askForToken, config, token } from "./api.js";
+import { askForToken, config, forgetToken, get, me, token } from "./api.js";
 import { h } from "./format.js";
 
 const VIEWS = {
@@ -16,6 +16,7 @@ const VIEWS = {
   challenge: () => import("./views/challenge.js"),
   compare: () => import("./views/compare.js"),
   draw: () => import("./views/draw.js"),
+  class: () => import("./views/class.js"),
 };
 
 let stop = null;
@@ -55,8 +56,30 @@ export function go(hash) {
   else location.hash = hash;
 }
 
+// Who this tab is signed in as: the header names them; a teacher gets the Class view.
+async function whoAmI() {
+  Object.assign(me, await get("/people/me").catch(() => ({ name: null, role: null, signed_in: false, teacher: false })));
+  const signedIn = me.signed_in;
+  document.getElementById("who-name").textContent = signedIn
+    ? `Signed in as ${me.name || "the teacher"}${me.role ? ` (${me.role})` : ""}`
+    : "";
+  document.getElementById("sign-in").hidden = signedIn;
+  document.getElementById("sign-out").hidden = !token();
+  document.getElementById("class-link").hidden = !(me.teacher && (signedIn || config.class));
+}
+
 async function start() {
   if (config.token_required && !token()) await askForToken("");
+  document.getElementById("sign-in").addEventListener("click", async () => {
+    await askForToken("");
+    await whoAmI();
+    route();
+  });
+  document.getElementById("sign-out").addEventListener("click", () => {
+    forgetToken();
+    location.reload();
+  });
+  await whoAmI();
   window.addEventListener("hashchange", route);
   route();
 }

@@ -3,7 +3,7 @@
 // stream. The filter and the sort live in the page's URL, so a filtered list can be shared,
 // reloaded or gone back to.
 
-import { get, subscribe } from "../api.js";
+import { get, me, subscribe } from "../api.js";
 import { badge, count, h, perEpoch, score, TERMINAL } from "../format.js";
 
 const COLUMNS = [
@@ -25,6 +25,7 @@ function stateFrom(search) {
   return {
     tags: [...new Set(search?.getAll("tag") || [])],
     status: STATUSES.includes(search?.get("status")) ? search.get("status") : "",
+    mine: search?.get("owner") === "me",
     text: search?.get("name") || "",
     sort: COLUMNS.some((c) => c.key === key) ? key : "created",
     descending: sort.startsWith("-"),
@@ -35,6 +36,7 @@ function hashOf(state) {
   const query = new URLSearchParams();
   for (const tag of state.tags) query.append("tag", tag);
   if (state.status) query.set("status", state.status);
+  if (state.mine) query.set("owner", "me");
   if (state.text) query.set("name", state.text);
   if (state.sort !== "created" || !state.descending) query.set("sort", `${state.descending ? "-" : ""}${state.sort}`);
   const text = query.toString();
@@ -52,6 +54,12 @@ export async function render(main, params, search) {
   } }, "Compare selected");
   const statusFilter = h("select", { "aria-label": "Status", onchange: (e) => { state.status = e.target.value; remember(); draw(); } },
     h("option", { value: "" }, "every status"), STATUSES.map((s) => h("option", { value: s, selected: s === state.status }, s)));
+  // "Mine": only the work of whoever this tab is signed in as (the service answers ?owner=me).
+  const mineFilter = h("input", { type: "checkbox", id: "mine", checked: state.mine, onchange: async (e) => {
+    state.mine = e.target.checked;
+    history.pushState(null, "", hashOf(state));
+    await load();
+  } });
   const textFilter = h("input", { type: "search", placeholder: "name contains…", "aria-label": "Filter by name", value: state.text,
     oninput: (e) => { state.text = e.target.value; remember(); draw(); } });
   const tagFilter = h("div", { class: "row tag-filter", id: "tag-filter", "aria-live": "polite" });
@@ -63,7 +71,7 @@ export async function render(main, params, search) {
     h("div", { class: "row page-head" }, h("h1", {}, "Experiments"), h("span", { class: "spacer" }),
       h("a", { class: "button primary", href: "#/new" }, "New experiment")),
     h("div", { class: "card" },
-      h("div", { class: "row", style: "margin-bottom:0.6rem" }, h("label", {}, "Status", statusFilter),
+      h("div", { class: "row", style: "margin-bottom:0.6rem" }, h("label", {}, mineFilter, " Mine"), h("label", {}, "Status", statusFilter),
         h("label", {}, "Name", textFilter), h("span", { class: "spacer" }), compareButton),
       tagFilter,
       h("div", { class: "table-wrap" }, h("table", { id: "experiments" }, h("thead", {}, headRow), body)), summary));
@@ -114,8 +122,9 @@ export async function render(main, params, search) {
       onchange: (ev) => { ev.target.checked ? state.selected.add(e.id) : state.selected.delete(e.id); compareButton.disabled = state.selected.size < 2; } });
     return h("tr", { "data-id": e.id, "data-status": e.status },
       h("td", {}, pick),
-      h("td", { class: "name" }, h("a", { href: `#/experiments/${e.id}` }, e.name), h("div", { class: "show-narrow" }, status),
-        tagButtons(e)),
+      h("td", { class: "name" }, h("a", { href: `#/experiments/${e.id}` }, e.name),
+        e.owner ? h("span", { class: "owner muted small" }, ` by ${e.owner}`) : "",
+        h("div", { class: "show-narrow" }, status), tagButtons(e)),
       h("td", { class: "hide-narrow" }, status.cloneNode(true)),
       h("td", { class: "num" }, score(e.test_accuracy)),
       h("td", { class: "num hide-narrow" }, count(e.summary?.total_params)),
@@ -159,6 +168,7 @@ export async function render(main, params, search) {
     drawTagFilter();
     const query = new URLSearchParams({ limit: 200 });
     for (const tag of state.tags) query.append("tag", tag);
+    if (state.mine) query.set("owner", "me");
     const page = await get(`/experiments?${query}`);
     if (mine !== loading) return;
     state.items = new Map(page.data.map((e) => [e.id, e]));
@@ -182,7 +192,8 @@ export async function render(main, params, search) {
       if (state.outside.has(data.experiment_id)) return;
       const fresh = await get(`/experiments/${data.experiment_id}`).catch(() => null);
       if (!fresh || state.items.has(fresh.id)) return;
-      if (!hasEvery(fresh, state.tags)) { state.outside.add(fresh.id); return; }
+      const notMine = state.mine && me.signed_in && fresh.owner !== me.name;
+      if (!hasEvery(fresh, state.tags) || notMine) { state.outside.add(fresh.id); return; }
       state.items.set(fresh.id, fresh);
     } else if (type === "status") Object.assign(item, { status: data.status, test_accuracy: data.test_accuracy, cancel_requested: data.cancel_requested });
     else if (type === "epoch") {
