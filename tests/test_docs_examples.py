@@ -42,7 +42,7 @@ def runnable_blocks(page: Path) -> list[str]:
     blocks = []
     for block in BLOCK.findall(page.read_text()):
         # A command starts a line at column 0; its JSON body's lines are indented or quoted.
-        commands = [line for line in block.splitlines() if re.match(r"^[a-z]", line)]
+        commands = [line for line in block.splitlines() if re.match(r"^[A-Za-z]", line)]
         if commands and all(c.startswith("curl ") for c in commands) and "…" not in block:
             blocks.append(block)
     return blocks
