@@ -73,20 +73,54 @@ def test_a_tutorials_curl_examples_work(
             ids |= _teacher_ids(base) | {"API_TOKEN": TOKEN, "TOKEN": TOKEN}
         # A closing time in an example is in the future when written, not forever.
         block = re.sub(r'"closes_at": "[^"]*"', f'"closes_at": "{_next_year()}"', block)
-        script = WRAPPER + block.replace("localhost:8000", f"127.0.0.1:{port}")
-        done = subprocess.run(
-            ["bash", "-c", script],
-            cwd=tmp_path,
-            env={"PATH": "/usr/bin:/bin", "BODY": str(tmp_path / "body"), "CODES": str(codes)}
-            | ids,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, f"block {number} failed: {done.stderr}\n{block}"
+        _run_block(block, port, tmp_path, ids)
+    _check_answers(codes, 2 * len(blocks))
+
+
+def test_the_class_tutorials_people_examples_work(
+    make_settings: Callable[..., Settings],
+    start_service: Callable[..., ServiceProcess],
+    tmp_path: Path,
+) -> None:
+    """The people block (it sets T= first) on a service with the teacher's API_TOKEN."""
+    text = (TUTORIALS / "teacher.md").read_text()
+    blocks = [block for block in BLOCK.findall(text) if "localhost:8000/people" in block]
+    assert len(blocks) == 1, "the teacher's tutorial lost its people example"
+    port = free_port()
+    api = start_service(make_settings(port=port, api_token=TOKEN), "api")
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _up(base), timeout=120, what=f"the API to answer ({api.log_path})")
+    (tmp_path / "class.csv").write_text("name,role\ncarol,student\n")
+    added = httpx.post(
+        f"{base}/people",
+        json={"people": ["docs-person"]},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=60,
+    )
+    assert added.status_code == 201, added.text
+    person = str(added.json()["data"][0]["id"])
+    _run_block(blocks[0], port, tmp_path, {"API_TOKEN": TOKEN, "ID": person})
+    _check_answers(tmp_path / "codes", 5)
+
+
+def _run_block(block: str, port: int, folder: Path, variables: dict[str, str]) -> None:
+    script = WRAPPER + block.replace("localhost:8000", f"127.0.0.1:{port}")
+    done = subprocess.run(
+        ["bash", "-c", script],
+        cwd=folder,
+        env={"PATH": "/usr/bin:/bin", "BODY": str(folder / "body"), "CODES": str(folder / "codes")}
+        | variables,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"this block failed: {done.stderr}\n{block}"
+
+
+def _check_answers(codes: Path, least: int) -> None:
     answers = codes.read_text().splitlines()
-    assert len(answers) >= 2 * len(blocks)
+    assert len(answers) >= least
     bad = [a for a in answers if int(a.split()[0]) in REFUSED or a.startswith("5")]
     assert not bad, bad
 
