@@ -15,9 +15,10 @@ from service.spec.experiment import ExperimentSpec
 
 
 def normalised_spec(spec: ExperimentSpec) -> dict[str, Any]:
-    """The spec as stored: JSON types, every default filled in (a request body's `name` and
-    `description` are not part of what is trained: `ExperimentCreate.draft` sets them apart)."""
-    return spec.model_dump(mode="json")
+    """The spec as stored: JSON types, every default filled in. Only the spec's own fields: a
+    request body's `name`, `description` and `tags` are not part of what is trained, even when
+    a body (`ExperimentCreate`, a subclass) is passed as the spec."""
+    return spec.model_dump(mode="json", include=set(ExperimentSpec.model_fields))
 
 
 def spec_hash(spec: ExperimentSpec) -> str:

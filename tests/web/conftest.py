@@ -41,8 +41,12 @@ def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
     """A fresh tab on a URL; collects console errors and page errors into `page.errors`."""
     contexts: list[Any] = []
 
-    def open_(url: str, *, width: int = 1280, height: int = 900) -> Any:
-        context = browser.new_context(viewport={"width": width, "height": height})
+    def open_(url: str, *, width: int = 1280, height: int = 900, bypass_csp: bool = False) -> Any:
+        # bypass_csp: only for a test that injects a script of its own (the axe audit); the
+        # page's Content-Security-Policy holds everywhere else.
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, bypass_csp=bypass_csp
+        )
         contexts.append(context)
         page = context.new_page()
         page.errors = []

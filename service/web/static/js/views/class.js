@@ -15,13 +15,13 @@ export async function render(main) {
     h("div", { class: "row page-head" }, h("h1", {}, "Class")),
     notice,
     h("div", { class: "card" }, h("h2", {}, "People"),
-      h("div", { class: "table-wrap" }, h("table", { id: "class-people" },
+      h("div", { class: "table-wrap", tabindex: 0, "aria-label": "people of the class" }, h("table", { id: "class-people" },
         h("thead", {}, h("tr", {}, ["Person", "Queued", "Running", "Done", "Best test accuracy", "Minutes today", "Last active"]
           .map((label, i) => h("th", { class: i && i < 6 ? "num" : "" }, label)))),
         people))),
     h("div", { class: "card" }, h("h2", {}, "Queue, in the order it will run"),
-      h("div", { class: "table-wrap" }, h("table", { id: "class-queue" },
-        h("thead", {}, h("tr", {}, ["#", "Experiment", "Owner", "Status", "Starts", ""].map((label) => h("th", {}, label)))),
+      h("div", { class: "table-wrap", tabindex: 0, "aria-label": "the queue" }, h("table", { id: "class-queue" },
+        h("thead", {}, h("tr", {}, ["#", "Experiment", "Owner", "Status", "Starts", "Cancel"].map((label) => h("th", {}, label)))),
         queue))));
 
   function personRow(p) {
