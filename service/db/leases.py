@@ -1,4 +1,5 @@
-"""Worker-side state transitions, each fenced by the attempt number a claim handed out.
+"""Worker-side state transitions, each fenced by the attempt number a claim (`service.db.claims`)
+handed out.
 
 A write from a stale attempt (an old process that wakes up after its lease was swept) matches no
 row and is dropped: the fencing update also takes the row's write lock, so a sweep and a stale

@@ -21,6 +21,8 @@ from service.spec.layers import LAYER_TYPES
 
 
 class ModelReader(ValueReader):
+    """The calls on a model variable, each mapped to its part of the spec."""
+
     def _is_sequential(self, func: ast.expr) -> bool:
         return self.dotted(func) in (*SEQUENTIAL, "Sequential")
 

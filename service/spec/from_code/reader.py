@@ -13,6 +13,8 @@ from service.spec.from_code.vocabulary import FUNCTIONAL, OS_CALLS, RUNS_CODE, S
 
 
 class Reader(ModelReader):
+    """One reading of cells in order, sharing their names as a kernel would."""
+
     # Reading -------------------------------------------------------------------------------
     def read(self, source: str, cell: int | None = None) -> None:
         self.cell = cell

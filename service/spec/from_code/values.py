@@ -48,6 +48,9 @@ Value = Any
 
 
 class ValueReader:
+    """The state one reading shares across its cells, and the values it reads; `ModelReader`
+    and `Reader` build on it."""
+
     def __init__(self) -> None:
         self.aliases: dict[str, str] = {}
         self.names: dict[str, Value | Deferred | RunTime] = {}
