@@ -65,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     cancel = commands.add_parser("cancel", help="cancel a queued or running experiment")
     cancel.add_argument("id")
+
+    people = commands.add_parser("people", help="the class (a teacher's token)")
+    people_commands = people.add_subparsers(dest="people_command", required=True, metavar="ACTION")
+    add = people_commands.add_parser(
+        "add", help="add people; prints the name-token sheet to hand out (tokens shown once)"
+    )
+    add.add_argument("names", nargs="+", help="their names")
+    add.add_argument("--teacher", action="store_true", help="as teachers (else students)")
     return parser
 
 
@@ -248,6 +256,16 @@ def _cancel(lab: Lab, args: argparse.Namespace, out: Output) -> int:
     return OK
 
 
+def _people(lab: Lab, args: argparse.Namespace, out: Output) -> int:
+    role = "teacher" if args.teacher else "student"
+    issued = lab.request(
+        "POST", "/people", json={"people": [{"name": name, "role": role} for name in args.names]}
+    )
+    sheet = [f"{person['name']},{person['role']},{person['token']}" for person in issued["data"]]
+    out.emit(issued, "\n".join(["name,role,token", *sheet]))
+    return OK
+
+
 COMMANDS = {
     "submit": _submit,
     "ls": _ls,
@@ -256,6 +274,7 @@ COMMANDS = {
     "predict": _predict,
     "study": _study,
     "cancel": _cancel,
+    "people": _people,
 }
 
 

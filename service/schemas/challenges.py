@@ -129,7 +129,16 @@ class StandingPublic(BaseModel):
     entered_at: datetime | None
 
 
+class YourEntriesPublic(BaseModel):
+    """The caller's own entries: what the page shows as "my entries and how many remain"."""
+
+    entries_used: int
+    entries_left: int | None = Field(description="null when the challenge sets no allowance")
+    experiment_ids: list[str] = Field(description="oldest first")
+
+
 class LeaderboardPublic(BaseModel):
     challenge: ChallengePublic
     ranked_by: Literal["public", "private"]
     rows: list[StandingPublic]
+    yours: YourEntriesPublic

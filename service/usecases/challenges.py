@@ -15,7 +15,15 @@ from service.challenges.rules import broken_rules
 from service.config import Settings
 from service.db import challenges as store
 from service.db.session import Database
-from service.domain import MAX_TAGS, Challenge, Experiment, ExperimentDraft, Rules, utcnow
+from service.domain import (
+    MAX_TAGS,
+    Challenge,
+    ChallengeEntry,
+    Experiment,
+    ExperimentDraft,
+    Rules,
+    utcnow,
+)
 from service.errors import ChallengeClosed, EntriesUsedUp, SpecRejected
 from service.jobs.queue import JobQueue
 from service.spec.experiment import ExperimentSpec
@@ -170,6 +178,11 @@ class Leaderboard:
     standings: list[Standing]
     shows_private: bool
     """Private scores are shown once the challenge closed, and to a teacher at any time."""
+    entries: list[ChallengeEntry]
+    """Every entry, oldest first."""
+
+    def entries_of(self, entrant: str) -> list[ChallengeEntry]:
+        return [entry for entry in self.entries if entry.entrant == entrant]
 
 
 def leaderboard(db: Database, challenge_id: str, *, now: datetime, teacher: bool) -> Leaderboard:
@@ -184,4 +197,5 @@ def leaderboard(db: Database, challenge_id: str, *, now: datetime, teacher: bool
         closed=closed,
         standings=standings(entries, closed=closed),
         shows_private=closed or teacher,
+        entries=entries,
     )

@@ -147,7 +147,9 @@ def test_an_entry_trains_as_an_experiment_tagged_with_its_challenge(lab: TestCli
 
 def test_the_allowance_is_counted_per_person(lab: TestClient) -> None:
     challenge = _create(lab, max_entries_per_person=2)
-    assert _enter(lab, challenge["id"]).status_code == 202
+    first = _enter(lab, challenge["id"]).json()["id"]
+    yours = lab.get(f"/challenges/{challenge['id']}/leaderboard", headers=TEACHER).json()["yours"]
+    assert yours == {"entries_used": 1, "entries_left": 1, "experiment_ids": [first]}
     assert _enter(lab, challenge["id"]).status_code == 202
     third = _enter(lab, challenge["id"])
     assert third.status_code == 429

@@ -133,3 +133,22 @@ def test_the_commands_against_a_live_service(
         if following.poll() is None:
             following.kill()
         following.communicate()
+
+
+def test_people_add_prints_the_sheet_and_a_students_token_works(
+    settings: Settings, start_service: Callable[..., ServiceProcess]
+) -> None:
+    url = LiveService(settings.model_copy(update={"api_token": "teacher"}), start_service).url
+    added = _run(url, "--token", "teacher", "people", "add", "alice", "bob")
+    assert added.returncode == 0, added.stderr
+    header, *rows = added.stdout.splitlines()
+    assert header == "name,role,token"
+    sheet = {row.split(",")[0]: row.split(",") for row in rows}
+    assert sorted(sheet) == ["alice", "bob"]
+    assert sheet["alice"][1] == "student"
+    alice = sheet["alice"][2]
+    assert _run(url, "--token", alice, "ls", "--mine").returncode == 0
+    refused = _run(url, "--token", alice, "people", "add", "carol")
+    assert refused.returncode == 3  # a student may not add people: the service's 403
+    assert "only a teacher" in refused.stderr or "teacher" in refused.stderr
+    assert _run(url, "--token", "wrong", "people", "add", "dan").returncode == 3

@@ -58,6 +58,7 @@ def test_an_entry_from_the_form_keeps_the_rules_and_reaches_the_live_leaderboard
     assert "0." in row  # a public score
     screenshots(board, "challenge-live")
 
+    board.wait_for_selector("#my-entries:text('1 made, 2 left.')")
     board.on("dialog", lambda dialog: dialog.accept())
     board.click("#close-challenge")
     board.wait_for_selector("text=Final: ranked by the private half")

@@ -13,6 +13,7 @@ from service.api.deps import (
     DatabaseDep,
     QueueDep,
     Reader,
+    ReaderDep,
     SettingsDep,
     Teacher,
     TeacherDep,
@@ -27,6 +28,7 @@ from service.schemas.challenges import (
     ChallengesPublic,
     LeaderboardPublic,
     StandingPublic,
+    YourEntriesPublic,
 )
 from service.schemas.errors import error_responses
 from service.schemas.experiments import (
@@ -179,6 +181,7 @@ def read_leaderboard(
     challenge_id: ChallengeId,
     db: DatabaseDep,
     teacher: TeacherDep,
+    caller: ReaderDep,
     format: Annotated[
         Literal["json", "csv"], Query(description="csv: one line per person, for grading")
     ] = "json",
@@ -187,10 +190,17 @@ def read_leaderboard(
     by the private half, with the public rank beside it."""
     board = challenges.leaderboard(db, challenge_id, now=_now(), teacher=teacher)
     rows = [_standing(row, board) for row in board.standings]
+    mine = board.entries_of(caller.client_id)
+    allowance = board.challenge.max_entries_per_person
     body = LeaderboardPublic(
         challenge=_public(board.challenge, _now()),
         ranked_by="private" if board.closed else "public",
         rows=rows,
+        yours=YourEntriesPublic(
+            entries_used=len(mine),
+            entries_left=max(0, allowance - len(mine)) if allowance is not None else None,
+            experiment_ids=[entry.experiment_id for entry in mine],
+        ),
     )
     if format == "csv":
         return Response(_csv(rows), media_type="text/csv; charset=utf-8")

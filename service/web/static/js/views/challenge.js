@@ -37,7 +37,8 @@ export async function render(main, params) {
   const boardBox = h("div", { "aria-live": "polite" });
   const note = h("p", { class: "muted" });
   const actions = h("div", { class: "row" });
-  main.replaceChildren(head, h("section", { class: "card" }, h("h2", {}, "Leaderboard"), note, boardBox), actions);
+  const mineBox = h("section", { class: "card", id: "mine" });
+  main.replaceChildren(head, h("section", { class: "card" }, h("h2", {}, "Leaderboard"), note, boardBox), mineBox, actions);
 
   let challenge = null;
   async function refresh() {
@@ -50,6 +51,12 @@ export async function render(main, params) {
       ? "Final: ranked by the private half of the test set; the public rank beside shows the shake-up."
       : "Ranked by the public half of the test set; the private half decides once the challenge closes.";
     boardBox.replaceChildren(board(leaderboard));
+    const yours = leaderboard.yours;
+    const left = yours.entries_left == null ? "" : `, ${yours.entries_left} left`;
+    mineBox.replaceChildren(h("h2", {}, "My entries"),
+      h("p", { id: "my-entries" }, `${yours.entries_used} made${left}.`),
+      yours.experiment_ids.length ? h("ol", {}, yours.experiment_ids.map((id) =>
+        h("li", {}, h("a", { href: `#/experiments/${id}` }, id.slice(0, 8))))) : null);
     actions.replaceChildren(...[
       challenge.open ? h("a", { class: "button primary", href: `#/new?challenge=${id}` }, "Enter a net") : null,
       h("a", { class: "button", href: `#/experiments?tag=${encodeURIComponent(challenge.tag)}` }, "Every entry"),
