@@ -8,6 +8,7 @@ python -m service backup DEST      a consistent snapshot of the database and the
 python -m service restore SRC      a snapshot into an empty database and store, then migrate
 python -m service gc [--apply]     what retention can reclaim from the store (a dry run unless
                                    --apply)
+python -m service docs             build the documentation site and serve it on 127.0.0.1:8001
 
 Flags (`--host`, `--port`, `--workers`, `--slots`, ...) override their environment variables;
 `python -m service --help` lists them.
@@ -26,13 +27,15 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from service import __version__, logs
+from service import __version__, docs_site, logs
 from service.config import Settings, get_settings
 from service.maintenance import cli as upkeep
 
 log = logging.getLogger("service")
 
 ALL_COMMANDS = frozenset({"all", "api", "worker", "migrate", "backup", "restore", "gc"})
+# Needs no settings: it serves the documentation site.
+DOCS_COMMAND = "docs"
 # Beyond its shutdown grace, how long an embedded worker may take to release its claims.
 WORKER_RELEASE_SECONDS = 15.0
 
@@ -89,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_flags(parser, "all")
     commands = parser.add_subparsers(
-        dest="command", metavar="{api,worker,migrate,backup,restore,gc}"
+        dest="command", metavar="{api,worker,migrate,backup,restore,gc,docs}"
     )
     for command, help_text in (
         ("api", "run the HTTP API without workers"),
@@ -98,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         _add_flags(commands.add_parser(command, help=help_text), command)
     upkeep.add_commands(commands, _add_flags)
+    docs_site.add_command(commands)
     return parser
 
 
@@ -211,6 +215,8 @@ def run_all(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == DOCS_COMMAND:
+        return docs_site.run(args)
     apply_flags(args, os.environ)
     get_settings.cache_clear()
     settings = get_settings()

@@ -30,7 +30,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from service.config import Settings
-from service.db import leases, repository
+from service.db import claims, leases, repository
 from service.db.session import Database
 from service.domain import Experiment, Status
 from service.export import notebook
@@ -268,7 +268,7 @@ def claim(client: TestClient, experiment_id: str) -> int:
 def claim_in(db: Database, experiment_id: str) -> int:
     """Claim a queued experiment as a worker would (a 60 s lease); the attempt number."""
     with db.scope() as session:
-        claimed = leases.claim(session, experiment_id=experiment_id, worker="t", lease_seconds=60)
+        claimed = claims.claim(session, experiment_id=experiment_id, worker="t", lease_seconds=60)
     assert claimed is not None
     return claimed.attempt
 

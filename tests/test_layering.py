@@ -219,7 +219,7 @@ def test_only_ml_and_the_training_process_import_tensorflow() -> None:
 
 
 def test_the_domain_modules_import_no_layer_above_them() -> None:
-    """domain.py, errors.py, mnist.py and spec/ are what every layer shares."""
+    """domain/, errors.py, mnist.py and spec/ are what every layer shares."""
     above = ("service.api", "service.usecases", "service.db", "service.jobs", "service.worker")
     for base in ("service.domain", "service.errors", "service.mnist", "service.spec"):
         for layer in above:

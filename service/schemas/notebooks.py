@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from service.domain import Experiment
 from service.schemas.experiments import ExperimentPublic, SummaryPublic
 from service.spec.experiment import ExperimentSpec
-from service.spec.from_code import Skipped
+from service.spec.from_code.results import Skipped
 from service.usecases.reading import Read, ReadExperiment
 
 

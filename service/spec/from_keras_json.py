@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from service.spec.from_code import float32_shortest, snake_case
+from service.spec.from_code.vocabulary import float32_shortest, snake_case
 from service.spec.layers import INITIALIZERS, LAYER_TYPES
 from service.spec.optimizers import OPTIMIZER_TYPES
 from service.spec.schedules import SCHEDULE_TYPES

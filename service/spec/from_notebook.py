@@ -1,4 +1,4 @@
-"""A Jupyter notebook (nbformat 4 JSON) as the cells service/spec/from_code.py reads: code cells
+"""A Jupyter notebook (nbformat 4 JSON) as the cells service/spec/from_code/ reads: code cells
 in order, numbered as they appear, and the Markdown headings that describe them."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from service import spreadsheets
 from service.config import Settings
-from service.db import leases, repository
+from service.db import claims, repository
 from service.domain import Experiment, Status, utcnow
 from service.estimates import Estimate, estimate, job_overhead, typical_seconds
 from service.jobs.fair_share import Policy
@@ -44,7 +44,7 @@ def in_run_order(
     typical_epoch_seconds: float | None = None,
 ) -> list[Experiment]:
     """The running experiments, then the queued ones in the order they will start."""
-    order = leases.fair_queue(
+    order = claims.fair_queue(
         session,
         Policy.from_settings(settings),
         now=now,

@@ -15,7 +15,8 @@ from service.domain import MAX_TAG_LENGTH, Experiment, ExperimentDraft
 from service.errors import CodeUnreadable, NothingToTrain, SpecRejected
 from service.jobs.queue import JobQueue
 from service.spec.experiment import ExperimentSpec
-from service.spec.from_code import CodeRefused, Reading, ReadModel, Skipped, Where, read_cells
+from service.spec.from_code.reader import read_cells
+from service.spec.from_code.results import CodeRefused, Reading, ReadModel, Skipped, Where
 from service.spec.from_notebook import Notebook
 from service.usecases.submission import check_queue_room, submit_experiment, validate_experiment
 

@@ -23,7 +23,7 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.config import Settings
-from service.db import challenges, leases
+from service.db import challenges, claims, leases
 from service.db.session import Database
 from service.domain import Claim, Status
 from service.jobs.fair_share import Policy
@@ -140,7 +140,7 @@ class Supervisor:
         fairest (service.jobs.fair_share), which need not be the one delivered. Each queued
         job was delivered once, so every job still gets its turn."""
         with self.db.scope() as session:
-            return leases.claim_fairest(
+            return claims.claim_fairest(
                 session,
                 worker=self.worker,
                 lease_seconds=self.settings.lease_seconds,

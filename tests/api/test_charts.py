@@ -11,7 +11,7 @@ from PIL import Image
 
 from service.charts import LEGEND_CHARS, PALETTE, WIDTH, _nice_ticks
 from service.config import Settings
-from service.db import leases
+from service.db import claims, leases
 from service.db.session import Database
 from service.domain import EpochRecord
 from tests.factories import tiny_spec
@@ -26,7 +26,7 @@ def _trained(client: TestClient, settings: Settings, name: str, losses: list[flo
     experiment_id: str = client.post("/experiments", json=spec).json()["id"]
     db = Database(settings.database_url)
     with db.scope() as session:
-        claim = leases.claim(session, experiment_id=experiment_id, worker="t", lease_seconds=60)
+        claim = claims.claim(session, experiment_id=experiment_id, worker="t", lease_seconds=60)
         assert claim is not None
     for epoch, loss in enumerate(losses, start=1):
         record = EpochRecord(epoch, loss, 1 - loss / 3, loss * 1.1, 1 - loss / 2.5, 0.5, 1)

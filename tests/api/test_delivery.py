@@ -8,7 +8,7 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from service.db import leases
+from service.db import claims
 from service.db.models import ExperimentRow
 from service.domain import utcnow
 from service.jobs.recovery import REDELIVER_AFTER_SECONDS, sweep_once
@@ -52,9 +52,9 @@ def test_a_duplicate_delivery_claims_nothing(client: TestClient) -> None:
     experiment_id = submit(client)["id"]
     db = runtime_of(client).db
     with db.scope() as session:
-        first = leases.claim(session, experiment_id=experiment_id, worker="a", lease_seconds=60)
+        first = claims.claim(session, experiment_id=experiment_id, worker="a", lease_seconds=60)
     with db.scope() as session:
-        second = leases.claim(session, experiment_id=experiment_id, worker="b", lease_seconds=60)
+        second = claims.claim(session, experiment_id=experiment_id, worker="b", lease_seconds=60)
     assert first is not None
     assert second is None
     assert client.get(f"/experiments/{experiment_id}").json()["attempt"] == 1

@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from service.api.app import create_app
 from service.config import Settings
-from service.db import leases
+from service.db import claims, leases
 from service.db.models import ExperimentRow
 from service.domain import EpochRecord
 from service.spec.experiment import ExperimentSpec
@@ -53,7 +53,7 @@ def train_as_a_worker(
     """Claim, record `epochs`, store a model file and succeed; returns the file's bytes."""
     runtime = runtime_of(client)
     with runtime.db.scope() as session:
-        claim = leases.claim(session, experiment_id=experiment_id, worker="t", lease_seconds=60)
+        claim = claims.claim(session, experiment_id=experiment_id, worker="t", lease_seconds=60)
     assert claim is not None
     model = f"a .keras file of {experiment_id}".encode() * 1000
     local = tmp_path / f"{experiment_id}.keras"

@@ -38,7 +38,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service.api.app import create_app
 from service.config import Settings
-from service.db import leases, repository
+from service.db import claims, leases, repository
 from service.db.migrations import upgrade_to_head
 from service.db.session import Database
 from service.domain import EpochRecord, Status, utcnow
@@ -155,12 +155,12 @@ def seed(db: Database, store: ModelStore, model: Path, max_attempts: int) -> dic
     # First, while nothing else runs: lease after lease lost until the attempts are spent.
     for worker in range(max_attempts):
         with db.scope() as session:
-            assert leases.claim(session, experiment_id=ids["lost"], worker=f"w{worker}", **lease)
+            assert claims.claim(session, experiment_id=ids["lost"], worker=f"w{worker}", **lease)
         with db.scope() as session:
             leases.sweep(session, now=utcnow() + timedelta(minutes=5))
     with db.scope() as session:
         for state in ("requeued", "running", "succeeded", "failed"):
-            assert leases.claim(session, experiment_id=ids[state], worker="w1", **lease)
+            assert claims.claim(session, experiment_id=ids[state], worker="w1", **lease)
             for number in (1, 2):
                 leases.record_epoch(
                     session,

@@ -15,7 +15,7 @@ from PIL import Image
 from sqlalchemy import delete
 
 from service.config import Settings
-from service.db import leases
+from service.db import claims, leases
 from service.db.models import EvaluationRow
 from service.db.session import Database
 from service.jobs.queue import JobQueue
@@ -162,7 +162,7 @@ def _succeeded_without_evaluation(settings: Settings, client: TestClient) -> str
     experiment_id = client.post("/experiments", json=small_net()).json()["id"]
     db = Database(settings.database_url)
     with db.scope() as session:
-        claim = leases.claim(session, experiment_id=experiment_id, worker="old", lease_seconds=60)
+        claim = claims.claim(session, experiment_id=experiment_id, worker="old", lease_seconds=60)
         assert claim is not None
         leases.succeed(
             session,

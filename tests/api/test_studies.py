@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.config import Settings
-from service.db import leases
+from service.db import claims, leases
 from service.db.session import Database
 from service.domain import EpochRecord
 from tests.factories import batchnorm_spec, dropout_spec, leaky_relu_spec, tiny_spec
@@ -148,7 +148,7 @@ def _with_epochs(
     experiment_id: str = client.post("/experiments", json=spec).json()["id"]
     db = Database(settings.database_url)
     with db.scope() as session:
-        assert leases.claim(session, experiment_id=experiment_id, worker="t", lease_seconds=60)
+        assert claims.claim(session, experiment_id=experiment_id, worker="t", lease_seconds=60)
     for epoch, accuracy in enumerate(accuracies, start=1):
         record = EpochRecord(epoch, 1 - accuracy, accuracy + 0.02, 1 - accuracy, accuracy, 2.0, 1)
         with db.scope() as session:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from service.db import leases
+from service.db import claims
 from service.db.models import AttemptRow, ExperimentRow, PersonRow
 from service.db.session import Database
 from service.jobs.fair_share import (
@@ -124,7 +124,7 @@ def queued_for(db: Database, client: str, name: str) -> str:
 def claim_next(db: Database, *, max_running: int | None = None, fair: bool = True) -> str | None:
     policy = Policy(half_life=HOUR, max_running=max_running, fair=fair)
     with db.scope() as session:
-        claimed = leases.claim_fairest(session, worker="w", lease_seconds=60, policy=policy)
+        claimed = claims.claim_fairest(session, worker="w", lease_seconds=60, policy=policy)
     return claimed.experiment_id if claimed else None
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, update
 
-from service.db import leases, repository
+from service.db import claims, leases, repository
 from service.db.clock import database_now
 from service.db.models import ExperimentRow
 from service.db.session import Database
@@ -37,7 +37,7 @@ def create(db: Database, *, max_attempts: int = 3) -> str:
 
 def claim(db: Database, experiment_id: str, worker: str = "w1") -> Claim | None:
     with db.scope() as session:
-        return leases.claim(
+        return claims.claim(
             session, experiment_id=experiment_id, worker=worker, lease_seconds=LEASE_SECONDS
         )
 

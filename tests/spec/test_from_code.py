@@ -14,7 +14,9 @@ from service.export.keras_code import KERAS_CALLS
 from service.schemas.experiments import ExperimentCreate
 from service.spec.experiment import ExperimentSpec
 from service.spec.fingerprint import normalised_spec
-from service.spec.from_code import POSITIONAL, CodeRefused, read_cells, read_code
+from service.spec.from_code.reader import read_cells, read_code
+from service.spec.from_code.results import CodeRefused
+from service.spec.from_code.vocabulary import POSITIONAL
 from service.spec.from_notebook import parse_notebook
 from service.spec.notebook import FLATTEN, Spec
 from tests import factories

@@ -1,6 +1,6 @@
 """Keras code and notebooks in: POST /experiments/from-code and POST /notebooks.
 
-The source is read (service/spec/from_code.py), never run; `?dry_run=true` answers what was
+The source is read (service/spec/from_code/), never run; `?dry_run=true` answers what was
 read without queueing anything.
 """
 

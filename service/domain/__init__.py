@@ -1,0 +1,98 @@
+"""Plain domain objects shared by the API, the queue and the workers (never ORM rows), one
+module per topic; every name is importable from `service.domain` itself."""
+
+from __future__ import annotations
+
+from service.domain.challenges import (
+    Challenge,
+    ChallengeEntry,
+    Rules,
+)
+from service.domain.experiments import (
+    FINISHED,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    Attempt,
+    Change,
+    Claim,
+    EpochRecord,
+    Experiment,
+    ExperimentDraft,
+    FirstDifference,
+    JobTiming,
+    Reproduction,
+    Status,
+    utcnow,
+)
+from service.domain.people import (
+    PERSON_CLIENT_PREFIX,
+    Caller,
+    Person,
+    PersonActivity,
+    Role,
+    owner_of,
+    person_client_id,
+)
+from service.domain.serving import (
+    ALIAS_PATTERN,
+    BEST,
+    EXPERIMENT_ID_PATTERN,
+    LATEST,
+    REFERENCE_PATTERN,
+    RESERVED,
+    Alias,
+    ImagesToPredict,
+    ServableModel,
+    alias_problem,
+    reference_problem,
+)
+from service.domain.studies import (
+    ObjectiveMetric,
+    PlannedTrial,
+    Study,
+    StudyDefinition,
+    StudyStatus,
+)
+
+__all__ = [
+    "ALIAS_PATTERN",
+    "BEST",
+    "EXPERIMENT_ID_PATTERN",
+    "FINISHED",
+    "LATEST",
+    "MAX_TAGS",
+    "MAX_TAG_LENGTH",
+    "PERSON_CLIENT_PREFIX",
+    "REFERENCE_PATTERN",
+    "RESERVED",
+    "Alias",
+    "Attempt",
+    "Caller",
+    "Challenge",
+    "ChallengeEntry",
+    "Change",
+    "Claim",
+    "EpochRecord",
+    "Experiment",
+    "ExperimentDraft",
+    "FirstDifference",
+    "ImagesToPredict",
+    "JobTiming",
+    "ObjectiveMetric",
+    "Person",
+    "PersonActivity",
+    "PlannedTrial",
+    "Reproduction",
+    "Role",
+    "Rules",
+    "ServableModel",
+    "Status",
+    "Study",
+    "StudyDefinition",
+    "StudyStatus",
+    "alias_problem",
+    "owner_of",
+    "person_client_id",
+    "reference_problem",
+    "utcnow",
+]
