@@ -112,7 +112,7 @@ def test_cancel_queued_job_never_starts(client: TestClient, worker: ServiceProce
     assert wait_finished(client, first, timeout=TIMEOUT)["status"] == "succeeded"
     # The second delivery reaches the free slot, which must refuse it.
     wait_for(
-        lambda: f"experiment {second} is not queued any more" in worker.log(),
+        lambda: f"nothing queued may start (delivered: experiment {second})" in worker.log(),
         timeout=60,
         interval=0.2,
         what="the worker to skip the cancelled delivery",
