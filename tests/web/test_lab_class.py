@@ -76,6 +76,9 @@ def test_a_teacher_signs_in_and_sees_the_class_and_its_queue_in_run_order(
     page.wait_for_selector("#class-people tr[data-person='alice']")
     assert page.inner_text("#class-people tr[data-person='alice'] td.queued") == "2"
     assert page.inner_text("#class-people tr[data-person='bob'] td.queued") == "1"
+    # What the term's work takes on disk, and what is left (GET /health).
+    page.wait_for_selector("#class-disk:has-text('database')")
+    assert "free" in page.inner_text("#class-disk")
     # Fair share: bob's one job runs before alice's second.
     page.wait_for_function(
         "document.querySelectorAll('#class-queue tbody tr[data-id]').length >= 3"

@@ -10,6 +10,7 @@ const REDRAW_MS = 500;
 export async function render(main) {
   const people = h("tbody");
   const queue = h("tbody");
+  const disk = h("div", { class: "card", id: "class-disk" });
   const notice = h("p", { class: "error", role: "alert" });
   main.replaceChildren(
     h("div", { class: "row page-head" }, h("h1", {}, "Class")),
@@ -19,6 +20,7 @@ export async function render(main) {
         h("thead", {}, h("tr", {}, ["Person", "Queued", "Running", "Done", "Best test accuracy", "Minutes today", "Last active"]
           .map((label, i) => h("th", { class: i && i < 6 ? "num" : "" }, label)))),
         people))),
+    disk,
     h("div", { class: "card" }, h("h2", {}, "Queue, in the order it will run"),
       h("div", { class: "table-wrap", tabindex: 0, "aria-label": "the queue" }, h("table", { id: "class-queue" },
         h("thead", {}, h("tr", {}, ["#", "Experiment", "Owner", "Status", "Starts", "Cancel"].map((label) => h("th", {}, label)))),
@@ -58,16 +60,29 @@ export async function render(main) {
   }
 
   async function load() {
-    const [class_, running, queued] = await Promise.all([
+    const [class_, running, queued, health] = await Promise.all([
       get("/people"),
       get("/experiments?status=running&limit=200"),
       get("/experiments?status=queued&limit=200"),
+      get("/health").catch(() => null),
     ]);
+    drawDisk(health && health.disk);
     people.replaceChildren(...(class_.data.length ? class_.data.map(personRow)
       : [h("tr", {}, h("td", { colspan: 7, class: "muted empty" }, "Nobody yet: add the class with POST /people."))]));
     const order = [...running.data, ...queued.data.sort((a, b) => a.queue_position - b.queue_position)];
     queue.replaceChildren(...(order.length ? order.map(jobRow)
       : [h("tr", {}, h("td", { colspan: 6, class: "muted empty" }, "Nothing queued or running."))]));
+  }
+
+  // What the term's work takes on disk and what is left (GET /health, measured every 30 s).
+  function drawDisk(d) {
+    if (!d) return disk.replaceChildren();
+    const mb = (bytes) => `${(bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0)} MB`;
+    const free = d.free_bytes == null ? "remote storage" : `${mb(d.free_bytes)} free`;
+    disk.replaceChildren(h("h2", {}, "Disk"),
+      h("p", { class: d.low ? "notice bad" : "" },
+        `Models and checkpoints ${mb(d.store_bytes)}, database ${mb(d.database_bytes)}; ${free}`,
+        d.low ? ` — under MIN_FREE_DISK_BYTES (${mb(d.min_free_bytes)}): new trainings are refused until space is freed (python -m service gc).` : "."));
   }
 
   let timer = null;
