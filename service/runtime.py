@@ -33,6 +33,8 @@ class Runtime:
     class_exists: bool = False
     """Somebody was added to the class (seen once, true for good: people are never removed),
     so a request without a token is no longer everyone's."""
+    open_until: float = float("-inf")
+    """Until when (time.monotonic) the service counts as open without asking the database."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

@@ -8,7 +8,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Path, Query, Response, UploadFile, status
 from pydantic import ValidationError
 
-from service.api.deps import DatabaseDep, ReaderDep, TokenFirstRoute, Writer, WriterDep
+from service.api.deps import (
+    DatabaseDep,
+    ReaderDep,
+    RuntimeDep,
+    TokenFirstRoute,
+    Writer,
+    WriterDep,
+)
 from service.db import people as people_db
 from service.domain import Caller, Role
 from service.errors import Forbidden, InvalidInput
@@ -62,19 +69,19 @@ def _answer(issued: list[Issued], format: str) -> PeopleIssued | Response:
 def add_people(
     body: PersonCreate | PeopleCreate,
     caller: WriterDep,
-    db: DatabaseDep,
+    runtime: RuntimeDep,
     format: SheetFormat = "json",
 ) -> PersonIssued | PeopleIssued | Response:
     """One person (`{"name", "role"}`), answered with their token, or a whole class
     (`{"people": ["alice", {"name": "bob", "role": "teacher"}]}`), answered with everyone's.
     A token is shown this once; only its hash is kept."""
     _teacher_only(caller, "add people")
-    if isinstance(body, PersonCreate):
-        issued = people.add_people(db, [(body.name, body.role)])
-        if format == "json":
-            return _issued(issued[0])
-        return _answer(issued, format)
-    return _answer(people.add_people(db, body.entries()), format)
+    entries = [(body.name, body.role)] if isinstance(body, PersonCreate) else body.entries()
+    issued = people.add_people(runtime.db, entries)
+    runtime.class_exists = True  # from now on a request without a token opens nothing here
+    if isinstance(body, PersonCreate) and format == "json":
+        return _issued(issued[0])
+    return _answer(issued, format)
 
 
 @router.post(
@@ -89,7 +96,7 @@ def add_people(
 )
 def upload_people(
     caller: WriterDep,
-    db: DatabaseDep,
+    runtime: RuntimeDep,
     file: Annotated[UploadFile, File(description="CSV: a name column and an optional role")],
     format: SheetFormat = "json",
 ) -> PeopleIssued | Response:
@@ -113,7 +120,9 @@ def upload_people(
             problem = "; ".join(str(detail["msg"]) for detail in error.errors())
             raise InvalidInput(f"CSV person {line} ({name!r}, {role!r}): {problem}") from error
         entries.append((person.name, person.role))
-    return _answer(people.add_people(db, entries), format)
+    issued = people.add_people(runtime.db, entries)
+    runtime.class_exists = True
+    return _answer(issued, format)
 
 
 @router.get("/me", response_model=CallerPublic, responses=error_responses(401))
