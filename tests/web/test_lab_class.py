@@ -81,7 +81,7 @@ def test_a_teacher_signs_in_and_sees_the_class_and_its_queue_in_run_order(
     assert "free" in page.inner_text("#class-disk")
     # Fair share: bob's one job runs before alice's second.
     page.wait_for_function(
-        "document.querySelectorAll('#class-queue tbody tr[data-id]').length >= 3"
+        "() => document.querySelectorAll('#class-queue tbody tr[data-id]').length >= 3"
     )
     order = [i for i in queue_ids(page) if i in {first, second, bobs}]
     assert order == [first, bobs, second]

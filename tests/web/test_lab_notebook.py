@@ -36,7 +36,7 @@ def test_a_pasted_cell_is_shown_then_loaded_into_the_form(
     assert "model.summary()" in page.inner_text("#code-read")
     screenshots(page, "from-a-cell")
     page.click("#code-read button")
-    page.wait_for_function("document.querySelector('#f-fit-epochs').value === '3'")
+    page.wait_for_function("() => document.querySelector('#f-fit-epochs').value === '3'")
     page.wait_for_selector("td.total-params:text('266,610')")
     page.fill("#f-code", "model = keras.Sequential([MyLayer()])")
     page.press("#f-code", "Tab")

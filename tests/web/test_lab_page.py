@@ -61,7 +61,7 @@ def test_a_notebook_preset_from_the_form_trains_with_its_curve_growing_live(
 
     page.wait_for_url("**/#/experiments/*")
     page.wait_for_function(
-        'document.querySelectorAll("figure svg circle").length >= 4', timeout=240_000
+        '() => document.querySelectorAll("figure svg circle").length >= 4', timeout=240_000
     )
     first = circles(page, "Accuracy")
     page.wait_for_selector("h1 .badge.succeeded", timeout=240_000)
@@ -117,7 +117,7 @@ def test_a_preset_study_from_the_page_fills_its_leaderboard_live(
     page.wait_for_selector("#leaderboard tbody tr")
     # No reload from here on: the page polls the study until both trials have ended.
     page.wait_for_function(
-        "document.querySelectorAll(`#leaderboard tr[data-status='succeeded']`).length === 2",
+        "() => document.querySelectorAll(`#leaderboard tr[data-status='succeeded']`).length === 2",
         timeout=300_000,
     )
     page.wait_for_selector("h1 .badge.finished", timeout=60_000)
@@ -141,10 +141,13 @@ def test_a_finished_experiment_shows_its_evaluation_and_diagnostics(
     lab.wait_finished(experiment_id)
     page = open_page(f"{lab.url}/#/experiments/{experiment_id}")
     page.wait_for_function(
-        "document.querySelector('#evaluation img.confusion')?.naturalWidth > 0", timeout=120_000
+        "() => document.querySelector('#evaluation img.confusion')?.naturalWidth > 0",
+        timeout=120_000,
     )
-    page.wait_for_function("document.querySelector('#evaluation img.mistakes')?.naturalWidth > 0")
-    page.wait_for_function("document.querySelector('#layer-health img')?.naturalWidth > 0")
+    page.wait_for_function(
+        "() => document.querySelector('#evaluation img.mistakes')?.naturalWidth > 0"
+    )
+    page.wait_for_function("() => document.querySelector('#layer-health img')?.naturalWidth > 0")
     assert page.locator("#diagnostics h2:text('Diagnostics')").count() == 1
     assert sorted(page.locator("dl.facts .tag").all_inner_texts()) == ["adam", "insight"]
     for label in ("notebook.py", "notebook.ipynb", "Trained model (.keras)"):
