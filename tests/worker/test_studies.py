@@ -49,7 +49,9 @@ def test_optimizers_preset_ranks_and_matches_lone_experiments(
         assert row["seconds_per_epoch"] > 0
     curves = client.get(f"/studies/{study_id}/curves.svg")
     assert curves.status_code == 200
-    assert ">Nadam " in curves.text  # its label, then its final value
+    # Each trial's legend entry: its label, and its final value on the line below.
+    assert ">Nadam</text>" in curves.text
+    assert ">final 0." in curves.text
     # Each trial is exactly the experiment its spec gives alone, with the same seed.
     lone = {}
     for row in board:
