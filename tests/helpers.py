@@ -381,18 +381,18 @@ STROKE = [
 # Notebooks --------------------------------------------------------------------------------
 
 
-def unsaved_experiment(body: dict[str, Any]) -> Experiment:
-    """A queued experiment of `body` as the repository hands one out, without a database (for
-    service/export, which writes it as a notebook)."""
-    spec = ExperimentCreate.model_validate(body)
+def queued_experiment(
+    *, id: str, name: str, spec: dict[str, Any], created_at: datetime, description: str | None
+) -> Experiment:
+    """A queued experiment as the repository hands one out, without a database."""
     return Experiment(
-        id="0123456789abcdef0123456789abcdef",
-        name=spec.name,
-        description=spec.description,
-        spec=normalised_spec(spec.draft().spec),
+        id=id,
+        name=name,
+        description=description,
+        spec=spec,
         summary=None,
         status=Status.QUEUED,
-        created_at=datetime.now(UTC),
+        created_at=created_at,
         started_at=None,
         finished_at=None,
         test_loss=None,
@@ -403,6 +403,18 @@ def unsaved_experiment(body: dict[str, Any]) -> Experiment:
         cancel_requested=False,
         model_uri=None,
         worker=None,
+    )
+
+
+def unsaved_experiment(body: dict[str, Any]) -> Experiment:
+    """A queued experiment of `body` (for service/export, which writes it as a notebook)."""
+    spec = ExperimentCreate.model_validate(body)
+    return queued_experiment(
+        id="0123456789abcdef0123456789abcdef",
+        name=spec.name,
+        description=spec.description,
+        spec=normalised_spec(spec.draft().spec),
+        created_at=datetime.now(UTC),
     )
 
 

@@ -12,29 +12,18 @@ import pytest
 
 from service.domain import EpochRecord, Experiment, JobTiming, Status
 from service.estimates import Overhead, estimate, job_overhead, typical_seconds
+from tests.helpers import queued_experiment
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def queued(index: int, epochs: int) -> Experiment:
-    return Experiment(
+    return queued_experiment(
         id=f"job-{index:03}",
         name=f"student-{index % 30}",
         description=None,
         spec={"fit": {"epochs": epochs}},
-        summary=None,
-        status=Status.QUEUED,
         created_at=NOW,
-        started_at=None,
-        finished_at=None,
-        test_loss=None,
-        test_accuracy=None,
-        error=None,
-        attempt=0,
-        max_attempts=3,
-        cancel_requested=False,
-        model_uri=None,
-        worker=None,
     )
 
 
