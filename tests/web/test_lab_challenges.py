@@ -29,8 +29,9 @@ def test_an_entry_from_the_form_keeps_the_rules_and_reaches_the_live_leaderboard
     challenge = created.json()
 
     board = open_page(f"{lab.url}/#/challenges/{challenge['id']}")
-    board.wait_for_selector("#leaderboard")
+    board.wait_for_selector("#my-entries")
     assert "at most 1 epochs" in board.inner_text(".rules")
+    assert "null" not in board.inner_text("main")  # no entries yet, and nothing odd shown
 
     page = open_page(f"{lab.url}/#/new?challenge={challenge['id']}&preset=dropout")
     page.wait_for_selector("#f-name")

@@ -53,10 +53,11 @@ export async function render(main, params) {
     boardBox.replaceChildren(board(leaderboard));
     const yours = leaderboard.yours;
     const left = yours.entries_left == null ? "" : `, ${yours.entries_left} left`;
-    mineBox.replaceChildren(h("h2", {}, "My entries"),
+    // DOM's replaceChildren writes a null as the text "null": leave out what is not there.
+    mineBox.replaceChildren(...[h("h2", {}, "My entries"),
       h("p", { id: "my-entries" }, `${yours.entries_used} made${left}.`),
       yours.experiment_ids.length ? h("ol", {}, yours.experiment_ids.map((id) =>
-        h("li", {}, h("a", { href: `#/experiments/${id}` }, id.slice(0, 8))))) : null);
+        h("li", {}, h("a", { href: `#/experiments/${id}` }, id.slice(0, 8))))) : null].filter(Boolean));
     actions.replaceChildren(...[
       challenge.open ? h("a", { class: "button primary", href: `#/new?challenge=${id}` }, "Enter a net") : null,
       h("a", { class: "button", href: `#/experiments?tag=${encodeURIComponent(challenge.tag)}` }, "Every entry"),
