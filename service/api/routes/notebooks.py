@@ -7,6 +7,7 @@ read without queueing anything.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -22,7 +23,11 @@ from service.api.deps import (
     TokenFirstRoute,
     Writer,
 )
+from service.config import Settings
+from service.db.session import Database
+from service.domain import Experiment
 from service.errors import InvalidInput
+from service.jobs.queue import JobQueue
 from service.schemas.errors import error_responses
 from service.schemas.notebooks import CodeIn, CodeReadPublic, NotebookReadPublic
 from service.spec.from_notebook import NotANotebook, Notebook, notebook_name, parse_notebook
@@ -162,13 +167,38 @@ async def notebook_body(
         raise InvalidInput(str(error)) from None
 
 
-def _answer(
-    read: Read, dry_run: bool, response: Response, **queueing: Any
-) -> tuple[Read, list[Any] | None]:
-    if dry_run:
-        response.status_code = status.HTTP_200_OK
-        return read, None
-    return read, submit_read(read, **queueing)
+@dataclass(frozen=True)
+class Queueing:
+    """What both routes need to queue what they read, or only to answer it with dry_run."""
+
+    settings: Settings
+    db: Database
+    queue: JobQueue
+    client_id: str
+    dry_run: bool
+    response: Response
+
+    def submit(self, read: Read) -> list[Experiment] | None:
+        if self.dry_run:
+            self.response.status_code = status.HTTP_200_OK
+            return None
+        return submit_read(
+            read, settings=self.settings, db=self.db, queue=self.queue, client_id=self.client_id
+        )
+
+
+async def queueing(
+    response: Response,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    queue: QueueDep,
+    client: ClientIdDep,
+    dry_run: DryRun = False,
+) -> Queueing:
+    return Queueing(settings, db, queue, client, dry_run, response)
+
+
+QueueingDep = Annotated[Queueing, Depends(queueing)]
 
 
 @router.post(
@@ -180,27 +210,19 @@ def _answer(
     openapi_extra=_CODE_BODY,
 )
 def experiment_from_code(
-    code_in: Annotated[CodeIn, Depends(code_body)],
-    response: Response,
-    settings: SettingsDep,
-    db: DatabaseDep,
-    queue: QueueDep,
-    client: ClientIdDep,
-    dry_run: DryRun = False,
+    code_in: Annotated[CodeIn, Depends(code_body)], queueing: QueueingDep
 ) -> CodeReadPublic:
     """Read a notebook cell of Keras code (never run) into an experiment and queue it (202);
     with dry_run, only answer what was read (200). A construct the spec cannot hold is a 422
     naming its line and column."""
     read = read_code(
         code_in.code,
-        settings,
+        queueing.settings,
         name=code_in.name,
         description=code_in.description,
         tags=code_in.tags,
     )
-    read, queued = _answer(
-        read, dry_run, response, settings=settings, db=db, queue=queue, client_id=client
-    )
+    queued = queueing.submit(read)
     return CodeReadPublic.of(read, queued)
 
 
@@ -213,20 +235,12 @@ def experiment_from_code(
     openapi_extra=_NOTEBOOK_BODY,
 )
 def experiments_from_notebook(
-    notebook: Annotated[Notebook, Depends(notebook_body)],
-    response: Response,
-    settings: SettingsDep,
-    db: DatabaseDep,
-    queue: QueueDep,
-    client: ClientIdDep,
-    dry_run: DryRun = False,
+    notebook: Annotated[Notebook, Depends(notebook_body)], queueing: QueueingDep
 ) -> NotebookReadPublic:
     """Every Sequential a notebook builds, compiles and fits becomes an experiment, in order,
     tagged with the notebook's name and described by its section's heading (202; 200 with
     dry_run). A notebook with nothing to train is a 422."""
-    read = read_notebook(notebook, settings)
-    read, queued = _answer(
-        read, dry_run, response, settings=settings, db=db, queue=queue, client_id=client
-    )
+    read = read_notebook(notebook, queueing.settings)
+    queued = queueing.submit(read)
     base = CodeReadPublic.of(read, queued)
     return NotebookReadPublic(notebook=notebook.name, **dict(base))
