@@ -3,17 +3,17 @@ memory its training takes at its peak, and a rough time per epoch.
 
 The memory is a model of what a training process holds above its baseline (TensorFlow imported,
 MNIST loaded), calibrated against measured peaks (bench/memory.py: one fresh process per net and
-batch size; the table is in docs/explanation/reliability.md). `fit` first makes a float copy of
-the training images, and while it does so holds a second one briefly; then, on top of the first
-copy, a step holds a fixed workspace (the traced step, the runtime's buffers), copies of every
-weight (the weights, their gradients, optimizer slots, the copies made while building), and per
-image what the forward pass keeps for the backward pass with the gradients flowing back through
-it: per value of each layer's output a Dense or Conv2D keeps 2.5 floats, any other layer 3
-(activation, normalisation, dropout and pooling outputs, their masks and gradients), a Flatten
-or Reshape none (a view), the input 2. MAX_ACTIVATION_BYTES caps the whole of it. The time is
-the multiply-adds of the forward pass, tripled for the backward pass, over an assumed
-throughput: good to a factor of about three on a CPU, more on a GPU (where it is pessimistic).
-"""
+batch size; the model and the table are in docs/explanation/reliability.md):
+
+    peak = workspace + training set + max(training set, weights + batch x per image)
+
+`fit` copies the training images as floats and briefly holds a second copy while it converts
+them; a step then holds, beside the first copy, a fixed workspace, copies of every weight
+(gradients, optimizer slots, build-time copies) and per image what the forward pass keeps for
+the backward pass with the gradients flowing back. MAX_ACTIVATION_BYTES caps the whole peak.
+The time is the multiply-adds of the forward pass, tripled for the backward pass, over an
+assumed throughput: good to a factor of about three on a CPU, more on a GPU (where it is
+pessimistic)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ FLOAT_BYTES = 4
 WORKSPACE_BYTES = 48_000_000
 # The weights, their gradients, up to two optimizer slots (Adam's moments), and the copies
 # made while the model and the optimizer are built and the step is traced.
-COPIES_PER_PARAMETER = 8
-# Bytes an image costs at a step's peak per value of each layer's output (2.5, 3 and 2 floats).
+COPIES_PER_PARAMETER = 10
+# Bytes an image costs at a step's peak per value of each layer's output (2.5, 3.5 and 2 floats).
 BYTES_PER_COMPUTED_VALUE = 10  # a Dense's or a Conv2D's output
 BYTES_PER_OTHER_VALUE = 14  # activation, normalisation, dropout, pooling outputs
 BYTES_PER_INPUT_VALUE = 8  # the batch's images, sliced and cast
