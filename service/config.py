@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     max_activation_bytes: int = Field(
         default=4 * 2**30,
         ge=2**20,
-        description="activation memory of one training batch (per image, times batch_size)",
+        description="estimated peak memory of one training above its process's baseline: a "
+        "batch's activations, the weights and their state, the training set's copies",
     )
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_predict_batch: int = Field(default=256, ge=1)

@@ -197,18 +197,33 @@ def _layer_label(layer: LayerStats) -> str:
     return f"{layer.type} {layer.activation}".strip()
 
 
+CHAR_EM = 0.6
+"""About how wide a character of the charts' sans-serif is, in ems (generous)."""
+MOST_NAME_ROWS = 4
+
+
+def _name_rows(labels: dict[int, str], spacing: float, size: int) -> int:
+    """Rows the layer names take so that neighbours on a row do not overlap: one when they fit
+    between their ticks, more for a deep net (every second, third... name a row lower); 0 (no
+    names, positions only) when even MOST_NAME_ROWS would not do."""
+    widest = max((len(label) for label in labels.values()), default=0) * CHAR_EM * (size - 1)
+    rows = max(1, math.ceil(widest / spacing)) if spacing > 0 else 1
+    return rows if rows <= MOST_NAME_ROWS else 0
+
+
 def _position_ticks(
-    labels: dict[int, str], sx: Callable[[float], float], bottom: float, size: int
+    labels: dict[int, str], sx: Callable[[float], float], bottom: float, size: int, rows: int
 ) -> list[Shape]:
-    """Under the plot, each kernel's position and its layer (`Dense relu`)."""
+    """Under the plot, each kernel's position and its layer (`Dense relu`), on `rows` rows."""
     shapes: list[Shape] = []
-    for position in sorted(labels):
+    for index, position in enumerate(sorted(labels)):
         x = sx(position)
         shapes.append(Rule((x, bottom), (x, bottom + 4), Style("#444444", width=1)))
         shapes.append(Text(x, bottom + 17, str(position), anchor="middle", size=size))
-        shapes.append(
-            Text(x, bottom + 31, labels[position], anchor="middle", size=size - 1, colour="#555555")
-        )
+        if rows:
+            y = bottom + 31 + (index % rows) * (size + 2)
+            name = labels[position]
+            shapes.append(Text(x, y, name, anchor="middle", size=size - 1, colour="#555555"))
     return shapes
 
 
@@ -234,10 +249,12 @@ def gradients_chart(epochs: Sequence[EpochLayers], *, title: str, narrow: bool =
     right = 16 if narrow else GRAPH_RIGHT
     plot_w = at.width - left - right
     plot_h = 200 if narrow else HEIGHT - TOP - GRAPH_BOTTOM
-    legend_h = (math.ceil(len(legend_rows) / 2) * 18 + 8) if narrow else 0
-    height = TOP + plot_h + GRAPH_BOTTOM + legend_h
     last = max(labels, default=1)
     inset = plot_w * 0.06  # the first and last layer's points clear of the frame
+    name_rows = _name_rows(labels, (plot_w - 2 * inset) / max(last - 1, 1), at.font)
+    below = max(name_rows - 1, 0) * (at.font + 2)  # the extra rows of names push the rest down
+    legend_h = (math.ceil(len(legend_rows) / 2) * 18 + 8) if narrow else 0
+    height = TOP + plot_h + GRAPH_BOTTOM + below + legend_h
 
     def sx(position: float) -> float:
         return left + inset + (position - 1) / max(last - 1, 1) * (plot_w - 2 * inset)
@@ -250,12 +267,12 @@ def gradients_chart(epochs: Sequence[EpochLayers], *, title: str, narrow: bool =
         Text(8 if narrow else left, 24, title, size=TITLE_SIZE if not narrow else 13, bold=True),
     ]
     shapes += _log_grid(low, high, sy, left, plot_w)
-    shapes += _position_ticks(labels, sx, TOP + plot_h, at.font)
+    shapes += _position_ticks(labels, sx, TOP + plot_h, at.font, name_rows)
     shapes += [
         Box(left, TOP, plot_w, plot_h, stroke="#444444"),
         Text(
             left + plot_w / 2,
-            TOP + plot_h + 52,
+            TOP + plot_h + 52 + below,
             "Dense/Conv2D layer, 1 = nearest the input",
             anchor="middle",
             size=at.font,
@@ -279,7 +296,8 @@ def gradients_chart(epochs: Sequence[EpochLayers], *, title: str, narrow: bool =
         if index in legend_rows:
             row = legend_rows[index]
             if narrow:
-                x, y = 8 + (row % 2) * 170, TOP + plot_h + GRAPH_BOTTOM + 8 + (row // 2) * 18
+                x = 8 + (row % 2) * 170
+                y = TOP + plot_h + GRAPH_BOTTOM + below + 8 + (row // 2) * 18
             else:
                 x, y = left + plot_w + 12, TOP + 8 + row * 18
             shapes.append(Rule((x, y), (x + 24, y), style))

@@ -137,8 +137,14 @@ class EstimatePublic(BaseModel):
     """What training will take, roughly (`note` says how rough), from the layer shapes."""
 
     activation_bytes_per_image: int
-    activation_bytes_per_batch: int = Field(description="capped by MAX_ACTIVATION_BYTES")
-    memory_bytes: int = Field(description="activations of a batch plus weights and their state")
+    activation_bytes_per_batch: int = Field(
+        description="what a batch's images cost at a training step's peak"
+    )
+    memory_bytes: int = Field(
+        description="the training's peak above the worker's baseline: a batch, the weights and "
+        "their state, the training set's copies and a fixed workspace; capped by "
+        "MAX_ACTIVATION_BYTES"
+    )
     flops_per_image: int = Field(description="of the forward pass")
     seconds_per_epoch: float
     note: str

@@ -1,13 +1,19 @@
 """What training a net will cost, estimated from shape inference alone (no TensorFlow): the
-memory its activations take per image and per batch, and a rough time per epoch.
+memory its training takes at its peak, and a rough time per epoch.
 
-The activation estimate is what the forward pass keeps for the backward pass plus the
-gradients flowing back through it: every layer's output (and the input), twice, in float32.
-It ignores the workspace a convolution's kernel may allocate, so it is a floor; that is the
-figure MAX_ACTIVATION_BYTES caps, times the batch size. The time is the multiply-adds of the
-forward pass, tripled for the backward pass, over an assumed throughput: good to a factor of
-about three on a CPU, more on a GPU (where it is pessimistic).
-"""
+The memory is a model of what a training process holds above its baseline (TensorFlow imported,
+MNIST loaded), calibrated against measured peaks (bench/memory.py: one fresh process per net and
+batch size; the model and the table are in docs/explanation/reliability.md):
+
+    peak = workspace + training set + max(training set, weights + batch x per image)
+
+`fit` copies the training images as floats and briefly holds a second copy while it converts
+them; a step then holds, beside the first copy, a fixed workspace, copies of every weight
+(gradients, optimizer slots, build-time copies) and per image what the forward pass keeps for
+the backward pass with the gradients flowing back. MAX_ACTIVATION_BYTES caps the whole peak.
+The time is the multiply-adds of the forward pass, tripled for the backward pass, over an
+assumed throughput: good to a factor of about three on a CPU, more on a GPU (where it is
+pessimistic)."""
 
 from __future__ import annotations
 
@@ -18,20 +24,35 @@ from typing import Any
 from service.mnist import IMAGE_SHAPE
 from service.spec.architecture import InferredLayer, infer_architecture
 from service.spec.experiment import ExperimentSpec
-from service.spec.layers import BatchNormalization, Conv2D, Dense, Input, MaxPooling2D
+from service.spec.layers import (
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Flatten,
+    Input,
+    MaxPooling2D,
+    Reshape,
+)
 from service.spec.layers import Layer as LayerSpec
 
 FLOAT_BYTES = 4
-# The forward pass's values are kept for the backward pass, which brings as many gradients.
-KEPT_PER_VALUE = 2
-# Weights, their gradients and up to two optimizer slots each (Adam's moments).
-COPIES_PER_PARAMETER = 4
+# Calibrated by bench/memory.py: at least every measured peak, at most about 1.4 times it.
+WORKSPACE_BYTES = 48_000_000
+# The weights, their gradients, up to two optimizer slots (Adam's moments), and the copies
+# made while the model and the optimizer are built and the step is traced.
+COPIES_PER_PARAMETER = 10
+# Bytes an image costs at a step's peak per value of each layer's output (2.5, 3.5 and 2 floats).
+BYTES_PER_COMPUTED_VALUE = 10  # a Dense's or a Conv2D's output
+BYTES_PER_OTHER_VALUE = 14  # activation, normalisation, dropout, pooling outputs
+BYTES_PER_INPUT_VALUE = 8  # the batch's images, sliced and cast
+VIEWS = (Flatten, Reshape)  # share their input's memory
 # The backward pass costs about twice the forward pass.
 TRAINING_PASSES = 3
 # What TensorFlow sustains on a couple of CPU cores for float32 training of small nets, FLOP/s.
 ASSUMED_FLOPS_PER_SECOND = 2.0e10
 ROUGHNESS = (
-    "a rough estimate: memory from the layer shapes (a floor; convolutions may need more), "
+    "a rough estimate: memory from the layer shapes and the training set (measured peaks are "
+    "0.7 to 1 times it), "
     "time from the multiply-adds at an assumed 20 GFLOP/s (2 CPU cores); expect a factor of "
     "about 3 either way, and far less time on a GPU"
 )
@@ -42,6 +63,7 @@ class TrainingCost:
     activation_bytes_per_image: int
     batch_size: int
     parameter_bytes: int
+    """The weights, once."""
     flops_per_image: int
     """Forward pass only."""
     fitted_images: int
@@ -51,8 +73,16 @@ class TrainingCost:
         return self.activation_bytes_per_image * self.batch_size
 
     @property
+    def training_set_bytes(self) -> int:
+        """One float copy of the images `fit` is given."""
+        return FLOAT_BYTES * math.prod(IMAGE_SHAPE) * self.fitted_images
+
+    @property
     def memory_bytes(self) -> int:
-        return self.activation_bytes_per_batch + self.parameter_bytes
+        """The training's peak above the process's baseline: what MAX_ACTIVATION_BYTES caps."""
+        step = COPIES_PER_PARAMETER * self.parameter_bytes + self.activation_bytes_per_batch
+        # The second copy of the training set is gone before the first step: whichever is larger.
+        return WORKSPACE_BYTES + self.training_set_bytes + max(self.training_set_bytes, step)
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -89,21 +119,31 @@ def _flops(layer: LayerSpec, shape_in: tuple[int, ...], inferred: InferredLayer)
     return values_out  # activations, dropout, reshapes: about one operation per value
 
 
+def _bytes_per_image(layer: LayerSpec, inferred: InferredLayer) -> int:
+    """What one image costs at a step's peak for `layer`'s output."""
+    if isinstance(layer, VIEWS):
+        return 0
+    per_value = (
+        BYTES_PER_COMPUTED_VALUE if isinstance(layer, Dense | Conv2D) else BYTES_PER_OTHER_VALUE
+    )
+    return per_value * math.prod(inferred.output_shape)
+
+
 def training_cost(spec: ExperimentSpec) -> TrainingCost:
     built = [layer for layer in spec.layers if not isinstance(layer, Input)]
     shape: tuple[int, ...] = IMAGE_SHAPE
-    values = math.prod(IMAGE_SHAPE)
+    activation_bytes = BYTES_PER_INPUT_VALUE * math.prod(IMAGE_SHAPE)
     flops = 0
     params = 0
     for layer, inferred in zip(built, infer_architecture(spec.layers), strict=True):
-        values += math.prod(inferred.output_shape)
+        activation_bytes += _bytes_per_image(layer, inferred)
         flops += _flops(layer, shape, inferred)
         params += inferred.params
         shape = inferred.output_shape
     return TrainingCost(
-        activation_bytes_per_image=FLOAT_BYTES * KEPT_PER_VALUE * values,
+        activation_bytes_per_image=activation_bytes,
         batch_size=spec.fit.batch_size,
-        parameter_bytes=FLOAT_BYTES * COPIES_PER_PARAMETER * params,
+        parameter_bytes=FLOAT_BYTES * params,
         flops_per_image=flops,
         fitted_images=spec.fit.fitted_images,
     )

@@ -37,14 +37,15 @@ def check_limits(spec: ExperimentSpec, settings: Settings) -> TrainingCost:
         params=spec.parameter_count,
     )
     cost = training_cost(spec)
-    if cost.activation_bytes_per_batch > settings.max_activation_bytes:
+    if cost.memory_bytes > settings.max_activation_bytes:
         problems.append(
             {
                 "loc": ["body", "fit", "batch_size"],
-                "msg": f"training needs about {_megabytes(cost.activation_bytes_per_image)} of "
-                f"activations per image, {_megabytes(cost.activation_bytes_per_batch)} for a "
-                f"batch of {cost.batch_size}, over the limit of "
-                f"{_megabytes(settings.max_activation_bytes)} (MAX_ACTIVATION_BYTES); use a "
+                "msg": f"training needs about {_megabytes(cost.memory_bytes)} at its peak "
+                f"({_megabytes(cost.activation_bytes_per_image)} of activations per image, "
+                f"{_megabytes(cost.activation_bytes_per_batch)} for a batch of "
+                f"{cost.batch_size}, beside the training set and the weights), over the limit "
+                f"of {_megabytes(settings.max_activation_bytes)} (MAX_ACTIVATION_BYTES); use a "
                 "smaller batch_size, or fewer units or filters in the large layers",
                 "type": "limit",
             }

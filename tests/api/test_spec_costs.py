@@ -88,6 +88,7 @@ def test_nets_too_large_to_train_are_refused(
 
 def test_the_activation_cap_names_its_numbers(client: TestClient) -> None:
     detail = client.post("/experiments", json=WIDE_DENSE).json()["detail"]
+    assert "at its peak" in detail
     assert "per image" in detail
     assert "for a batch of 8192" in detail
     assert "over the limit of 4,295.0 MB (MAX_ACTIVATION_BYTES)" in detail
@@ -96,9 +97,11 @@ def test_the_activation_cap_names_its_numbers(client: TestClient) -> None:
 def test_the_summary_estimates_memory_and_time(client: TestClient) -> None:
     summary = client.post("/experiments", json=tiny_spec()).json()["summary"]
     estimate = summary["estimate"]
-    # tiny_spec: Flatten, Dense 10: 784 + 784 + 10 values per image, kept twice, 4 bytes each.
-    assert estimate["activation_bytes_per_image"] == 8 * (784 + 784 + 10)
+    # tiny_spec: the input (2 floats a value), a Flatten (a view: nothing), a Dense 10 (2.5).
+    assert estimate["activation_bytes_per_image"] == 8 * 784 + 10 * 10
     assert estimate["activation_bytes_per_batch"] == 64 * estimate["activation_bytes_per_image"]
+    # Its 2,000 images copied twice (the peak while fit converts them), and the workspace.
+    assert estimate["memory_bytes"] == 48_000_000 + 2 * 4 * 784 * 2000
     assert estimate["flops_per_image"] == 784 + 2 * 784 * 10  # the Flatten, then the Dense
     assert estimate["seconds_per_epoch"] >= 0
     assert "rough" in estimate["note"]

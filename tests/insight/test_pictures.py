@@ -59,6 +59,18 @@ def test_batchnorm_layers_are_left_out_and_dense_layers_named_as_written() -> No
         assert (width == 360) == narrow
 
 
+# 8 sigmoid layers and the softmax: nine names under a chart 600 (or 360) px wide.
+DEEP_SIGMOID_NET = [
+    EpochLayers(
+        epoch=1,
+        layers=[
+            *[stats(depth, "Dense", "kernel", 10.0**-depth, "sigmoid") for depth in range(1, 9)],
+            stats(9, "Dense", "kernel", 0.1, "softmax"),
+        ],
+    )
+]
+
+
 def test_layer_names_fit_between_their_ticks() -> None:
     for narrow in (False, True):
         _, _, shapes = gradients_chart(BATCHNORM_NET, title="batchnorm", narrow=narrow)
@@ -66,3 +78,19 @@ def test_layer_names_fit_between_their_ticks() -> None:
         spacing = min(b.x - a.x for a, b in itertools.pairwise(names))
         widest = max(len(name.text) for name in names) * 0.6 * names[0].size  # ~0.6 em a char
         assert widest < spacing, (narrow, widest, spacing)
+
+
+def test_a_deep_net_s_layer_names_take_rows_so_that_none_overlap() -> None:
+    for narrow in (False, True):
+        _, height, shapes = gradients_chart(DEEP_SIGMOID_NET, title="deep", narrow=narrow)
+        names = [s for s in shapes if isinstance(s, Text) and s.text.startswith("Dense ")]
+        assert len(names) == 9
+        rows = {name.y for name in names}
+        assert len(rows) > 1, "nine names on one row overlap"
+        for y in rows:
+            row = [name for name in names if name.y == y]
+            widest = max(len(name.text) for name in row) * 0.6 * row[0].size
+            assert all(b.x - a.x > widest for a, b in itertools.pairwise(row)), (narrow, y)
+        title = next(s for s in shapes if isinstance(s, Text) and s.text.startswith("Dense/"))
+        assert title.y > max(rows) + 8, "the axis title sits below every row of names"
+        assert height > title.y

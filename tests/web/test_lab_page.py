@@ -78,6 +78,7 @@ def test_the_form_takes_the_new_layers_clipping_and_a_schedule(
 ) -> None:
     page = open_page(f"{lab.url}/#/new?preset=leaky_relu")
     page.wait_for_selector("td.total-params")
+    assert "null" not in page.inner_text("main")  # no open challenge to enter: nothing shown
     page.select_option("select[data-loc='layers.2.type']", "PReLU")
     page.wait_for_selector("#f-layers-2-alpha_initializer")
     schedule = json.dumps(

@@ -44,7 +44,8 @@ export async function render(main, params) {
         h("span", { class: "muted" }, source ? ["Editing a copy of ", h("a", { href: `#/experiments/${source.id}` }, source.name), "."]
           : "or “Edit a copy” on any experiment."))),
     fromNotebook(),
-    enterInto ? h("div", { class: "card" }, enterInto) : null,
+    // Not null: replaceChildren, unlike h(), writes a null child as the text "null".
+    enterInto ? h("div", { class: "card" }, enterInto) : "",
     h("div", { class: "split" }, h("div", { class: "card" }, form), h("div", { class: "card sticky" }, h("h2", {}, "Summary (dry run)"), summaryBox)));
 
   // A pasted Keras cell or a dropped .ipynb / .py: read by the service (never run), what it read
