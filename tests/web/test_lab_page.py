@@ -22,6 +22,10 @@ def test_every_view_loads_without_console_errors(
 ) -> None:
     page = open_page(lab.url)
     page.wait_for_selector("table#experiments")
+    # Nobody signed in: the header offers signing in, not out (a button's display once beat
+    # its `hidden`).
+    assert page.is_visible("#sign-in")
+    assert not page.is_visible("#sign-out")
     for hash_, ready in [
         ("#/new", "table.summary"),
         ("#/studies", "form#new-study"),
