@@ -182,3 +182,22 @@ def test_an_older_snapshot_is_migrated_to_head_on_restore(
     assert json.loads((snapshot / "manifest.json").read_text())["revision"] == older
     target = _on_sqlite(make_settings, tmp_path / "target")
     assert f"the database is at revision {head}" in _cli(target, "restore", str(snapshot)).stdout
+
+
+def test_a_fresh_clones_store_backs_up_and_restores_into_another(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A clone's models_store/ holds the repository's `.gitkeep`: no key, not the service's.
+    Backup leaves it out rather than refusing it, and restore does not count it as work."""
+    source = _on_sqlite(make_settings, tmp_path / "source")
+    (tmp_path / "source" / "models").mkdir()
+    (tmp_path / "source" / "models" / ".gitkeep").touch()
+    _cli(source, "migrate")
+    snapshot = tmp_path / "snapshot"
+    _cli(source, "backup", str(snapshot))
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    assert manifest["store"]["files"] == {}
+    target = _on_sqlite(make_settings, tmp_path / "target")
+    (tmp_path / "target" / "models").mkdir()
+    (tmp_path / "target" / "models" / ".gitkeep").touch()
+    assert "the database is at revision" in _cli(target, "restore", str(snapshot)).stdout
