@@ -201,3 +201,21 @@ def test_a_fresh_clones_store_backs_up_and_restores_into_another(
     (tmp_path / "target" / "models").mkdir()
     (tmp_path / "target" / "models" / ".gitkeep").touch()
     assert "the database is at revision" in _cli(target, "restore", str(snapshot)).stdout
+
+
+def test_backup_and_gc_refuse_a_database_that_is_not_there(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Run from another folder, the default relative SQLite file is not the service's: the
+    commands say so (exit 2) and create no empty database in its place."""
+    elsewhere = _on_sqlite(make_settings, tmp_path / "elsewhere")
+    for args in (("backup", str(tmp_path / "snapshot")), ("gc",)):
+        refused = _cli(elsewhere, *args, check=False)
+        assert refused.returncode == 2, refused.stderr
+        assert "there is no database at" in refused.stderr
+        assert "set DATABASE_URL" in refused.stderr
+    assert not (tmp_path / "elsewhere" / "service.db").exists()
+    assert not (tmp_path / "snapshot").exists()
+    empty = tmp_path / "elsewhere" / "service.db"
+    sqlite3.connect(empty).close()  # a file, no tables
+    assert "holds no schema" in _cli(elsewhere, "gc", check=False).stderr
