@@ -159,6 +159,8 @@ def test_a_damaged_snapshot_is_refused_before_anything_is_written(
     assert refused.returncode == 2
     assert "does not match its checksum" in refused.stderr
     assert not (tmp_path / "target" / "service.db").exists()
+    missing = _cli(target, "restore", str(tmp_path / "no-such-backup"), check=False)
+    assert f"there is no folder {tmp_path / 'no-such-backup'}" in missing.stderr
 
     not_empty = tmp_path / "not-empty"
     not_empty.mkdir()
