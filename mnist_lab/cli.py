@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = commands.add_parser("submit", help="queue a .json spec, a .py cell or an .ipynb")
     submit.add_argument("file", type=Path)
-    submit.add_argument("--name", help="the experiment's name (else the file's)")
+    submit.add_argument(
+        "--name", help="the experiment's name (else a .json spec's own, else the file's)"
+    )
     submit.add_argument("--epochs", type=int, help="override fit.epochs")
     submit.add_argument("--train-size", type=int, help="override fit.train_size")
     submit.add_argument("--follow", action="store_true", help="show progress until it ends")
@@ -140,7 +142,9 @@ def _submit(lab: Lab, args: argparse.Namespace, out: Output) -> int:
         validated = lab.request("POST", "/experiments/validate", json=body | {"name": "dry-run"})
         out.emit(validated, json.dumps(validated["spec"], indent=2))
         return OK
-    run = lab.submit(model, name=args.name or path.stem, **overridden)
+    # A .json spec that names itself keeps its name; the file's stands in for a missing one.
+    named = isinstance(model, dict) and model.get("name")
+    run = lab.submit(model, name=args.name or named or path.stem, **overridden)
     return _follow(args, out, [run])
 
 

@@ -37,7 +37,8 @@ ServiceError (500)
 │   ├── UnsafeKey (503)
 │   ├── StoreUnavailable (503)
 │   ├── UnknownRevision (503)
-│   └── MigrationRefused (503)
+│   ├── MigrationRefused (503)
+│   └── DatabaseMissing (503)
 └── TrainingFailed (500)
 
 `tests/test_errors.py` keeps this tree and the classes in step.
@@ -225,6 +226,10 @@ class StoreUnavailable(Unavailable, code="model_store_unavailable"):
 
 class UnknownRevision(Unavailable, code="unknown_database_revision"):
     """The database was migrated by a newer version of the service; this one will not start."""
+
+
+class DatabaseMissing(Unavailable, code="database_missing"):
+    """The database an operator's command was pointed at is not there or holds no schema."""
 
 
 class MigrationRefused(Unavailable, code="migration_refused"):

@@ -63,6 +63,12 @@ def checkpoint_attempts(store: ModelStore, experiment_id: str) -> list[int]:
     return sorted((int(match.group(1)) for match in found if match), reverse=True)
 
 
+def is_safe_key(key: str) -> bool:
+    """A relative path of plain names that stays inside the store's root."""
+    # fullmatch, not match: `$` would let a trailing newline through.
+    return bool(_SAFE_KEY.fullmatch(key)) and _DOT_SEGMENTS.isdisjoint(key.split("/"))
+
+
 class ModelStore:
     """Keys are relative paths such as `experiments/<id>/model.keras`, checked before use."""
 
@@ -76,8 +82,7 @@ class ModelStore:
             Path(self.root).mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> str:
-        # fullmatch, not match: `$` would let a trailing newline through.
-        if not _SAFE_KEY.fullmatch(key) or not _DOT_SEGMENTS.isdisjoint(key.split("/")):
+        if not is_safe_key(key):
             raise UnsafeKey(f"refusing store key {key!r}")
         return f"{self.root}/{key}"
 
@@ -136,7 +141,9 @@ class ModelStore:
 
     def files(self, prefix: str = "") -> dict[str, int]:
         """Every finished file under `prefix` (the whole store when empty): key -> size in
-        bytes. Half-written `.partial` siblings are left out: they are no one's file yet."""
+        bytes. Half-written `.partial` siblings are left out: they are no one's file yet; so
+        are names no key can have (the repository's `models_store/.gitkeep`, a `.DS_Store`):
+        they are not the service's, and every operation would refuse them."""
         root = self._path(prefix) if prefix else self.root
         try:
             found = self.fs.find(root, detail=True)
@@ -146,7 +153,8 @@ class ModelStore:
         inside = f"{self.root}/"
         for path, info in found.items():
             key = str(path).removeprefix(inside)
-            if info.get("type") == "file" and key != path and not key.endswith(".partial"):
+            ours = key != path and is_safe_key(key) and not key.endswith(".partial")
+            if info.get("type") == "file" and ours:
                 files[key] = int(info.get("size") or 0)
         return files
 

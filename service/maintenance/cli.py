@@ -57,6 +57,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     store = store_from_settings(settings)
     try:
+        if args.command in ("backup", "gc"):
+            _require_database(settings.database_url)
         if args.command == "backup":
             from service.maintenance.snapshot import backup
 
@@ -74,6 +76,28 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{args.command}: {error.message}", file=sys.stderr)
         return REFUSED
     return 0
+
+
+def _require_database(database_url: str) -> None:
+    """backup and gc read the service's own database. Run from another folder (the default
+    SQLite file is relative) they would find none: SQLite would make an empty file, and gc would
+    fail on its missing tables. Say so instead, and create nothing."""
+    from service.db.migrations import current_revision
+    from service.db.session import Database
+    from service.db.upkeep import sqlite_path
+    from service.errors import DatabaseMissing
+
+    hint = "run this from the service's folder, or set DATABASE_URL to the service's database"
+    path = sqlite_path(database_url)
+    if path is not None and not path.is_file():
+        raise DatabaseMissing(f"there is no database at {database_url}: {hint}")
+    db = Database(database_url)
+    try:
+        revision = current_revision(db.engine)
+    finally:
+        db.dispose()
+    if revision is None:
+        raise DatabaseMissing(f"the database at {database_url} holds no schema: {hint}")
 
 
 def _print_backup(manifest: dict[str, Any], destination: Path) -> None:

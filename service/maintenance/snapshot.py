@@ -138,6 +138,8 @@ def read_snapshot(folder: Path) -> Snapshot:
     """The snapshot in `folder`, every file checked against its manifest before anything is
     written: a damaged backup is refused whole, never half restored."""
     manifest_path = folder / MANIFEST
+    if not folder.is_dir():  # a relative path read from another folder, most often
+        raise SnapshotError(f"there is no folder {folder} (from {Path.cwd()})")
     if not manifest_path.is_file():
         raise SnapshotError(f"{folder} holds no {MANIFEST}: it is not a backup of this service")
     manifest = json.loads(manifest_path.read_text())

@@ -126,6 +126,8 @@ def test_the_commands_against_a_live_service(
             return data[0]["id"] if data else None
 
         long_id = wait_for(running, timeout=240, interval=0.5, what="the long run to start")
+        # The spec names itself: its name, not the file's (long).
+        assert httpx.get(f"{url}/experiments/{long_id}").json()["name"] == "tiny"
         cancelled = _run(url, "cancel", long_id)
         assert cancelled.returncode == 0, cancelled.stderr
         assert following.wait(timeout=240) == 1

@@ -159,6 +159,8 @@ def test_a_damaged_snapshot_is_refused_before_anything_is_written(
     assert refused.returncode == 2
     assert "does not match its checksum" in refused.stderr
     assert not (tmp_path / "target" / "service.db").exists()
+    missing = _cli(target, "restore", str(tmp_path / "no-such-backup"), check=False)
+    assert f"there is no folder {tmp_path / 'no-such-backup'}" in missing.stderr
 
     not_empty = tmp_path / "not-empty"
     not_empty.mkdir()
@@ -182,3 +184,40 @@ def test_an_older_snapshot_is_migrated_to_head_on_restore(
     assert json.loads((snapshot / "manifest.json").read_text())["revision"] == older
     target = _on_sqlite(make_settings, tmp_path / "target")
     assert f"the database is at revision {head}" in _cli(target, "restore", str(snapshot)).stdout
+
+
+def test_a_fresh_clones_store_backs_up_and_restores_into_another(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A clone's models_store/ holds the repository's `.gitkeep`: no key, not the service's.
+    Backup leaves it out rather than refusing it, and restore does not count it as work."""
+    source = _on_sqlite(make_settings, tmp_path / "source")
+    (tmp_path / "source" / "models").mkdir()
+    (tmp_path / "source" / "models" / ".gitkeep").touch()
+    _cli(source, "migrate")
+    snapshot = tmp_path / "snapshot"
+    _cli(source, "backup", str(snapshot))
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    assert manifest["store"]["files"] == {}
+    target = _on_sqlite(make_settings, tmp_path / "target")
+    (tmp_path / "target" / "models").mkdir()
+    (tmp_path / "target" / "models" / ".gitkeep").touch()
+    assert "the database is at revision" in _cli(target, "restore", str(snapshot)).stdout
+
+
+def test_backup_and_gc_refuse_a_database_that_is_not_there(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Run from another folder, the default relative SQLite file is not the service's: the
+    commands say so (exit 2) and create no empty database in its place."""
+    elsewhere = _on_sqlite(make_settings, tmp_path / "elsewhere")
+    for args in (("backup", str(tmp_path / "snapshot")), ("gc",)):
+        refused = _cli(elsewhere, *args, check=False)
+        assert refused.returncode == 2, refused.stderr
+        assert "there is no database at" in refused.stderr
+        assert "set DATABASE_URL" in refused.stderr
+    assert not (tmp_path / "elsewhere" / "service.db").exists()
+    assert not (tmp_path / "snapshot").exists()
+    empty = tmp_path / "elsewhere" / "service.db"
+    sqlite3.connect(empty).close()  # a file, no tables
+    assert "holds no schema" in _cli(elsewhere, "gc", check=False).stderr

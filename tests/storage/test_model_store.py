@@ -175,6 +175,14 @@ def test_unsafe_keys_are_refused_by_every_operation(
             operation()
 
 
+def test_files_leaves_out_names_that_are_no_key(tmp_path: Path) -> None:
+    """A clone's models_store/.gitkeep (or a .DS_Store) is not the service's file."""
+    store = ModelStore(str(tmp_path / "store"))
+    (tmp_path / "store" / ".gitkeep").touch()
+    store.write_json("experiments/a/last.json", {})
+    assert store.files() == {"experiments/a/last.json": 2}
+
+
 def test_unsafe_key_writes_nothing_outside_a_local_store(tmp_path: Path) -> None:
     store = ModelStore(str(tmp_path / "store"))
 
