@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,12 +76,31 @@ def _empty_folder(folder: Path) -> None:
 
 
 def backup(settings: Settings, store: ModelStore, destination: Path) -> Snapshot:
-    """Write a snapshot of the database and the model store into `destination` (new or empty)."""
+    """Write a snapshot of the database and the model store into `destination` (new or empty).
+
+    It is written into a hidden sibling folder and renamed into place once whole, so a backup
+    that fails part-way (a full disk, a store error) leaves nothing behind to refuse a retry,
+    and a folder named like a backup always is one."""
     _empty_folder(destination)
+    partial = destination.with_name(f".{destination.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)  # what an interrupted earlier run left
+    partial.mkdir()
+    try:
+        manifest = _write_snapshot(settings, store, partial, destination)
+        partial.replace(destination)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return Snapshot(destination, manifest)
+
+
+def _write_snapshot(
+    settings: Settings, store: ModelStore, folder: Path, destination: Path
+) -> dict[str, Any]:
     database_path = upkeep.sqlite_path(settings.database_url)
     database: dict[str, Any]
     if database_path is not None:
-        copy = destination / DATABASE_FILE
+        copy = folder / DATABASE_FILE
         copy_sqlite(database_path, copy)
         revision, counts, model_keys = _facts(f"sqlite:///{copy}")
         database = {
@@ -97,7 +117,7 @@ def backup(settings: Settings, store: ModelStore, destination: Path) -> Snapshot
             "snapshot with pg_dump (pg_dump --format=custom --file %s/database.dump DBNAME)",
             destination,
         )
-    files = _copy_store(store, destination / MODELS_FOLDER)
+    files = _copy_store(store, folder / MODELS_FOLDER)
     missing = sorted(key for key in set(model_keys) if store.stored_key(key) not in files)
     manifest = {
         "format": FORMAT,
@@ -109,7 +129,7 @@ def backup(settings: Settings, store: ModelStore, destination: Path) -> Snapshot
         "store": {"url": store.url, "files": files},
         "missing_models": missing,
     }
-    (destination / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     log.info(
         "backup: %s rows in %d tables and %d store files (%d bytes) in %s",
         sum(counts.values()),
@@ -118,7 +138,7 @@ def backup(settings: Settings, store: ModelStore, destination: Path) -> Snapshot
         sum(entry["bytes"] for entry in files.values()),
         destination,
     )
-    return Snapshot(destination, manifest)
+    return manifest
 
 
 def _copy_store(store: ModelStore, folder: Path) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 
@@ -20,6 +21,8 @@ from alembic import command
 from service.api.app import create_app
 from service.config import Settings
 from service.db.migrations import alembic_config
+from service.maintenance.snapshot import backup
+from service.storage import ModelStore
 from tests.factories import dense_spec, tiny_spec
 from tests.helpers import REPO, ServiceProcess, free_port, settings_env, wait_finished, wait_for
 
@@ -221,3 +224,28 @@ def test_backup_and_gc_refuse_a_database_that_is_not_there(
     empty = tmp_path / "elsewhere" / "service.db"
     sqlite3.connect(empty).close()  # a file, no tables
     assert "holds no schema" in _cli(elsewhere, "gc", check=False).stderr
+
+
+class _FailingStore(ModelStore):
+    """A store whose copy fails part-way, as a full disk or a lost bucket would."""
+
+    def get_file(self, key: str, local_path: str | Path) -> Path:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_backup_that_fails_part_way_leaves_nothing_and_a_retry_succeeds(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = _on_sqlite(make_settings, tmp_path / "source")
+    _cli(settings, "migrate")
+    (tmp_path / "source" / "models" / "experiments" / "e1").mkdir(parents=True)
+    (tmp_path / "source" / "models" / "experiments" / "e1" / "model.keras").write_bytes(b"m")
+    destination = tmp_path / "snapshot"
+    with pytest.raises(OSError, match="No space left"):
+        backup(settings, _FailingStore(settings.model_store_url), destination)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["snapshot", "source"]
+    assert list(destination.iterdir()) == []  # no half a backup, no partial folder beside it
+
+    snapshot = backup(settings, ModelStore(settings.model_store_url), destination)
+    assert (destination / "manifest.json").is_file()
+    assert list(snapshot.manifest["store"]["files"]) == ["experiments/e1/model.keras"]
