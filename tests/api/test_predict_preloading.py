@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service import metrics
+from service.db import repository
 from service.serving.preloader import ModelPreloader
 from service.storage import ModelStore, model_key
 from tests.helpers import publish, put_alias, runtime_of, save_untrained_model, wait_for
@@ -221,3 +222,15 @@ def test_a_failed_background_load_is_left_to_the_request_path_and_its_message(
         assert response.json()["error"] == "model_store_unavailable"
         assert f"reading the model of experiment {broken}" in response.json()["detail"]
     assert store.read.count(model_key(broken)) == 3  # each request tried again
+
+
+def test_an_experiment_deleted_by_another_api_process_is_dropped_from_this_ones_cache(
+    client: TestClient, model_file: Path
+) -> None:
+    served = serving(client, model_file)
+    with runtime_of(client).db.scope() as session:  # as another API process deletes it
+        repository.delete_experiment(session, served)
+
+    wait_for(lambda: not warm(client, served), timeout=WAIT, what="the model dropped")
+    response = client.post("/predict", json={"image": IMAGE, "model": "latest"})
+    assert response.status_code == 404, response.text
