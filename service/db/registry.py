@@ -19,7 +19,6 @@ from service.errors import (
 )
 from service.spec.suggestions import closest
 
-
 # The order `best` picks in: most accurate, ties to the earlier run (see `resolve`).
 BEST_FIRST = (
     ExperimentRow.test_accuracy.desc().nulls_last(),
@@ -87,9 +86,7 @@ def resolve(session: Session, reference: str, *, owner_id: str | None = None) ->
     if owner_id is not None:
         return _resolve_owned(session, reference, owner_id)
     if reference == BEST:
-        row = session.scalars(
-            _servable_rows().order_by(*BEST_FIRST).limit(1)
-        ).first()
+        row = session.scalars(_servable_rows().order_by(*BEST_FIRST).limit(1)).first()
     elif reference == LATEST:
         row = session.scalars(
             _servable_rows().order_by(ExperimentRow.finished_at.desc()).limit(1)
@@ -135,9 +132,7 @@ def _resolve_owned(session: Session, reference: str, owner_id: str) -> ServableM
 
 def list_servable(session: Session) -> list[ServableModel]:
     """Every servable model, best first, in the order `best` picks."""
-    rows = session.scalars(
-        _servable_rows().order_by(*BEST_FIRST)
-    ).all()
+    rows = session.scalars(_servable_rows().order_by(*BEST_FIRST)).all()
     aliases: dict[str, list[str]] = {}
     for alias, experiment_id in session.execute(
         select(ModelAliasRow.alias, ModelAliasRow.experiment_id)

@@ -71,6 +71,7 @@ class ModelPreloader:
         self._queued: dict[str, ServableModel] = {}  # by experiment id, oldest first
         self._failed: dict[str, float] = {}  # experiment id: when its background load failed
         self._to_resolve: set[str] = set()
+        self._loading: str | None = None  # the experiment id whose model the thread loads
         self._busy = False
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -162,9 +163,12 @@ class ModelPreloader:
     # -- the thread ----------------------------------------------------------------------------
 
     def _queue(self, model: ServableModel) -> None:
-        """Called holding the lock."""
-        if model.experiment_id not in self._failed and model.experiment_id not in self._queued:
-            self._queued[model.experiment_id] = model
+        """Called holding the lock: queue the model unless it is queued, loading or failed."""
+        experiment_id = model.experiment_id
+        if experiment_id == self._loading or experiment_id in self._queued:
+            return
+        if experiment_id not in self._failed:
+            self._queued[experiment_id] = model
             self._wake.notify()
 
     def _run(self) -> None:
@@ -196,28 +200,39 @@ class ModelPreloader:
             return
         self.model_for(reference, model)
 
-    def _next(self) -> ServableModel | None:
-        """The oldest queued model some name still names; those it has moved past are dropped."""
+    def pending(self) -> list[str]:
+        """The experiment ids queued to load, in the order they will be."""
         with self._lock:
-            named = {name.target.experiment_id for name in self._names.values()}
-            while self._queued:
-                experiment_id = next(iter(self._queued))
-                model = self._queued.pop(experiment_id)
-                if experiment_id in named:
-                    return model
-        return None
+            return self._in_order()
+
+    def _next(self) -> ServableModel | None:
+        with self._lock:
+            order = self._in_order()
+            self._loading = order[0] if order else None
+            return self._queued.pop(order[0]) if order else None
+
+    def _in_order(self) -> list[str]:
+        """Called holding the lock. What names name now first, oldest first; then the models
+        names moved past before they were loaded (a burst of finishes): each became `latest`
+        for a moment, and its owner is about to ask for it by id."""
+        named = {name.target.experiment_id for name in self._names.values()}
+        return sorted(self._queued, key=lambda experiment_id: experiment_id not in named)
 
     def _load(self, model: ServableModel) -> None:
+        failed = False
         try:
             self.loader.predictor(model, by="preloader")
         except Exception as error:  # the request path will try again and say what is wrong
+            failed = True
             log.warning(
                 "preloading the model of experiment %s failed (%s: %s); its requests load it",
                 model.experiment_id,
                 type(error).__name__,
                 error,
             )
-            with self._lock:
+        with self._lock:
+            self._loading = None
+            if failed:
                 self._failed[model.experiment_id] = self.clock()
                 while len(self._failed) > MAX_FAILED:
                     del self._failed[next(iter(self._failed))]

@@ -234,3 +234,27 @@ def test_an_experiment_deleted_by_another_api_process_is_dropped_from_this_ones_
     wait_for(lambda: not warm(client, served), timeout=WAIT, what="the model dropped")
     response = client.post("/predict", json={"image": IMAGE, "model": "latest"})
     assert response.status_code == 404, response.text
+
+
+def test_what_names_name_now_loads_first_then_what_they_moved_past(
+    client: TestClient, store: GatedStore, preloader: ModelPreloader, model_file: Path
+) -> None:
+    serving(client, model_file)
+    store.hold()
+    held = publish(client, model_file, name="held", test_accuracy=0.9)  # best and latest
+    assert store.wait_read() == model_key(held)
+    # While the thread loads, requests that find `latest` moved queue its new model.
+    passed = publish(client, model_file, name="passed", test_accuracy=0.5)
+    wait_for(lambda: queued_by_asking(client, preloader, passed), timeout=WAIT, what="queued")
+    newest = publish(client, model_file, name="newest", test_accuracy=0.5)
+    wait_for(lambda: queued_by_asking(client, preloader, newest), timeout=WAIT, what="queued")
+
+    assert preloader.pending() == [newest, passed]
+    store.release()
+    assert preloader.wait_idle(WAIT)
+    assert store.read == [model_key(held), model_key(newest), model_key(passed)]
+
+
+def queued_by_asking(client: TestClient, preloader: ModelPreloader, experiment_id: str) -> bool:
+    answered_by(client, "latest")  # from the model before while the new one waits to load
+    return experiment_id in preloader.pending()
