@@ -6,7 +6,8 @@ Loading a model costs a few hundred milliseconds of CPU; on the request path eve
 that name waited on it (a class of thirty saw /predict p99 590 ms). So each API process keeps
 one background thread that, when the change feed shows a model succeeded or was deleted (or
 an alias was moved here), looks `best`, `latest` and the aliases asked for again, and loads
-what they name now, one model at a time.
+what they name now, one model at a time; then what they moved past before its turn (in a
+burst of finishes each model was `latest` for a moment, and its owner asks for it next).
 
 Until the new model is warm, a name that moved answers from the model it named before, if that
 one is still warm, for at most `max_stale_seconds`; the answer names the model that gave it.
