@@ -161,6 +161,12 @@ class Settings(BaseSettings):
 
     # Serving models.
     model_cache_size: int = Field(default=8, ge=1)
+    preload_models: bool = Field(
+        default=True,
+        description="load a model that becomes best, latest or an alias's target in the "
+        "background, answering from the previous one meanwhile (briefly); false: its first "
+        "request loads it",
+    )
     # Off by default: on our 2-core machine it did not win at 1-64 connections (README).
     predict_batching: bool = Field(
         default=False,

@@ -63,6 +63,11 @@ MODEL_LOAD_SECONDS = Histogram(
     "Loading, compiling and warming a model (its _count is the number of loads)",
     buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
+MODEL_LOADS = Counter(
+    "mnist_model_loads_total",
+    "Models loaded, by who waited for it: a request, or the background preloader",
+    ["by"],
+)
 SSE_CLIENTS = Gauge(
     "mnist_sse_clients", "Clients connected to an event stream", multiprocess_mode="livesum"
 )

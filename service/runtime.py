@@ -16,6 +16,7 @@ from service.ml.inference import ModelCache
 from service.serving.batching import MicroBatcher
 from service.serving.decoding import ImageDecoder
 from service.serving.loader import ModelLoader
+from service.serving.preloader import ModelPreloader
 from service.serving.resolver import ModelResolver
 from service.storage import ModelStore, store_from_settings
 from service.usecases.prediction import Predictions
@@ -52,20 +53,24 @@ class Runtime:
                     epoch_bounds=EPOCH_BUCKETS,
                 )
 
+        resolver = ModelResolver(db)
+        loader = ModelLoader(
+            store=store,
+            cache=ModelCache(settings.model_cache_size),
+            download_dir=Path(settings.work_dir) / "serving",
+        )
+        preloader = ModelPreloader(loader=loader, resolver=resolver)
         return cls(
             settings=settings,
             db=db,
             queue=queue,
             store=store,
             predictions=Predictions(
-                resolver=ModelResolver(db),
-                loader=ModelLoader(
-                    store=store,
-                    cache=ModelCache(settings.model_cache_size),
-                    download_dir=Path(settings.work_dir) / "serving",
-                ),
+                resolver=resolver,
+                loader=loader,
                 decoder=ImageDecoder.from_settings(settings),
                 batcher=MicroBatcher() if settings.predict_batching else None,
+                preloader=preloader if settings.preload_models else None,
             ),
             operations=OperationsCollector(read_operations, queue.pending, disk.report),
             disk=disk,

@@ -69,6 +69,9 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "worker_label": None,
             # The name httpx's ASGI test client gives every request; HOST stays loopback.
             "allowed_hosts": "testserver",
+            # Background loads would race the tests that count loads or look into the cache;
+            # the tests of preloading turn it on (tests/api/test_predict_preloading.py).
+            "preload_models": False,
         }
         if SCALED_DATABASE.startswith("postgresql"):
             values["database_url"] = SCALED_DATABASE

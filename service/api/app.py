@@ -256,6 +256,8 @@ def _lifespan(
         feed = ChangeFeed(runtime.db, poll_seconds=settings.events_poll_seconds)
         app.state.change_feed = feed
         await feed.start()
+        feed.listen(runtime.predictions.changed)
+        runtime.predictions.start()
         restore_signals = end_streams_on_exit_signals(feed)
         try:
             yield

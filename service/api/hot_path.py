@@ -7,8 +7,9 @@ solving and pydantic validation of a body whose shape is almost always the same:
 (orjson), checks it exactly as `PredictRequest` would, and answers the bytes the route would;
 for the v2 infer it runs the route's own decoding and encoding (`service.serving.oip`).
 Anything else (another field, a batch, an encoded image, a model not loaded, a bad value, a
-version that does not match, reads protected by a token) is handed to the route unchanged, so
-every error and its message comes from one place: the routes and what they call.
+version that does not match, reads protected by a token or kept to one's own) is handed to
+the route unchanged, so every error and its message comes from one place: the routes and what
+they call.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ class HotPaths:
             return  # the client went away
         runtime: Runtime = scope["app"].state.runtime
         answer = None
-        if not runtime.settings.protect_reads:  # the token is the route's to check
+        settings = runtime.settings
+        # The token, and under CLASS_READS=own whose models may answer, are the route's to check.
+        if not (settings.protect_reads or settings.class_reads == "own"):
             answer = await answer_with(runtime.predictions, scope, body)
         if answer is None:
             await self.app(scope, replay(body, receive), send)

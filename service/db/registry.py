@@ -10,8 +10,21 @@ from sqlalchemy.orm import Session
 
 from service.db.models import ExperimentRow, ModelAliasRow
 from service.domain import BEST, LATEST, Alias, ServableModel, Status, alias_problem, utcnow
-from service.errors import ExperimentNotFound, InvalidInput, ModelNotFound, ModelNotReady
+from service.errors import (
+    ExperimentNotFound,
+    Forbidden,
+    InvalidInput,
+    ModelNotFound,
+    ModelNotReady,
+)
 from service.spec.suggestions import closest
+
+# The order `best` picks in: most accurate, ties to the earlier run (see `resolve`).
+BEST_FIRST = (
+    ExperimentRow.test_accuracy.desc().nulls_last(),
+    ExperimentRow.finished_at.asc(),
+    ExperimentRow.id,
+)
 
 
 def _servable(row: ExperimentRow, aliases: tuple[str, ...] = ()) -> ServableModel:
@@ -62,21 +75,18 @@ def with_aliases(session: Session, model: ServableModel) -> ServableModel:
     return replace(model, aliases=tuple(sorted(aliases)))
 
 
-def resolve(session: Session, reference: str) -> ServableModel:
+def resolve(session: Session, reference: str, *, owner_id: str | None = None) -> ServableModel:
     """The model a request names: best (highest test accuracy), latest, an alias, or an id.
 
     `best`'s ties go to the earlier run: seeded reruns tie exactly, and a class makes many, so
-    breaking ties toward the newest would move `best` (and reload it) at every finish."""
+    breaking ties toward the newest would move `best` (and reload it) at every finish.
+
+    With `owner_id` (a student while CLASS_READS=own) only that person's models answer: `best`
+    and `latest` among theirs, an alias or id naming anybody else's is Forbidden."""
+    if owner_id is not None:
+        return _resolve_owned(session, reference, owner_id)
     if reference == BEST:
-        row = session.scalars(
-            _servable_rows()
-            .order_by(
-                ExperimentRow.test_accuracy.desc().nulls_last(),
-                ExperimentRow.finished_at.asc(),
-                ExperimentRow.id,
-            )
-            .limit(1)
-        ).first()
+        row = session.scalars(_servable_rows().order_by(*BEST_FIRST).limit(1)).first()
     elif reference == LATEST:
         row = session.scalars(
             _servable_rows().order_by(ExperimentRow.finished_at.desc()).limit(1)
@@ -93,15 +103,36 @@ def resolve(session: Session, reference: str) -> ServableModel:
     return _servable(row)
 
 
+def _resolve_owned(session: Session, reference: str, owner_id: str) -> ServableModel:
+    if reference in (BEST, LATEST):
+        owned = _servable_rows().where(ExperimentRow.owner_id == owner_id)
+        if reference == BEST:
+            owned = owned.order_by(*BEST_FIRST)
+        else:
+            owned = owned.order_by(ExperimentRow.finished_at.desc())
+        row = session.scalars(owned.limit(1)).first()
+        if row is None:
+            raise ModelNotFound(
+                f"no trained model of yours yet for {reference!r}: while CLASS_READS=own it "
+                "names your own models only; POST /experiments and wait for it to finish"
+            )
+        return _servable(row)
+    alias = session.get(ModelAliasRow, reference)
+    row = session.get(ExperimentRow, alias.experiment_id if alias else reference)
+    if row is not None and row.owner_id != owner_id:
+        named = (
+            f"{reference!r} names experiment {row.id}, which" if alias else f"experiment {row.id}"
+        )
+        raise Forbidden(
+            f"{named} belongs to {row.owner_name or 'somebody else'}; while CLASS_READS=own you "
+            "predict only with your own models"
+        )
+    return _require_servable(session, row, reference)
+
+
 def list_servable(session: Session) -> list[ServableModel]:
     """Every servable model, best first, in the order `best` picks."""
-    rows = session.scalars(
-        _servable_rows().order_by(
-            ExperimentRow.test_accuracy.desc().nulls_last(),
-            ExperimentRow.finished_at.asc(),
-            ExperimentRow.id,
-        )
-    ).all()
+    rows = session.scalars(_servable_rows().order_by(*BEST_FIRST)).all()
     aliases: dict[str, list[str]] = {}
     for alias, experiment_id in session.execute(
         select(ModelAliasRow.alias, ModelAliasRow.experiment_id)

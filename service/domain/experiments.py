@@ -154,6 +154,17 @@ class Change:
             self.kind == "status" and self.data.get("status") in FINISHED
         )
 
+    @property
+    def deletes_experiment(self) -> bool:
+        return self.kind == "deleted"
+
+    @property
+    def may_move_models(self) -> bool:
+        """A model succeeded or was deleted: `best`, `latest` or an alias may name another."""
+        return self.deletes_experiment or (
+            self.kind == "status" and self.data.get("status") == Status.SUCCEEDED
+        )
+
 
 # Reproduction: how a rerun's history compares with its original's.
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ class ChangeFeed:
         self.poll_seconds = poll_seconds
         self.cursor = 0
         self._subscriptions: set[Subscription] = set()
+        self._listeners: list[Callable[[list[Change]], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -70,6 +71,11 @@ class ChangeFeed:
         else:
             self._subscriptions.add(subscription)
         return subscription
+
+    def listen(self, listener: Callable[[list[Change]], None]) -> None:
+        """Hand every batch of new changes to `listener` too, on the event loop: it must
+        return at once (hand any work to a thread of its own)."""
+        self._listeners.append(listener)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
@@ -111,6 +117,15 @@ class ChangeFeed:
             for change in batch:
                 self.cursor = change.id
                 self._fan_out(change)
+            if batch:
+                self._tell_listeners(batch)
+
+    def _tell_listeners(self, batch: list[Change]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(batch)
+            except Exception:  # one listener's fault must not stop the streams
+                log.exception("a change feed listener failed")
 
     def _fan_out(self, change: Change) -> None:
         for subscription in list(self._subscriptions):

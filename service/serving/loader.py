@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+from service import metrics
 from service.domain import ServableModel
 from service.errors import ModelNotReady, ServiceError, StoreUnavailable
 from service.ml.inference import ModelCache, Predictor, load_keras_model
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     import keras
 
 log = logging.getLogger(__name__)
+
+LoadedBy = Literal["request", "preloader"]
 
 
 class ModelLoader:
@@ -28,11 +31,12 @@ class ModelLoader:
         self.cache = cache
         self.download_dir = download_dir
 
-    def predictor(self, model: ServableModel) -> Predictor:
+    def predictor(self, model: ServableModel, *, by: LoadedBy = "request") -> Predictor:
         """The model's warm predictor, loading it first when it is not: ModelNotReady when its
         file is missing or unreadable, StoreUnavailable when the store fails, UnsafeKey when
-        the row names something outside the store."""
-        return self.cache.get(model.experiment_id, lambda: self._load(model))
+        the row names something outside the store. `by` says who waits for a load (counted in
+        `mnist_model_loads_total`); a load already in flight is shared whoever started it."""
+        return self.cache.get(model.experiment_id, lambda: self._counted_load(model, by))
 
     def is_warm(self, model: ServableModel) -> bool:
         return model.experiment_id in self.cache
@@ -43,6 +47,10 @@ class ModelLoader:
     def close(self) -> None:
         """Drop every warm model; a load in flight finishes for its callers but is not kept."""
         self.cache.clear()
+
+    def _counted_load(self, model: ServableModel, by: LoadedBy) -> keras.Model:
+        metrics.MODEL_LOADS.labels(by).inc()
+        return self._load(model)
 
     def _load(self, model: ServableModel) -> keras.Model:
         key = self.store.stored_key(model.model_uri)

@@ -24,15 +24,23 @@ class ModelResolver:
 
     def resolve(self, reference: str) -> ServableModel:
         """The model `reference` names: remembered, or looked up (ModelNotFound, ModelNotReady)."""
+        model = self._remembered(reference, time.monotonic())
+        return model if model is not None else self.refresh(reference)
+
+    def refresh(self, reference: str) -> ServableModel:
+        """The model `reference` names now, looked up whatever is remembered, and remembered."""
         now = time.monotonic()
-        model = self._remembered(reference, now)
-        if model is not None:
-            return model
         with self.db.scope() as session:
             model = registry.resolve(session, reference)
         with self._lock:
             self._resolved[reference] = (now + RESOLVE_TTL_SECONDS, model)
         return model
+
+    def resolve_owned(self, reference: str, owner_id: str) -> ServableModel:
+        """The model `reference` names among `owner_id`'s own (CLASS_READS=own): always looked
+        up, since the answer is the reader's alone."""
+        with self.db.scope() as session:
+            return registry.resolve(session, reference, owner_id=owner_id)
 
     def recent(self, reference: str) -> ServableModel | None:
         """The model `reference` was resolved to within RESOLVE_TTL_SECONDS, or None: no query."""

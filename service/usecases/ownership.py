@@ -40,6 +40,16 @@ def list_filter(caller: Caller, owner: str | None, *, class_reads: str) -> Owner
     return OwnerFilter(name=owner)
 
 
+def prediction_owner(caller: Caller, *, class_reads: str) -> str | None:
+    """Whose models alone may answer the caller's predictions: a student's own while
+    CLASS_READS=own (`best`, `latest` and aliases included), else None: every model."""
+    if class_reads != "own" or caller.teacher:
+        return None
+    # Under CLASS_READS=own a reader without a person is refused (401) before this; should one
+    # get here, an id nobody owns lets no model answer.
+    return caller.owner_id or caller.client_id
+
+
 # The path parameters that name owned things, and what each names.
 OWNED_BY_PATH: dict[str, owners.Owned] = {
     "experiment_id": "experiment",

@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from service import metrics
-from service.domain import ImagesToPredict, ServableModel
+from service.domain import Change, ImagesToPredict, ServableModel
 from service.mnist import AssumedScale
 from service.serving.batching import MicroBatcher
 from service.serving.decoding import ImageDecoder
 from service.serving.loader import ModelLoader
+from service.serving.preloader import ModelPreloader
 from service.serving.resolver import ModelResolver
 
 # A request of at most this many pixel lists, for a reference resolved moments ago to a model
@@ -50,11 +51,13 @@ class Predictions:
         loader: ModelLoader,
         decoder: ImageDecoder,
         batcher: MicroBatcher | None = None,
+        preloader: ModelPreloader | None = None,
     ) -> None:
         self.resolver = resolver
         self.loader = loader
         self.decoder = decoder
         self.batcher = batcher  # None: each request has its own forward pass
+        self.preloader = preloader  # None: a model is loaded by the first request for it
         self._counters: dict[str, tuple[Any, Any]] = {}
 
     def warm_model(self, request: ImagesToPredict) -> ServableModel | None:
@@ -73,17 +76,42 @@ class Predictions:
     def warm(self, reference: str) -> ServableModel | None:
         """The model `reference` names when that is known without a query and it is loaded."""
         model = self.resolver.recent(reference)
-        return model if model is not None and self.loader.is_warm(model) else None
+        if model is None:
+            return None
+        model = self._answering(reference, model)
+        return model if self.loader.is_warm(model) else None
+
+    def model(
+        self, reference: str, *, owner_id: str | None = None, exactly: bool = False
+    ) -> ServableModel:
+        """The model that answers `reference` now: what it names, or, while that loads in the
+        background, briefly what it named before (see `service.serving.preloader`). `owner_id`
+        (a student while CLASS_READS=own): among theirs only. `exactly`: what it names, loaded
+        on this request if need be (a version was asked for)."""
+        if owner_id is not None:
+            return self.resolver.resolve_owned(reference, owner_id)
+        model = self.resolver.resolve(reference)
+        return model if exactly else self._answering(reference, model)
+
+    def _answering(self, reference: str, model: ServableModel) -> ServableModel:
+        if self.preloader is None:
+            return model
+        return self.preloader.model_for(reference, model)
 
     def predict(
-        self, request: ImagesToPredict, model: ServableModel | None = None, *, client: str
+        self,
+        request: ImagesToPredict,
+        model: ServableModel | None = None,
+        *,
+        client: str,
+        owner_id: str | None = None,
     ) -> Prediction:
-        """The request's images through `model`, or through the model its reference names;
-        `client` pays for the decoding.
+        """The request's images through `model`, or through the model its reference names
+        (among `owner_id`'s, when given); `client` pays for the decoding.
 
         The model is resolved first: a request naming no model costs no decoding."""
         if model is None:
-            model = self.resolver.resolve(request.model)
+            model = self.model(request.model, owner_id=owner_id)
         batch, scales = self.decoder.request_batch(request, client=client)
         return Prediction(model, self._forward(model, batch), scales, batch)
 
@@ -94,10 +122,18 @@ class Predictions:
         batch, scales = self.decoder.request_batch(request, client=client)
         return Prediction(model, await self.forward_warm(model, batch), scales, batch)
 
-    def predict_images(self, reference: str, batch: np.ndarray) -> Prediction:
-        """float32 [n, 28, 28] images in [0, 1] through the model `reference` names."""
+    def predict_images(
+        self,
+        reference: str,
+        batch: np.ndarray,
+        *,
+        exactly: bool = False,
+        owner_id: str | None = None,
+    ) -> Prediction:
+        """float32 [n, 28, 28] images in [0, 1] through the model `reference` names (see
+        `model`)."""
         self.decoder.check_batch_size(len(batch))
-        model = self.resolver.resolve(reference)
+        model = self.model(reference, owner_id=owner_id, exactly=exactly)
         return Prediction(model, self._forward(model, batch), [None] * len(batch), batch)
 
     async def forward_warm(self, model: ServableModel, batch: np.ndarray) -> np.ndarray:
@@ -110,11 +146,16 @@ class Predictions:
         return await self.batcher.forward(model.experiment_id, predictor.predict, batch)
 
     def predict_files(
-        self, reference: str, files: list[tuple[str, bytes]], *, client: str
+        self,
+        reference: str,
+        files: list[tuple[str, bytes]],
+        *,
+        client: str,
+        owner_id: str | None = None,
     ) -> Prediction:
-        """Uploaded files as (name, content) through the model `reference` names, in order;
-        `client` pays for the decoding."""
-        model = self.resolver.resolve(reference)
+        """Uploaded files as (name, content) through the model `reference` names (among
+        `owner_id`'s, when given), in order; `client` pays for the decoding."""
+        model = self.model(reference, owner_id=owner_id)
         batch = self.decoder.upload_batch(files, client=client)
         return Prediction(model, self._forward(model, batch), [None] * len(files), batch)
 
@@ -137,7 +178,29 @@ class Predictions:
         """An experiment was deleted: drop its warm model and every reference to it."""
         self.loader.evict(experiment_id)
         self.resolver.forget(experiment_id)
+        if self.preloader is not None:
+            self.preloader.forget(experiment_id)
         self._counters.pop(experiment_id, None)
 
+    def changed(self, changes: list[Change]) -> None:
+        """What the change feed read (on the event loop: nothing here blocks). A deleted
+        experiment's model is dropped here too, whichever API process deleted it; a model that
+        succeeded or was deleted may move `best`, `latest` or an alias."""
+        for change in changes:
+            if change.deletes_experiment:
+                self.forget(change.experiment_id)
+        if self.preloader is not None and any(change.may_move_models for change in changes):
+            self.preloader.models_changed()
+
+    def alias_moved(self, alias: str) -> None:
+        if self.preloader is not None:
+            self.preloader.alias_moved(alias)
+
+    def start(self) -> None:
+        if self.preloader is not None:
+            self.preloader.start()
+
     def close(self) -> None:
+        if self.preloader is not None:
+            self.preloader.close()
         self.loader.close()

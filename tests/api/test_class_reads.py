@@ -4,12 +4,15 @@ student to their own work (an exam) while a teacher still reads everyone's."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from tests.factories import tiny_spec
-from tests.helpers import ADMIN, Class, class_bearer, submit
+from tests.helpers import ADMIN, Class, class_bearer, publish, save_untrained_model, submit
+
+IMAGE = [[0.0] * 28 for _ in range(27)] + [[1.0] * 28]
 
 
 def _school(app_with: Callable[..., TestClient], **settings: Any) -> Class:
@@ -68,3 +71,42 @@ def test_class_reads_own_keeps_a_student_to_their_own_work(
     assert client.get(f"/experiments/{theirs}").status_code == 401  # a token is needed
     assert _names(client.get("/experiments", headers=school.as_("tess"))) == ["a1", "b1"]
     assert client.get(f"/experiments/{theirs}", headers=school.as_("tess")).status_code == 200
+
+
+def test_class_reads_own_keeps_a_students_predictions_to_their_own_models(
+    app_with: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    school = _school(app_with, class_reads="own")
+    client = school.client
+    alice, bob, tess = school.as_("alice"), school.as_("bob"), school.as_("tess")
+    model_file = save_untrained_model(tmp_path / "model.keras")
+    alices = publish(client, model_file, name="a1", test_accuracy=0.8, headers=alice)
+    bobs = publish(client, model_file, name="b1", test_accuracy=0.9, headers=bob)  # best, latest
+    assert client.put("/models/bobs-pick", json={"experiment_id": bobs}, headers=bob).is_success
+
+    def predict(reference: str, headers: dict[str, str]) -> Any:
+        return client.post("/predict", json={"image": IMAGE, "model": reference}, headers=headers)
+
+    # The teacher predicts with everything (and so bob's model is warm for the hot path).
+    for reference in ("best", "latest", "bobs-pick", bobs):
+        assert predict(reference, tess).json()["model"]["experiment_id"] == bobs
+    for reference in ("best", "latest", alices):
+        assert predict(reference, alice).json()["model"]["experiment_id"] == alices
+    for reference, detail in ((bobs, f"experiment {bobs}"), ("bobs-pick", "'bobs-pick' names")):
+        refused = predict(reference, alice)
+        assert refused.status_code == 403, refused.text
+        assert detail in refused.json()["detail"]
+        assert "belongs to bob" in refused.json()["detail"]
+        assert "CLASS_READS=own" in refused.json()["detail"]
+    upload = client.post(
+        "/predict/upload",
+        files={"file": ("digit.png", b"", "image/png")},
+        data={"model": "bobs-pick"},
+        headers=alice,
+    )
+    assert upload.status_code == 403, upload.text
+    pixels = [pixel for row in IMAGE for pixel in row]
+    tensor = {"name": "images", "datatype": "FP32", "shape": [1, 28, 28], "data": pixels}
+    infer = client.post("/v2/models/bobs-pick/infer", json={"inputs": [tensor]}, headers=alice)
+    assert infer.status_code == 403, infer.text
+    assert predict("best", {}).status_code == 401  # no token, though its model is warm

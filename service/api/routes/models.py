@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from service.api.deps import DatabaseDep, Owner, Reader, TokenFirstRoute, Writer, WriterDep
+from service.api.deps import (
+    DatabaseDep,
+    Owner,
+    Reader,
+    RuntimeDep,
+    TokenFirstRoute,
+    Writer,
+    WriterDep,
+)
 from service.db import registry
 from service.schemas.errors import error_responses
 from service.schemas.predict import (
@@ -52,16 +60,16 @@ def read_model(name: ModelName, db: DatabaseDep) -> ModelPublic:
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def put_alias(
-    name: AliasName, update: AliasUpdate, db: DatabaseDep, caller: WriterDep
+    name: AliasName, update: AliasUpdate, runtime: RuntimeDep, caller: WriterDep
 ) -> AliasPublic:
     """Point the alias `name` at a succeeded experiment; usable wherever a model id is. A new
     alias is the caller's; only its owner or a teacher may move it."""
-    with db.scope() as session:
-        return AliasPublic.of(
-            registry.set_alias(
-                session, alias=name, experiment_id=update.experiment_id, owner_id=caller.owner_id
-            )
+    with runtime.db.scope() as session:
+        alias = registry.set_alias(
+            session, alias=name, experiment_id=update.experiment_id, owner_id=caller.owner_id
         )
+    runtime.predictions.alias_moved(name)
+    return AliasPublic.of(alias)
 
 
 @router.delete(
@@ -70,7 +78,8 @@ def put_alias(
     dependencies=[Writer, Owner],
     responses=error_responses(401, 403, 404, 422),
 )
-def delete_alias(name: AliasName, db: DatabaseDep) -> Response:
-    with db.scope() as session:
+def delete_alias(name: AliasName, runtime: RuntimeDep) -> Response:
+    with runtime.db.scope() as session:
         registry.delete_alias(session, name)
+    runtime.predictions.alias_moved(name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import Reader, ReaderClientIdDep, RuntimeDep, TokenFirstRoute
+from service.api.deps import Reader, ReaderClientIdDep, ReaderDep, RuntimeDep, TokenFirstRoute
 from service.schemas.errors import error_responses
 from service.schemas.predict import (
     BatchPredictResponse,
@@ -15,6 +15,7 @@ from service.schemas.predict import (
     PredictRequest,
     PredictResponse,
 )
+from service.usecases import ownership
 from service.usecases.prediction import Prediction
 
 router = APIRouter(
@@ -25,18 +26,19 @@ ERRORS = error_responses(401, 404, 409, 413, 422, 429)
 
 @router.post("", response_model=PredictResponse | BatchPredictResponse, responses=ERRORS)
 async def predict(
-    request: PredictRequest, runtime: RuntimeDep, client: ReaderClientIdDep
+    request: PredictRequest, runtime: RuntimeDep, caller: ReaderDep, client: ReaderClientIdDep
 ) -> Response:
     """One image (`image`, `image_base64`) answers one prediction; a batch answers in order."""
     predictions = runtime.predictions
     images = request.images_to_predict()
-    model = predictions.warm_model(images)
+    owner = ownership.prediction_owner(caller, class_reads=runtime.settings.class_reads)
+    model = predictions.warm_model(images) if owner is None else None
     if model is not None:
         answer = _shaped(request, await predictions.predict_warm(images, model, client=client))
     else:
         # Decoding images, querying the database or loading a model must not stall the loop.
         answer = await run_in_threadpool(
-            lambda: _shaped(request, predictions.predict(images, client=client))
+            lambda: _shaped(request, predictions.predict(images, client=client, owner_id=owner))
         )
     # Serialised once here: the answer was built from validated parts, so FastAPI's second
     # validation against the response model would only cost time on the hot path.
@@ -57,6 +59,7 @@ def _shaped(request: PredictRequest, result: Prediction) -> PredictResponse | Ba
 @router.post("/upload", response_model=BatchPredictResponse, responses=ERRORS)
 def predict_upload(
     runtime: RuntimeDep,
+    caller: ReaderDep,
     client: ReaderClientIdDep,
     file: Annotated[
         list[UploadFile],
@@ -70,7 +73,8 @@ def predict_upload(
     """Multipart upload of one or more photos or drawings; each is normalised like MNIST."""
     limit = runtime.settings.max_image_bytes
     files = [(upload.filename or "upload", upload.file.read(limit + 1)) for upload in file]
-    result = runtime.predictions.predict_files(model, files, client=client)
+    owner = ownership.prediction_owner(caller, class_reads=runtime.settings.class_reads)
+    result = runtime.predictions.predict_files(model, files, client=client, owner_id=owner)
     return BatchPredictResponse.answer(
         result.model, result.probabilities, result.scales, result.images if return_input else None
     )

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__
-from service.api.deps import DatabaseDep, Reader, RuntimeDep, TokenFirstRoute
+from service.api.deps import DatabaseDep, Reader, ReaderDep, RuntimeDep, TokenFirstRoute
 from service.db import registry
 from service.domain import ServableModel
 from service.errors import ModelNotFound, ServiceError, Unauthorized
@@ -32,6 +32,7 @@ from service.schemas.v2 import (
     ServerMetadataPublic,
 )
 from service.serving import oip
+from service.usecases import ownership
 from service.usecases.prediction import few_enough_for_the_loop
 
 SERVER_NAME = "mnist-lab"
@@ -142,18 +143,28 @@ def model_ready(
     openapi_extra=INFER_OPENAPI,
 )
 async def infer(
-    name: ModelName, request: Request, runtime: RuntimeDep, version: Version | None = None
+    name: ModelName,
+    request: Request,
+    runtime: RuntimeDep,
+    caller: ReaderDep,
+    version: Version | None = None,
 ) -> Response:
     """FP32 or UINT8 images [n, 28, 28] or [n, 784] in; `probabilities` FP32 [n, 10] and
     `digit` INT64 [n] out, as JSON or binary tensors (`Inference-Header-Content-Length`)."""
     decoded = oip.decode_request(await request.body(), request.headers.get(oip.HEADER_LENGTH))
     predictions = runtime.predictions
-    model = predictions.warm(name)
+    owner = ownership.prediction_owner(caller, class_reads=runtime.settings.class_reads)
+    model = predictions.warm(name) if owner is None else None
+    if model is None or not model.is_version(version):
+        model = None  # a version asked for answers from that model, loaded if need be
     if model is not None and few_enough_for_the_loop(len(decoded.images)):
-        _check_version(name, version, model)
         probabilities = await predictions.forward_warm(model, decoded.images)
     else:
-        result = await run_in_threadpool(predictions.predict_images, name, decoded.images)
+        result = await run_in_threadpool(
+            lambda: predictions.predict_images(
+                name, decoded.images, exactly=version is not None, owner_id=owner
+            )
+        )
         model, probabilities = result.model, result.probabilities
         _check_version(name, version, model)
     response = oip.encode_response(
