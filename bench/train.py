@@ -14,6 +14,7 @@ history (loss, accuracy, val_loss, val_accuracy of every epoch) is from the note
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import time
 from dataclasses import dataclass
@@ -25,12 +26,14 @@ import keras
 import numpy as np
 from train_profile import profile
 
+from service.config import Settings
 from service.ml.build import build_model, compile_model
 from service.ml.data import load_mnist, split
 from service.ml.layer_health import LayerHealth
 from service.ml.train import STEPS_PER_EXECUTION, train
 from service.spec.experiment import ExperimentSpec
 from service.spec.notebook import NETS, notebook_spec
+from service.worker.tensorflow_setup import configure_tensorflow
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 EPOCH = 0
@@ -207,6 +210,31 @@ def compare_paths(net: str, epochs: int, mnist_path: str | None, names: list[str
         print(f"  {name:>12} val_loss {[f'{value:.6f}' for value in run.history['val_loss']]}")
 
 
+def _slot(net: str, epochs: int, mnist_path: str | None, name: str, slots: int) -> list[float]:
+    """One busy worker slot: a process with TensorFlow's threads as the worker sizes them."""
+    configure_tensorflow(Settings(worker_slots=slots))
+    path = PATHS.get(name)
+    return service(net, epochs, mnist_path, path, xla=name == "service-xla").seconds
+
+
+def throughput(net: str, epochs: int, mnist_path: str | None, names: list[str]) -> None:
+    """Epochs per minute as a class would feel them: one slot busy, then two at once (each a
+    process, as the worker's slots are), counted from each slot's epochs after its first."""
+    print(f"net={net} epochs={epochs} per slot, {os.cpu_count()} cores")
+    context = multiprocessing.get_context("spawn")
+    for name in names:
+        for slots in (1, 2):
+            load = os.getloadavg()[0]
+            with context.Pool(slots) as pool:
+                runs = pool.starmap(_slot, [(net, epochs, mnist_path, name, slots)] * slots)
+            per_slot = [60 / steady(seconds) for seconds in runs]
+            print(
+                f"{name:>12}, {slots} slot{'s' if slots > 1 else ' '} busy: "
+                f"{sum(per_slot):5.1f} epochs/min  (per slot {[round(e, 1) for e in per_slot]},"
+                f" load average {load:.1f})"
+            )
+
+
 def probe_seconds(net: str, mnist_path: str | None, repeats: int = 5) -> float:
     """Median seconds of one epoch-end measurement (after the first, which traces the graph)."""
     spec = ExperimentSpec.model_validate(notebook_spec(net))
@@ -240,6 +268,14 @@ def compare_layer_health(net: str, epochs: int, mnist_path: str | None) -> None:
     print(f"histories        : {distance(on, off)}")
 
 
+def _names(parser: argparse.ArgumentParser, paths: str) -> list[str]:
+    names = [name.strip() for name in paths.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SERVICE_PATHS and name not in PATHS]
+    if unknown:
+        parser.error(f"unknown paths {unknown}")
+    return names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--net", choices=sorted(NETS), default="leaky_relu")
@@ -250,6 +286,11 @@ def main() -> None:
         default="service",
         help="comma-separated, each run after the notebook's fit: "
         f"{', '.join([*SERVICE_PATHS, *PATHS])}",
+    )
+    parser.add_argument(
+        "--slots",
+        action="store_true",
+        help="epochs per minute of each path with one slot busy, then two",
     )
     parser.add_argument(
         "--profile", action="store_true", help="where an epoch's time goes, part by part"
@@ -263,14 +304,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.layer_health == "compare":
         compare_layer_health(args.net, args.epochs, args.mnist)
+    elif args.slots:
+        throughput(args.net, args.epochs, args.mnist, _names(parser, args.paths))
     elif args.profile:
         profile(_spec(args.net, 1, layer_health=False), args.mnist)
     else:
-        names = [name.strip() for name in args.paths.split(",") if name.strip()]
-        unknown = [name for name in names if name not in SERVICE_PATHS and name not in PATHS]
-        if unknown:
-            parser.error(f"unknown paths {unknown}")
-        compare_paths(args.net, args.epochs, args.mnist, names)
+        compare_paths(args.net, args.epochs, args.mnist, _names(parser, args.paths))
 
 
 if __name__ == "__main__":
