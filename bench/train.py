@@ -1,13 +1,15 @@
 """Seconds per epoch: the notebook's own Keras code versus the service's ways of running it.
 
 Runs the notebook's `fit` and each chosen path on the same net and seed in one process
-(interleaved, so that load on the machine falls on all of them alike), and prints per path the
+(one after another, so that the load of the moment falls on all of them), and prints per path the
 median seconds of the epochs after the first, the ratio to the notebook, and how far its
 history (loss, accuracy, val_loss, val_accuracy of every epoch) is from the notebook's.
 
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --net leaky_relu --epochs 3
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --paths exact,xla,xla-epoch
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --profile
+    MNIST_PATH=../shared/data/mnist.npz python bench/train.py --slots --paths service,service-xla
+    MNIST_PATH=../shared/data/mnist.npz python bench/train.py --backends
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --layer-health compare
 """
 
@@ -110,8 +112,9 @@ def notebook_layers(net: str) -> list[keras.layers.Layer]:
     }[net]()
 
 
-def notebook(net: str, epochs: int, mnist_path: str | None) -> Run:
-    """The notebook, as a user would write it (the model built from Keras classes directly)."""
+def notebook(net: str, epochs: int, mnist_path: str | None, steps_per_execution: int = 1) -> Run:
+    """The notebook, as a user would write it (the model built from Keras classes directly);
+    on whichever backend Keras runs (KERAS_BACKEND), with `steps_per_execution` if asked."""
     data = load_mnist(mnist_path)
     x_train_full, y_train_full = data.x_train, data.y_train
     x_valid, x_train = x_train_full[:5000] / 255.0, x_train_full[5000:] / 255.0
@@ -129,6 +132,7 @@ def notebook(net: str, epochs: int, mnist_path: str | None) -> Run:
         loss="sparse_categorical_crossentropy",
         optimizer=keras.optimizers.SGD(learning_rate=1e-3),
         metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
     )
     timer = EpochTimer()
     history = model.fit(
@@ -235,6 +239,26 @@ def throughput(net: str, epochs: int, mnist_path: str | None, names: list[str]) 
             )
 
 
+def backends(net: str, epochs: int, mnist_path: str | None) -> None:
+    """The notebook's fit on Keras 3's TensorFlow and JAX backends (JAX always XLA-compiles),
+    at 1 and 64 batches per call, each in a fresh process (Keras picks its backend once)."""
+    context = multiprocessing.get_context("spawn")
+    runs: dict[str, Run] = {}
+    for backend in ("tensorflow", "jax"):
+        os.environ["KERAS_BACKEND"] = backend
+        with context.Pool(1) as pool:
+            for steps in (1, 64):
+                runs[f"{backend} {steps}"] = pool.apply(notebook, (net, epochs, mnist_path, steps))
+    os.environ.pop("KERAS_BACKEND")
+    base = steady(runs["tensorflow 1"].seconds)
+    print(f"net={net} epochs={epochs} load average {os.getloadavg()[0]:.1f}")
+    for name, run in runs.items():
+        print(
+            f"{name:>13} per call: {steady(run.seconds):.2f} s/epoch "
+            f"{steady(run.seconds) / base:.2f}x  {distance(run, runs['tensorflow 1'])}"
+        )
+
+
 def probe_seconds(net: str, mnist_path: str | None, repeats: int = 5) -> float:
     """Median seconds of one epoch-end measurement (after the first, which traces the graph)."""
     spec = ExperimentSpec.model_validate(notebook_spec(net))
@@ -293,6 +317,9 @@ def main() -> None:
         help="epochs per minute of each path with one slot busy, then two",
     )
     parser.add_argument(
+        "--backends", action="store_true", help="the notebook's fit on TensorFlow and on JAX"
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="where an epoch's time goes, part by part"
     )
     parser.add_argument(
@@ -306,6 +333,8 @@ def main() -> None:
         compare_layer_health(args.net, args.epochs, args.mnist)
     elif args.slots:
         throughput(args.net, args.epochs, args.mnist, _names(parser, args.paths))
+    elif args.backends:
+        backends(args.net, args.epochs, args.mnist)
     elif args.profile:
         profile(_spec(args.net, 1, layer_health=False), args.mnist)
     else:

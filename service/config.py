@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     training_path: Literal["exact", "xla"] = Field(
         default="exact",
         description="exact: TensorFlow's kernels, histories bit-identical to the notebook's "
-        "plain Keras; xla: XLA-compiled steps (jit_compile=True), about 1.1-1.3x faster on CPU, "
+        "plain Keras; xla: XLA-compiled steps (jit_compile=True), about 1.1-1.4x faster on CPU, "
         "losses within about 1e-5 of the notebook's (nets with Dropout stay exact: XLA's "
         "random masks are slower on CPU)",
     )
