@@ -9,7 +9,7 @@ history (loss, accuracy, val_loss, val_accuracy of every epoch) is from the note
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --paths exact,xla,xla-epoch
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --profile
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --slots --paths service,service-xla
-    MNIST_PATH=../shared/data/mnist.npz python bench/train.py --backends
+    MNIST_PATH=../shared/data/mnist.npz python bench/train.py --backends   # after pip install jax
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --layer-health compare
 """
 
@@ -317,7 +317,9 @@ def main() -> None:
         help="epochs per minute of each path with one slot busy, then two",
     )
     parser.add_argument(
-        "--backends", action="store_true", help="the notebook's fit on TensorFlow and on JAX"
+        "--backends",
+        action="store_true",
+        help="the notebook's fit on TensorFlow and JAX (pip install jax)",
     )
     parser.add_argument(
         "--profile", action="store_true", help="where an epoch's time goes, part by part"
