@@ -2,9 +2,9 @@
 
 Speed comes from `steps_per_execution` (many batches per graph call: the same maths, far less
 Python between steps); results are the notebook's, batch for batch. With `xla` each step is
-XLA-compiled too (`jit_compile=True`): faster again, but XLA fuses and orders the arithmetic its
-own way, so a history matches the notebook's to about 1e-5 rather than bit for bit (and one
-written with `jit_compile=True` exactly). See docs/explanation/benchmarks.md for the figures.
+XLA-compiled too (`jit_compile=True`): faster again, but with XLA's kernels instead of oneDNN's
+(TensorFlow's default on x86), so a history matches the notebook's to about 1e-5 rather than bit
+for bit (and one written with `jit_compile=True` exactly). See docs/explanation/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from service.spec.experiment import ExperimentSpec
 log = logging.getLogger(__name__)
 
 STEPS_PER_EXECUTION = 64
-"""Batches per graph call. A cancel or a drain is seen between calls, so this bounds how many
-batches a stop waits for (64 of the notebook's nets' batches: about 0.1 s)."""
-XLA_STEPS_PER_EXECUTION = 64
+"""Batches per graph call, on either path. A cancel or a drain is seen between calls, so this
+bounds how many batches a stop waits for (64 of the notebook's nets' batches: about 0.1 s);
+more per call (256, a whole epoch) measured no faster, with or without XLA."""
 RANDOM_LAYERS = frozenset({"Dropout", "AlphaDropout"})
 """Layers whose masks XLA would draw: its random numbers on CPU are ~100x slower than
 TensorFlow's kernel (bench/train.py), so nets with them keep TensorFlow's kernels."""
@@ -218,16 +218,14 @@ def train(
     hooks: TrainingHooks | None = None,
     resume: Resume | None = None,
     attempt: int = 1,
-    steps_per_execution: int | None = None,
+    steps_per_execution: int = STEPS_PER_EXECUTION,
     xla: bool = False,
     evaluate: bool = True,
 ) -> TrainingResult:
     """Fit `spec` on `data`; `xla` asks for XLA-compiled steps where the net allows them
-    (`uses_xla`); `steps_per_execution` overrides the path's batches per graph call."""
+    (`uses_xla`)."""
     hooks = hooks or NoHooks()
     jit_compile = uses_xla(spec, xla=xla)
-    if steps_per_execution is None:
-        steps_per_execution = XLA_STEPS_PER_EXECUTION if jit_compile else STEPS_PER_EXECUTION
     log.info(
         "fitting with %s, %d batches per graph call",
         "XLA" if jit_compile else "TensorFlow's kernels",
