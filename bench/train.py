@@ -1,30 +1,77 @@
-"""Seconds per epoch: the notebook's own Keras code versus the service's training path.
+"""Seconds per epoch: the notebook's own Keras code versus the service's ways of running it.
 
-Runs both on the same spec and seed in one process and prints their figures, the ratio, and
-whether the two histories match.
+Runs the notebook's `fit` and each chosen path on the same net and seed in one process
+(one after another, so that the load of the moment falls on all of them), and prints per path the
+median seconds of the epochs after the first, the ratio to the notebook, and how far its
+history (loss, accuracy, val_loss, val_accuracy of every epoch) is from the notebook's.
 
-    MNIST_PATH=../shared/data/mnist.npz python bench/train.py --net leaky_relu --epochs 5
+    MNIST_PATH=../shared/data/mnist.npz python bench/train.py --net leaky_relu --epochs 3
+    MNIST_PATH=../shared/data/mnist.npz python bench/train.py --paths exact,xla,xla-epoch
+    MNIST_PATH=../shared/data/mnist.npz python bench/train.py --profile
+    MNIST_PATH=../shared/data/mnist.npz python bench/train.py --slots --paths service,service-xla
+    MNIST_PATH=../shared/data/mnist.npz python bench/train.py --backends   # after pip install jax
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --layer-health compare
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
+from train_profile import profile
 
+from service.config import Settings
 from service.ml.build import build_model, compile_model
 from service.ml.data import load_mnist, split
 from service.ml.layer_health import LayerHealth
 from service.ml.train import STEPS_PER_EXECUTION, train
 from service.spec.experiment import ExperimentSpec
 from service.spec.notebook import NETS, notebook_spec
+from service.worker.tensorflow_setup import configure_tensorflow
+
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+EPOCH = 0
+"""A path's steps_per_execution of EPOCH: every batch of an epoch in one graph call."""
+
+
+@dataclass(frozen=True)
+class Path:
+    """One way for the service to run `fit`: batches per graph call, and XLA or not."""
+
+    steps_per_execution: int
+    xla: bool
+    about: str
+
+
+PATHS = {
+    "exact": Path(STEPS_PER_EXECUTION, False, "TensorFlow's kernels, 64 batches per call"),
+    "exact-epoch": Path(EPOCH, False, "TensorFlow's kernels, a whole epoch per call"),
+    "xla": Path(STEPS_PER_EXECUTION, True, "XLA-compiled steps, 64 batches per call"),
+    "xla-256": Path(256, True, "XLA-compiled steps, 256 batches per call"),
+    "xla-epoch": Path(EPOCH, True, "XLA-compiled steps, a whole epoch per call"),
+}
+
+
+SERVICE_PATHS = {
+    "service": "the service's exact path (TRAINING_PATH=exact, the default)",
+    "service-xla": "the service's fast path (TRAINING_PATH=xla)",
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: list[float]
+    history: dict[str, list[float]]
+    test_accuracy: float | None = None
+    kernels: str = "tensorflow"
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -39,14 +86,9 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def notebook(net: str, epochs: int, mnist_path: str | None) -> tuple[list[float], list[float]]:
-    """The notebook, as a user would write it (the model built from Keras classes directly)."""
-    data = load_mnist(mnist_path)
-    x_train_full, y_train_full = data.x_train, data.y_train
-    x_valid, x_train = x_train_full[:5000] / 255.0, x_train_full[5000:] / 255.0
-    y_valid, y_train = y_train_full[:5000], y_train_full[5000:]
-    keras.utils.set_random_seed(42)
-    layer = {
+def notebook_layers(net: str) -> list[keras.layers.Layer]:
+    """The notebook's hidden layers, written with Keras classes directly."""
+    return {
         "leaky_relu": lambda: [
             keras.layers.Dense(300, kernel_initializer="he_normal"),
             keras.layers.LeakyReLU(),
@@ -67,12 +109,22 @@ def notebook(net: str, epochs: int, mnist_path: str | None) -> tuple[list[float]
             keras.layers.Dense(100, activation="elu", kernel_initializer="he_normal"),
             keras.layers.Dropout(rate=0.2),
         ],
-    }[net]
+    }[net]()
+
+
+def notebook(net: str, epochs: int, mnist_path: str | None, steps_per_execution: int = 1) -> Run:
+    """The notebook, as a user would write it (the model built from Keras classes directly);
+    on whichever backend Keras runs (KERAS_BACKEND), with `steps_per_execution` if asked."""
+    data = load_mnist(mnist_path)
+    x_train_full, y_train_full = data.x_train, data.y_train
+    x_valid, x_train = x_train_full[:5000] / 255.0, x_train_full[5000:] / 255.0
+    y_valid, y_train = y_train_full[:5000], y_train_full[5000:]
+    keras.utils.set_random_seed(42)
     model = keras.Sequential(
         [
             keras.layers.Input(shape=[28, 28]),
             keras.layers.Flatten(),
-            *layer(),
+            *notebook_layers(net),
             keras.layers.Dense(10, activation="softmax"),
         ]
     )
@@ -80,6 +132,7 @@ def notebook(net: str, epochs: int, mnist_path: str | None) -> tuple[list[float]
         loss="sparse_categorical_crossentropy",
         optimizer=keras.optimizers.SGD(learning_rate=1e-3),
         metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
     )
     timer = EpochTimer()
     history = model.fit(
@@ -90,29 +143,120 @@ def notebook(net: str, epochs: int, mnist_path: str | None) -> tuple[list[float]
         callbacks=[timer],
         verbose=0,
     )
-    return timer.seconds, history.history["val_loss"]
+    return Run(timer.seconds, {key: history.history[key] for key in HISTORY_KEYS})
 
 
-def service(
-    net: str, epochs: int, mnist_path: str | None, *, layer_health: bool = True
-) -> tuple[list[float], list[float], float]:
+def _spec(net: str, epochs: int, layer_health: bool) -> ExperimentSpec:
     body = notebook_spec(net)
     body["fit"]["epochs"] = epochs
     body["fit"]["layer_health"] = layer_health
-    spec = ExperimentSpec.model_validate(body)
+    return ExperimentSpec.model_validate(body)
+
+
+def service(
+    net: str,
+    epochs: int,
+    mnist_path: str | None,
+    path: Path | None = None,
+    *,
+    layer_health: bool = True,
+    xla: bool = False,
+) -> Run:
+    """The service's training (`service.ml.train.train`): on `path`, or with its own batches
+    per call for `xla` (the TRAINING_PATH setting: False is exact, True is xla)."""
+    spec = _spec(net, epochs, layer_health)
     data = split(load_mnist(mnist_path), validation_size=spec.fit.validation_size)
-    result = train(spec, data)
-    assert result.test_accuracy is not None
-    return (
-        [record.seconds for record in result.history],
-        [record.val_loss or 0.0 for record in result.history],
-        result.test_accuracy,
-    )
+    options: dict[str, Any] = {"xla": xla}
+    if path is not None:
+        steps = path.steps_per_execution or -(-len(data.x_train) // spec.fit.batch_size)
+        options = {"steps_per_execution": steps, "xla": path.xla}
+    result = train(spec, data, **options)
+    history = {
+        key: [float(getattr(record, key) or 0.0) for record in result.history]
+        for key in HISTORY_KEYS
+    }
+    seconds = [record.seconds for record in result.history]
+    kernels = "xla" if result.model.jit_compile else "tensorflow"
+    return Run(seconds, history, result.test_accuracy, kernels)
 
 
-def _steady(seconds: list[float]) -> float:
-    """Mean seconds per epoch after the first (which also traces and compiles the graph)."""
-    return float(np.mean(seconds[1:] if len(seconds) > 1 else seconds))
+def steady(seconds: list[float]) -> float:
+    """Median seconds per epoch after the first (which also traces and compiles the graph)."""
+    return float(np.median(seconds[1:] if len(seconds) > 1 else seconds))
+
+
+def distance(run: Run, baseline: Run) -> str:
+    """How far `run`'s history is from `baseline`'s: bit-identical, or the largest difference."""
+    differences = {
+        key: np.max(np.abs(np.array(run.history[key]) - np.array(baseline.history[key])))
+        for key in HISTORY_KEYS
+    }
+    if not any(differences.values()):
+        return "bit-identical"
+    return "max |diff| " + " ".join(f"{key} {value:.1e}" for key, value in differences.items())
+
+
+def compare_paths(net: str, epochs: int, mnist_path: str | None, names: list[str]) -> None:
+    runs = {"notebook fit": notebook(net, epochs, mnist_path)}
+    for name in names:
+        runs[name] = service(net, epochs, mnist_path, PATHS.get(name), xla=name == "service-xla")
+    base = steady(runs["notebook fit"].seconds)
+    print(f"net={net} epochs={epochs} load average {os.getloadavg()[0]:.1f}")
+    for name, run in runs.items():
+        about = PATHS[name].about if name in PATHS else SERVICE_PATHS.get(name, "")
+        print(
+            f"{name:>12}: {steady(run.seconds):.2f} s/epoch  {steady(run.seconds) / base:.2f}x"
+            f"  all={[round(second, 2) for second in run.seconds]}  {about} ({run.kernels})"
+        )
+        if name != "notebook fit":
+            print(f"{'':>14}{distance(run, runs['notebook fit'])}")
+    for name, run in runs.items():
+        print(f"  {name:>12} val_loss {[f'{value:.6f}' for value in run.history['val_loss']]}")
+
+
+def _slot(net: str, epochs: int, mnist_path: str | None, name: str, slots: int) -> list[float]:
+    """One busy worker slot: a process with TensorFlow's threads as the worker sizes them."""
+    configure_tensorflow(Settings(worker_slots=slots))
+    path = PATHS.get(name)
+    return service(net, epochs, mnist_path, path, xla=name == "service-xla").seconds
+
+
+def throughput(net: str, epochs: int, mnist_path: str | None, names: list[str]) -> None:
+    """Epochs per minute as a class would feel them: one slot busy, then two at once (each a
+    process, as the worker's slots are), counted from each slot's epochs after its first."""
+    print(f"net={net} epochs={epochs} per slot, {os.cpu_count()} cores")
+    context = multiprocessing.get_context("spawn")
+    for name in names:
+        for slots in (1, 2):
+            load = os.getloadavg()[0]
+            with context.Pool(slots) as pool:
+                runs = pool.starmap(_slot, [(net, epochs, mnist_path, name, slots)] * slots)
+            per_slot = [60 / steady(seconds) for seconds in runs]
+            print(
+                f"{name:>12}, {slots} slot{'s' if slots > 1 else ' '} busy: "
+                f"{sum(per_slot):5.1f} epochs/min  (per slot {[round(e, 1) for e in per_slot]},"
+                f" load average {load:.1f})"
+            )
+
+
+def backends(net: str, epochs: int, mnist_path: str | None) -> None:
+    """The notebook's fit on Keras 3's TensorFlow and JAX backends (JAX always XLA-compiles),
+    at 1 and 64 batches per call, each in a fresh process (Keras picks its backend once)."""
+    context = multiprocessing.get_context("spawn")
+    runs: dict[str, Run] = {}
+    for backend in ("tensorflow", "jax"):
+        os.environ["KERAS_BACKEND"] = backend
+        with context.Pool(1) as pool:
+            for steps in (1, 64):
+                runs[f"{backend} {steps}"] = pool.apply(notebook, (net, epochs, mnist_path, steps))
+    os.environ.pop("KERAS_BACKEND")
+    base = steady(runs["tensorflow 1"].seconds)
+    print(f"net={net} epochs={epochs} load average {os.getloadavg()[0]:.1f}")
+    for name, run in runs.items():
+        print(
+            f"{name:>13} per call: {steady(run.seconds):.2f} s/epoch "
+            f"{steady(run.seconds) / base:.2f}x  {distance(run, runs['tensorflow 1'])}"
+        )
 
 
 def probe_seconds(net: str, mnist_path: str | None, repeats: int = 5) -> float:
@@ -137,48 +281,66 @@ def compare_layer_health(net: str, epochs: int, mnist_path: str | None) -> None:
     """What measuring layer health costs: its epoch-end work timed alone, against an epoch
     (timing two whole trainings on a shared machine drowns a 1% cost in noise); then the
     same training with it off and on, whose histories must not differ."""
-    off, off_val, _ = service(net, epochs, mnist_path, layer_health=False)
-    on, on_val, _ = service(net, epochs, mnist_path, layer_health=True)
+    off = service(net, epochs, mnist_path, layer_health=False)
+    on = service(net, epochs, mnist_path, layer_health=True)
     probe = probe_seconds(net, mnist_path)
     print(f"net={net} epochs={epochs}")
-    print(f"layer health off : {_steady(off):.3f} s/epoch  all={off}")
-    print(f"layer health on  : {_steady(on):.3f} s/epoch  all={on}")
+    print(f"layer health off : {steady(off.seconds):.3f} s/epoch  all={off.seconds}")
+    print(f"layer health on  : {steady(on.seconds):.3f} s/epoch  all={on.seconds}")
     print(f"measurement      : {probe * 1000:.1f} ms per epoch")
-    print(f"cost             : {probe / _steady(off):.2%} of an epoch (goal: at most 5%)")
-    print(f"val_loss histories: {'identical' if off_val == on_val else 'DIFFERENT'}")
+    print(f"cost             : {probe / steady(off.seconds):.2%} of an epoch (goal: at most 5%)")
+    print(f"histories        : {distance(on, off)}")
+
+
+def _names(parser: argparse.ArgumentParser, paths: str) -> list[str]:
+    names = [name.strip() for name in paths.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SERVICE_PATHS and name not in PATHS]
+    if unknown:
+        parser.error(f"unknown paths {unknown}")
+    return names
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--net", choices=sorted(NETS), default="leaky_relu")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--mnist", default=os.environ.get("MNIST_PATH"))
     parser.add_argument(
+        "--paths",
+        default="service",
+        help="comma-separated, each run after the notebook's fit: "
+        f"{', '.join([*SERVICE_PATHS, *PATHS])}",
+    )
+    parser.add_argument(
+        "--slots",
+        action="store_true",
+        help="epochs per minute of each path with one slot busy, then two",
+    )
+    parser.add_argument(
+        "--backends",
+        action="store_true",
+        help="the notebook's fit on TensorFlow and JAX (pip install jax)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="where an epoch's time goes, part by part"
+    )
+    parser.add_argument(
         "--layer-health",
-        choices=("on", "off", "compare"),
+        choices=("on", "compare"),
         default="on",
-        help="measure layer health each epoch (the default), not, or train both and compare",
+        help="'compare' trains with layer health off and on and times its measurement",
     )
     args = parser.parse_args()
     if args.layer_health == "compare":
         compare_layer_health(args.net, args.epochs, args.mnist)
-        return
-
-    base_seconds, base_val = notebook(args.net, args.epochs, args.mnist)
-    ours_seconds, ours_val, test_accuracy = service(
-        args.net, args.epochs, args.mnist, layer_health=args.layer_health == "on"
-    )
-
-    print(f"net={args.net} epochs={args.epochs} steps_per_execution={STEPS_PER_EXECUTION}")
-    print(f"notebook model.fit : {_steady(base_seconds):.2f} s/epoch  all={base_seconds}")
-    print(f"service training   : {_steady(ours_seconds):.2f} s/epoch  all={ours_seconds}")
-    print(f"speed-up           : {_steady(base_seconds) / _steady(ours_seconds):.2f}x")
-    same = np.array_equal(np.array(base_val), np.array(ours_val))
-    close = np.allclose(base_val, ours_val, rtol=1e-5)
-    print(f"val_loss histories : {'identical' if same else 'close' if close else 'DIFFERENT'}")
-    print(f"  notebook {[f'{v:.6f}' for v in base_val]}")
-    print(f"  service  {[f'{v:.6f}' for v in ours_val]}")
-    print(f"service test accuracy: {test_accuracy:.4f}")
+    elif args.slots:
+        throughput(args.net, args.epochs, args.mnist, _names(parser, args.paths))
+    elif args.backends:
+        backends(args.net, args.epochs, args.mnist)
+    elif args.profile:
+        profile(_spec(args.net, 1, layer_health=False), args.mnist)
+    else:
+        compare_paths(args.net, args.epochs, args.mnist, _names(parser, args.paths))
 
 
 if __name__ == "__main__":

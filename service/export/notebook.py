@@ -249,7 +249,9 @@ def _compile_code(spec: ExperimentSpec) -> str:
     compiled = spec.compile
     return (
         "# The service also passes steps_per_execution=64 (64 batches per graph call): that is\n"
-        "# only faster, the numbers are the same, so it is left out here.\n"
+        "# only faster, the numbers are the same, so it is left out here. A service set to\n"
+        "# TRAINING_PATH=xla (not the default) also compiles with XLA, whose last digits differ:\n"
+        "# add jit_compile=True below to match one to the last digit.\n"
         "model.compile(\n"
         f"    loss={literal(compiled.loss)},\n"
         f"    optimizer={keras_code(compiled.optimizer)},\n"

@@ -190,13 +190,19 @@ def make_optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:
 
 
 def compile_model(
-    model: keras.Model, spec: ExperimentSpec, *, steps_per_execution: int = 1
+    model: keras.Model,
+    spec: ExperimentSpec,
+    *,
+    steps_per_execution: int = 1,
+    jit_compile: bool = False,
 ) -> None:
+    """The notebook's `compile`, and how to run it: batches per graph call, XLA or not."""
     model.compile(
         optimizer=make_optimizer(spec.compile.optimizer),
         loss=spec.compile.loss,
         metrics=list(spec.compile.metrics),
         steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
     )
 
 

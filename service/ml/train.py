@@ -1,11 +1,15 @@
 """Fit a spec on MNIST the notebook's way, reporting and checkpointing after every epoch.
 
 Speed comes from `steps_per_execution` (many batches per graph call: the same maths, far less
-Python between steps); results are the notebook's, batch for batch.
+Python between steps); results are the notebook's, batch for batch. With `xla` each step is
+XLA-compiled too (`jit_compile=True`): faster again, but with XLA's kernels instead of oneDNN's
+(TensorFlow's default on x86), so a history matches the notebook's to about 1e-5 rather than bit
+for bit (and one written with `jit_compile=True` exactly). See docs/explanation/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import platform
 import time
@@ -24,7 +28,20 @@ from service.ml.evaluation import evaluate_model
 from service.ml.layer_health import LayerHealth
 from service.spec.experiment import ExperimentSpec
 
+log = logging.getLogger(__name__)
+
 STEPS_PER_EXECUTION = 64
+"""Batches per graph call, on either path. A cancel or a drain is seen between calls, so this
+bounds how many batches a stop waits for (64 of the notebook's nets' batches: about 0.1 s);
+more per call (256, a whole epoch) measured no faster, with or without XLA."""
+RANDOM_LAYERS = frozenset({"Dropout", "AlphaDropout"})
+"""Layers whose masks XLA would draw: its random numbers on CPU are ~100x slower than
+TensorFlow's kernel (bench/train.py), so nets with them keep TensorFlow's kernels."""
+
+
+def uses_xla(spec: ExperimentSpec, *, xla: bool) -> bool:
+    """Whether a training asked to use XLA (`xla`) does: not for nets with random layers."""
+    return xla and not any(layer.type in RANDOM_LAYERS for layer in spec.layers)
 
 
 class TrainingHooks(Protocol):
@@ -175,17 +192,22 @@ def versions() -> dict[str, str]:
 
 
 def prepare_model(
-    spec: ExperimentSpec, *, resume: Resume | None, steps_per_execution: int
+    spec: ExperimentSpec,
+    *,
+    resume: Resume | None,
+    steps_per_execution: int,
+    jit_compile: bool = False,
 ) -> keras.Model:
     """A fresh seeded model, or the checkpointed one; compiled for training either way."""
     if resume is not None:
         model = resume.model
-        # Recompiling would drop the restored optimizer state; only the execution knob changes.
+        # Recompiling would drop the restored optimizer state; only the execution knobs change.
         model.steps_per_execution = steps_per_execution
+        model.jit_compile = jit_compile
         return model
     keras.utils.set_random_seed(spec.fit.seed)
     model = build_model(spec)
-    compile_model(model, spec, steps_per_execution=steps_per_execution)
+    compile_model(model, spec, steps_per_execution=steps_per_execution, jit_compile=jit_compile)
     return model
 
 
@@ -197,10 +219,21 @@ def train(
     resume: Resume | None = None,
     attempt: int = 1,
     steps_per_execution: int = STEPS_PER_EXECUTION,
+    xla: bool = False,
     evaluate: bool = True,
 ) -> TrainingResult:
+    """Fit `spec` on `data`; `xla` asks for XLA-compiled steps where the net allows them
+    (`uses_xla`)."""
     hooks = hooks or NoHooks()
-    model = prepare_model(spec, resume=resume, steps_per_execution=steps_per_execution)
+    jit_compile = uses_xla(spec, xla=xla)
+    log.info(
+        "fitting with %s, %d batches per graph call",
+        "XLA" if jit_compile else "TensorFlow's kernels",
+        steps_per_execution,
+    )
+    model = prepare_model(
+        spec, resume=resume, steps_per_execution=steps_per_execution, jit_compile=jit_compile
+    )
     history = list(resume.history) if resume else []
     start_epoch = len(history)
     if resume is not None:

@@ -94,7 +94,7 @@ def _train(context: TrainingContext, settings: Settings) -> int:
     start = _start_from_checkpoint(context, settings)
     if start is None:
         return EXIT_LOST_LEASE
-    result = _fit(context, start)
+    result = _fit(context, start, xla=settings.training_path == "xla")
     if context.lost:
         return EXIT_LOST_LEASE
     if context.drain.is_set() and result.stopped and not context.cancel.is_set():
@@ -143,12 +143,17 @@ def _start_from_checkpoint(context: TrainingContext, settings: Settings) -> _Sta
     return _Start(spec=spec, split=split, resume=resume) if owned else None
 
 
-def _fit(context: TrainingContext, start: _Start) -> TrainingResult:
+def _fit(context: TrainingContext, start: _Start, *, xla: bool) -> TrainingResult:
     """Train the remaining epochs; the context checkpoints and records each one as it ends."""
     from service.ml.train import train
 
     return train(
-        start.spec, start.split, hooks=context, resume=start.resume, attempt=context.attempt
+        start.spec,
+        start.split,
+        hooks=context,
+        resume=start.resume,
+        attempt=context.attempt,
+        xla=xla,
     )
 
 

@@ -292,3 +292,12 @@ def test_html_in_a_name_is_shown_not_rendered_in_the_notebook() -> None:
     title = json.loads(notebook.notebook_json(experiment))["cells"][0]["source"][0]
     assert title.startswith("# &lt;script&gt;alert(1)&lt;/script&gt;")
     assert "# <script>alert(1)</script>" in notebook.script(experiment)
+
+
+def test_the_compile_cell_names_the_option_that_matches_a_service_on_xla() -> None:
+    """XLA's arithmetic differs from TensorFlow's kernels in the last digits: a reader of the
+    notebook of a service set to TRAINING_PATH=xla is told to add `jit_compile=True`."""
+    script = notebook.script(experiment_of(factories.leaky_relu_spec()))
+    assert "# TRAINING_PATH=xla (not the default) also compiles with XLA" in script
+    assert "# add jit_compile=True below to match one to the last digit." in script
+    assert not any("jit_compile" in line for line in code_lines(script))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from service.config import Settings
 from service.storage import model_key, store_from_settings
-from tests.factories import tiny_spec
+from tests.factories import leaky_relu_spec, tiny_spec
 from tests.helpers import ServiceProcess, wait_finished
 
 
@@ -51,6 +52,7 @@ def test_training_end_to_end(
     assert experiment["model_available"] is True
     assert experiment["versions"]["keras"].startswith("3.")
     assert experiment["versions"]["tensorflow"]
+    assert "fitting with TensorFlow's kernels" in worker.log()  # TRAINING_PATH=exact, the default
     assert experiment["started_at"] <= experiment["finished_at"]
     assert [a["start_epoch"] for a in experiment["attempts"]] == [0]
 
@@ -96,3 +98,14 @@ def test_missing_data_fails_the_experiment_not_the_worker(
         second = client.post("/experiments", json=tiny_spec()).json()["id"]
         assert wait_finished(client, second)["status"] == "failed"
         assert worker.process.poll() is None  # the worker survived both
+
+
+def test_training_path_xla_reaches_the_training_process(
+    client: TestClient, settings: Settings, start_service: Callable[..., ServiceProcess]
+) -> None:
+    worker = start_service(settings.model_copy(update={"training_path": "xla"}), "worker")
+    spec = leaky_relu_spec(fit={"epochs": 1, "train_size": 1000, "validation_size": 200})
+    experiment_id = client.post("/experiments", json=spec).json()["id"]
+    experiment = wait_finished(client, experiment_id, timeout=180)
+    assert experiment["status"] == "succeeded", worker.log()[-3000:]
+    assert "fitting with XLA, 64 batches per graph call" in worker.log()
