@@ -316,7 +316,7 @@ def reads(http: httpx.Client, engine: Engine, sizes: Sizes) -> list[Read]:
         ),
         Read("history of one", lambda n: f"/experiments/{finished[n % len(finished)]}/history"),
         Read("one experiment", lambda n: f"/experiments/{finished[n % len(finished)]}"),
-        Read("study leaderboard (100 trials)", lambda n: f"/studies/{study}", 200),
+        Read(f"study leaderboard ({sizes.trials} trials)", lambda n: f"/studies/{study}", 200),
         Read("compare 10", lambda n: "/compare?ids=" + ",".join(finished[n % 50 : n % 50 + 10])),
         Read(
             "event stream of a finished one",
