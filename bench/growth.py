@@ -15,7 +15,10 @@ reads' statements (EXPLAIN QUERY PLAN on SQLite, EXPLAIN ANALYZE on PostgreSQL).
     python bench/growth.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/growth
     python bench/growth.py --explain
 
-A PostgreSQL database is emptied (schema `public` dropped) before it is seeded, unless --keep.
+A PostgreSQL database is emptied (schema `public` dropped) and seeded, unless --reuse:
+
+    python bench/growth.py --database-url postgresql+psycopg://... --seed-only
+    flock /tmp/bench.lock python bench/growth.py --database-url postgresql+psycopg://... --reuse
 """
 
 from __future__ import annotations
@@ -441,6 +444,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="SQLite file to seed once and reuse")
     parser.add_argument("--explain", action="store_true", help="query plans of the slowest reads")
     parser.add_argument(
+        "--reuse", action="store_true", help="measure --database-url as an earlier run seeded it"
+    )
+    parser.add_argument(
         "--seed-only",
         action="store_true",
         help="seed the --keep file (or --database-url) and stop: seed outside `flock`, measure in",
@@ -456,7 +462,7 @@ def main() -> None:
         root = Path(scratch)
         path = arguments.keep or root / "service.db"
         url = arguments.database_url or f"sqlite:///{path}"
-        fresh = not (arguments.keep and arguments.keep.exists())
+        fresh = not (arguments.reuse or (arguments.keep and arguments.keep.exists()))
         if arguments.database_url and fresh:
             empty_postgres(url)
         database = Database(url)

@@ -34,11 +34,14 @@ def test_the_script_starts_and_describes_its_flags(script: str) -> None:
     assert "usage:" in done.stdout
 
 
+TINY_GROWTH = ["--experiments", "200", "--studies", "2", "--trials", "10", "--epochs", "3"]
+TINY_GROWTH += ["--repeat", "2", "--explain"]
+
+
 def test_growth_runs_small_end_to_end(tmp_path: Path) -> None:
     """The growth bench seeds, serves, times every read and explains the slowest, tiny."""
     done = subprocess.run(
-        [sys.executable, str(BENCH / "growth.py"), "--experiments", "200", "--studies", "2"]
-        + ["--trials", "10", "--epochs", "3", "--repeat", "2", "--explain"],
+        [sys.executable, str(BENCH / "growth.py"), *TINY_GROWTH],
         capture_output=True,
         text=True,
         timeout=300,

@@ -133,8 +133,8 @@ def _cursor(value: Any) -> str:
 @pytest.mark.parametrize(
     "cursor",
     [
-        "not-a-cursor!",
-        "%%%",
+        "bm90IGpzb24",  # base64 of "not json"
+        "AAAA",
         _cursor({"order": "-created"}),
         _cursor(["-created", 7, "abc"]),
         _cursor(["-created", "yesterday", "abc"]),
@@ -148,6 +148,15 @@ def test_a_cursor_we_did_not_write_is_a_422(client: TestClient, cursor: str) -> 
     assert response.status_code == 422
     assert response.json()["error"] == "invalid_cursor"
     assert "next_cursor" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor!", "%%%", "a" * 401])
+def test_a_cursor_outside_the_alphabet_is_refused_by_its_schema(
+    client: TestClient, cursor: str
+) -> None:
+    response = client.get("/experiments", params={"cursor": cursor})
+    assert response.status_code == 422
+    assert "cursor" in response.text
 
 
 def test_a_non_finite_accuracy_in_a_cursor_is_a_422(client: TestClient) -> None:

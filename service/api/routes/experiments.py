@@ -112,7 +112,16 @@ def validate_spec(spec_in: ExperimentCreate, settings: SettingsDep) -> Experimen
     response_model=ExperimentsPublic | ExperimentsCompactPublic,
     dependencies=[Reader],
     responses={
-        200: {"content": {"text/csv": {}}, "description": "the compact view as CSV"},
+        200: {
+            "content": {"text/csv": {}},
+            "description": "a page of experiments; the compact view as CSV with format=csv",
+            "headers": {
+                "Link": {
+                    "description": 'the next page, `<URL>; rel="next"`; absent on the last',
+                    "schema": {"type": "string"},
+                }
+            },
+        },
         **error_responses(401, 422),
     },
 )
@@ -143,6 +152,7 @@ def list_experiments(
         str | None,
         Query(
             max_length=400,
+            pattern=r"^[A-Za-z0-9_-]+$",
             description="the previous page's next_cursor (or its Link rel=next): the page "
             "after it, as fast at any depth",
         ),
