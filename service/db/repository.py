@@ -212,10 +212,11 @@ def histories(session: Session, experiment_ids: Sequence[str]) -> dict[str, list
 def active_experiments(session: Session) -> list[Experiment]:
     """Every queued or running experiment, oldest first: the order the queue serves them."""
     rows = session.scalars(
-        select(ExperimentRow)
-        .where(ExperimentRow.status.in_([Status.QUEUED, Status.RUNNING]))
-        .order_by(ExperimentRow.created_at, ExperimentRow.id)
+        select(ExperimentRow).where(ExperimentRow.status.in_([Status.QUEUED, Status.RUNNING]))
     ).all()
+    # Sorted here, not by the database: to skip sorting these few rows, SQLite would walk the
+    # (created_at, id) index over every experiment ever made (75 ms at 100,000).
+    rows = sorted(rows, key=lambda row: (row.created_at, row.id))
     return [to_experiment(row) for row in rows]
 
 
