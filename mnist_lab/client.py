@@ -29,6 +29,7 @@ METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 STREAM_READ_SECONDS = 60.0
 RECONNECTS = 20
 STUDY_POLL_SECONDS = 1.0
+PAGE_LIMIT = 200  # the most rows GET /experiments answers at once
 
 
 class LabError(Exception):
@@ -194,13 +195,22 @@ class Lab:
     def experiments(
         self, *, status: str | None = None, tag: str | Sequence[str] | None = None, limit: int = 50
     ) -> Any:
-        """The newest experiments, one row each (a DataFrame when pandas is installed)."""
-        params: dict[str, Any] = {"view": "compact", "limit": limit}
+        """The newest `limit` experiments, one row each (a DataFrame when pandas is installed);
+        more than a page's 200 are read page after page, each from the last one's cursor."""
+        params: dict[str, Any] = {"view": "compact"}
         if status:
             params["status"] = status
         if tag:
             params["tag"] = [tag] if isinstance(tag, str) else list(tag)
-        return _rows(self.request("GET", "/experiments", params=params)["data"])
+        rows: list[dict[str, Any]] = []
+        while len(rows) < limit:
+            wanted = min(limit - len(rows), PAGE_LIMIT)
+            page = self.request("GET", "/experiments", params={**params, "limit": wanted})
+            rows += page["data"]
+            if not page.get("next_cursor"):
+                break
+            params["cursor"] = page["next_cursor"]
+        return _rows(rows)
 
     def compare(self, ids: Sequence[str]) -> dict[str, Any]:
         """What differs between the runs, their scores and aligned histories."""

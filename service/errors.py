@@ -21,6 +21,7 @@ ServiceError (500)
 │   ├── BadImage (422)
 │   ├── CodeUnreadable (422)
 │   ├── NothingToTrain (422)
+│   ├── InvalidCursor (422)
 │   └── SnapshotError (422)
 ├── TooLarge (413)
 ├── TooMany (429)
@@ -150,6 +151,10 @@ class CodeUnreadable(InvalidInput, code="code_refused"):
 
 class NothingToTrain(InvalidInput, code="nothing_to_train"):
     """The code or notebook builds no Sequential model that it compiles."""
+
+
+class InvalidCursor(InvalidInput, code="invalid_cursor"):
+    """A list's `cursor` that is not a next_cursor this service wrote for that order."""
 
 
 class SnapshotError(InvalidInput, code="invalid_snapshot"):

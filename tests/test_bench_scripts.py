@@ -32,3 +32,23 @@ def test_the_script_starts_and_describes_its_flags(script: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
+
+
+TINY_GROWTH = ["--experiments", "200", "--studies", "2", "--trials", "10", "--epochs", "3"]
+TINY_GROWTH += ["--repeat", "2", "--explain"]
+
+
+def test_growth_runs_small_end_to_end(tmp_path: Path) -> None:
+    """The growth bench seeds, serves, times every read and explains the slowest, tiny."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "growth.py"), *TINY_GROWTH],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TMPDIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "list: deep page (cursor at 100)" in done.stdout
+    assert "study leaderboard (10 trials)" in done.stdout
+    assert "per 1,000 experiments (sqlite)" in done.stdout
+    assert "SEARCH" in done.stdout or "SCAN" in done.stdout  # a query plan

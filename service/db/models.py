@@ -135,9 +135,13 @@ class ExperimentRow(Base):
     owner_name: Mapped[str | None] = _owner_name(owner_id)
 
     __table_args__ = (
-        Index("ix_experiments_status_created", "status", "created_at"),
-        Index("ix_experiments_created", "created_at"),
-        Index("ix_experiments_test_accuracy", "test_accuracy"),
+        # The list's sorts, ending with the id that breaks ties in its keyset pages (0012).
+        Index("ix_experiments_status_created", "status", "created_at", "id"),
+        Index("ix_experiments_created", "created_at", "id"),
+        Index("ix_experiments_test_accuracy", "test_accuracy", "id"),
+        Index("ix_experiments_owner_created", "owner_id", "created_at", "id"),
+        # The newest first-attempt successes, which the time estimates read.
+        Index("ix_experiments_status_finished", "status", "finished_at"),
         Index("ix_experiments_client_status", "client_id", "status"),
         # Two workers advancing one study can never both create its trial N.
         Index("ix_experiments_study_trial", "study_id", "trial_number", unique=True),
@@ -236,6 +240,9 @@ class EpochRow(Base):
     learning_rate: Mapped[float | None] = mapped_column(Float)  # NULL: recorded before 0003
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    # The newest epochs of any experiment: how long an epoch takes now, for the estimates.
+    __table_args__ = (Index("ix_epochs_recorded_at", "recorded_at"),)
+
 
 class AttemptRow(Base):
     __tablename__ = "attempts"
@@ -249,6 +256,9 @@ class AttemptRow(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(Text)
+
+    # Fair share reads the attempts running or ended within its half-lives.
+    __table_args__ = (Index("ix_attempts_ended_at", "ended_at"),)
 
 
 class ModelAliasRow(Base):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from service.db.models import (
@@ -18,11 +18,8 @@ from service.db.models import (
     ModelAliasRow,
     queued_experiment,
 )
-from service.db.ownership import OwnerFilter
 from service.domain import FINISHED, Attempt, EpochRecord, Experiment, JobTiming, Status, utcnow
 from service.errors import ExperimentNotFound, NotCancellable, NotDeletable
-
-Order = Literal["created", "-created", "test_accuracy", "-test_accuracy"]
 
 
 def to_experiment(
@@ -166,54 +163,19 @@ def get_experiment(session: Session, experiment_id: str) -> Experiment:
     )
 
 
-def list_experiments(
-    session: Session,
-    *,
-    status: Status | None = None,
-    tags: Sequence[str] = (),
-    client_id: str | None = None,
-    order: Order = "-created",
-    limit: int = 50,
-    offset: int = 0,
-    owner: OwnerFilter | None = None,
-) -> tuple[list[Experiment], int]:
-    """A page of experiments in `status` (any when None) carrying every one of `tags`, of
-    `owner` when given."""
-    query = select(ExperimentRow)
-    count = select(func.count()).select_from(ExperimentRow)
-    for condition in owner.where(ExperimentRow) if owner else ():
-        query = query.where(condition)
-        count = count.where(condition)
-    if client_id is not None:
-        query = query.where(ExperimentRow.client_id == client_id)
-        count = count.where(ExperimentRow.client_id == client_id)
-    if status is not None:
-        query = query.where(ExperimentRow.status == status)
-        count = count.where(ExperimentRow.status == status)
-    for tag in set(tags):
-        tagged = select(ExperimentTagRow.experiment_id).where(ExperimentTagRow.tag == tag)
-        query = query.where(ExperimentRow.id.in_(tagged))
-        count = count.where(ExperimentRow.id.in_(tagged))
-    orderings: dict[str, ColumnElement[Any]] = {
-        "created": ExperimentRow.created_at.asc(),
-        "-created": ExperimentRow.created_at.desc(),
-        "test_accuracy": ExperimentRow.test_accuracy.asc().nulls_last(),
-        "-test_accuracy": ExperimentRow.test_accuracy.desc().nulls_last(),
-    }
-    column = orderings[order]
-    rows = session.scalars(
-        query.order_by(column, ExperimentRow.id).limit(limit).offset(offset)
-    ).all()
+def to_experiments(session: Session, rows: Sequence[ExperimentRow]) -> list[Experiment]:
+    """Rows of a list as experiments, with their epoch counts, aliases and tags (three
+    queries for the whole list, not three a row)."""
+    ids = [row.id for row in rows]
     epoch_counts = dict(
         session.execute(
             select(EpochRow.experiment_id, func.count())
-            .where(EpochRow.experiment_id.in_([row.id for row in rows]))
+            .where(EpochRow.experiment_id.in_(ids))
             .group_by(EpochRow.experiment_id)
         ).all()
     )
-    aliases = _aliases(session, [row.id for row in rows])
-    tags_of = _tags(session, [row.id for row in rows])
-    items = [
+    aliases, tags_of = _aliases(session, ids), _tags(session, ids)
+    return [
         to_experiment(
             row,
             epochs_done=epoch_counts.get(row.id, 0),
@@ -222,7 +184,6 @@ def list_experiments(
         )
         for row in rows
     ]
-    return items, session.scalar(count) or 0
 
 
 def history(session: Session, experiment_id: str) -> tuple[Status, list[EpochRecord]]:
@@ -251,10 +212,11 @@ def histories(session: Session, experiment_ids: Sequence[str]) -> dict[str, list
 def active_experiments(session: Session) -> list[Experiment]:
     """Every queued or running experiment, oldest first: the order the queue serves them."""
     rows = session.scalars(
-        select(ExperimentRow)
-        .where(ExperimentRow.status.in_([Status.QUEUED, Status.RUNNING]))
-        .order_by(ExperimentRow.created_at, ExperimentRow.id)
+        select(ExperimentRow).where(ExperimentRow.status.in_([Status.QUEUED, Status.RUNNING]))
     ).all()
+    # Sorted here, not by the database: to skip sorting these few rows, SQLite would walk the
+    # (created_at, id) index over every experiment ever made (75 ms at 100,000).
+    rows = sorted(rows, key=lambda row: (row.created_at, row.id))
     return [to_experiment(row) for row in rows]
 
 

@@ -300,6 +300,11 @@ class _Page(BaseModel):
     count: int = Field(description="experiments matching the filter, over all pages")
     limit: int
     offset: int
+    next_cursor: str | None = Field(
+        default=None,
+        description="pass as `cursor` (same filters and order) for the next page; "
+        "null on the last page",
+    )
 
 
 class ExperimentsPublic(_Page):

@@ -246,8 +246,9 @@ CROSS_FIELD_SPEC_RULES = frozenset(
     | {"in_the_past"}
 )
 # ... what only the use case can find: a study's paths that lead nowhere in its base, a trial
-# or a net Keras would not build or train (SpecRejected), an image with no digit in it ...
-BEYOND_THE_SCHEMA = frozenset({"invalid_spec", "invalid_image"})
+# or a net Keras would not build or train (SpecRejected), an image with no digit in it, a list's
+# cursor that this service did not write (the schema states its alphabet, not its author) ...
+BEYOND_THE_SCHEMA = frozenset({"invalid_spec", "invalid_image", "invalid_cursor"})
 # ... what Python code says (a cell that does not parse, or builds and fits no model): the code
 # is a string to JSON Schema ...
 CODE_RULES = frozenset({"code_refused", "nothing_to_train"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Annotated, Any, Literal, TypedDict
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response, params, status
 
@@ -23,8 +24,10 @@ from service.api.deps import (
     Writer,
     WriterDep,
 )
-from service.db import repository
+from service.db import pages, repository
 from service.domain import Status
+from service.domain.pages import Order, position
+from service.errors import InvalidCursor
 from service.schemas.errors import error_responses
 from service.schemas.experiments import (
     EpochPublic,
@@ -109,12 +112,22 @@ def validate_spec(spec_in: ExperimentCreate, settings: SettingsDep) -> Experimen
     response_model=ExperimentsPublic | ExperimentsCompactPublic,
     dependencies=[Reader],
     responses={
-        200: {"content": {"text/csv": {}}, "description": "the compact view as CSV"},
+        200: {
+            "content": {"text/csv": {}},
+            "description": "a page of experiments; the compact view as CSV with format=csv",
+            "headers": {
+                "Link": {
+                    "description": 'the next page, `<URL>; rel="next"`; absent on the last',
+                    "schema": {"type": "string"},
+                }
+            },
+        },
         **error_responses(401, 422),
     },
 )
 def list_experiments(
     request: Request,
+    response: Response,
     caller: ReaderDep,
     db: DatabaseDep,
     settings: SettingsDep,
@@ -123,7 +136,7 @@ def list_experiments(
         list[str] | None, Query(max_length=10, description="only experiments with every tag given")
     ] = None,
     order: Annotated[
-        repository.Order,
+        Order,
         Query(description="created, -created (newest first), test_accuracy, -test_accuracy"),
     ] = "-created",
     view: Annotated[
@@ -135,15 +148,37 @@ def list_experiments(
         Query(description="csv: the compact view as CSV (also Accept: text/csv)"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=400,
+            pattern=r"^[A-Za-z0-9_-]+$",
+            description="the previous page's next_cursor (or its Link rel=next): the page "
+            "after it, as fast at any depth",
+        ),
+    ] = None,
+    offset: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=1_000_000,
+            description="rows to skip; kept for older clients, slower the deeper (use cursor)",
+        ),
+    ] = 0,
     owner: OwnerQuery = None,
     mine: Annotated[
         bool,
         Query(description="the caller's own (as ?owner=me)"),
     ] = False,
 ) -> ExperimentsPublic | ExperimentsCompactPublic | Response:
+    """A page of experiments, newest first unless `order` says otherwise. The answer's
+    `next_cursor` (and its `Link: <...>; rel="next"` header, which CSV answers carry too) leads
+    to the next page."""
+    after = position(cursor, order) if cursor is not None else None
+    if after and offset:
+        raise InvalidCursor("give cursor or offset, not both: a cursor already says where")
     with db.scope() as session:
-        items, count = repository.list_experiments(
+        page = pages.list_experiments(
             session,
             status=status_filter,
             tags=tag or (),
@@ -153,20 +188,43 @@ def list_experiments(
             order=order,
             limit=limit,
             offset=offset,
+            after=after,
         )
+        following = page.next.cursor() if page.next else None
+        links = _next_link(request, following)
         if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
-            csv = listing.as_csv(listing.overviews(session, items))
-            return Response(csv, media_type="text/csv; charset=utf-8")
+            csv = listing.as_csv(listing.overviews(session, page.items))
+            return Response(csv, media_type="text/csv; charset=utf-8", headers=links)
+        response.headers.update(links)
         if view == "compact":
-            rows = listing.overviews(session, items)
-            return ExperimentsCompactPublic(data=rows, count=count, limit=limit, offset=offset)
+            rows = listing.overviews(session, page.items)
+            return ExperimentsCompactPublic(
+                data=rows, count=page.count, limit=limit, offset=offset, next_cursor=following
+            )
         estimates = listing.estimates(session, settings)
         return ExperimentsPublic(
-            data=[ExperimentPublic.of(item, estimate=estimates.get(item.id)) for item in items],
-            count=count,
+            data=[
+                ExperimentPublic.of(item, estimate=estimates.get(item.id)) for item in page.items
+            ],
+            count=page.count,
             limit=limit,
             offset=offset,
+            next_cursor=following,
         )
+
+
+def _next_link(request: Request, following: str | None) -> dict[str, str]:
+    """RFC 8288's Link to the next page: this request's URL with the cursor in place of any
+    offset."""
+    if following is None:
+        return {}
+    kept = [
+        (key, value)
+        for key, value in request.query_params.multi_items()
+        if key not in ("cursor", "offset")
+    ]
+    query = urlencode([*kept, ("cursor", following)])
+    return {"Link": f'<{request.url.path}?{query}>; rel="next"'}
 
 
 @router.get("/{experiment_id}", response_model=ExperimentPublic, **READ_ONE)

@@ -1,0 +1,119 @@
+"""The experiment list: its filters, its count, and its pages, by keyset or by offset.
+
+A keyset page reads from the position the previous page ended at, an index range scan that
+costs the same on page 1 and page 2,000. Sorting by test accuracy puts the runs without one
+last; that page is read as two segments (the scored rows, then the unscored by id) so that
+each is one range of the (test_accuracy, id) index on SQLite and PostgreSQL alike, whose
+NULLs sort at opposite ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from service.db.models import ExperimentRow, ExperimentTagRow
+from service.db.ownership import OwnerFilter
+from service.db.repository import to_experiments
+from service.domain import Status
+from service.domain.pages import ExperimentPage, Order, Position
+
+
+def list_experiments(
+    session: Session,
+    *,
+    status: Status | None = None,
+    tags: Sequence[str] = (),
+    order: Order = "-created",
+    limit: int = 50,
+    offset: int = 0,
+    after: Position | None = None,
+    owner: OwnerFilter | None = None,
+) -> ExperimentPage:
+    """A page of experiments in `status` (any when None) carrying every one of `tags`, of
+    `owner` when given: the rows after `after` (a keyset page), or past `offset` rows."""
+    conditions = _conditions(status=status, tags=tags, owner=owner)
+    if offset and after is None:
+        rows = _offset_page(conditions, order, limit + 1, offset, session)
+    else:
+        rows = _keyset_page(conditions, order, limit + 1, after, session)
+    more, rows = len(rows) > limit, rows[:limit]
+    count = select(func.count()).select_from(ExperimentRow).where(*conditions)
+    return ExperimentPage(
+        items=to_experiments(session, rows),
+        count=session.scalar(count) or 0,
+        next=_position(rows[-1], order) if more else None,
+    )
+
+
+def _conditions(
+    *, status: Status | None, tags: Sequence[str], owner: OwnerFilter | None
+) -> list[ColumnElement[bool]]:
+    found = list(owner.where(ExperimentRow)) if owner else []
+    if status is not None:
+        found.append(ExperimentRow.status == status)
+    for tag in sorted(set(tags)):
+        tagged = select(ExperimentTagRow.experiment_id).where(ExperimentTagRow.tag == tag)
+        found.append(ExperimentRow.id.in_(tagged))
+    return found
+
+
+def _sort_column(order: Order) -> InstrumentedAttribute[Any]:
+    return ExperimentRow.created_at if order.endswith("created") else ExperimentRow.test_accuracy
+
+
+def _offset_page(
+    conditions: list[ColumnElement[bool]], order: Order, limit: int, offset: int, session: Session
+) -> list[ExperimentRow]:
+    """The old way, kept for clients that page with `offset`: the same order as the keyset
+    pages, every skipped row read."""
+    column, descending = _sort_column(order), order.startswith("-")
+    sort = column.desc() if descending else column.asc()
+    if order.endswith("test_accuracy"):
+        sort = sort.nulls_last()
+    by_id = ExperimentRow.id.desc() if descending else ExperimentRow.id.asc()
+    query = select(ExperimentRow).where(*conditions).order_by(sort, by_id)
+    return list(session.scalars(query.limit(limit).offset(offset)))
+
+
+def _keyset_page(
+    conditions: list[ColumnElement[bool]],
+    order: Order,
+    limit: int,
+    after: Position | None,
+    session: Session,
+) -> list[ExperimentRow]:
+    column, descending = _sort_column(order), order.startswith("-")
+    key = tuple_(column, ExperimentRow.id)
+    rows: list[ExperimentRow] = []
+    if after is None or after.value is not None:
+        query = _sorted(select(ExperimentRow).where(*conditions), descending, column)
+        if order.endswith("test_accuracy"):
+            query = query.where(column.is_not(None))
+        if after is not None:
+            query = query.where(
+                key < (after.value, after.id) if descending else key > (after.value, after.id)
+            )
+        rows = list(session.scalars(query.limit(limit)))
+    if len(rows) < limit and order.endswith("test_accuracy"):
+        query = _sorted(select(ExperimentRow).where(*conditions, column.is_(None)), descending)
+        if after is not None and after.value is None:
+            beyond = ExperimentRow.id < after.id if descending else ExperimentRow.id > after.id
+            query = query.where(beyond)
+        rows += session.scalars(query.limit(limit - len(rows)))
+    return rows
+
+
+def _sorted(
+    query: Select[Any], descending: bool, *columns: InstrumentedAttribute[Any]
+) -> Select[Any]:
+    keys = [*columns, ExperimentRow.id]
+    return query.order_by(*(key.desc() if descending else key.asc() for key in keys))
+
+
+def _position(row: ExperimentRow, order: Order) -> Position:
+    value = row.created_at if order.endswith("created") else row.test_accuracy
+    return Position(order=order, value=value, id=row.id)

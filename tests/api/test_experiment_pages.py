@@ -1,0 +1,179 @@
+"""The experiment list's keyset pages: a walk by `cursor` shows every matching experiment once,
+in the order asked (ties and runs without a test accuracy included), exactly as `offset` pages
+do; a cursor that is not ours, or not for the order asked, is a 422."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.db.models import ExperimentRow, ExperimentTagRow, queued_experiment
+from service.db.session import Database
+from service.spec.experiment import ExperimentSpec
+from tests.factories import tiny_spec
+
+SPEC = ExperimentSpec.model_validate(
+    {key: value for key, value in tiny_spec().items() if key != "name"}
+).model_dump(mode="json")
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+ORDERS = ["created", "-created", "test_accuracy", "-test_accuracy"]
+FILTERS: list[dict[str, Any]] = [{}, {"status": "succeeded"}, {"tag": "a"}]
+
+
+def _seed(db: Database) -> list[dict[str, Any]]:
+    """23 experiments: created in threes at one instant (ties the id breaks), some scored with
+    equal accuracies, the queued ones without any; every other one tagged `a`."""
+    rows = []
+    with db.scope() as session:
+        for number in range(23):
+            values = queued_experiment(
+                name=f"net {number}",
+                description=None,
+                spec=SPEC,
+                summary=None,
+                client_id="anonymous",
+                max_attempts=1,
+            )
+            scored = number % 4 != 0
+            values.update(
+                created_at=T0 + timedelta(minutes=number // 3),
+                status="succeeded" if scored else "queued",
+                test_accuracy=0.9 + (number % 5) / 100 if scored else None,
+            )
+            session.add(ExperimentRow(**values))
+            if number % 2 == 0:
+                session.add(ExperimentTagRow(experiment_id=values["id"], tag="a"))
+            rows.append({**values, "tags": ["a"] if number % 2 == 0 else []})
+    return rows
+
+
+def _expected(rows: list[dict[str, Any]], order: str, filters: dict[str, Any]) -> list[str]:
+    kept = [
+        row
+        for row in rows
+        if row["status"] == filters.get("status", row["status"])
+        and ("tag" not in filters or filters["tag"] in row["tags"])
+    ]
+    descending = order.startswith("-")
+    if order.endswith("created"):
+        kept.sort(key=lambda row: (row["created_at"], row["id"]), reverse=descending)
+        return [row["id"] for row in kept]
+    scored = sorted(
+        (row for row in kept if row["test_accuracy"] is not None),
+        key=lambda row: (row["test_accuracy"], row["id"]),
+        reverse=descending,
+    )
+    unscored = sorted(
+        (row for row in kept if row["test_accuracy"] is None),
+        key=lambda row: row["id"],
+        reverse=descending,
+    )
+    return [row["id"] for row in scored + unscored]
+
+
+def _walk(client: TestClient, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    page = client.get("/experiments", params={**params, "view": "compact"}).json()
+    yield page
+    while page["next_cursor"]:
+        following = {**params, "view": "compact", "cursor": page["next_cursor"]}
+        page = client.get("/experiments", params=following).json()
+        yield page
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=["all", "status", "tag"])
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_cursor_walk_shows_each_match_once_in_order_as_offset_pages_do(
+    client: TestClient, db: Database, order: str, filters: dict[str, Any]
+) -> None:
+    expected = _expected(_seed(db), order, filters)
+    params = {"order": order, "limit": 4, **filters}
+    pages = list(_walk(client, params))
+    walked = [row["id"] for page in pages for row in page["data"]]
+    assert walked == expected
+    assert {page["count"] for page in pages} == {len(expected)}
+    assert pages[-1]["next_cursor"] is None
+    by_offset = [
+        row["id"]
+        for offset in range(0, len(expected), 4)
+        for row in client.get("/experiments", params={**params, "offset": offset}).json()["data"]
+    ]
+    assert by_offset == expected
+
+
+def test_the_link_header_leads_to_the_next_page_in_json_and_csv(
+    client: TestClient, db: Database
+) -> None:
+    _seed(db)
+    first = client.get("/experiments", params={"tag": "a", "limit": 5, "order": "created"})
+    link = first.headers["link"]
+    assert link.endswith('>; rel="next"')
+    assert f"cursor={first.json()['next_cursor']}" in link
+    second = client.get(link[1 : link.index(">")])
+    assert second.json()["data"][0]["created_at"] >= first.json()["data"][-1]["created_at"]
+    csv = client.get("/experiments", params={"tag": "a", "limit": 5, "format": "csv"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    following = client.get(csv.links["next"]["url"])
+    assert following.status_code == 200
+    assert following.text.splitlines()[1] not in csv.text
+    last = client.get("/experiments", params={"limit": 200})
+    assert "link" not in last.headers
+    assert last.json()["next_cursor"] is None
+
+
+def _cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "bm90IGpzb24",  # base64 of "not json"
+        "AAAA",
+        _cursor({"order": "-created"}),
+        _cursor(["-created", 7, "abc"]),
+        _cursor(["-created", "yesterday", "abc"]),
+        _cursor(["-created", "2026-12-01T09:00:00", "abc"]),  # no time zone
+        _cursor(["sideways", None, "abc"]),
+        _cursor(["-created", "2026-12-01T09:00:00+00:00", ""]),
+    ],
+)
+def test_a_cursor_we_did_not_write_is_a_422(client: TestClient, cursor: str) -> None:
+    response = client.get("/experiments", params={"cursor": cursor})
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid_cursor"
+    assert "next_cursor" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor!", "%%%", "a" * 401])
+def test_a_cursor_outside_the_alphabet_is_refused_by_its_schema(
+    client: TestClient, cursor: str
+) -> None:
+    response = client.get("/experiments", params={"cursor": cursor})
+    assert response.status_code == 422
+    assert "cursor" in response.text
+
+
+def test_a_non_finite_accuracy_in_a_cursor_is_a_422(client: TestClient) -> None:
+    cursor = base64.urlsafe_b64encode(b'["-test_accuracy", NaN, "abc"]').decode()
+    response = client.get("/experiments", params={"cursor": cursor, "order": "-test_accuracy"})
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid_cursor"
+
+
+def test_a_cursor_for_another_order_or_with_an_offset_is_a_422(
+    client: TestClient, db: Database
+) -> None:
+    _seed(db)
+    cursor = client.get("/experiments", params={"limit": 2}).json()["next_cursor"]
+    other = client.get("/experiments", params={"cursor": cursor, "order": "test_accuracy"})
+    assert other.status_code == 422
+    assert "order=-created" in other.json()["detail"]
+    both = client.get("/experiments", params={"cursor": cursor, "offset": 2})
+    assert both.status_code == 422
+    assert "not both" in both.json()["detail"]
