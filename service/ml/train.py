@@ -179,8 +179,13 @@ def _layer_health(
     return [LayerHealth(data.x_valid, data.y_valid, hooks.layers_measured)]
 
 
-def versions() -> dict[str, str]:
-    """The software whose arithmetic a history depends on: a rerun compares these."""
+KERNELS_XLA = "XLA"
+KERNELS_EXACT = "TensorFlow"
+
+
+def versions(*, jit_compile: bool = False) -> dict[str, str]:
+    """The software whose arithmetic a history depends on: a rerun compares these. The
+    kernels are among them: XLA's differ from TensorFlow's in the last digits."""
     import tensorflow as tf
 
     return {
@@ -188,6 +193,7 @@ def versions() -> dict[str, str]:
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "numpy": np.__version__,
+        "kernels": KERNELS_XLA if jit_compile else KERNELS_EXACT,
     }
 
 
@@ -261,7 +267,7 @@ def train(
         result.evaluation = evaluate_model(model, data.x_test, data.y_test)
         result.test_loss = result.evaluation.test_loss
         result.test_accuracy = result.evaluation.test_accuracy
-    result.versions = versions()
+    result.versions = versions(jit_compile=jit_compile)
     return result
 
 

@@ -294,10 +294,27 @@ def test_html_in_a_name_is_shown_not_rendered_in_the_notebook() -> None:
     assert "# <script>alert(1)</script>" in notebook.script(experiment)
 
 
-def test_the_compile_cell_names_the_option_that_matches_a_service_on_xla() -> None:
-    """XLA's arithmetic differs from TensorFlow's kernels in the last digits: a reader of the
-    notebook of a service set to TRAINING_PATH=xla is told to add `jit_compile=True`."""
-    script = notebook.script(experiment_of(factories.leaky_relu_spec()))
-    assert "# TRAINING_PATH=xla (not the default) also compiles with XLA" in script
-    assert "# add jit_compile=True below to match one to the last digit." in script
-    assert not any("jit_compile" in line for line in code_lines(script))
+def test_a_model_trained_with_xla_is_exported_with_jit_compile() -> None:
+    """XLA's arithmetic differs from TensorFlow's kernels in the last digits: the kernels a
+    run was trained with are recorded beside the versions, and its notebook compiles the same
+    way, so it reproduces the run to the last digit either way."""
+    exact = notebook.script(
+        experiment_of(factories.leaky_relu_spec(), versions=VERSIONS | {"kernels": "TensorFlow"})
+    )
+    assert not any("jit_compile" in line for line in code_lines(exact))
+    assert "kernels: TensorFlow" in exact
+    xla = notebook.script(
+        experiment_of(factories.leaky_relu_spec(), versions=VERSIONS | {"kernels": "XLA"})
+    )
+    assert "    jit_compile=True," in code_lines(xla)
+    assert "kernels: XLA" in xla
+    compile_call = next(node for node in ast.walk(ast.parse(xla)) if _is_compile(node))
+    assert any(keyword.arg == "jit_compile" for keyword in compile_call.keywords)
+
+
+def _is_compile(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "compile"
+    )

@@ -73,6 +73,7 @@ def test_xla_is_used_only_when_asked_and_never_for_nets_with_random_layers() -> 
 def test_the_default_path_is_exact_and_says_so(data: Split) -> None:
     result = train(spec_of(leaky_relu_spec(fit=SMALL)), data, evaluate=False)
     assert result.model.jit_compile is False
+    assert result.versions["kernels"] == "TensorFlow"  # recorded: a rerun and export compare it
 
 
 def test_xla_is_reproducible_and_within_1e_4_of_the_exact_path(data: Split) -> None:
@@ -80,6 +81,7 @@ def test_xla_is_reproducible_and_within_1e_4_of_the_exact_path(data: Split) -> N
     exact = train(spec, data, evaluate=False)
     first, again = (train(spec, data, evaluate=False, xla=True) for _ in range(2))
     assert first.model.jit_compile is True
+    assert first.versions["kernels"] == "XLA"
     np.testing.assert_array_equal(values(first), values(again))
     losses = [0, 2]  # an accuracy may differ by an image whose two top scores nearly tie
     np.testing.assert_allclose(values(first)[:, losses], values(exact)[:, losses], atol=1e-4)

@@ -120,7 +120,8 @@ def test_a_rerun_reproduces_the_history_exactly(client: TestClient, worker: Serv
     again = wait_finished(client, rerun.json()["id"], timeout=300)
     assert again["status"] == "succeeded", (again["error"], worker.log()[-3000:])
 
-    assert set(again["versions"]) == {"python", "tensorflow", "keras", "numpy"}
+    assert set(again["versions"]) == {"python", "tensorflow", "keras", "numpy", "kernels"}
+    assert again["versions"]["kernels"] == "TensorFlow"  # the default, exact path
     assert again["reproduction"] == {
         "reproduced": True,
         "explanation": "every epoch's loss, accuracy, val_loss, val_accuracy are identical",
