@@ -58,6 +58,10 @@ def _warm_up(settings: Settings) -> None:
     # A job meets the same error, and reports it as a one-shot process would.
     with contextlib.suppress(Exception):
         _ = mnist.load_mnist(settings.mnist_path).scaled
+    # What is loaded now lives as long as the process: out of the collector's sight, the
+    # collection after each job looks at that job's objects only (0.5-1 s less per job).
+    gc.collect()
+    gc.freeze()
 
 
 def _forget() -> None:
