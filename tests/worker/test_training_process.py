@@ -23,10 +23,13 @@ from tests.helpers import (
     ServiceProcess,
     alive,
     claim,
+    command_line,
+    descendants,
     settings_env,
     submit,
     trained_by,
     wait_finished,
+    wait_for,
     wait_gone,
     wait_untrained,
 )
@@ -114,6 +117,36 @@ def test_a_slot_trains_its_jobs_in_one_process_until_it_has_trained_its_share(
         done = [pid for pid in first_seen if pids.count(pid) == jobs_per_process]
         wait_gone(done, what="the training processes that trained their share")
         assert all(alive(pid) for pid in first_seen if pid not in done)
+
+
+def waiting_processes(worker: ServiceProcess) -> list[int]:
+    """The worker's training processes that wait for a job (none trains one now)."""
+    return [
+        pid
+        for pid in descendants(worker.pid)
+        if alive(pid) and command_line(pid).endswith("service.worker.training --serve")
+    ]
+
+
+@pytest.mark.usefixtures("settings")  # wipes PostgreSQL and Redis in the scaled run
+def test_a_process_that_trained_its_share_is_replaced_before_the_next_job_comes(
+    make_settings: Callable[..., Settings], start_service: Callable[..., ServiceProcess]
+) -> None:
+    """The replacement warms up (TensorFlow, MNIST) while no job waits for it: the next job
+    goes to the process that was already there, not to one started when it came."""
+    settings = make_settings(training_process_jobs=1)
+    with TestClient(create_app(settings)) as client:
+        worker = start_service(settings, "worker")
+        first = succeeded(client, worker, submit(client, tiny_spec(epochs=1, train_size=500))["id"])
+        (recycled,) = trained_by(worker.log(), first["id"])
+        wait_gone([recycled], what="the process that trained its share")
+        (ready,) = wait_for(
+            lambda: waiting_processes(worker), timeout=TIMEOUT, what="its replacement"
+        )
+        second = succeeded(
+            client, worker, submit(client, tiny_spec(epochs=1, train_size=500))["id"]
+        )
+        assert trained_by(worker.log(), second["id"]) == [ready]
 
 
 @pytest.mark.usefixtures("settings")  # wipes PostgreSQL and Redis in the scaled run
