@@ -22,6 +22,7 @@ from service.ml.build import build_model, compile_model
 from service.ml.data import Split
 from service.ml.evaluation import evaluate_model
 from service.ml.layer_health import LayerHealth
+from service.ml.traced import TracedModels
 from service.spec.experiment import ExperimentSpec
 
 STEPS_PER_EXECUTION = 64
@@ -79,6 +80,8 @@ class TrainingResult:
     test_accuracy: float | None = None
     evaluation: Evaluation | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """How long each part took: build (and compile), fit, evaluate."""
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -175,9 +178,15 @@ def versions() -> dict[str, str]:
 
 
 def prepare_model(
-    spec: ExperimentSpec, *, resume: Resume | None, steps_per_execution: int
+    spec: ExperimentSpec,
+    *,
+    resume: Resume | None,
+    steps_per_execution: int,
+    traced: TracedModels | None = None,
 ) -> keras.Model:
-    """A fresh seeded model, or the checkpointed one; compiled for training either way."""
+    """A fresh seeded model, or the checkpointed one; compiled for training either way. A warm
+    process passes its `traced` models: one of the same architecture takes the fresh one's
+    state and trains in its place, with the functions Keras traced for it (traced.py)."""
     if resume is not None:
         model = resume.model
         # Recompiling would drop the restored optimizer state; only the execution knob changes.
@@ -186,7 +195,7 @@ def prepare_model(
     keras.utils.set_random_seed(spec.fit.seed)
     model = build_model(spec)
     compile_model(model, spec, steps_per_execution=steps_per_execution)
-    return model
+    return traced.take(spec, model) if traced is not None else model
 
 
 def train(
@@ -198,9 +207,14 @@ def train(
     attempt: int = 1,
     steps_per_execution: int = STEPS_PER_EXECUTION,
     evaluate: bool = True,
+    traced: TracedModels | None = None,
 ) -> TrainingResult:
     hooks = hooks or NoHooks()
-    model = prepare_model(spec, resume=resume, steps_per_execution=steps_per_execution)
+    started = time.perf_counter()
+    model = prepare_model(
+        spec, resume=resume, steps_per_execution=steps_per_execution, traced=traced
+    )
+    built = time.perf_counter()
     history = list(resume.history) if resume else []
     start_epoch = len(history)
     if resume is not None:
@@ -222,6 +236,7 @@ def train(
             callbacks=[*_layer_health(spec, data, hooks), reporter, *_callbacks(spec)],
             verbose=0,
         )
+    fitted = time.perf_counter()
     result = TrainingResult(model=model, history=history, stopped=reporter.stopped)
     if evaluate and not reporter.stopped:
         # One forward pass gives the scores and the confusion matrix, so they always agree.
@@ -229,6 +244,13 @@ def train(
         result.test_loss = result.evaluation.test_loss
         result.test_accuracy = result.evaluation.test_accuracy
     result.versions = versions()
+    if traced is not None:
+        traced.keep(spec, model)
+    result.seconds = {
+        "build": built - started,
+        "fit": fitted - built,
+        "evaluate": time.perf_counter() - fitted,
+    }
     return result
 
 

@@ -6,7 +6,10 @@ every time: most of a short trial. So each slot keeps one `python -m service.wor
 service.worker.training <experiment_id> <attempt>` would, and answered with that process's exit
 code (protocol.py). Between jobs it clears Keras's session, collects garbage and drops the
 supervisor's signals; every training seeds itself and reads its split from arrays no job can
-write, so a job's history does not depend on what ran before it.
+write, so a job's history does not depend on what ran before it. It keeps the models of its
+last few architectures: a job of the same architecture trains one of them, with every number
+its own seeded model would have, and skips tracing Keras's functions again
+(service/ml/traced.py).
 """
 
 from __future__ import annotations
@@ -34,12 +37,15 @@ def serve(settings: Settings, *, answers: int, commands: IO[bytes] | None = None
     jobs = 0
     set_title([*COMMAND, "--serve"])
     _warm_up(settings)
+    from service.ml.traced import TracedModels
+
+    traced = TracedModels()
     while line := commands.readline():
         job = Job.parse(line)
         signals = JobSignals()
         listen(signals)
         set_title([*COMMAND, job.experiment_id, str(job.attempt)])
-        code = run(job.experiment_id, job.attempt, settings, signals=signals)
+        code = run(job.experiment_id, job.attempt, settings, signals=signals, traced=traced)
         listen(None)
         jobs += 1
         set_title([*COMMAND, "--serve", f"({jobs} done)"])
