@@ -229,13 +229,14 @@ def _log_end(context: TrainingContext, status: Status, outcome: str | None) -> N
 
 
 def _log_parts(context: TrainingContext, result: TrainingResult) -> None:
-    """Where the job's time went: bench/study.py reads this line."""
-    parts = context.seconds
+    """Where the job's time went (bench/study.py reads this line): its parts overlap, as fit
+    holds the epochs and their checkpoints and writes."""
     training = sum(record.seconds for record in result.history if record.attempt == context.attempt)
     log.info(
-        "experiment %s parts: %s, of which epochs %.3f s%s",
+        "experiment %s took %.3f s in its process: %s; epochs %.3f s%s",
         context.experiment_id,
-        ", ".join(f"{part} {seconds:.3f} s" for part, seconds in parts.items()),
+        time.monotonic() - context.started,
+        ", ".join(f"{part} {seconds:.3f} s" for part, seconds in context.seconds.items()),
         training,
         " (reused the traced model of an earlier job)" if context.reused_traces else "",
     )

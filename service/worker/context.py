@@ -104,7 +104,7 @@ class TrainingContext:
             self.lost = True
             return False
         layers = self.layer_stats.pop(record.epoch, None)
-        with self.timed("writes"):
+        with self.timed("epoch rows"):
             pulse = self.transaction(partial(self._record_epoch, record=record, layers=layers))
         log.info("experiment %s %s", self.experiment_id, epoch_line(record, self.epochs))
         if not pulse.alive:
