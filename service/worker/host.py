@@ -74,7 +74,7 @@ class TrainingHost:
         """Alive and not training: it may take the slot's next job."""
         return self._ended is not None and self.alive
 
-    def send(self, experiment_id: str, attempt: int) -> bool:
+    def send(self, experiment_id: str, attempt: int | None) -> bool:
         """Hand it a job; False when it cannot take one (it died, or it is busy)."""
         if not self.idle or self.process.stdin is None:
             return False
@@ -157,7 +157,7 @@ class Hosts:
         self._closed = False
         """The worker stops: no replacement starts any more."""
 
-    def dispatch(self, experiment_id: str, attempt: int) -> TrainingHost:
+    def dispatch(self, experiment_id: str, attempt: int | None) -> TrainingHost:
         """Send the job to this slot's process, a fresh one if it has none or it died while
         idle. If even a fresh one cannot take it, that process's `wait` tells how it died."""
         slot = threading.get_ident()
@@ -180,8 +180,9 @@ class Hosts:
         return host
 
     @contextmanager
-    def job(self, experiment_id: str, attempt: int) -> Iterator[TrainingHost]:
-        """The slot's process, sent the job (`dispatch`); `release`d when the block ends."""
+    def job(self, experiment_id: str, attempt: int | None) -> Iterator[TrainingHost]:
+        """The slot's process, sent the job (`dispatch`; attempt None: the experiment's
+        evaluation); `release`d when the block ends."""
         host = self.dispatch(experiment_id, attempt)
         try:
             yield host
