@@ -208,7 +208,11 @@ class Hosts:
         with self._lock:
             if self._closed or slot in self._by_slot:
                 return
-        replacement = TrainingHost.start()  # in the slot's thread: it dies with this thread
+        try:
+            replacement = TrainingHost.start()  # in the slot's thread: it dies with this thread
+        except OSError:  # no memory or processes to spare now: the next job starts one
+            log.exception("could not start the replacement training process")
+            return
         with self._lock:
             if not self._closed and slot not in self._by_slot:
                 self._by_slot[slot] = replacement
