@@ -74,10 +74,11 @@ def test_a_kept_model_gives_every_number_a_new_model_gives(tmp_path: Path) -> No
         spec(SGD, seed=1),  # the same optimizer: its train function is kept too
         spec(ADAM, seed=4, layers=[LAYERS[0], LAYERS[-1]]),  # another architecture
         spec(ADAM, seed=2),
+        spec(ADAM, seed=5),  # Adam's step count and moments, reset
     ]
     traced = TracedModels()
     kept = [job(each, traced) for each in jobs]
-    assert traced.reused == 4
+    assert traced.reused == 5
     for each, result in zip(jobs, kept, strict=True):
         assert numbers(result) == numbers(job(each, None))
     # What it saves is compiled with the job's optimizer, not the kept model's first.
