@@ -1,14 +1,20 @@
 """The `optimizers` study preset end to end: wall time with one and with two worker slots, with
 a fresh training process per trial (TRAINING_PROCESS_JOBS=1) and with each slot's warm one
-(the default), and how much of each trial is start-up rather than training.
+(the default), how much of each trial is start-up rather than training, and where it goes.
 
 Runs the service on its embedded defaults (`python -m service`: API and one worker, SQLite)
 in a temporary folder, posts the preset with `max_parallel` equal to the slots, and waits for
 the study to finish; checks that every trial succeeded and that the curves render. Per trial,
-"training" is the sum of its epochs' seconds and "the rest" is the rest of its running time:
-for a fresh process, an interpreter importing TensorFlow and loading MNIST; for either, building
-the model, then evaluating and saving it. The machine may be shared: compare the ratios within
-one run, not figures across runs.
+"training" is the sum of its epochs' seconds and "the rest" is the rest of its running time
+(started to finished). Its pieces, medians over the trials, come from the line each training
+process logs per job (attempt.py): "hand-in" is the running time before the process began the
+job (the claim, then a fresh process's interpreter, TensorFlow and MNIST, or a warm one's
+clean-up after its last job), then its own parts: start (read the spec, split the data, look
+for a checkpoint), build (and compile), fit besides the epochs, checkpoints and epoch rows
+(within fit), evaluate, save, and the database writes. "Hand-off" is the time between a trial's
+end and the start of the next trial on the same process (the supervisor settling, the study
+queueing its next trial, the slot claiming it): part of the wall time, of no trial's. The
+machine may be shared: compare the ratios within one run, not figures across runs.
 
     python bench/study.py --epochs 1 --train-size 2000          # fresh vs warm, 1 and 2 slots
     python bench/study.py --slots 1 --jobs-per-process 20       # the issue's run: epochs 3,
@@ -18,7 +24,9 @@ one run, not figures across runs.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -56,6 +64,10 @@ class Figures:
     idle_mb: list[float]
     """Resident memory of each training process still alive once the study ended (warm ones
     waiting for their slot's next job)."""
+    pieces: dict[str, float]
+    """Median seconds of each piece of a trial's time besides training (see the module)."""
+    reused: int
+    """Trials that trained a model their process kept from an earlier trial."""
 
     @property
     def rest(self) -> float:
@@ -76,6 +88,7 @@ def run_study(slots: int, jobs_per_process: int, *, epochs: int, train_size: int
             port=port,
             WORKER_SLOTS=str(slots),
             TRAINING_PROCESS_JOBS=str(jobs_per_process),
+            LOG_LEVEL="INFO",  # each training's "took ... in its process" line
         )
         with (
             running([sys.executable, "-m", "service"], env, root / "service.log") as service,
@@ -104,7 +117,42 @@ def run_study(slots: int, jobs_per_process: int, *, epochs: int, train_size: int
             # The last trial's slot closes a process that trained its share just after the
             # study reads finished: count the processes that stay.
             time.sleep(SETTLE_SECONDS)
-            return _figures(http, study, wall, idle_mb=_training_memory(service.pid))
+            jobs = _jobs_logged((root / "service.log").read_text(errors="replace"))
+            return _figures(http, study, wall, idle_mb=_training_memory(service.pid), jobs=jobs)
+
+
+@dataclass
+class Job:
+    """One training's own account of its time (its process's log line)."""
+
+    pid: int
+    total: float
+    parts: dict[str, float]
+    epochs: float
+    reused: bool
+
+
+JOB_LINE = re.compile(
+    r"\[training (?P<pid>\d+)\] experiment (?P<id>\w+) took (?P<total>[\d.]+) s in its "
+    r"process: (?P<parts>.*); epochs (?P<epochs>[\d.]+) s(?P<reused> \(reused)?"
+)
+
+
+def _jobs_logged(log: str) -> dict[str, Job]:
+    jobs = {}
+    for found in JOB_LINE.finditer(log):
+        parts = {}
+        for part in found["parts"].split(", "):
+            name, seconds, _ = part.rsplit(" ", 2)
+            parts[name] = float(seconds)
+        jobs[found["id"]] = Job(
+            pid=int(found["pid"]),
+            total=float(found["total"]),
+            parts=parts,
+            epochs=float(found["epochs"]),
+            reused=found["reused"] is not None,
+        )
+    return jobs
 
 
 def _training_memory(group: int) -> list[float]:
@@ -124,14 +172,21 @@ def _training_memory(group: int) -> list[float]:
 
 
 def _figures(
-    http: httpx.Client, study: dict[str, Any], wall: float, *, idle_mb: list[float]
+    http: httpx.Client,
+    study: dict[str, Any],
+    wall: float,
+    *,
+    idle_mb: list[float],
+    jobs: dict[str, Job],
 ) -> Figures:
     running_seconds, training_seconds = [], []
+    trials = []
     for row in study["leaderboard"]:
         trial = http.get(f"/experiments/{row['experiment_id']}").json()
         epochs_done = http.get(f"/experiments/{row['experiment_id']}/history").json()
         running_seconds.append(_seconds(trial["started_at"], trial["finished_at"]))
         training_seconds.append(sum(e["seconds"] for e in epochs_done["epochs"]))
+        trials.append(trial)
     print(
         "    leaderboard: "
         + ", ".join(f"{row['label']} {row['objective']:.3f}" for row in study["leaderboard"])
@@ -148,7 +203,39 @@ def _figures(
         succeeded=study["progress"].get("succeeded", 0),
         curves=drawn and all(row["label"] in curves.text for row in study["leaderboard"]),
         idle_mb=idle_mb,
+        pieces=_pieces(trials, jobs),
+        reused=sum(job.reused for job in jobs.values()),
     )
+
+
+def _pieces(trials: list[dict[str, Any]], jobs: dict[str, Job]) -> dict[str, float]:
+    """Median seconds of each piece of a trial's time besides training (see the module)."""
+    samples: dict[str, list[float]] = {}
+
+    def add(piece: str, seconds: float) -> None:
+        samples.setdefault(piece, []).append(seconds)
+
+    for trial in trials:
+        job = jobs.get(trial["id"])
+        if job is None:
+            continue
+        running = _seconds(trial["started_at"], trial["finished_at"])
+        # The process's clock runs on past finished_at (its success write) by a few ms: none.
+        add("hand-in", max(0.0, running - job.total))
+        fit = job.parts.get("fit", 0.0)
+        within_fit = job.parts.get("checkpoints", 0.0) + job.parts.get("epoch rows", 0.0)
+        add("fit besides epochs", fit - job.epochs - within_fit)
+        for part, seconds in job.parts.items():
+            if part != "fit":
+                add(part, seconds)
+    by_process: dict[int, list[dict[str, Any]]] = {}
+    for trial in sorted(trials, key=lambda trial: trial["started_at"]):
+        if (job := jobs.get(trial["id"])) is not None:
+            by_process.setdefault(job.pid, []).append(trial)
+    for run in by_process.values():
+        for before, after in itertools.pairwise(run):
+            add("hand-off", _seconds(before["finished_at"], after["started_at"]))
+    return {piece: statistics.median(seconds) for piece, seconds in samples.items()}
 
 
 def _line(slots: int, jobs: int, figures: Figures) -> str:
@@ -161,6 +248,8 @@ def _line(slots: int, jobs: int, figures: Figures) -> str:
         f"{figures.typical_rest:.1f} s); training processes "
         f"left waiting: {len(figures.idle_mb)}"
         + "".join(f", {mb:.0f} MB" for mb in figures.idle_mb)
+        + f"; {figures.reused} trial(s) reused a kept model\n    pieces (medians): "
+        + ", ".join(f"{piece} {seconds:.3f} s" for piece, seconds in figures.pieces.items())
     )
 
 

@@ -173,6 +173,11 @@ def _live_processes() -> dict[int, tuple[int, str]]:
     return found
 
 
+def command_line(pid: int) -> str:
+    """What `ps` shows as the process's command line ("" once it is gone)."""
+    return _live_processes().get(pid, (0, ""))[1].strip()
+
+
 def descendants(pid: int) -> list[int]:
     processes = _live_processes()
     found: list[int] = []

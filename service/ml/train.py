@@ -26,6 +26,7 @@ from service.ml.build import build_model, compile_model
 from service.ml.data import Split
 from service.ml.evaluation import evaluate_model
 from service.ml.layer_health import LayerHealth
+from service.ml.traced import TracedModels
 from service.spec.experiment import ExperimentSpec
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ class TrainingResult:
     test_accuracy: float | None = None
     evaluation: Evaluation | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """How long each part took: build (and compile), fit, evaluate."""
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -203,8 +206,11 @@ def prepare_model(
     resume: Resume | None,
     steps_per_execution: int,
     jit_compile: bool = False,
+    traced: TracedModels | None = None,
 ) -> keras.Model:
-    """A fresh seeded model, or the checkpointed one; compiled for training either way."""
+    """A fresh seeded model, or the checkpointed one; compiled for training either way. A warm
+    process passes its `traced` models: one of the same architecture takes the fresh one's
+    state and trains in its place, with the functions Keras traced for it (traced.py)."""
     if resume is not None:
         model = resume.model
         # Recompiling would drop the restored optimizer state; only the execution knobs change.
@@ -214,7 +220,7 @@ def prepare_model(
     keras.utils.set_random_seed(spec.fit.seed)
     model = build_model(spec)
     compile_model(model, spec, steps_per_execution=steps_per_execution, jit_compile=jit_compile)
-    return model
+    return traced.take(spec, model) if traced is not None else model
 
 
 def train(
@@ -227,6 +233,7 @@ def train(
     steps_per_execution: int = STEPS_PER_EXECUTION,
     xla: bool = False,
     evaluate: bool = True,
+    traced: TracedModels | None = None,
 ) -> TrainingResult:
     """Fit `spec` on `data`; `xla` asks for XLA-compiled steps where the net allows them
     (`uses_xla`)."""
@@ -237,9 +244,15 @@ def train(
         "XLA" if jit_compile else "TensorFlow's kernels",
         steps_per_execution,
     )
+    started = time.perf_counter()
     model = prepare_model(
-        spec, resume=resume, steps_per_execution=steps_per_execution, jit_compile=jit_compile
+        spec,
+        resume=resume,
+        steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
+        traced=traced,
     )
+    built = time.perf_counter()
     history = list(resume.history) if resume else []
     start_epoch = len(history)
     if resume is not None:
@@ -261,6 +274,7 @@ def train(
             callbacks=[*_layer_health(spec, data, hooks), reporter, *_callbacks(spec)],
             verbose=0,
         )
+    fitted = time.perf_counter()
     result = TrainingResult(model=model, history=history, stopped=reporter.stopped)
     if evaluate and not reporter.stopped:
         # One forward pass gives the scores and the confusion matrix, so they always agree.
@@ -268,6 +282,13 @@ def train(
         result.test_loss = result.evaluation.test_loss
         result.test_accuracy = result.evaluation.test_accuracy
     result.versions = versions(jit_compile=jit_compile)
+    if traced is not None:
+        traced.keep(spec, model)
+    result.seconds = {
+        "build": built - started,
+        "fit": fitted - built,
+        "evaluate": time.perf_counter() - fitted,
+    }
     return result
 
 

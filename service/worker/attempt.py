@@ -39,16 +39,23 @@ from service.worker.tensorflow_setup import configure_tensorflow
 
 if TYPE_CHECKING:  # TensorFlow loads in the training process only, when it trains
     from service.ml.data import Split
+    from service.ml.traced import TracedModels
     from service.ml.train import Resume, TrainingResult
 
 log = logging.getLogger("service.training")
 
 
 def run(
-    experiment_id: str, attempt: int, settings: Settings, *, signals: JobSignals | None = None
+    experiment_id: str,
+    attempt: int,
+    settings: Settings,
+    *,
+    signals: JobSignals | None = None,
+    traced: TracedModels | None = None,
 ) -> int:
     """Train one attempt; the exit code that says how it ended (EXIT_OK: it wrote the
-    experiment's outcome). A warm process passes the `signals` it already listens to."""
+    experiment's outcome). A warm process passes the `signals` it already listens to, and the
+    models it kept from its earlier jobs (service/ml/traced.py)."""
     if signals is None:
         signals = JobSignals()
         listen(signals)
@@ -71,7 +78,7 @@ def run(
     )
     code = EXIT_LOST_LEASE
     try:
-        code = _train(context, settings)
+        code = _train(context, settings, traced)
     except (ServiceError, TrainingFailed) as error:
         message = getattr(error, "message", str(error))
         code = _end_or_retry(context, message)
@@ -89,12 +96,13 @@ def run(
     return code
 
 
-def _train(context: TrainingContext, settings: Settings) -> int:
+def _train(context: TrainingContext, settings: Settings, traced: TracedModels | None) -> int:
     """Take up where the last attempt stopped, fit with a checkpoint per epoch, then finish."""
-    start = _start_from_checkpoint(context, settings)
+    with context.timed("start"):
+        start = _start_from_checkpoint(context, settings)
     if start is None:
         return EXIT_LOST_LEASE
-    result = _fit(context, start, xla=settings.training_path == "xla")
+    result = _fit(context, start, traced, xla=settings.training_path == "xla")
     if context.lost:
         return EXIT_LOST_LEASE
     if context.drain.is_set() and result.stopped and not context.cancel.is_set():
@@ -143,18 +151,25 @@ def _start_from_checkpoint(context: TrainingContext, settings: Settings) -> _Sta
     return _Start(spec=spec, split=split, resume=resume) if owned else None
 
 
-def _fit(context: TrainingContext, start: _Start, *, xla: bool) -> TrainingResult:
+def _fit(
+    context: TrainingContext, start: _Start, traced: TracedModels | None, *, xla: bool
+) -> TrainingResult:
     """Train the remaining epochs; the context checkpoints and records each one as it ends."""
     from service.ml.train import train
 
-    return train(
+    reused = traced.reused if traced is not None else 0
+    result = train(
         start.spec,
         start.split,
         hooks=context,
         resume=start.resume,
         attempt=context.attempt,
         xla=xla,
+        traced=traced,
     )
+    context.seconds.update(result.seconds)
+    context.reused_traces = traced is not None and traced.reused > reused
+    return result
 
 
 def _finish(context: TrainingContext, result: TrainingResult) -> int:
@@ -169,12 +184,18 @@ def _finish(context: TrainingContext, result: TrainingResult) -> int:
     if diverged or result.test_accuracy is None or result.test_loss is None:
         return _end(context, Status.FAILED, diverged or "training stopped before evaluation")
     local_model = context.local_dir / "model.keras"
-    result.model.save(local_model)
-    uri = context.store.put_file(local_model, model_key(context.experiment_id))
-    owned = context.transaction(partial(_record_success, context=context, result=result, uri=uri))
+    with context.timed("save"):
+        result.model.save(local_model)
+        uri = context.store.put_file(local_model, model_key(context.experiment_id))
+    with context.timed("writes"):
+        owned = context.transaction(
+            partial(_record_success, context=context, result=result, uri=uri)
+        )
+        if owned:
+            context.store.delete_prefix(checkpoint_prefix(context.experiment_id))
     if owned:
-        context.store.delete_prefix(checkpoint_prefix(context.experiment_id))
         _log_end(context, Status.SUCCEEDED, f"test accuracy {result.test_accuracy:.4f}")
+        _log_parts(context, result)
     return EXIT_OK if owned else EXIT_LOST_LEASE
 
 
@@ -207,6 +228,20 @@ def _log_end(context: TrainingContext, status: Status, outcome: str | None) -> N
         status.value,
         f": {outcome}" if outcome else "",
         time.monotonic() - context.started,
+    )
+
+
+def _log_parts(context: TrainingContext, result: TrainingResult) -> None:
+    """Where the job's time went (bench/study.py reads this line): its parts overlap, as fit
+    holds the epochs and their checkpoints and writes."""
+    training = sum(record.seconds for record in result.history if record.attempt == context.attempt)
+    log.info(
+        "experiment %s took %.3f s in its process: %s; epochs %.3f s%s",
+        context.experiment_id,
+        time.monotonic() - context.started,
+        ", ".join(f"{part} {seconds:.3f} s" for part, seconds in context.seconds.items()),
+        training,
+        " (reused the traced model of an earlier job)" if context.reused_traces else "",
     )
 
 

@@ -25,7 +25,6 @@ from service.jobs.queue import JobQueue
 from service.jobs.recovery import Sweeper
 from service.usecases.challenges import unseal_closed
 from service.usecases.studies import advance_after_trial, advance_studies
-from service.worker.evaluation import run_evaluation_job
 from service.worker.host import Hosts
 from service.worker.lifeline import FORWARDED_STOP_SIGNAL, GROUP_STOP_SIGNALS, watch_parent
 from service.worker.supervisor import Shutdown, Supervisor
@@ -103,7 +102,7 @@ def run_worker(settings: Settings) -> None:
         shutdown=shutdown,
     )
     queue.handler = supervisor.run_job
-    queue.evaluation_handler = functools.partial(run_evaluation_job, settings)
+    queue.evaluation_handler = supervisor.run_evaluation
     # Each sweep also lets studies start trials that a lost worker never started.
     sweeper = Sweeper(db, queue, settings.sweep_seconds, after_sweep=_after_sweep)
     sweeper.start()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
@@ -68,12 +69,16 @@ class TrainingContext:
         self.drain = signals.drain
         self.lost = False
         self.pruned: str | None = None
+        self.reused_traces = False
+        """The job trained a model a warm process kept from an earlier one (traced.py)."""
         self.epochs = 0
         """How many epochs the spec asks for (known once the spec is read)."""
         self.started = time.monotonic()
         self.local_dir = attempt_dir(settings.work_dir, experiment_id, attempt)
         self.local_dir.mkdir(parents=True, exist_ok=True)
         self.layer_stats: dict[int, list[LayerStats]] = {}
+        self.seconds: dict[str, float] = {}
+        """Where the job's time went besides training, by part (`timed`)."""
         self.retries = RetryPolicy(max_seconds=settings.heartbeat_seconds)
         self.checkpoints = Checkpoints(
             store=store,
@@ -93,11 +98,14 @@ class TrainingContext:
     def epoch_finished(self, model: Any, record: EpochRecord, history: list[EpochRecord]) -> bool:
         # Checkpoint first: if we die before the row is written, the next attempt restores the
         # row from the checkpoint's history; the other order could leave a gap.
-        if not self.checkpoints.save(model, history):
+        with self.timed("checkpoints"):
+            saved = self.checkpoints.save(model, history)
+        if not saved:
             self.lost = True
             return False
         layers = self.layer_stats.pop(record.epoch, None)
-        pulse = self.transaction(partial(self._record_epoch, record=record, layers=layers))
+        with self.timed("epoch rows"):
+            pulse = self.transaction(partial(self._record_epoch, record=record, layers=layers))
         log.info("experiment %s %s", self.experiment_id, epoch_line(record, self.epochs))
         if not pulse.alive:
             self.lost = True
@@ -110,6 +118,15 @@ class TrainingContext:
             return False
         self.pruned = prune_reason(self.db, self.experiment_id, history)
         return self.pruned is None
+
+    @contextmanager
+    def timed(self, part: str) -> Iterator[None]:
+        """Add the block's running time to `seconds[part]`."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - started
 
     # The database -------------------------------------------------------------------------
     def _record_epoch(

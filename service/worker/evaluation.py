@@ -1,15 +1,16 @@
-"""An evaluation asked for after the training: the worker runs it in a fresh interpreter.
+"""An evaluation asked for after the training: the slot's warm training process runs it.
 
 Experiments trained before evaluations existed get theirs when someone asks for it
 (`GET /experiments/{id}/evaluation` answers 202 and queues `evaluate_experiment`). Like a
-training, it runs in a spawned `python -m service.worker.evaluation <experiment_id>`, never in
-a process that may fork after loading TensorFlow, and never in the API.
+training, it runs in the slot's spawned training process (the supervisor sends it the job
+line `<experiment_id> evaluate`), which has TensorFlow and MNIST loaded already: never in a
+process that may fork after loading TensorFlow, and never in the API. `python -m
+service.worker.evaluation <experiment_id>` evaluates one in a process of its own.
 """
 
 from __future__ import annotations
 
 import logging
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -20,32 +21,15 @@ from service.db import insight, repository
 from service.db.session import Database
 from service.domain import Status
 from service.storage import store_from_settings
-from service.worker.lifeline import child_env, watch_parent
+from service.worker.lifeline import watch_parent
 from service.worker.priority import lower_priority
+from service.worker.protocol import EXIT_EVALUATION_FAILED, EXIT_OK
 
 log = logging.getLogger(__name__)
 
-# One forward pass over 10,000 images takes seconds; this only stops a process that hangs.
-EVALUATION_TIMEOUT_SECONDS = 600.0
-EXIT_OK = 0
-EXIT_FAILURE_RECORDED = 1
-
-
-def run_evaluation_job(settings: Settings, experiment_id: str) -> None:
-    """The worker's handler: evaluate in a child process, and record a failure it cannot."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service.worker.evaluation", experiment_id], env=child_env()
-    )
-    try:
-        code = process.wait(timeout=EVALUATION_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        code = process.wait()
-    if code not in (EXIT_OK, EXIT_FAILURE_RECORDED):
-        _record_failure(settings, experiment_id, f"the evaluation process died (exit code {code})")
-
 
 def _record_failure(settings: Settings, experiment_id: str, error: str) -> None:
+    """The evaluation failed: say so where its result would be."""
     db = Database(settings.database_url)
     try:
         with db.scope() as session:
@@ -86,6 +70,18 @@ def _scratch(settings: Settings) -> str:
     return settings.work_dir
 
 
+def evaluate(settings: Settings, experiment_id: str) -> int:
+    """Evaluate, recording a failure; EXIT_OK, or EXIT_EVALUATION_FAILED."""
+    try:
+        evaluate_experiment(settings, experiment_id)
+    except Exception as error:
+        log.exception("evaluation of %s failed", experiment_id)
+        message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+        _record_failure(settings, experiment_id, f"the evaluation failed: {message}")
+        return EXIT_EVALUATION_FAILED
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     watch_parent()
     settings = Settings()
@@ -96,14 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # LOG_FORMAT and LOG_LEVEL as in the worker that started it; TF_CPP_MIN_LOG_LEVEL too.
     logs.configure(text_format=logs.role_format("evaluation"))
-    try:
-        evaluate_experiment(settings, args[0])
-    except Exception as error:
-        log.exception("evaluation of %s failed", args[0])
-        message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
-        _record_failure(settings, args[0], f"the evaluation failed: {message}")
-        return EXIT_FAILURE_RECORDED
-    return EXIT_OK
+    return evaluate(settings, args[0])
 
 
 if __name__ == "__main__":

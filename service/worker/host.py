@@ -6,7 +6,8 @@ with its worker) and sends it one job at a time (protocol.py; serve.py is the pr
 The supervisor keeps its role: whenever it must stop a training (lost lease, wall-time limit,
 cancel grace, the end of a shutdown's grace) it kills the process, and if the process dies
 mid-job its exit code settles the attempt as a dead one-shot process's would. Either way the
-slot's next job gets a fresh process, as it does after TRAINING_PROCESS_JOBS jobs.
+slot's next job gets a fresh process. One that trained TRAINING_PROCESS_JOBS jobs exits too,
+and its replacement starts at once, so the slot's next job finds it warm.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class TrainingHost:
         """Alive and not training: it may take the slot's next job."""
         return self._ended is not None and self.alive
 
-    def send(self, experiment_id: str, attempt: int) -> bool:
+    def send(self, experiment_id: str, attempt: int | None) -> bool:
         """Hand it a job; False when it cannot take one (it died, or it is busy)."""
         if not self.idle or self.process.stdin is None:
             return False
@@ -153,8 +154,10 @@ class Hosts:
         self.idle_seconds = idle_seconds
         self._lock = threading.Lock()
         self._by_slot: dict[int, TrainingHost] = {}
+        self._closed = False
+        """The worker stops: no replacement starts any more."""
 
-    def dispatch(self, experiment_id: str, attempt: int) -> TrainingHost:
+    def dispatch(self, experiment_id: str, attempt: int | None) -> TrainingHost:
         """Send the job to this slot's process, a fresh one if it has none or it died while
         idle. If even a fresh one cannot take it, that process's `wait` tells how it died."""
         slot = threading.get_ident()
@@ -177,8 +180,9 @@ class Hosts:
         return host
 
     @contextmanager
-    def job(self, experiment_id: str, attempt: int) -> Iterator[TrainingHost]:
-        """The slot's process, sent the job (`dispatch`); `release`d when the block ends."""
+    def job(self, experiment_id: str, attempt: int | None) -> Iterator[TrainingHost]:
+        """The slot's process, sent the job (`dispatch`; attempt None: the experiment's
+        evaluation); `release`d when the block ends."""
         host = self.dispatch(experiment_id, attempt)
         try:
             yield host
@@ -187,11 +191,33 @@ class Hosts:
 
     def release(self, host: TrainingHost) -> None:
         """After a job: keep the process for the slot's next one, unless it was stopped or
-        died, or has trained `jobs_per_host` jobs (then it exits, and a fresh one follows)."""
+        died, or has trained `jobs_per_host` jobs. One that trained its share exits, and its
+        replacement starts now, warming up while the slot hands its job over and claims the
+        next, so that job finds it ready (a stopped or dead one is replaced when needed)."""
         if host.idle and host.jobs < self.jobs_per_host:
             return
-        if self._take_out(lambda slot, kept: kept is host):
-            host.close()
+        recycled = host.idle
+        if not self._take_out(lambda slot, kept: kept is host):
+            return  # the worker's main thread took it out (idle, or the worker stops)
+        host.close()
+        if recycled:
+            self._start_replacement()
+
+    def _start_replacement(self) -> None:
+        slot = threading.get_ident()
+        with self._lock:
+            if self._closed or slot in self._by_slot:
+                return
+        try:
+            replacement = TrainingHost.start()  # in the slot's thread: it dies with this thread
+        except OSError:  # no memory or processes to spare now: the next job starts one
+            log.exception("could not start the replacement training process")
+            return
+        with self._lock:
+            if not self._closed and slot not in self._by_slot:
+                self._by_slot[slot] = replacement
+                return
+        replacement.close()  # the worker stopped meanwhile
 
     def close_idle(self) -> None:
         """Let the processes go that waited `idle_seconds` for a job: an idle worker gives
@@ -205,6 +231,8 @@ class Hosts:
 
     def close(self) -> None:
         """Let every slot's process go (the worker stops)."""
+        with self._lock:
+            self._closed = True
         for host in self._take_out(lambda slot, kept: True):
             host.close()
 

@@ -3,7 +3,9 @@
 The supervisor starts `python -m service.worker.training --serve <answers fd>` (COMMAND) and
 sends it one job at a time, a line `<experiment_id> <attempt>` on its stdin; the process trains
 it and answers a line with the job's exit code on the `answers` pipe (or, one-shot, `python -m
-service.worker.training <experiment_id> <attempt>` exits with that code). While a job runs, the
+service.worker.training <experiment_id> <attempt>` exits with that code). A line
+`<experiment_id> evaluate` asks for the evaluation of the experiment's trained model instead
+(service/worker/evaluation.py: its own exit codes). While a job runs, the
 supervisor may send CANCEL_SIGNAL or DRAIN_SIGNAL; it stops the process with SIGKILL. An attempt
 keeps its local files in `attempt_dir`, which the supervisor removes after a killed training.
 """
@@ -29,6 +31,8 @@ EXIT_DRAINED = 4
 """Stopped after a finished epoch because its worker shuts down: requeue, the attempt is free."""
 EXIT_INFRASTRUCTURE = 75
 """The database, the store or the network failed (EX_TEMPFAIL): requeue, nothing was written."""
+EXIT_EVALUATION_FAILED = 1
+"""An evaluation failed, and its failure is recorded."""
 
 # Stop: the training is recorded cancelled (killed after CANCEL_GRACE_SECONDS if it lingers).
 CANCEL_SIGNAL = signal.SIGUSR1
@@ -39,20 +43,25 @@ ANSWER_BYTES = 32
 """Room enough for one answer line."""
 
 
+EVALUATE = "evaluate"
+
+
 @dataclass(frozen=True)
 class Job:
-    """One attempt of one experiment, as the job line names it."""
+    """One attempt of one experiment, or its evaluation, as the job line names it."""
 
     experiment_id: str
-    attempt: int
+    attempt: int | None
+    """The attempt to train; None: evaluate the experiment's trained model."""
 
     def line(self) -> bytes:
-        return f"{self.experiment_id} {self.attempt}\n".encode()
+        what = EVALUATE if self.attempt is None else self.attempt
+        return f"{self.experiment_id} {what}\n".encode()
 
     @classmethod
     def parse(cls, line: bytes) -> Job:
-        experiment_id, attempt = line.decode().split()
-        return cls(experiment_id, int(attempt))
+        experiment_id, what = line.decode().split()
+        return cls(experiment_id, None if what == EVALUATE else int(what))
 
 
 def answer(code: int) -> bytes:

@@ -23,7 +23,7 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.config import Settings
-from service.db import challenges, claims, leases
+from service.db import challenges, claims, insight, leases
 from service.db.session import Database
 from service.domain import Claim, Status
 from service.jobs.fair_share import Policy
@@ -44,6 +44,8 @@ from service.worker.protocol import (
     CANCEL_SIGNAL,
     DRAIN_SIGNAL,
     EXIT_DRAINED,
+    EXIT_EVALUATION_FAILED,
+    EXIT_OK,
     attempt_dir,
     remove_local_files,
 )
@@ -54,6 +56,8 @@ log = logging.getLogger(__name__)
 EXIT_GRACE_SECONDS = 30.0
 # How often the supervisor looks at its training between heartbeats (exit, shutdown).
 POLL_SECONDS = 0.2
+# One forward pass over 10,000 images takes seconds; this only stops a process that hangs.
+EVALUATION_TIMEOUT_SECONDS = 600.0
 
 
 class Host(Protocol):
@@ -67,8 +71,9 @@ class Host(Protocol):
 class HostPool(Protocol):
     """Where a slot's jobs are trained (host.Hosts)."""
 
-    def job(self, experiment_id: str, attempt: int) -> AbstractContextManager[Host]:
-        """The slot's training process, sent the job; given back on exit."""
+    def job(self, experiment_id: str, attempt: int | None) -> AbstractContextManager[Host]:
+        """The slot's training process, sent the job (attempt None: the experiment's
+        evaluation); given back on exit."""
         ...
 
 
@@ -132,6 +137,22 @@ class Supervisor:
             remove_local_files(attempt_dir(self.settings.work_dir, experiment_id, claim.attempt))
         if self.after_job is not None:
             self.after_job(experiment_id)  # e.g. a study starts its next trials
+
+    def run_evaluation(self, experiment_id: str) -> None:
+        """An evaluation asked for after the training, in the slot's training process; what
+        that process could not record (it died, or hung and was killed) is recorded here."""
+        with self.hosts.job(experiment_id, None) as host:
+            code = host.wait(EVALUATION_TIMEOUT_SECONDS)
+            if code is None:
+                code = host.stop()
+        if code in (EXIT_OK, EXIT_EVALUATION_FAILED):
+            return
+        with self.db.scope() as session:
+            insight.fail_evaluation(
+                session,
+                experiment_id=experiment_id,
+                error=f"the evaluation process died ({describe(code)})",
+            )
 
     def _claim(self, experiment_id: str) -> Claim | None:
         """Take the fairest queued job for a new attempt (None: none may start now).

@@ -4,6 +4,7 @@ diagnostics and pictures; an old experiment's evaluation made on request by a wo
 from __future__ import annotations
 
 import io
+import re
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,8 @@ def test_finished_experiment_explains_itself(
     )
     assert ready.json()["confusion"] == evaluation["confusion"]
     assert ready.json()["mistakes"] == evaluation["mistakes"]
+    # In a slot's warm training process, not an interpreter spawned for it.
+    assert re.search(rf"\[training \d+\] evaluated experiment {experiment_id}", worker.log())
 
 
 def _succeeded_without_evaluation(settings: Settings, client: TestClient) -> str:

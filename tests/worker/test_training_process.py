@@ -6,6 +6,7 @@ one job reaches the next (its history, a late signal). A killed one is replaced
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,10 +24,13 @@ from tests.helpers import (
     ServiceProcess,
     alive,
     claim,
+    command_line,
+    descendants,
     settings_env,
     submit,
     trained_by,
     wait_finished,
+    wait_for,
     wait_gone,
     wait_untrained,
 )
@@ -46,6 +50,11 @@ DROPOUT_NET = tiny_spec(**SMALL, batch_size=32, seed=3) | {
         {"type": "Dense", "units": 10, "activation": "softmax"},
     ],
     "compile": {"optimizer": {"type": "SGD", "learning_rate": 0.05, "momentum": 0.9}},
+}
+DROPOUT_NET_ADAM = DROPOUT_NET | {
+    "name": "dropout-net-adam",
+    "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.01}},
+    "fit": DROPOUT_NET["fit"] | {"seed": 5},
 }
 CONV_NET = tiny_spec(**SMALL, batch_size=64, seed=9) | {
     "name": "conv-net",
@@ -116,6 +125,36 @@ def test_a_slot_trains_its_jobs_in_one_process_until_it_has_trained_its_share(
         assert all(alive(pid) for pid in first_seen if pid not in done)
 
 
+def waiting_processes(worker: ServiceProcess) -> list[int]:
+    """The worker's training processes that wait for a job (none trains one now)."""
+    return [
+        pid
+        for pid in descendants(worker.pid)
+        if alive(pid) and command_line(pid).endswith("service.worker.training --serve")
+    ]
+
+
+@pytest.mark.usefixtures("settings")  # wipes PostgreSQL and Redis in the scaled run
+def test_a_process_that_trained_its_share_is_replaced_before_the_next_job_comes(
+    make_settings: Callable[..., Settings], start_service: Callable[..., ServiceProcess]
+) -> None:
+    """The replacement warms up (TensorFlow, MNIST) while no job waits for it: the next job
+    goes to the process that was already there, not to one started when it came."""
+    settings = make_settings(training_process_jobs=1)
+    with TestClient(create_app(settings)) as client:
+        worker = start_service(settings, "worker")
+        first = succeeded(client, worker, submit(client, tiny_spec(epochs=1, train_size=500))["id"])
+        (recycled,) = trained_by(worker.log(), first["id"])
+        wait_gone([recycled], what="the process that trained its share")
+        (ready,) = wait_for(
+            lambda: waiting_processes(worker), timeout=TIMEOUT, what="its replacement"
+        )
+        second = succeeded(
+            client, worker, submit(client, tiny_spec(epochs=1, train_size=500))["id"]
+        )
+        assert trained_by(worker.log(), second["id"]) == [ready]
+
+
 @pytest.mark.usefixtures("settings")  # wipes PostgreSQL and Redis in the scaled run
 def test_a_process_that_waits_too_long_for_a_job_exits_and_the_next_job_starts_a_fresh_one(
     make_settings: Callable[..., Settings], start_service: Callable[..., ServiceProcess]
@@ -168,12 +207,23 @@ def test_a_warm_process_trains_a_job_as_a_fresh_process_does(
     assert fresh.returncode == EXIT_OK, fresh.stderr[-3000:]
     worker = start_service(settings, "worker")
     before = succeeded(client, worker, submit(client, CONV_NET)["id"])
-    after = succeeded(client, worker, submit(client, DROPOUT_NET)["id"])
+    # Of DROPOUT_NET's architecture: the process keeps its model (service/ml/traced.py).
+    succeeded(client, worker, submit(client, DROPOUT_NET_ADAM)["id"])
+    # The kept model, with this job's optimizer; then with the same one (its train function).
+    after = [succeeded(client, worker, submit(client, DROPOUT_NET)["id"]) for _ in range(2)]
 
     (warm,) = trained_by(worker.log(), before["id"])
-    assert trained_by(worker.log(), after["id"]) == [warm]
-    assert history(client, after["id"]) == history(client, alone)
+    assert all(trained_by(worker.log(), job["id"]) == [warm] for job in after)
+    assert all(reused_traces(worker.log(), job["id"]) for job in after)
     assert len(history(client, alone)) == SMALL["epochs"]
     lone = client.get(f"/experiments/{alone}").json()
     scores = ("test_loss", "test_accuracy")
-    assert [after[score] for score in scores] == [lone[score] for score in scores]
+    for job in after:
+        assert history(client, job["id"]) == history(client, alone)
+        assert [job[score] for score in scores] == [lone[score] for score in scores]
+
+
+def reused_traces(log: str, experiment_id: str) -> bool:
+    """Whether the job trained a model its process kept from an earlier job."""
+    pattern = rf"experiment {experiment_id} took .*reused the traced model"
+    return re.search(pattern, log) is not None
