@@ -39,9 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import REPO, free_port, running, service_env, wait
-from sqlalchemy import Engine, create_engine, event, insert, text
-from sqlalchemy.engine import make_url
+from harness import REPO, empty_postgres, free_port, running, service_env, wait
+from sqlalchemy import Engine, event, insert, text
 
 from service.db import changes
 from service.db.migrations import upgrade_to_head
@@ -100,23 +99,6 @@ class Sizes:
 
 
 # Seeding ---------------------------------------------------------------------------------------
-
-
-def empty_postgres(url: str) -> None:
-    target = make_url(url)
-    server = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with server.connect() as connection:
-        exists = connection.scalar(
-            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
-        )
-        if not exists:
-            connection.execute(text(f'CREATE DATABASE "{target.database}"'))
-    server.dispose()
-    engine = create_engine(target)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def _people() -> list[dict[str, Any]]:

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
 REPO = Path(__file__).resolve().parents[1]
 POLL_SECONDS = 0.1
 STOP_SECONDS = 30
@@ -185,3 +188,21 @@ def wrk(
         rate=report["requests"] / (report["us"] / 1e6),
         errors=report["errors"],
     )
+
+
+def empty_postgres(url: str) -> None:
+    """Create a PostgreSQL benchmark database if absent, then empty it (its public schema)."""
+    target = make_url(url)
+    server = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        exists = connection.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
+        )
+        if not exists:
+            connection.execute(text(f'CREATE DATABASE "{target.database}"'))
+    server.dispose()
+    engine = create_engine(target)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()

@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import REPO, free_port, start, stop, wait
-from sqlalchemy import create_engine, text
+from harness import REPO, empty_postgres, free_port, start, stop, wait
 from sqlalchemy.engine import make_url
 
 from service.jobs.queue import JobQueue
@@ -64,19 +63,7 @@ def reset_database(url: str) -> None:
     target = make_url(url)
     if not target.get_backend_name().startswith("postgresql"):
         raise SystemExit(f"BENCH_DATABASE_URL must be PostgreSQL, not {url!r}")
-    server = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with server.connect() as connection:
-        exists = connection.scalar(
-            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
-        )
-        if not exists:
-            connection.execute(text(f'CREATE DATABASE "{target.database}"'))
-    server.dispose()
-    engine = create_engine(target)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+    empty_postgres(url)
     JobQueue(QUEUE_URL).flush()
 
 
