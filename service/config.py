@@ -167,7 +167,12 @@ class Settings(BaseSettings):
     max_study_trials: int = Field(default=100, ge=1, description="trials one study may run")
 
     # Serving models.
-    model_cache_size: int = Field(default=8, ge=1)
+    model_cache_size: int = Field(
+        default=32,
+        ge=1,
+        description="warm models kept per API process: a class wants about one per student "
+        "beside best, latest and the aliases (the notebook's nets take 2-4 MiB each warm)",
+    )
     preload_models: bool = Field(
         default=True,
         description="load a model that becomes best, latest or an alias's target in the "
