@@ -19,6 +19,7 @@ from service.serving.loader import ModelLoader
 from service.serving.preloader import ModelPreloader
 from service.serving.resolver import ModelResolver
 from service.storage import ModelStore, store_from_settings
+from service.usecases.listing import EstimateCache
 from service.usecases.prediction import Predictions
 
 
@@ -31,6 +32,7 @@ class Runtime:
     predictions: Predictions
     operations: OperationsCollector
     disk: DiskReporter
+    estimates: EstimateCache
     class_exists: bool = False
     """Somebody was added to the class (seen once, true for good: people are never removed),
     so a request without a token is no longer everyone's."""
@@ -74,6 +76,7 @@ class Runtime:
             ),
             operations=OperationsCollector(read_operations, queue.pending, disk.report),
             disk=disk,
+            estimates=EstimateCache(settings),
         )
 
     def close(self) -> None:

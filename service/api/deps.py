@@ -27,6 +27,7 @@ from service.errors import Forbidden, Unauthorized
 from service.jobs.queue import JobQueue
 from service.runtime import Runtime
 from service.usecases import ownership
+from service.usecases.listing import EstimateCache
 from service.usecases.people import token_digest
 
 
@@ -50,7 +51,12 @@ async def get_queue(runtime: RuntimeDep) -> JobQueue:
     return runtime.queue
 
 
+async def get_estimates(runtime: RuntimeDep) -> EstimateCache:
+    return runtime.estimates
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+EstimatesDep = Annotated[EstimateCache, Depends(get_estimates)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 

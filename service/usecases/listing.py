@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from service import spreadsheets
 from service.config import Settings
-from service.db import claims, repository
+from service.db import changes, claims, repository
 from service.domain import Experiment, Status, utcnow
 from service.estimates import Estimate, estimate, job_overhead, typical_seconds
 from service.jobs.fair_share import Policy
@@ -33,6 +35,47 @@ def estimates(
         now=now,
         overhead=job_overhead(repository.recent_job_timings(session)),
     )
+
+
+# How long estimates may be reused while the change log stands still: they move with the clock
+# too (a running job's time left), by at most this much.
+ESTIMATES_MAX_AGE_SECONDS = 1.0
+
+
+class EstimateCache:
+    """The last `estimates`, answered again while nothing they are computed from has changed.
+
+    Every list page and every experiment read computes them, and at a term's size that is most
+    of such a read (fair share decays thousands of recent attempts). What they read changes
+    only with a row the change log records (a submission, a claim, an epoch, a finish, a
+    cancel, a deletion), so they are reused while the log's head is where it was, and for at
+    most `max_age` seconds, as the clock moves them too. One per API process.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        max_age: float = ESTIMATES_MAX_AGE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.max_age = max_age
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._kept: tuple[int, float, dict[str, Estimate]] | None = None
+
+    def get(self, session: Session) -> dict[str, Estimate]:
+        head = changes.head(session)
+        now = self.clock()
+        with self._lock:
+            kept = self._kept
+        if kept is not None and kept[0] == head and now - kept[1] <= self.max_age:
+            return kept[2]
+        fresh = estimates(session, self.settings)
+        with self._lock:
+            self._kept = (head, now, fresh)
+        return fresh
 
 
 def in_run_order(

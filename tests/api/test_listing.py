@@ -218,3 +218,32 @@ def test_history_reports_the_learning_rate_to_the_digits_a_float32_has(client: T
     rows = client.get(f"/experiments/{experiment_id}/history").json()["epochs"]
 
     assert rows[0]["learning_rate"] == 0.01
+
+
+def test_estimates_are_reused_while_the_change_log_stands_still(client: TestClient) -> None:
+    """A class's reads compute them once a second at most, not once a read; anything they are
+    computed from (here a cancel, then a new submission) is seen by the next read."""
+    first, second = _submit(client, "first"), _submit(client, "second")
+    cache = runtime_of(client).estimates
+    with runtime_of(client).db.scope() as session:
+        kept = cache.get(session)
+        assert cache.get(session) is kept  # nothing changed: the same answer, not recomputed
+    assert client.get(f"/experiments/{second}").json()["queue_position"] == 2
+
+    assert client.post(f"/experiments/{first}/cancel").status_code in (200, 202)
+    assert client.get(f"/experiments/{second}").json()["queue_position"] == 1
+    third = _submit(client, "third")
+    assert client.get(f"/experiments/{third}").json()["queue_position"] == 2
+
+
+def test_estimates_are_recomputed_once_they_are_a_second_old(client: TestClient) -> None:
+    cache = runtime_of(client).estimates
+    now = [100.0]
+    cache.clock = lambda: now[0]
+    _submit(client, "queued")
+    with runtime_of(client).db.scope() as session:
+        kept = cache.get(session)
+        now[0] += cache.max_age / 2
+        assert cache.get(session) is kept
+        now[0] += cache.max_age
+        assert cache.get(session) is not kept  # running jobs' time left moves with the clock

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response, params, status
 from service.api.deps import (
     ClientIdDep,
     DatabaseDep,
+    EstimatesDep,
     ExperimentId,
     IdempotencyKey,
     Owner,
@@ -78,6 +79,7 @@ def create_experiment(
     db: DatabaseDep,
     queue: QueueDep,
     client: ClientIdDep,
+    estimates: EstimatesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ExperimentPublic:
     """Validate the spec, build it once for its summary, and queue its training (202 even
@@ -91,7 +93,7 @@ def create_experiment(
         idempotency_key=idempotency_key,
     )
     with db.scope() as session:  # where it stands in the queue now, not at a later GET
-        estimate = listing.estimates(session, settings).get(submission.experiment.id)
+        estimate = estimates.get(session).get(submission.experiment.id)
     return ExperimentPublic.of(submission.experiment, estimate=estimate)
 
 
@@ -131,6 +133,7 @@ def list_experiments(
     caller: ReaderDep,
     db: DatabaseDep,
     settings: SettingsDep,
+    estimates: EstimatesDep,
     status_filter: Annotated[Status | None, Query(alias="status")] = None,
     tag: Annotated[
         list[str] | None, Query(max_length=10, description="only experiments with every tag given")
@@ -201,11 +204,9 @@ def list_experiments(
             return ExperimentsCompactPublic(
                 data=rows, count=page.count, limit=limit, offset=offset, next_cursor=following
             )
-        estimates = listing.estimates(session, settings)
+        kept = estimates.get(session)
         return ExperimentsPublic(
-            data=[
-                ExperimentPublic.of(item, estimate=estimates.get(item.id)) for item in page.items
-            ],
+            data=[ExperimentPublic.of(item, estimate=kept.get(item.id)) for item in page.items],
             count=page.count,
             limit=limit,
             offset=offset,
@@ -229,7 +230,7 @@ def _next_link(request: Request, following: str | None) -> dict[str, str]:
 
 @router.get("/{experiment_id}", response_model=ExperimentPublic, **READ_ONE)
 def read_experiment(
-    experiment_id: ExperimentId, db: DatabaseDep, settings: SettingsDep
+    experiment_id: ExperimentId, db: DatabaseDep, estimates: EstimatesDep
 ) -> ExperimentPublic:
     with db.scope() as session:
         experiment = repository.get_experiment(session, experiment_id)
@@ -238,7 +239,7 @@ def read_experiment(
             repository.attempts(session, experiment_id),
             reproduction=reproduction_of(session, experiment),
             diagnostics=[FindingPublic.of(found) for found in diagnostics(session, experiment_id)],
-            estimate=listing.estimates(session, settings).get(experiment_id),
+            estimate=estimates.get(session).get(experiment_id),
         )
 
 
