@@ -56,6 +56,7 @@ VERSION_COLUMNS = {
     "tensorflow": "tf_version",
     "keras": "keras_version",
     "numpy": "numpy_version",
+    "kernels": "kernels",
 }
 
 
@@ -116,6 +117,8 @@ class ExperimentRow(Base):
     keras_version: Mapped[str | None] = mapped_column(String(40))
     python_version: Mapped[str | None] = mapped_column(String(40))
     numpy_version: Mapped[str | None] = mapped_column(String(40))
+    # TensorFlow's or XLA's (TRAINING_PATH): their arithmetic differs in the last digits.
+    kernels: Mapped[str | None] = mapped_column(String(40))
     # Reproduction: the normalised spec's sha256 and the seed at submission; what a rerun repeats.
     spec_hash: Mapped[str | None] = mapped_column(String(64))
     seed: Mapped[int | None] = mapped_column(Integer)

@@ -78,6 +78,7 @@ def _experiment(experiment_id: str, **values: Any) -> dict[str, Any]:
         "seed": 7,
         "python_version": "3.11.7",
         "numpy_version": "2.0.2",
+        "kernels": "TensorFlow",
         "rerun_of": None,
         "owner_id": PERSON,
         "study_id": None,
