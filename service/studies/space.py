@@ -43,12 +43,8 @@ class Uniform(_Dimension):
 
 class LogUniform(Uniform):
     type: Literal["log_uniform"]  # type: ignore[assignment]
-
-    @model_validator(mode="after")
-    def _positive(self) -> LogUniform:
-        if self.low <= 0:
-            raise ValueError("a log_uniform range needs low > 0")
-        return self
+    # In the schema too, so a client generated from it never sends a log range through 0.
+    low: float = Field(gt=0, description="above 0: a log scale has no 0")
 
 
 class IntRange(_Dimension):
@@ -63,7 +59,7 @@ class IntRange(_Dimension):
         if not self.low <= self.high:
             raise PydanticCustomError("range", "low must not be above high")
         if self.log and (self.low < 1 or self.step != 1):
-            raise ValueError("a log int range needs low >= 1 and step 1")
+            raise PydanticCustomError("range", "a log int range needs low >= 1 and step 1")
         return self
 
     @property
