@@ -30,6 +30,13 @@ from service.spec.experiment import ExperimentSpec
 from service.spec.from_keras_json import KerasJsonError, is_serialized, keras_model, keras_optimizer
 from service.spec.suggestions import spec_error
 
+# A character Python's str.strip() keeps, spelled out: JSON Schema's `\S` (ECMA's) counts the
+# separators U+001C-U+001F as text and U+FEFF as a space, where Python says the opposite, so a
+# client generated from `\S` sent names the service then refused as blank.
+NOT_BLANK = (
+    r"[^\t\n\v\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
+
 
 def _not_blank(name: str) -> str:
     if not name.strip():
@@ -74,7 +81,7 @@ class ExperimentCreate(ExperimentSpec):
 
     # The schema states what _not_blank and _tags check, in JSON Schema's words.
     name: Annotated[str, AfterValidator(_not_blank)] = Field(
-        min_length=1, max_length=200, json_schema_extra={"pattern": r"\S"}
+        min_length=1, max_length=200, json_schema_extra={"pattern": NOT_BLANK}
     )
     description: str | None = Field(default=None, max_length=2000)
     tags: Annotated[list[str], AfterValidator(_tags)] = Field(
@@ -83,7 +90,7 @@ class ExperimentCreate(ExperimentSpec):
         "GET /experiments?tag=... lists the experiments that carry them",
         json_schema_extra={
             "maxItems": MAX_TAGS,
-            "items": {"type": "string", "pattern": r"\S", "maxLength": MAX_TAG_LENGTH},
+            "items": {"type": "string", "pattern": NOT_BLANK, "maxLength": MAX_TAG_LENGTH},
         },
     )
     model: dict[str, Any] | str | None = Field(

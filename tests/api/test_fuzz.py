@@ -34,6 +34,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service.api.app import create_app
@@ -471,3 +472,21 @@ def test_a_window_side_given_as_a_whole_float_is_the_integer() -> None:
             layer["kernel_size"] = 3.0
     created = ExperimentCreate.model_validate(spec)
     assert any(getattr(layer, "kernel_size", None) == 3 for layer in created.layers)
+
+
+def test_the_schema_and_the_check_agree_on_what_a_blank_name_is() -> None:
+    """JSON Schema's `\\S` is ECMA's, which differs from Python's on U+001C-U+001F and U+FEFF:
+    schemathesis found a name of U+001E that the schema allowed and the service refused. The
+    pattern spells its class out, with no shorthand whose meaning differs between the two."""
+    pattern = ExperimentCreate.model_json_schema()["properties"]["name"]["pattern"]
+    assert not re.search(r"\\[sSwWdDbB]", pattern)
+    assert all(
+        bool(re.fullmatch(pattern, chr(code))) is not chr(code).isspace() for code in range(0x10000)
+    )
+    for name in ("\x1e", "\x85 ", "\u3000", "\ufeff", "net"):
+        accepted = True
+        try:
+            ExperimentCreate.model_validate({**factories.tiny_spec(), "name": name})
+        except ValidationError:
+            accepted = False
+        assert accepted is bool(re.search(pattern, name)), repr(name)
