@@ -29,6 +29,7 @@ from service.domain import Experiment
 from service.errors import InvalidInput
 from service.jobs.queue import JobQueue
 from service.schemas.errors import error_responses
+from service.schemas.experiments import NOT_BLANK
 from service.schemas.notebooks import CodeIn, CodeReadPublic, NotebookReadPublic
 from service.spec.from_notebook import NotANotebook, Notebook, notebook_name, parse_notebook
 from service.usecases.reading import Read, read_code, read_notebook, submit_read
@@ -43,7 +44,7 @@ _CODE_BODY: dict[str, Any] = {
         "required": True,
         "content": {
             # Not only whitespace, as code_body checks.
-            "text/x-python": {"schema": {"type": "string", "pattern": r"\S"}},
+            "text/x-python": {"schema": {"type": "string", "pattern": NOT_BLANK}},
             "application/json": {"schema": CodeIn.model_json_schema()},
         },
     }
