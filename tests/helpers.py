@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -541,3 +542,14 @@ def writes(app: FastAPI) -> list[tuple[str, str]]:
         for method, path, prediction in endpoints(app)
         if method in WRITE_METHODS and not prediction
     ]
+
+
+class KeptMessages(logging.Handler):
+    """A log handler that keeps each record's message, for tests that read what was logged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())

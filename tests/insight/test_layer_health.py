@@ -15,7 +15,7 @@ from service.insight.layers import EpochLayers, LayerStats
 from service.ml.data import Split, load_mnist, split
 from service.ml.train import TrainingResult, train
 from service.spec.experiment import ExperimentSpec
-from tests.helpers import MNIST_PATH
+from tests.helpers import MNIST_PATH, KeptMessages
 
 TRAIN_IMAGES = 2000
 VALIDATION_IMAGES = 512
@@ -178,20 +178,11 @@ def test_batch_normalization_is_measured_by_its_gamma_and_left_out_of_the_gradie
     assert not kinds(result.history, recorder.epochs()) & GRADIENT_KINDS
 
 
-class _Kept(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 def test_one_process_training_many_nets_never_retraces_the_probe() -> None:
     """A warm training process runs a study's trials one after another: TensorFlow warned
     `5 out of the last 9 calls to <function LayerHealth...probe> triggered tf.function
     retracing` when each training traced a probe of its own."""
-    kept = _Kept()
+    kept = KeptMessages()
     tensorflow_log = logging.getLogger("tensorflow")
     tensorflow_log.addHandler(kept)
     try:

@@ -20,7 +20,7 @@ from service.ml.train import TrainingResult, train
 from service.spec.experiment import ExperimentSpec
 from service.spec.notebook import notebook_spec
 from service.studies.presets import OPTIMIZERS
-from tests.helpers import MNIST_PATH
+from tests.helpers import MNIST_PATH, KeptMessages
 
 FIT = {"epochs": 2, "batch_size": 64, "train_size": 1000, "validation_size": 500}
 # Every kind of state a job could leave behind: weights, BatchNormalization's statistics, a
@@ -87,18 +87,9 @@ def test_a_kept_model_gives_every_number_a_new_model_gives(tmp_path: Path) -> No
     assert type(loaded.optimizer).__name__ == "Adam"
 
 
-class _Kept(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 @pytest.fixture
 def tensorflow_warnings() -> Iterator[list[str]]:
-    kept = _Kept()
+    kept = KeptMessages()
     tensorflow_log = logging.getLogger("tensorflow")
     tensorflow_log.addHandler(kept)
     try:
