@@ -47,6 +47,7 @@ POLL_EVERY = 1.0  # seconds between a student's looks at their job
 TEACHER_EVERY = 2.0  # seconds between the teacher's rounds
 PREDICTED = ("best", "latest", "own")
 SEED = 1
+LAG_SLEEP = 0.01  # seconds the client's lag probe sleeps
 FINISHED = frozenset({"succeeded", "failed", "cancelled", "pruned"})
 
 
@@ -61,6 +62,12 @@ class Figures:
     jobs: list[str] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     loads: dict[str, float] = field(default_factory=dict)
+    server_predict: dict[float, float] = field(default_factory=dict)
+    """The service's own count of /predict answers within each latency bound (seconds), and
+    the total under `inf`: what it took the server, without the network or this client."""
+    lags: list[float] = field(default_factory=list)
+    """How late this client's event loop woke from short sleeps: its own share of every
+    latency it measures."""
 
 
 def spec(name: str, *, epochs: int, train_size: int) -> dict[str, Any]:
@@ -154,6 +161,13 @@ class Class:
             if not self.over():
                 self.figures.failed["GET /events"] += 1
 
+    async def lag(self) -> None:
+        """Samples the client's own event-loop lag, the measurement error of every figure."""
+        while not self.over():
+            asked = time.perf_counter()
+            await asyncio.sleep(LAG_SLEEP)
+            self.figures.lags.append(time.perf_counter() - asked - LAG_SLEEP)
+
     async def teacher(self) -> None:
         headers = {"Authorization": f"Bearer {TOKEN}"}
         while not self.over():
@@ -183,6 +197,7 @@ def run(
     train_size: int,
     slots: int,
     cache_size: int | None,
+    extra_env: dict[str, str],
 ) -> Figures:
     figures = Figures()
     image = _image()
@@ -197,6 +212,7 @@ def run(
             WORKER_SLOTS=str(slots),
             PRELOAD_MODELS="true" if preload else "false",
             **({"MODEL_CACHE_SIZE": str(cache_size)} if cache_size else {}),
+            **extra_env,
         )
         auth = {"Authorization": f"Bearer {TOKEN}"}
         base = f"http://127.0.0.1:{port}"
@@ -218,7 +234,9 @@ def run(
             asyncio.run(_class(base, tokens, image, fit, seconds, figures))
             with httpx.Client(base_url=base, timeout=60, headers=auth) as http:
                 figures.rows = [http.get(f"/experiments/{i}").json() for i in figures.jobs]
-                figures.loads = _loads(http.get("/metrics").text)
+                scraped = http.get("/metrics").text
+                figures.loads = _loads(scraped)
+                figures.server_predict = _server_predict(scraped)
     return figures
 
 
@@ -230,7 +248,7 @@ async def _class(
         room = Class(http, figures, time.monotonic() + seconds)
         tasks = [asyncio.create_task(room.stream(token)) for token in tokens]
         working = [room.student(token, i, image, fit) for i, token in enumerate(tokens)]
-        await asyncio.gather(room.teacher(), *working)
+        await asyncio.gather(room.teacher(), room.lag(), *working)
         for task in tasks:  # a quiet stream is waiting for its next event: end it
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -248,6 +266,18 @@ def _loads(text: str) -> dict[str, float]:
         match = re.search(rf'^mnist_model_loads_total\{{by="{by}"\}} (\S+)$', text, re.M)
         found[by] = float(match.group(1)) if match else 0.0
     return found
+
+
+def _server_predict(text: str) -> dict[float, float]:
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("http_request_duration_seconds_bucket{") and (
+            'method="POST"' in line and 'route="/predict"' in line
+        ):
+            bound = re.search(r'le="([^"]+)"', line)
+            if bound:
+                counts[float(bound.group(1))] = float(line.rsplit(" ", 1)[1])
+    return counts
 
 
 def _percentiles(values: list[float]) -> tuple[float, float, float]:
@@ -297,6 +327,17 @@ def report(label: str, figures: Figures) -> list[str]:
                 f"  {what:<22} p50={statistics.median(waits):6.1f} s  "
                 f"p95={_percentiles(waits)[1] / 1000:6.1f} s  max={max(waits):6.1f} s"
             )
+    if figures.server_predict:
+        total = figures.server_predict[float("inf")] or 1.0
+        within = ", ".join(
+            f"{count / total:.1%} within {bound * 1000:g} ms"
+            for bound, count in sorted(figures.server_predict.items())
+            if 0.005 <= bound <= 0.25
+        )
+        lines.append(f"  /predict as the service timed it: {within}")
+    if figures.lags:
+        _, lag95, lag99 = _percentiles(figures.lags)
+        lines.append(f"  this client's event-loop lag: p95={lag95:.1f} ms  p99={lag99:.1f} ms")
     lines.append(
         f"  model loads: {figures.loads.get('request', 0):.0f} on the request path, "
         f"{figures.loads.get('preloader', 0):.0f} in the background"
@@ -315,7 +356,10 @@ def main() -> None:
         "--cache-size", type=int, default=None, help="MODEL_CACHE_SIZE (default: the service's)"
     )
     parser.add_argument(
-        "--modes", default="off,on", help="PRELOAD_MODELS modes to run, in order: off,on"
+        "--modes",
+        default="off,on",
+        help="the modes to run, in order: PRELOAD_MODELS off or on, each optionally followed by "
+        "settings of the service to compare, as in on+API_THREADS=4+API_SWITCH_INTERVAL_MS=1",
     )
     args = parser.parse_args()
     print(
@@ -324,16 +368,20 @@ def main() -> None:
         flush=True,
     )
     for mode in args.modes.split(","):
+        preload, *settings = mode.split("+")
+        extra_env = dict(setting.split("=", 1) for setting in settings)
         figures = run(
-            mode == "on",
+            preload == "on",
             students=args.students,
             seconds=args.seconds,
             epochs=args.epochs,
             train_size=args.train_size,
             slots=args.slots,
             cache_size=args.cache_size,
+            extra_env=extra_env,
         )
-        label = f"PRELOAD_MODELS={'true' if mode == 'on' else 'false'}"
+        label = f"PRELOAD_MODELS={'true' if preload == 'on' else 'false'}"
+        label += "".join(f", {name}={value}" for name, value in extra_env.items())
         if args.cache_size:
             label += f", MODEL_CACHE_SIZE={args.cache_size}"
         print("\n".join(report(label, figures)), flush=True)

@@ -171,7 +171,7 @@ def serve_api(settings: Settings) -> None:
         )
         return
     app = create_app(settings, migrate=False)
-    tune_server_process()
+    tune_server_process(settings)
     uvicorn.run(app, **server_options(settings))
 
 

@@ -50,6 +50,19 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     api_workers: int = Field(default=1, ge=1, le=64, description="API processes sharing the port")
+    api_threads: int = Field(
+        default=40,
+        ge=1,
+        le=1024,
+        description="threads per API process for the routes that read and write the database",
+    )
+    api_switch_interval_ms: float = Field(
+        default=5.0,
+        gt=0,
+        le=100,
+        description="how long a thread of an API process may hold Python's GIL while another "
+        "waits for it",
+    )
     allowed_hosts: str = Field(
         default="",
         description="comma-separated host names the API answers to besides loopback ones "

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -240,6 +242,7 @@ def _lifespan(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         runtime = Runtime.from_settings(settings)
         if migrate:
             upgrade_to_head(settings.database_url, runtime.db.engine)
@@ -304,11 +307,11 @@ def app_from_environment() -> FastAPI:
     settings = get_settings()
     logs.configure(log_format=settings.log_format)
     app = create_app(settings, migrate=False)
-    tune_server_process()
+    tune_server_process(settings)
     return app
 
 
-def tune_server_process() -> None:
+def tune_server_process(settings: Settings) -> None:
     """What a serving process needs that a test process must not have, after start-up.
 
     The objects made so far (TensorFlow's, Keras's, the app's) live as long as the process, yet
@@ -320,5 +323,6 @@ def tune_server_process() -> None:
     (they wake and spin for microseconds of work), and a busy API has a request per core anyway.
     """
     threadpool_limits(1, user_api="blas")
+    sys.setswitchinterval(settings.api_switch_interval_ms / 1000)
     gc.collect()
     gc.freeze()

@@ -62,20 +62,31 @@ class EstimateCache:
         self.settings = settings
         self.max_age = max_age
         self.clock = clock
-        self._lock = threading.Lock()
+        # One computation at a time: a class polling its jobs sees the log move several times a
+        # second, and each move would otherwise send every waiting read to compute its own copy.
+        self._computing = threading.Lock()
         self._kept: tuple[int, float, dict[str, Estimate]] | None = None
 
     def get(self, session: Session) -> dict[str, Estimate]:
         head = changes.head(session)
-        now = self.clock()
-        with self._lock:
-            kept = self._kept
-        if kept is not None and kept[0] == head and now - kept[1] <= self.max_age:
-            return kept[2]
-        fresh = estimates(session, self.settings)
-        with self._lock:
+        kept = self._fresh_since(head)
+        if kept is not None:
+            return kept
+        with self._computing:
+            # Computed by another read while this one waited, from a head at least as new.
+            kept = self._fresh_since(head)
+            if kept is not None:
+                return kept
+            now = self.clock()
+            fresh = estimates(session, self.settings)
             self._kept = (head, now, fresh)
-        return fresh
+            return fresh
+
+    def _fresh_since(self, head: int) -> dict[str, Estimate] | None:
+        kept = self._kept  # one read of one reference: no lock needed
+        if kept is not None and kept[0] >= head and self.clock() - kept[1] <= self.max_age:
+            return kept[2]
+        return None
 
 
 def in_run_order(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -14,6 +16,8 @@ from sqlalchemy import update
 from service.db import leases
 from service.db.models import ExperimentRow
 from service.domain import EpochRecord
+from service.estimates import Estimate
+from service.usecases import listing
 from tests.factories import tiny_spec
 from tests.helpers import claim, runtime_of, submit
 
@@ -234,6 +238,42 @@ def test_estimates_are_reused_while_the_change_log_stands_still(client: TestClie
     assert client.get(f"/experiments/{second}").json()["queue_position"] == 1
     third = _submit(client, "third")
     assert client.get(f"/experiments/{third}").json()["queue_position"] == 2
+
+
+def test_reads_that_miss_together_compute_the_estimates_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A class's polls arrive together after each change: one computes, the others take its
+    answer instead of each computing their own copy."""
+    _submit(client, "queued")
+    cache = runtime_of(client).estimates
+    now = [time.monotonic()]
+    cache.clock = lambda: now[0]
+    now[0] += 2 * cache.max_age  # what is kept is too old: the next reads must compute
+    computed = []
+    compute = listing.estimates
+
+    def slow_estimates(*args: object, **options: object) -> dict[str, Estimate]:
+        computed.append(1)
+        time.sleep(0.2)  # long enough for every reader to arrive while it computes
+        return compute(*args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(listing, "estimates", slow_estimates)
+    answers = []
+
+    def read() -> None:
+        with runtime_of(client).db.scope() as session:
+            answers.append(cache.get(session))
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+
+    assert len(computed) == 1
+    assert len(answers) == 4
+    assert all(answer is answers[0] for answer in answers)
 
 
 def test_estimates_are_recomputed_once_they_are_a_second_old(client: TestClient) -> None:
