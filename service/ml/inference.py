@@ -9,7 +9,8 @@ executes its ops on the calling thread. An eager call of the traced function han
 to TensorFlow's inter-op thread pool and sleeps until it is done: on a busy 2-core machine the
 two thread wake-ups cost more than the forward pass of a small net itself. Even so a session
 call costs a few hundred microseconds; nets made only of layers `service.ml.numpy_forward`
-implements are served by it instead, once their answers have been checked against the graph's.
+implements are served by it instead, once its answers have been checked against Keras's own,
+and no graph is built for them.
 """
 
 from __future__ import annotations
@@ -76,36 +77,43 @@ class Predictor:
     forward pass holds state that a call changes.
     """
 
-    def __init__(self, model: keras.Model) -> None:
+    def __init__(self, model: keras.Model, *, allow_numpy: bool = True) -> None:
         self.model = model
+        self.frozen = False
+        # A net numpy serves needs no graph: tracing and freezing one is most of a load's time
+        # (about 0.3 s of 0.45 for the notebook's nets), all of it holding the API's GIL.
+        self.numpy = allow_numpy and self._serve_numpy_if_it_agrees()
+        if not self.numpy:
+            self._run = self._compiled()
+        self._warm_up()
+
+    def _compiled(self) -> Forward:
         traced = tf.function(
             self._forward,
             input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32)],
         ).get_concrete_function()
         zeros = np.zeros((1, *IMAGE_SHAPE), dtype=np.float32)
         try:
-            self._run = frozen_forward(traced)
-            self._run(zeros)  # some graphs freeze but fail only when run
+            run = frozen_forward(traced)
+            run(zeros)  # some graphs freeze but fail only when run
             self.frozen = True
+            return run
         except Exception as error:  # any graph the traced function serves, only slower
             log.warning(
                 "serving the traced function instead of a frozen graph: %s: %s",
                 type(error).__name__,
                 error,
             )
-            self._run = lambda batch: traced(tf.constant(batch)).numpy()
-            self.frozen = False
-        self._warm_up()
-        self.numpy = self._serve_numpy_if_it_agrees()
+            return lambda batch: traced(tf.constant(batch)).numpy()
 
     def _serve_numpy_if_it_agrees(self) -> bool:
-        """Switch to the numpy forward pass when the net allows it and it answers as TF does."""
+        """Serve the numpy forward pass when the net allows it and it answers as Keras does."""
         forward = numpy_forward(self.model)
         if forward is None:
             return False
         images = np.random.default_rng(0).random((CHECK_IMAGES, *IMAGE_SHAPE), dtype=np.float32)
         images[0] = 0.0
-        expected = self.predict(images)
+        expected = np.asarray(self.model(images, training=False), dtype=np.float32)
         try:
             answered = np.asarray(forward(images), dtype=np.float32)
         except Exception as error:  # a layer configuration we read wrongly: TF serves it

@@ -154,7 +154,7 @@ def test_every_layer_family_is_served_from_a_frozen_graph(factory: Callable[[], 
     )
     images = np.random.default_rng(1).random((9, 28, 28), dtype=np.float32)
 
-    predictor = Predictor(model)
+    predictor = Predictor(model, allow_numpy=False)
 
     assert predictor.frozen
     expected = np.asarray(model(images, training=False))
@@ -174,7 +174,7 @@ def test_a_graph_that_cannot_be_frozen_is_served_by_the_traced_function(
     model = small_model()
     images = np.random.default_rng(2).random((5, 28, 28), dtype=np.float32)
 
-    predictor = Predictor(model)
+    predictor = Predictor(model, allow_numpy=False)
 
     assert not predictor.frozen
     assert "this graph cannot be frozen" in caplog.text
