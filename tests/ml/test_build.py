@@ -8,6 +8,7 @@ import keras
 import pytest
 from pydantic import ValidationError
 
+from service.ml import build
 from service.ml.build import build_model, dry_run, make_optimizer
 from service.schemas.experiments import ExperimentCreate
 from service.spec.architecture import infer_architecture
@@ -92,6 +93,23 @@ def test_building_the_same_spec_twice_gives_the_same_names() -> None:
 
     assert [layer.name for layer in first.layers] == [layer.name for layer in second.layers]
     assert dry_run(spec) == dry_run(spec)
+
+
+def test_a_net_built_before_is_summarised_without_building_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A class submits the same net over and over: its summary is kept, by its layers."""
+    spec = _spec(leaky_relu_spec(fit={"epochs": 3}))
+    first = dry_run(spec)
+    builds = []
+    monkeypatch.setattr(build, "build_model", lambda *args: builds.append(args))
+
+    again = dry_run(_spec(leaky_relu_spec(fit={"epochs": 7}, name="another")))
+
+    assert again == first
+    assert builds == []  # same layers, other fit and name: nothing built
+    again["layers"].clear()  # a caller's copy: changing it changes nothing kept
+    assert dry_run(spec) == first
 
 
 def _net(*layers: Spec) -> Spec:
