@@ -51,7 +51,10 @@ def list_experiments(
         ids = _keyset_page(filtered, order, limit + 1, after, session)
     more, ids = len(ids) > limit, ids[:limit]
     rows = _rows(session, ids)
-    count = filtered(select(func.count()).select_from(ExperimentRow))
+    if tags and status is None and owner is None:
+        count = _tagged_count(tags)
+    else:
+        count = filtered(select(func.count()).select_from(ExperimentRow))
     return ExperimentPage(
         items=to_experiments(session, rows),
         count=session.scalar(count) or 0,
@@ -77,6 +80,20 @@ def _filtered(
     if status is not None:
         conditions.append(ExperimentRow.status == status)
     return query.where(*conditions)
+
+
+def _tagged_count(tags: Sequence[str]) -> Select[Any]:
+    """How many experiments carry every one of `tags`, from experiment_tags alone: each of its
+    rows has its experiment (a foreign key that deletes them with it), and joining all of a
+    tag's 1,000 runs to experiments only to count them took most of a tag's page."""
+    first, *others = sorted(set(tags))
+    query = select(func.count()).select_from(ExperimentTagRow).where(ExperimentTagRow.tag == first)
+    for tag in others:
+        also = aliased(ExperimentTagRow)
+        query = query.join(
+            also, and_(also.experiment_id == ExperimentTagRow.experiment_id, also.tag == tag)
+        )
+    return query
 
 
 def _rows(session: Session, ids: list[str]) -> list[ExperimentRow]:
