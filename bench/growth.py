@@ -302,6 +302,7 @@ def reads(http: httpx.Client, engine: Engine, sizes: Sizes) -> list[Read]:
         Read("history of one", lambda n: f"/experiments/{finished[n % len(finished)]}/history"),
         Read("one experiment", lambda n: f"/experiments/{finished[n % len(finished)]}"),
         Read(f"study leaderboard ({sizes.trials} trials)", lambda n: f"/studies/{study}", 200),
+        Read("studies: newest 50, their progress", lambda n: "/studies"),
         Read("compare 10", lambda n: "/compare?ids=" + ",".join(finished[n % 50 : n % 50 + 10])),
         Read(
             "event stream of a finished one",
@@ -365,7 +366,9 @@ def statements_of() -> Iterator[list[tuple[float, str, Any]]]:
         conn.info["growth_started"] = time.perf_counter()
 
     def after(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
-        seen.append(((time.perf_counter() - conn.info["growth_started"]) * 1000, sql, params))
+        started = conn.info.pop("growth_started", None)
+        if started is not None:  # not one a thread began before listening (the preloader's)
+            seen.append(((time.perf_counter() - started) * 1000, sql, params))
 
     event.listen(Engine, "before_cursor_execute", before)
     event.listen(Engine, "after_cursor_execute", after)

@@ -7,6 +7,7 @@ on every later write of that attempt.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -15,13 +16,12 @@ from sqlalchemy.orm import Session
 
 from service.db.clock import database_now
 from service.db.models import AttemptRow, EpochRow, ExperimentRow
+from service.db.portable import epoch_seconds, greatest
 from service.domain import Claim, Status
 from service.jobs.fair_share import (
     DEFAULT_JOB_SECONDS,
     Policy,
-    Span,
     Waiting,
-    decayed_usage,
     fair_order,
     may_start,
 )
@@ -115,18 +115,31 @@ def waiting_jobs(session: Session, *, typical_epoch_seconds: float | None = None
 
 
 def usage(session: Session, *, now: datetime, half_life: float) -> dict[str, float]:
-    """Each client's decayed training time (FAIR_SHARE_HALF_LIFE), from its attempts."""
+    """Each client's decayed training time (FAIR_SHARE_HALF_LIFE), from its attempts.
+
+    `decayed_seconds` of every attempt running or ended within the half-lives, summed by the
+    database: at a term's size that is thousands of attempts, and reading them into Python
+    (two timestamps parsed each) took most of every time estimate (25-40 ms at 100,000
+    experiments). 2^-(age / half-life) is written exp(-age * ln 2 / half-life).
+    """
     since = now - timedelta(seconds=half_life * USAGE_HALF_LIVES)
-    spans = session.execute(
-        select(ExperimentRow.client_id, AttemptRow.started_at, AttemptRow.ended_at)
-        .join(ExperimentRow, ExperimentRow.id == AttemptRow.experiment_id)
-        .where(AttemptRow.ended_at.is_(None) | (AttemptRow.ended_at > since))
-    ).all()
-    return decayed_usage(
-        (Span(client, started, ended) for client, started, ended in spans),
-        now=now,
-        half_life=half_life,
-    )
+    rate = math.log(2) / half_life
+    clock = now.timestamp()
+    # Ages in seconds before `now` of the span's end and start: an attempt still running, or
+    # ending after `now` (a clock behind the workers'), counts up to now.
+    ended = clock - func.coalesce(epoch_seconds(AttemptRow.ended_at), clock)
+    newest = greatest(ended, 0.0)
+    oldest = greatest(clock - epoch_seconds(AttemptRow.started_at), ended, 0.0)
+    decayed = (func.exp(-rate * newest) - func.exp(-rate * oldest)) / rate
+    return {
+        client: float(seconds)
+        for client, seconds in session.execute(
+            select(ExperimentRow.client_id, func.sum(decayed))
+            .join(ExperimentRow, ExperimentRow.id == AttemptRow.experiment_id)
+            .where(AttemptRow.ended_at.is_(None) | (AttemptRow.ended_at > since))
+            .group_by(ExperimentRow.client_id)
+        )
+    }
 
 
 def running_per_person(session: Session) -> dict[str, int]:

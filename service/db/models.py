@@ -143,6 +143,9 @@ class ExperimentRow(Base):
         Index("ix_experiments_created", "created_at", "id"),
         Index("ix_experiments_test_accuracy", "test_accuracy", "id"),
         Index("ix_experiments_owner_created", "owner_id", "created_at", "id"),
+        # What reads look up by id without the wide row: a tag's page its sort keys, fair
+        # share each attempt's client (0014).
+        Index("ix_experiments_id_keys", "id", "client_id", "created_at", "test_accuracy"),
         # The newest first-attempt successes, which the time estimates read.
         Index("ix_experiments_status_finished", "status", "finished_at"),
         Index("ix_experiments_client_status", "client_id", "status"),

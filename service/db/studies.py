@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, select, update
@@ -14,6 +15,7 @@ from service.db.repository import to_experiment
 from service.domain import (
     Experiment,
     PlannedTrial,
+    Status,
     Study,
     StudyDefinition,
     StudyStatus,
@@ -82,6 +84,23 @@ def list_studies(
     ).all()
     count = session.scalar(select(func.count()).select_from(StudyRow).where(*conditions)) or 0
     return [to_study(row) for row in rows], count
+
+
+def progress(session: Session, study_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Each study's trials counted by status (every status, 0 when none), for a page of
+    studies in one query: reading every trial of each study on the page, to count them, took
+    about a second for 50 studies of 100 trials."""
+    found = {study_id: {status.value: 0 for status in Status} for study_id in study_ids}
+    if not study_ids:
+        return found
+    counts = session.execute(
+        select(ExperimentRow.study_id, ExperimentRow.status, func.count())
+        .where(ExperimentRow.study_id.in_(study_ids))
+        .group_by(ExperimentRow.study_id, ExperimentRow.status)
+    )
+    for study_id, status, count in counts:
+        found[cast(str, study_id)][Status(status).value] = count  # one of study_ids
+    return found
 
 
 def lock_running(session: Session, study_id: str) -> Study | None:

@@ -6,8 +6,8 @@ half-life (FAIR_SHARE_HALF_LIFE), as Slurm's fair-share factor does: a second of
 hour ago counts half a second now. Ties (everyone at zero, say) go to the earlier submission,
 so a quiet queue is first-come-first-served as before. A study's trials are its owner's.
 
-Pure functions of plain values: the database gathers the values (`service.db.leases`), the
-claim and the queue's estimates both order by `fair_order`.
+Pure functions of plain values: the database gathers the values (`service.db.claims`, which
+sums `decayed_seconds` in SQL), the claim and the queue's estimates both order by `fair_order`.
 """
 
 from __future__ import annotations

@@ -358,9 +358,9 @@ def list_studies(
 ) -> tuple[list[StudyReport], int]:
     """Studies newest first (of `owner` when given), each with its progress (no leaderboard)."""
     found, count = store.list_studies(session, limit=limit, offset=offset, owner=owner)
+    counts = store.progress(session, [study.id for study in found])
     return [
-        StudyReport(study=study, progress=progress(store.trials(session, study.id)), leaderboard=[])
-        for study in found
+        StudyReport(study=study, progress=counts[study.id], leaderboard=[]) for study in found
     ], count
 
 

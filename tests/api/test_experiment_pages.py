@@ -23,7 +23,12 @@ SPEC = ExperimentSpec.model_validate(
 ).model_dump(mode="json")
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 ORDERS = ["created", "-created", "test_accuracy", "-test_accuracy"]
-FILTERS: list[dict[str, Any]] = [{}, {"status": "succeeded"}, {"tag": "a"}]
+FILTERS: list[dict[str, Any]] = [
+    {},
+    {"status": "succeeded"},
+    {"tag": "a"},
+    {"tag": "a", "status": "succeeded"},
+]
 
 
 def _seed(db: Database) -> list[dict[str, Any]]:
@@ -86,7 +91,7 @@ def _walk(client: TestClient, params: dict[str, Any]) -> Iterator[dict[str, Any]
         yield page
 
 
-@pytest.mark.parametrize("filters", FILTERS, ids=["all", "status", "tag"])
+@pytest.mark.parametrize("filters", FILTERS, ids=["all", "status", "tag", "tag-and-status"])
 @pytest.mark.parametrize("order", ORDERS)
 def test_a_cursor_walk_shows_each_match_once_in_order_as_offset_pages_do(
     client: TestClient, db: Database, order: str, filters: dict[str, Any]

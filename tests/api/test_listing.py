@@ -56,6 +56,13 @@ def test_tags_are_kept_and_filter_the_list(client: TestClient) -> None:
     assert names(tag="class-3") == ["b", "a"]
     assert names(tag=["class-3", "dropout"]) == ["a"]
     assert names(tag="nobody") == []
+    count = lambda **q: client.get("/experiments", params=q).json()["count"]  # noqa: E731
+    assert [count(tag="class-3"), count(tag=["class-3", "dropout"]), count(tag="nobody")] == [
+        2,
+        1,
+        0,
+    ]
+    assert count(tag="class-3", status="queued") == 2
     assert "tags" not in client.get(f"/experiments/{first}").json()["spec"]
 
 

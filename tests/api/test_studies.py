@@ -219,3 +219,17 @@ def test_compare_aligns_layer_lists_as_a_diff_and_says_it_as_a_learner_would(
     ]
     back = client.get("/compare", params={"ids": [ids[1], ids[0]]}).json()["layers"][1]
     assert back["changes"][0] == "- BatchNormalization after Flatten, after each hidden Dense"
+
+
+def test_the_list_counts_each_study_s_trials_as_its_own_page_does(client: TestClient) -> None:
+    """The list counts every study's trials in one query; each count is its page's."""
+    preset = {"preset": "batchnorm", "epochs": 1, "train_size": 500}
+    kept = client.post("/studies", json={**preset, "max_parallel": 1}).json()
+    stopped = client.post("/studies", json={**preset, "max_parallel": 2}).json()
+    assert client.post(f"/studies/{stopped['id']}/cancel").status_code == 202
+    listed = {study["id"]: study["progress"] for study in client.get("/studies").json()["data"]}
+    for study in (kept, stopped):
+        assert listed[study["id"]] == client.get(f"/studies/{study['id']}").json()["progress"]
+    assert listed[kept["id"]]["queued"] == 1
+    assert listed[stopped["id"]]["cancelled"] == 2
+    assert sum(listed[stopped["id"]].values()) == 2

@@ -128,6 +128,37 @@ def claim_next(db: Database, *, max_running: int | None = None, fair: bool = Tru
     return claimed.experiment_id if claimed else None
 
 
+def test_usage_summed_by_the_database_is_the_decay_summed_in_python(db: Database) -> None:
+    """claims.usage sums decayed_seconds in SQL: the same figure for spans ended, running,
+    ending after now, and begun before the window; spans ended before it are not read."""
+    spans = [
+        Span("address:a", at(-30), at(-20)),
+        Span("address:a", at(-5), None),  # running: counts up to now
+        Span("address:b", at(-90.5), at(-61.25)),
+        Span("address:b", at(-1), at(3)),  # ends after now: counts up to now
+        Span("address:c", at(-700), at(-590)),  # began before the window, ends inside it
+        Span("address:d", at(-0.001), at(-0.0005)),  # half a second, to the microsecond
+    ]
+    outside = Span("address:e", at(-900), at(-800))  # ended ten half-lives ago and more
+    for number, span in enumerate([*spans, outside]):
+        experiment_id = queued_for(db, span.client_id, f"s{number}")
+        with db.scope() as session:
+            session.add(
+                AttemptRow(
+                    experiment_id=experiment_id,
+                    number=1,
+                    started_at=span.started_at,
+                    ended_at=span.ended_at,
+                )
+            )
+    with db.scope() as session:
+        summed = claims.usage(session, now=NOW, half_life=HOUR)
+    expected = decayed_usage(spans, now=NOW, half_life=HOUR)
+    assert summed.keys() == expected.keys()
+    for client, seconds in expected.items():  # timestamps as floats: a microsecond apart at most
+        assert summed[client] == pytest.approx(seconds, rel=1e-9, abs=1e-6), client
+
+
 def test_the_claim_takes_the_fairest_job_not_the_delivered_one(db: Database) -> None:
     heavy = [queued_for(db, "address:heavy", f"h{i}") for i in range(3)]
     light = queued_for(db, "address:light", "light")
