@@ -245,7 +245,7 @@ def _line(slots: int, jobs: int, figures: Figures) -> str:
         f"succeeded; curves {'drawn' if figures.curves else 'MISSING'}; per trial "
         f"{figures.trial:.1f} s running, of which training {figures.training:.1f} s and the "
         f"rest {figures.rest:.1f} s ({figures.rest / figures.trial:.0%}; median "
-        f"{figures.typical_rest:.1f} s); training processes "
+        f"{figures.typical_rest:.2f} s); training processes "
         f"left waiting: {len(figures.idle_mb)}"
         + "".join(f", {mb:.0f} MB" for mb in figures.idle_mb)
         + f"; {figures.reused} trial(s) reused a kept model\n    pieces (medians): "

@@ -116,10 +116,18 @@ def _most_confident_mistakes(
             predicted=int(predicted[index]),
             probability=float(probabilities[index, predicted[index]]),
             true_probability=float(probabilities[index, labels[index]]),
-            pixels=np.ascontiguousarray(images[index], dtype=np.uint8).tobytes(),
+            pixels=_pixels(images[index]).tobytes(),
         )
         for index in confident[:keep]
     ]
+
+
+def _pixels(image: np.ndarray) -> np.ndarray:
+    """An image's uint8 pixels, from uint8 or from the notebook's floats (pixels / 255, which
+    x * 255 rounds back exactly)."""
+    if image.dtype != np.uint8:
+        image = np.rint(image * 255.0)
+    return np.ascontiguousarray(image, dtype=np.uint8)
 
 
 def evaluate_probabilities(
@@ -131,7 +139,9 @@ def evaluate_probabilities(
 ) -> Evaluation:
     """Everything the evaluation says, from the model's (n, 10) probabilities on n images.
 
-    `images` are the same n images as uint8 (n, 28, 28), kept for the mistakes only.
+    `images` are the same n images (n, 28, 28), as uint8 or as the notebook's floats in
+    [0, 1]; only the kept mistakes' are turned into pixels (all 10,000 cost more than the rest
+    of the evaluation).
     """
     labels = labels.astype(np.int64)
     predicted = probabilities.argmax(axis=1)

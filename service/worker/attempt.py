@@ -183,9 +183,12 @@ def _finish(context: TrainingContext, result: TrainingResult) -> int:
     diverged = check_finite(result.history)
     if diverged or result.test_accuracy is None or result.test_loss is None:
         return _end(context, Status.FAILED, diverged or "training stopped before evaluation")
-    local_model = context.local_dir / "model.keras"
     with context.timed("save"):
-        result.model.save(local_model)
+        # The last checkpoint's file, where it holds the model as it is: the same numbers.
+        local_model = context.checkpoints.unchanged_file(result.model)
+        if local_model is None:
+            local_model = context.local_dir / "model.keras"
+            result.model.save(local_model)
         uri = context.store.put_file(local_model, model_key(context.experiment_id))
     with context.timed("writes"):
         owned = context.transaction(

@@ -4,6 +4,9 @@ Each is uploaded to the attempt's own folder in the store, then published (`last
 transaction that holds the attempt's fence: a crash between leaves the old pair, and an attempt
 that lost its lease publishes nothing. A later attempt resumes from the newest checkpoint that
 can be read; an unreadable one is skipped for the previous good one, or a fresh start.
+
+The last checkpoint's local file is also the attempt's model when nothing changed the model
+after it (`unchanged_file`): a one-epoch trial then saves its model once, not twice.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from service.db import leases
@@ -47,13 +51,17 @@ class Checkpoints:
         self.local_dir = local_dir
         self._transaction = transaction
         self._published: str | None = None
+        self._saved: tuple[Any, list[np.ndarray]] | None = None
+        """The model of the last checkpoint and every number it saved (`unchanged_file`)."""
 
     def save(self, model: Any, history: list[EpochRecord]) -> bool:
         """Upload the model to this attempt's folder, then publish it under the fence.
         False when the attempt lost its lease."""
         epoch = len(history)
         local = self.local_dir / "checkpoint.keras"
+        self._saved = None
         model.save(local)
+        saved = (model, _saved_numbers(model))
         key = checkpoint_key(self.experiment_id, self.attempt, epoch)
         self.store.put_file(local, key)
         meta = {
@@ -76,7 +84,20 @@ class Checkpoints:
             # Only ever this attempt's own previous file, once `last.json` names the new one.
             self.store.delete_prefix(self._published)
         self._published = key
+        self._saved = saved
         return True
+
+    def unchanged_file(self, model: Any) -> Path | None:
+        """The local file of this attempt's last checkpoint if it holds `model` as it is now,
+        else None: a callback may have changed it after the checkpoint (ReduceLROnPlateau's
+        rate, EarlyStopping's best weights), or it was never checkpointed here."""
+        if self._saved is None or self._saved[0] is not model:
+            return None
+        now = _saved_numbers(model)
+        then = self._saved[1]
+        if len(now) != len(then) or not all(map(np.array_equal, now, then)):
+            return None
+        return self.local_dir / "checkpoint.keras"
 
     def restore(self) -> Resume | None:
         """The newest published checkpoint that can be read (attempts newest first); None when
@@ -104,3 +125,12 @@ class Checkpoints:
         history = [EpochRecord(**record) for record in meta["history"]]
         local = self.store.get_file(meta["model"], self.local_dir / "restored.keras")
         return Resume(model=keras.models.load_model(local), history=history)
+
+
+def _saved_numbers(model: Any) -> list[np.ndarray]:
+    """Copies of every variable `model.save` writes: the model's (its seed generators' among
+    them), its optimizer's (the learning rate, the step, the moments) and its metrics'. The
+    rest of the file (the architecture, the compile arguments) a callback cannot change."""
+    optimizer = [] if model.optimizer is None else model.optimizer.variables
+    variables = [*model.variables, *optimizer, *model.metrics_variables]
+    return [np.array(variable) for variable in variables]
