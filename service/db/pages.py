@@ -58,7 +58,7 @@ def list_experiments(
     return ExperimentPage(
         items=to_experiments(session, rows),
         count=session.scalar(count) or 0,
-        next=_position(rows[-1], order) if more else None,
+        next=_position(rows[-1], order) if more and rows else None,
     )
 
 
@@ -97,12 +97,13 @@ def _tagged_count(tags: Sequence[str]) -> Select[Any]:
 
 
 def _rows(session: Session, ids: list[str]) -> list[ExperimentRow]:
-    """The experiments of `ids`, in that order."""
+    """The experiments of `ids`, in that order; one deleted since its id was read (each
+    statement may see a newer snapshot) is left out, as it would be a moment later."""
     found = {
         row.id: row
         for row in session.scalars(select(ExperimentRow).where(ExperimentRow.id.in_(ids)))
     }
-    return [found[experiment_id] for experiment_id in ids]
+    return [found[experiment_id] for experiment_id in ids if experiment_id in found]
 
 
 def _sort_column(order: Order) -> InstrumentedAttribute[Any]:

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete, event
 
+from service.db import pages
 from service.db.models import ExperimentRow, ExperimentTagRow, queued_experiment
 from service.db.session import Database
 from service.spec.experiment import ExperimentSpec
@@ -182,3 +184,28 @@ def test_a_cursor_for_another_order_or_with_an_offset_is_a_422(
     both = client.get("/experiments", params={"cursor": cursor, "offset": 2})
     assert both.status_code == 422
     assert "not both" in both.json()["detail"]
+
+
+def test_a_row_deleted_between_a_page_s_ids_and_its_rows_is_left_out(db: Database) -> None:
+    """A page reads its ids, then their rows, in two statements that may see two snapshots: an
+    experiment deleted in between is missing from the page, not a KeyError."""
+    expected = _expected(_seed(db), "-created", {})[:5]
+    gone = expected[2]
+
+    def delete_once(conn: Any, cursor: Any, sql: str, *_: Any) -> None:
+        if sql.startswith("SELECT experiments.id") and not deleted:
+            deleted.append(gone)
+            with db.scope() as other:
+                other.execute(delete(ExperimentRow).where(ExperimentRow.id == gone))
+
+    deleted: list[str] = []
+    event.listen(db.engine, "after_cursor_execute", delete_once)
+    try:
+        with db.scope() as session:
+            page = pages.list_experiments(session, limit=4)
+    finally:
+        event.remove(db.engine, "after_cursor_execute", delete_once)
+    assert deleted == [gone]
+    assert [item.id for item in page.items] == [i for i in expected[:4] if i != gone]
+    assert page.next is not None
+    assert page.next.id == expected[3]
