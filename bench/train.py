@@ -6,6 +6,7 @@ median seconds of the epochs after the first, the ratio to the notebook, and how
 history (loss, accuracy, val_loss, val_accuracy of every epoch) is from the notebook's.
 
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --net leaky_relu --epochs 3
+    MNIST_PATH=../shared/data/mnist.npz python bench/train.py --paths service,fit-xla,service-xla
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --paths exact,xla,xla-epoch
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --profile
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --slots --paths service,service-xla
@@ -54,15 +55,19 @@ class Path:
 PATHS = {
     "exact": Path(STEPS_PER_EXECUTION, False, "TensorFlow's kernels, 64 batches per call"),
     "exact-epoch": Path(EPOCH, False, "TensorFlow's kernels, a whole epoch per call"),
-    "xla": Path(STEPS_PER_EXECUTION, True, "XLA-compiled steps, 64 batches per call"),
-    "xla-256": Path(256, True, "XLA-compiled steps, 256 batches per call"),
-    "xla-epoch": Path(EPOCH, True, "XLA-compiled steps, a whole epoch per call"),
+    "xla": Path(STEPS_PER_EXECUTION, True, "XLA's compiled loop, 64 batches per call"),
+    "xla-256": Path(256, True, "XLA's compiled loop, 256 batches per call"),
+    "xla-epoch": Path(EPOCH, True, "XLA's compiled loop, a whole epoch per call"),
 }
 
 
 SERVICE_PATHS = {
     "service": "the service's exact path (TRAINING_PATH=exact, the default)",
-    "service-xla": "the service's fast path (TRAINING_PATH=xla)",
+    "service-xla": "the service's fast path (TRAINING_PATH=xla: its compiled loop)",
+}
+KERAS_PATHS = {
+    "fit-xla": "Keras's fit with jit_compile=True, 64 batches per call (the xla path before "
+    "its compiled loop)",
 }
 
 
@@ -112,9 +117,16 @@ def notebook_layers(net: str) -> list[keras.layers.Layer]:
     }[net]()
 
 
-def notebook(net: str, epochs: int, mnist_path: str | None, steps_per_execution: int = 1) -> Run:
+def notebook(
+    net: str,
+    epochs: int,
+    mnist_path: str | None,
+    steps_per_execution: int = 1,
+    jit_compile: bool = False,
+) -> Run:
     """The notebook, as a user would write it (the model built from Keras classes directly);
-    on whichever backend Keras runs (KERAS_BACKEND), with `steps_per_execution` if asked."""
+    on whichever backend Keras runs (KERAS_BACKEND), with `steps_per_execution` and
+    `jit_compile` if asked."""
     data = load_mnist(mnist_path)
     x_train_full, y_train_full = data.x_train, data.y_train
     x_valid, x_train = x_train_full[:5000] / 255.0, x_train_full[5000:] / 255.0
@@ -133,6 +145,7 @@ def notebook(net: str, epochs: int, mnist_path: str | None, steps_per_execution:
         optimizer=keras.optimizers.SGD(learning_rate=1e-3),
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
     )
     timer = EpochTimer()
     history = model.fit(
@@ -143,7 +156,8 @@ def notebook(net: str, epochs: int, mnist_path: str | None, steps_per_execution:
         callbacks=[timer],
         verbose=0,
     )
-    return Run(timer.seconds, {key: history.history[key] for key in HISTORY_KEYS})
+    kernels = "xla" if jit_compile else "tensorflow"
+    return Run(timer.seconds, {key: history.history[key] for key in HISTORY_KEYS}, None, kernels)
 
 
 def _spec(net: str, epochs: int, layer_health: bool) -> ExperimentSpec:
@@ -199,11 +213,18 @@ def distance(run: Run, baseline: Run) -> str:
 def compare_paths(net: str, epochs: int, mnist_path: str | None, names: list[str]) -> None:
     runs = {"notebook fit": notebook(net, epochs, mnist_path)}
     for name in names:
-        runs[name] = service(net, epochs, mnist_path, PATHS.get(name), xla=name == "service-xla")
+        if name in KERAS_PATHS:
+            runs[name] = notebook(net, epochs, mnist_path, STEPS_PER_EXECUTION, jit_compile=True)
+        else:
+            runs[name] = service(
+                net, epochs, mnist_path, PATHS.get(name), xla=name == "service-xla"
+            )
     base = steady(runs["notebook fit"].seconds)
     print(f"net={net} epochs={epochs} load average {os.getloadavg()[0]:.1f}")
     for name, run in runs.items():
-        about = PATHS[name].about if name in PATHS else SERVICE_PATHS.get(name, "")
+        about = (
+            PATHS[name].about if name in PATHS else {**SERVICE_PATHS, **KERAS_PATHS}.get(name, "")
+        )
         print(
             f"{name:>12}: {steady(run.seconds):.2f} s/epoch  {steady(run.seconds) / base:.2f}x"
             f"  all={[round(second, 2) for second in run.seconds]}  {about} ({run.kernels})"
@@ -294,7 +315,8 @@ def compare_layer_health(net: str, epochs: int, mnist_path: str | None) -> None:
 
 def _names(parser: argparse.ArgumentParser, paths: str) -> list[str]:
     names = [name.strip() for name in paths.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SERVICE_PATHS and name not in PATHS]
+    known = {*SERVICE_PATHS, *KERAS_PATHS, *PATHS}
+    unknown = [name for name in names if name not in known]
     if unknown:
         parser.error(f"unknown paths {unknown}")
     return names
@@ -309,7 +331,7 @@ def main() -> None:
         "--paths",
         default="service",
         help="comma-separated, each run after the notebook's fit: "
-        f"{', '.join([*SERVICE_PATHS, *PATHS])}",
+        f"{', '.join([*SERVICE_PATHS, *KERAS_PATHS, *PATHS])}",
     )
     parser.add_argument(
         "--slots",
