@@ -91,7 +91,9 @@ def test_xla_is_reproducible_and_within_1e_4_of_the_exact_path(data: Split) -> N
     np.testing.assert_allclose(values(first)[:, losses], values(exact)[:, losses], atol=1e-4)
 
 
-def keras_fit_with_jit_compile(spec: ExperimentSpec, data: Split) -> np.ndarray:
+def keras_fit_with_jit_compile(
+    spec: ExperimentSpec, data: Split, callbacks: list[keras.callbacks.Callback] | None = None
+) -> tuple[np.ndarray, keras.Model]:
     """The history plain Keras gives with XLA: the notebook's fit with jit_compile=True."""
     keras.utils.set_random_seed(spec.fit.seed)
     model = build_model(spec)
@@ -102,9 +104,11 @@ def keras_fit_with_jit_compile(spec: ExperimentSpec, data: Split) -> np.ndarray:
         batch_size=spec.fit.batch_size,
         epochs=spec.fit.epochs,
         validation_data=(data.x_valid, data.y_valid),
+        callbacks=callbacks,
         verbose=0,
     ).history
-    return np.array([history[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")]).T
+    keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+    return np.array([history[key] for key in keys]).T, model
 
 
 @pytest.mark.parametrize("net", [leaky_relu_spec, batchnorm_spec])
@@ -115,7 +119,26 @@ def test_xla_trains_in_its_compiled_loop_exactly_as_fit_with_jit_compile(
     spec = spec_of(net(fit=SMALL | {"epochs": 3}))
     result = train(spec, data, evaluate=False, xla=True)
     assert result.model.train_function is None  # model.fit never ran
-    np.testing.assert_array_equal(values(result), keras_fit_with_jit_compile(spec, data))
+    np.testing.assert_array_equal(values(result), keras_fit_with_jit_compile(spec, data)[0])
+
+
+def test_the_compiled_loop_drives_keras_callbacks_as_fit_does(data: Split) -> None:
+    # The rate halves after every epoch; training stops once val_loss gains less than 0.05 for
+    # two epochs, and the best epoch's weights come back at the end.
+    early = {"patience": 1, "min_delta": 0.05, "restore_best_weights": True}
+    plateau = {"factor": 0.5, "patience": 0, "min_delta": 10.0}
+    fit = SMALL | {"epochs": 6, "early_stopping": early, "reduce_lr_on_plateau": plateau}
+    spec = spec_of(leaky_relu_spec(fit=fit))
+    result = train(spec, data, evaluate=False, xla=True)
+    callbacks = [
+        keras.callbacks.EarlyStopping(**early, monitor="val_loss", mode="min"),
+        keras.callbacks.ReduceLROnPlateau(**plateau, monitor="val_loss", mode="min"),
+    ]
+    expected, model = keras_fit_with_jit_compile(spec, data, callbacks)
+    assert 1 < len(result.history) < 6
+    np.testing.assert_array_equal(values(result), expected)
+    for mine, theirs in zip(result.model.weights, model.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
 
 
 @dataclass
