@@ -17,6 +17,7 @@ history (loss, accuracy, val_loss, val_accuracy of every epoch) is from the note
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing
 import os
 import time
@@ -30,10 +31,11 @@ import numpy as np
 from train_profile import profile
 
 from service.config import Settings
+from service.domain import EpochRecord
 from service.ml.build import build_model, compile_model
 from service.ml.data import load_mnist, split
 from service.ml.layer_health import LayerHealth
-from service.ml.train import STEPS_PER_EXECUTION, train
+from service.ml.train import STEPS_PER_EXECUTION, NoHooks, train
 from service.spec.experiment import ExperimentSpec
 from service.spec.notebook import NETS, notebook_spec
 from service.worker.tensorflow_setup import configure_tensorflow
@@ -77,18 +79,42 @@ class Run:
     history: dict[str, list[float]]
     test_accuracy: float | None = None
     kernels: str = "tensorflow"
+    cpu_seconds: tuple[float, ...] = ()
+    """CPU time of the process per epoch (all threads): steadier than wall time on a shared
+    machine, where another engineer's work takes cores from whichever path runs."""
 
 
 class EpochTimer(keras.callbacks.Callback):
     def __init__(self) -> None:
         super().__init__()
         self.seconds: list[float] = []
+        self.cpu_seconds: list[float] = []
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._start = time.perf_counter()
+        self._cpu_start = time.process_time()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.seconds.append(time.perf_counter() - self._start)
+        self.cpu_seconds.append(time.process_time() - self._cpu_start)
+
+
+class CpuClock(NoHooks):
+    """Hooks that note the process's CPU time as each of the service's epochs ends."""
+
+    def __init__(self) -> None:
+        self.marks = [time.process_time()]
+
+    def epoch_finished(
+        self, model: keras.Model, record: EpochRecord, history: list[EpochRecord]
+    ) -> bool:
+        self.marks.append(time.process_time())
+        return True
+
+    @property
+    def cpu_seconds(self) -> tuple[float, ...]:
+        """Per epoch; the first also holds the build before it."""
+        return tuple(after - before for before, after in itertools.pairwise(self.marks))
 
 
 def notebook_layers(net: str) -> list[keras.layers.Layer]:
@@ -157,7 +183,8 @@ def notebook(
         verbose=0,
     )
     kernels = "xla" if jit_compile else "tensorflow"
-    return Run(timer.seconds, {key: history.history[key] for key in HISTORY_KEYS}, None, kernels)
+    history_of = {key: history.history[key] for key in HISTORY_KEYS}
+    return Run(timer.seconds, history_of, None, kernels, tuple(timer.cpu_seconds))
 
 
 def _spec(net: str, epochs: int, layer_health: bool) -> ExperimentSpec:
@@ -184,14 +211,15 @@ def service(
     if path is not None:
         steps = path.steps_per_execution or -(-len(data.x_train) // spec.fit.batch_size)
         options = {"steps_per_execution": steps, "xla": path.xla}
-    result = train(spec, data, **options)
+    clock = CpuClock()
+    result = train(spec, data, hooks=clock, **options)
     history = {
         key: [float(getattr(record, key) or 0.0) for record in result.history]
         for key in HISTORY_KEYS
     }
     seconds = [record.seconds for record in result.history]
     kernels = "xla" if result.model.jit_compile else "tensorflow"
-    return Run(seconds, history, result.test_accuracy, kernels)
+    return Run(seconds, history, result.test_accuracy, kernels, clock.cpu_seconds)
 
 
 def steady(seconds: list[float]) -> float:
@@ -220,6 +248,7 @@ def compare_paths(net: str, epochs: int, mnist_path: str | None, names: list[str
                 net, epochs, mnist_path, PATHS.get(name), xla=name == "service-xla"
             )
     base = steady(runs["notebook fit"].seconds)
+    base_cpu = runs["notebook fit"].cpu_seconds
     print(f"net={net} epochs={epochs} load average {os.getloadavg()[0]:.1f}")
     for name, run in runs.items():
         about = (
@@ -229,6 +258,9 @@ def compare_paths(net: str, epochs: int, mnist_path: str | None, names: list[str
             f"{name:>12}: {steady(run.seconds):.2f} s/epoch  {steady(run.seconds) / base:.2f}x"
             f"  all={[round(second, 2) for second in run.seconds]}  {about} ({run.kernels})"
         )
+        if run.cpu_seconds:
+            cpu = steady(list(run.cpu_seconds))
+            print(f"{'':>14}CPU {cpu:.2f} s/epoch {cpu / steady(list(base_cpu)):.2f}x")
         if name != "notebook fit":
             print(f"{'':>14}{distance(run, runs['notebook fit'])}")
     for name, run in runs.items():
