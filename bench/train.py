@@ -6,6 +6,7 @@ median seconds of the epochs after the first, the ratio to the notebook, and how
 history (loss, accuracy, val_loss, val_accuracy of every epoch) is from the notebook's.
 
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --net leaky_relu --epochs 3
+    MNIST_PATH=../shared/data/mnist.npz python bench/train.py --paths service,fit-xla,service-xla
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --paths exact,xla,xla-epoch
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --profile
     MNIST_PATH=../shared/data/mnist.npz python bench/train.py --slots --paths service,service-xla
@@ -16,6 +17,7 @@ history (loss, accuracy, val_loss, val_accuracy of every epoch) is from the note
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing
 import os
 import time
@@ -29,10 +31,11 @@ import numpy as np
 from train_profile import profile
 
 from service.config import Settings
+from service.domain import EpochRecord
 from service.ml.build import build_model, compile_model
 from service.ml.data import load_mnist, split
 from service.ml.layer_health import LayerHealth
-from service.ml.train import STEPS_PER_EXECUTION, train
+from service.ml.train import STEPS_PER_EXECUTION, NoHooks, train
 from service.spec.experiment import ExperimentSpec
 from service.spec.notebook import NETS, notebook_spec
 from service.worker.tensorflow_setup import configure_tensorflow
@@ -54,15 +57,19 @@ class Path:
 PATHS = {
     "exact": Path(STEPS_PER_EXECUTION, False, "TensorFlow's kernels, 64 batches per call"),
     "exact-epoch": Path(EPOCH, False, "TensorFlow's kernels, a whole epoch per call"),
-    "xla": Path(STEPS_PER_EXECUTION, True, "XLA-compiled steps, 64 batches per call"),
-    "xla-256": Path(256, True, "XLA-compiled steps, 256 batches per call"),
-    "xla-epoch": Path(EPOCH, True, "XLA-compiled steps, a whole epoch per call"),
+    "xla": Path(STEPS_PER_EXECUTION, True, "XLA's compiled loop, 64 batches per call"),
+    "xla-256": Path(256, True, "XLA's compiled loop, 256 batches per call"),
+    "xla-epoch": Path(EPOCH, True, "XLA's compiled loop, a whole epoch per call"),
 }
 
 
 SERVICE_PATHS = {
     "service": "the service's exact path (TRAINING_PATH=exact, the default)",
-    "service-xla": "the service's fast path (TRAINING_PATH=xla)",
+    "service-xla": "the service's fast path (TRAINING_PATH=xla: its compiled loop)",
+}
+KERAS_PATHS = {
+    "fit-xla": "Keras's fit with jit_compile=True, 64 batches per call (the xla path before "
+    "its compiled loop)",
 }
 
 
@@ -72,18 +79,42 @@ class Run:
     history: dict[str, list[float]]
     test_accuracy: float | None = None
     kernels: str = "tensorflow"
+    cpu_seconds: tuple[float, ...] = ()
+    """CPU time of the process per epoch (all threads): steadier than wall time on a shared
+    machine, where another engineer's work takes cores from whichever path runs."""
 
 
 class EpochTimer(keras.callbacks.Callback):
     def __init__(self) -> None:
         super().__init__()
         self.seconds: list[float] = []
+        self.cpu_seconds: list[float] = []
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._start = time.perf_counter()
+        self._cpu_start = time.process_time()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.seconds.append(time.perf_counter() - self._start)
+        self.cpu_seconds.append(time.process_time() - self._cpu_start)
+
+
+class CpuClock(NoHooks):
+    """Hooks that note the process's CPU time as each of the service's epochs ends."""
+
+    def __init__(self) -> None:
+        self.marks = [time.process_time()]
+
+    def epoch_finished(
+        self, model: keras.Model, record: EpochRecord, history: list[EpochRecord]
+    ) -> bool:
+        self.marks.append(time.process_time())
+        return True
+
+    @property
+    def cpu_seconds(self) -> tuple[float, ...]:
+        """Per epoch; the first also holds the build before it."""
+        return tuple(after - before for before, after in itertools.pairwise(self.marks))
 
 
 def notebook_layers(net: str) -> list[keras.layers.Layer]:
@@ -112,9 +143,16 @@ def notebook_layers(net: str) -> list[keras.layers.Layer]:
     }[net]()
 
 
-def notebook(net: str, epochs: int, mnist_path: str | None, steps_per_execution: int = 1) -> Run:
+def notebook(
+    net: str,
+    epochs: int,
+    mnist_path: str | None,
+    steps_per_execution: int = 1,
+    jit_compile: bool = False,
+) -> Run:
     """The notebook, as a user would write it (the model built from Keras classes directly);
-    on whichever backend Keras runs (KERAS_BACKEND), with `steps_per_execution` if asked."""
+    on whichever backend Keras runs (KERAS_BACKEND), with `steps_per_execution` and
+    `jit_compile` if asked."""
     data = load_mnist(mnist_path)
     x_train_full, y_train_full = data.x_train, data.y_train
     x_valid, x_train = x_train_full[:5000] / 255.0, x_train_full[5000:] / 255.0
@@ -133,6 +171,7 @@ def notebook(net: str, epochs: int, mnist_path: str | None, steps_per_execution:
         optimizer=keras.optimizers.SGD(learning_rate=1e-3),
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
     )
     timer = EpochTimer()
     history = model.fit(
@@ -143,7 +182,9 @@ def notebook(net: str, epochs: int, mnist_path: str | None, steps_per_execution:
         callbacks=[timer],
         verbose=0,
     )
-    return Run(timer.seconds, {key: history.history[key] for key in HISTORY_KEYS})
+    kernels = "xla" if jit_compile else "tensorflow"
+    history_of = {key: history.history[key] for key in HISTORY_KEYS}
+    return Run(timer.seconds, history_of, None, kernels, tuple(timer.cpu_seconds))
 
 
 def _spec(net: str, epochs: int, layer_health: bool) -> ExperimentSpec:
@@ -170,14 +211,15 @@ def service(
     if path is not None:
         steps = path.steps_per_execution or -(-len(data.x_train) // spec.fit.batch_size)
         options = {"steps_per_execution": steps, "xla": path.xla}
-    result = train(spec, data, **options)
+    clock = CpuClock()
+    result = train(spec, data, hooks=clock, **options)
     history = {
         key: [float(getattr(record, key) or 0.0) for record in result.history]
         for key in HISTORY_KEYS
     }
     seconds = [record.seconds for record in result.history]
     kernels = "xla" if result.model.jit_compile else "tensorflow"
-    return Run(seconds, history, result.test_accuracy, kernels)
+    return Run(seconds, history, result.test_accuracy, kernels, clock.cpu_seconds)
 
 
 def steady(seconds: list[float]) -> float:
@@ -199,15 +241,26 @@ def distance(run: Run, baseline: Run) -> str:
 def compare_paths(net: str, epochs: int, mnist_path: str | None, names: list[str]) -> None:
     runs = {"notebook fit": notebook(net, epochs, mnist_path)}
     for name in names:
-        runs[name] = service(net, epochs, mnist_path, PATHS.get(name), xla=name == "service-xla")
+        if name in KERAS_PATHS:
+            runs[name] = notebook(net, epochs, mnist_path, STEPS_PER_EXECUTION, jit_compile=True)
+        else:
+            runs[name] = service(
+                net, epochs, mnist_path, PATHS.get(name), xla=name == "service-xla"
+            )
     base = steady(runs["notebook fit"].seconds)
+    base_cpu = runs["notebook fit"].cpu_seconds
     print(f"net={net} epochs={epochs} load average {os.getloadavg()[0]:.1f}")
     for name, run in runs.items():
-        about = PATHS[name].about if name in PATHS else SERVICE_PATHS.get(name, "")
+        about = (
+            PATHS[name].about if name in PATHS else {**SERVICE_PATHS, **KERAS_PATHS}.get(name, "")
+        )
         print(
             f"{name:>12}: {steady(run.seconds):.2f} s/epoch  {steady(run.seconds) / base:.2f}x"
             f"  all={[round(second, 2) for second in run.seconds]}  {about} ({run.kernels})"
         )
+        if run.cpu_seconds:
+            cpu = steady(list(run.cpu_seconds))
+            print(f"{'':>14}CPU {cpu:.2f} s/epoch {cpu / steady(list(base_cpu)):.2f}x")
         if name != "notebook fit":
             print(f"{'':>14}{distance(run, runs['notebook fit'])}")
     for name, run in runs.items():
@@ -294,7 +347,8 @@ def compare_layer_health(net: str, epochs: int, mnist_path: str | None) -> None:
 
 def _names(parser: argparse.ArgumentParser, paths: str) -> list[str]:
     names = [name.strip() for name in paths.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SERVICE_PATHS and name not in PATHS]
+    known = {*SERVICE_PATHS, *KERAS_PATHS, *PATHS}
+    unknown = [name for name in names if name not in known]
     if unknown:
         parser.error(f"unknown paths {unknown}")
     return names
@@ -309,7 +363,7 @@ def main() -> None:
         "--paths",
         default="service",
         help="comma-separated, each run after the notebook's fit: "
-        f"{', '.join([*SERVICE_PATHS, *PATHS])}",
+        f"{', '.join([*SERVICE_PATHS, *KERAS_PATHS, *PATHS])}",
     )
     parser.add_argument(
         "--slots",

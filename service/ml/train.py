@@ -1,10 +1,11 @@
 """Fit a spec on MNIST the notebook's way, reporting and checkpointing after every epoch.
 
 Speed comes from `steps_per_execution` (many batches per graph call: the same maths, far less
-Python between steps); results are the notebook's, batch for batch. With `xla` each step is
-XLA-compiled too (`jit_compile=True`): faster again, but with XLA's kernels instead of oneDNN's
-(TensorFlow's default on x86), so a history matches the notebook's to about 1e-5 rather than bit
-for bit (and one written with `jit_compile=True` exactly). See docs/explanation/benchmarks.md.
+Python between steps); results are the notebook's, batch for batch. With `xla` each call of 64
+steps is one XLA computation over data held as tensors (compiled_epochs.py): faster again, but
+with XLA's kernels instead of oneDNN's (TensorFlow's default on x86), so a history matches the
+notebook's to about 1e-5 rather than bit for bit (and one written with `jit_compile=True`
+exactly). See docs/explanation/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from service.domain import EpochRecord
 from service.insight.evaluation import Evaluation
 from service.insight.layers import LayerStats
 from service.ml.build import build_model, compile_model
+from service.ml.compiled_epochs import fit_compiled
 from service.ml.data import Split
 from service.ml.evaluation import evaluate_model
 from service.ml.layer_health import LayerHealth
@@ -241,7 +243,7 @@ def train(
     jit_compile = uses_xla(spec, xla=xla)
     log.info(
         "fitting with %s, %d batches per graph call",
-        "XLA" if jit_compile else "TensorFlow's kernels",
+        "XLA's compiled loop" if jit_compile else "TensorFlow's kernels",
         steps_per_execution,
     )
     started = time.perf_counter()
@@ -256,14 +258,29 @@ def train(
     history = list(resume.history) if resume else []
     start_epoch = len(history)
     if resume is not None:
-        # Shuffling differs from an uninterrupted run either way; keep it reproducible per epoch.
+        # `fit` shuffles differently from an uninterrupted run either way; keep it reproducible
+        # per epoch. (The compiled loop draws the uninterrupted run's order from the spec's seed.)
         keras.utils.set_random_seed(spec.fit.seed + start_epoch)
     if spec.fit.validation_split is not None and not len(data.x_valid):
         # A caller that split the notebook's way (validation_size 0) leaves this to fit, as Keras.
         data = data.holding_out_last(spec.fit.validation_split)
     reporter = _Reporter(hooks, history, attempt)
     validation = (data.x_valid, data.y_valid) if len(data.x_valid) else None
-    if start_epoch < spec.fit.epochs:
+    callbacks = [*_layer_health(spec, data, hooks), reporter, *_callbacks(spec)]
+    if start_epoch < spec.fit.epochs and jit_compile:
+        fit_compiled(
+            model,
+            data.x_train,
+            data.y_train,
+            batch_size=spec.fit.batch_size,
+            epochs=spec.fit.epochs,
+            initial_epoch=start_epoch,
+            seed=spec.fit.seed,
+            validation_data=validation,
+            callbacks=callbacks,
+            steps_per_call=steps_per_execution,
+        )
+    elif start_epoch < spec.fit.epochs:
         model.fit(
             data.x_train,
             data.y_train,
@@ -271,7 +288,7 @@ def train(
             epochs=spec.fit.epochs,
             initial_epoch=start_epoch,
             validation_data=validation,
-            callbacks=[*_layer_health(spec, data, hooks), reporter, *_callbacks(spec)],
+            callbacks=callbacks,
             verbose=0,
         )
     fitted = time.perf_counter()

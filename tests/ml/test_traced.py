@@ -58,9 +58,9 @@ def numbers(result: TrainingResult) -> list[Any]:
     return [epochs, result.test_loss, result.test_accuracy]
 
 
-def job(spec: ExperimentSpec, traced: TracedModels | None) -> TrainingResult:
+def job(spec: ExperimentSpec, traced: TracedModels | None, *, xla: bool = False) -> TrainingResult:
     """One job as a warm process runs it, Keras's session cleared after it."""
-    result = train(spec, small_split(), traced=traced)
+    result = train(spec, small_split(), traced=traced, xla=xla)
     keras.backend.clear_session()
     gc.collect()
     return result
@@ -85,6 +85,23 @@ def test_a_kept_model_gives_every_number_a_new_model_gives(tmp_path: Path) -> No
     kept[-1].model.save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras")
     assert type(loaded.optimizer).__name__ == "Adam"
+
+
+def test_a_kept_model_on_the_xla_path_gives_every_number_a_new_model_gives() -> None:
+    """The xla path's compiled loop is kept with the model for the optimizer it was traced
+    with (service/ml/compiled_epochs.py); another optimizer gets a loop of its own."""
+    without_dropout = [layer for layer in LAYERS if layer["type"] != "Dropout"]
+    jobs = [
+        spec(SGD, seed=1, layers=without_dropout),
+        spec(SGD, seed=3, layers=without_dropout),  # the same optimizer: the loop is kept
+        spec(ADAM, seed=2, layers=without_dropout),  # another: a loop traced for Adam
+    ]
+    traced = TracedModels()
+    kept = [job(each, traced, xla=True) for each in jobs]
+    assert traced.reused == 2
+    for each, result in zip(jobs, kept, strict=True):
+        assert result.versions["kernels"] == "XLA"
+        assert numbers(result) == numbers(job(each, None, xla=True))
 
 
 @pytest.fixture

@@ -2,11 +2,14 @@
 
 XLA compiles each step and orders its arithmetic its own way, so its history is the exact
 path's to about 1e-5, not bit for bit; it must still be bit-identical run to run, and a
-training resumed from a checkpoint must go on with XLA.
+training resumed from a checkpoint must go on with XLA. The xla path runs its own compiled
+loop (service/ml/compiled_epochs.py), which must give `fit(jit_compile=True)`'s history bit for
+bit, and resume exactly where an uninterrupted training would be.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +19,9 @@ import pytest
 
 from service.domain import EpochRecord
 from service.insight.layers import LayerStats
+from service.ml.build import build_model, compile_model
 from service.ml.data import Split, load_mnist, split
-from service.ml.train import Resume, TrainingResult, train, uses_xla
+from service.ml.train import STEPS_PER_EXECUTION, Resume, TrainingResult, train, uses_xla
 from service.schemas.experiments import ExperimentCreate
 from service.spec.experiment import ExperimentSpec
 from tests.factories import Spec, batchnorm_spec, dropout_spec, leaky_relu_spec
@@ -87,10 +91,89 @@ def test_xla_is_reproducible_and_within_1e_4_of_the_exact_path(data: Split) -> N
     np.testing.assert_allclose(values(first)[:, losses], values(exact)[:, losses], atol=1e-4)
 
 
-def test_a_resumed_xla_training_goes_on_with_xla_reproducibly(data: Split, tmp_path: Path) -> None:
+def keras_fit_with_jit_compile(
+    spec: ExperimentSpec, data: Split, callbacks: list[keras.callbacks.Callback] | None = None
+) -> tuple[np.ndarray, keras.Model]:
+    """The history plain Keras gives with XLA: the notebook's fit with jit_compile=True."""
+    keras.utils.set_random_seed(spec.fit.seed)
+    model = build_model(spec)
+    compile_model(model, spec, steps_per_execution=STEPS_PER_EXECUTION, jit_compile=True)
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=spec.fit.batch_size,
+        epochs=spec.fit.epochs,
+        validation_data=(data.x_valid, data.y_valid),
+        callbacks=callbacks,
+        verbose=0,
+    ).history
+    keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+    return np.array([history[key] for key in keys]).T, model
+
+
+@pytest.mark.parametrize("net", [leaky_relu_spec, batchnorm_spec])
+def test_xla_trains_in_its_compiled_loop_exactly_as_fit_with_jit_compile(
+    net: Callable[..., Spec], data: Split
+) -> None:
+    # 2,000 images: 62 batches of 32 and a last one of 16, shuffled as fit shuffles them.
+    spec = spec_of(net(fit=SMALL | {"epochs": 3}))
+    result = train(spec, data, evaluate=False, xla=True)
+    assert result.model.train_function is None  # model.fit never ran
+    np.testing.assert_array_equal(values(result), keras_fit_with_jit_compile(spec, data)[0])
+
+
+def test_the_compiled_loop_drives_keras_callbacks_as_fit_does(data: Split) -> None:
+    # The rate halves after every epoch; training stops once val_loss gains less than 0.05 for
+    # two epochs, and the best epoch's weights come back at the end.
+    early = {"patience": 1, "min_delta": 0.05, "restore_best_weights": True}
+    plateau = {"factor": 0.5, "patience": 0, "min_delta": 10.0}
+    fit = SMALL | {"epochs": 6, "early_stopping": early, "reduce_lr_on_plateau": plateau}
+    spec = spec_of(leaky_relu_spec(fit=fit))
+    result = train(spec, data, evaluate=False, xla=True)
+    callbacks = [
+        keras.callbacks.EarlyStopping(**early, monitor="val_loss", mode="min"),
+        keras.callbacks.ReduceLROnPlateau(**plateau, monitor="val_loss", mode="min"),
+    ]
+    expected, model = keras_fit_with_jit_compile(spec, data, callbacks)
+    assert 1 < len(result.history) < 6
+    np.testing.assert_array_equal(values(result), expected)
+    for mine, theirs in zip(result.model.weights, model.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+@dataclass
+class StopAfter:
+    """Hooks that ask to stop after `calls` checks (one per graph call)."""
+
+    calls: int
+    checks: int = 0
+
+    def stop_requested(self) -> bool:
+        self.checks += 1
+        return self.checks > self.calls
+
+    def epoch_finished(
+        self, model: keras.Model, record: EpochRecord, history: list[EpochRecord]
+    ) -> bool:
+        return True
+
+    def layers_measured(self, epoch: int, layers: list[LayerStats]) -> None:
+        return None
+
+
+def test_a_stop_is_seen_between_the_compiled_calls(data: Split) -> None:
+    spec = spec_of(leaky_relu_spec(fit=SMALL))
+    hooks = StopAfter(calls=2)
+    result = train(spec, data, hooks=hooks, evaluate=False, xla=True, steps_per_execution=8)
+    assert result.stopped
+    assert hooks.checks == 3  # 3 calls of 8 batches of an epoch's 63, then no more
+    assert result.history == []  # a partial epoch is not an epoch
+
+
+def test_a_resumed_xla_training_equals_the_uninterrupted_one(data: Split, tmp_path: Path) -> None:
     spec = spec_of(leaky_relu_spec(fit=SMALL))
     hooks = Checkpointer(tmp_path / "checkpoint.keras")
-    train(spec, data, hooks=hooks, evaluate=False, xla=True)
+    uninterrupted = train(spec, data, hooks=hooks, evaluate=False, xla=True)
     resumed = [
         train(
             spec,
@@ -104,3 +187,5 @@ def test_a_resumed_xla_training_goes_on_with_xla_reproducibly(data: Split, tmp_p
     assert all(result.model.jit_compile is True for result in resumed)
     assert [record.epoch for record in resumed[0].history] == [1, 2]
     np.testing.assert_array_equal(values(resumed[0]), values(resumed[1]))
+    # The compiled loop draws every epoch's order from the spec's seed, as the first run did.
+    np.testing.assert_array_equal(values(resumed[0]), values(uninterrupted))

@@ -108,4 +108,4 @@ def test_training_path_xla_reaches_the_training_process(
     experiment_id = client.post("/experiments", json=spec).json()["id"]
     experiment = wait_finished(client, experiment_id, timeout=180)
     assert experiment["status"] == "succeeded", worker.log()[-3000:]
-    assert "fitting with XLA, 64 batches per graph call" in worker.log()
+    assert "fitting with XLA's compiled loop, 64 batches per graph call" in worker.log()
