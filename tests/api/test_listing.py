@@ -294,3 +294,34 @@ def test_estimates_are_recomputed_once_they_are_a_second_old(client: TestClient)
         assert cache.get(session) is kept
         now[0] += cache.max_age
         assert cache.get(session) is not kept  # running jobs' time left moves with the clock
+
+
+def test_reads_without_a_queued_or_running_run_compute_no_estimates(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only queued and running runs have an estimate, so a page of finished runs (most of a
+    term's reads) and a finished run's own page skip the queue's estimates altogether."""
+    done, waiting = _submit(client, "done"), _submit(client, "waiting")
+    with runtime_of(client).db.scope() as session:
+        session.execute(
+            update(ExperimentRow).where(ExperimentRow.id == done).values(status="succeeded")
+        )
+    cache = runtime_of(client).estimates
+    now = [time.monotonic() + 2 * cache.max_age]  # nothing kept is fresh: a read would compute
+    cache.clock = lambda: now[0]
+    computed = []
+    compute = listing.estimates
+
+    def counted(*args: object, **options: object) -> dict[str, Estimate]:
+        computed.append(1)
+        return compute(*args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(listing, "estimates", counted)
+    finished = client.get("/experiments", params={"status": "succeeded"}).json()["data"]
+    assert [run["queue_position"] for run in finished] == [None]
+    assert client.get(f"/experiments/{done}").json()["estimated_start"] is None
+    assert computed == []
+
+    assert client.get(f"/experiments/{waiting}").json()["queue_position"] == 1
+    assert client.get("/experiments").json()["data"][0]["queue_position"] == 1
+    assert computed == [1]

@@ -204,7 +204,7 @@ def list_experiments(
             return ExperimentsCompactPublic(
                 data=rows, count=page.count, limit=limit, offset=offset, next_cursor=following
             )
-        kept = estimates.get(session)
+        kept = estimates.of(session, page.items)
         return ExperimentsPublic(
             data=[ExperimentPublic.of(item, estimate=kept.get(item.id)) for item in page.items],
             count=page.count,
@@ -239,7 +239,7 @@ def read_experiment(
             repository.attempts(session, experiment_id),
             reproduction=reproduction_of(session, experiment),
             diagnostics=[FindingPublic.of(found) for found in diagnostics(session, experiment_id)],
-            estimate=estimates.get(session).get(experiment_id),
+            estimate=estimates.of(session, [experiment]).get(experiment_id),
         )
 
 
