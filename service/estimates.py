@@ -51,8 +51,17 @@ class Estimate:
     """Running: until its last epoch ends; None before its first epoch has been timed."""
 
 
+# What Keras's fit() runs when it is not told.
+DEFAULT_EPOCHS = 10
+
+
 def planned_epochs(experiment: Experiment) -> int:
-    return int(experiment.spec.get("fit", {}).get("epochs", 10))
+    return epochs_asked(experiment.spec.get("fit", {}).get("epochs"))
+
+
+def epochs_asked(value: int | None) -> int:
+    """The epochs a spec's fit asks for: `value`, or fit()'s default when it does not say."""
+    return int(DEFAULT_EPOCHS if value is None else value)
 
 
 def seconds_per_epoch(epochs: Sequence[EpochRecord]) -> float | None:

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from service.domain import EpochRecord, Experiment
-from service.estimates import planned_epochs, seconds_per_epoch
+from service.domain.pages import RunHead
+from service.estimates import epochs_asked, seconds_per_epoch
 
 
 @dataclass(frozen=True)
@@ -66,18 +67,31 @@ def _best_epoch(epochs: Sequence[EpochRecord]) -> int | None:
     return max(scored, key=lambda pair: (pair[0], -pair[1]))[1] if scored else None
 
 
-def overview(experiment: Experiment, epochs: Sequence[EpochRecord]) -> RunOverview:
-    last = epochs[-1] if epochs else None
-    summary = experiment.summary or {}
-    pace = seconds_per_epoch(epochs)
-    return RunOverview(
+def head(experiment: Experiment) -> RunHead:
+    """What the compact table shows of an experiment's own row."""
+    return RunHead(
         id=experiment.id,
         name=experiment.name,
-        status=experiment.status.value,
+        status=experiment.status,
         tags=experiment.tags,
-        epochs=planned_epochs(experiment),
+        epochs=experiment.spec.get("fit", {}).get("epochs"),
+        params=(experiment.summary or {}).get("total_params"),
+        test_loss=experiment.test_loss,
+        test_accuracy=experiment.test_accuracy,
+    )
+
+
+def overview(run: RunHead, epochs: Sequence[EpochRecord]) -> RunOverview:
+    last = epochs[-1] if epochs else None
+    pace = seconds_per_epoch(epochs)
+    return RunOverview(
+        id=run.id,
+        name=run.name,
+        status=run.status.value,
+        tags=run.tags,
+        epochs=epochs_asked(run.epochs),
         epochs_done=len(epochs),
-        params=summary.get("total_params"),
+        params=run.params,
         seconds_per_epoch=round(pace, 3) if pace is not None else None,
         final_loss=_finite(last.loss) if last else None,
         final_accuracy=_finite(last.accuracy) if last else None,
@@ -88,6 +102,6 @@ def overview(experiment: Experiment, epochs: Sequence[EpochRecord]) -> RunOvervi
         best_accuracy=_highest([r.accuracy for r in epochs]),
         best_val_loss=_lowest([r.val_loss for r in epochs]),
         best_val_accuracy=_highest([r.val_accuracy for r in epochs]),
-        test_loss=experiment.test_loss,
-        test_accuracy=experiment.test_accuracy,
+        test_loss=run.test_loss,
+        test_accuracy=run.test_accuracy,
     )

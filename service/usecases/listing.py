@@ -13,9 +13,10 @@ from service import spreadsheets
 from service.config import Settings
 from service.db import changes, claims, repository
 from service.domain import Experiment, Status, utcnow
+from service.domain.pages import RunHead
 from service.estimates import Estimate, estimate, job_overhead, typical_seconds
 from service.jobs.fair_share import Policy
-from service.overview import COLUMNS, RunOverview, overview
+from service.overview import COLUMNS, RunOverview, head, overview
 
 
 def estimates(
@@ -121,9 +122,12 @@ def in_run_order(
     return running + sorted(queued, key=lambda experiment: place.get(experiment.id, len(place)))
 
 
-def overviews(session: Session, experiments: Sequence[Experiment]) -> list[RunOverview]:
-    histories = repository.histories(session, [experiment.id for experiment in experiments])
-    return [overview(experiment, histories[experiment.id]) for experiment in experiments]
+def overviews(session: Session, runs: Sequence[Experiment | RunHead]) -> list[RunOverview]:
+    """The compact table's rows of `runs`: whole experiments, or what a compact page read of
+    them (the same rows either way)."""
+    heads = [run if isinstance(run, RunHead) else head(run) for run in runs]
+    histories = repository.histories(session, [run.id for run in heads])
+    return [overview(run, histories[run.id]) for run in heads]
 
 
 def as_csv(rows: Sequence[RunOverview]) -> str:

@@ -180,25 +180,36 @@ def list_experiments(
     after = position(cursor, order) if cursor is not None else None
     if after and offset:
         raise InvalidCursor("give cursor or offset, not both: a cursor already says where")
+    owners = ownership.list_filter(
+        caller, "me" if mine else owner, class_reads=settings.class_reads
+    )
     with db.scope() as session:
+        if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
+            compact = pages.compact_page(
+                session,
+                status=status_filter,
+                tags=tag or (),
+                owner=owners,
+                order=order,
+                limit=limit,
+                offset=offset,
+                after=after,
+            )
+            csv = listing.as_csv(listing.overviews(session, compact.items))
+            links = _next_link(request, compact.next.cursor() if compact.next else None)
+            return Response(csv, media_type="text/csv; charset=utf-8", headers=links)
         page = pages.list_experiments(
             session,
             status=status_filter,
             tags=tag or (),
-            owner=ownership.list_filter(
-                caller, "me" if mine else owner, class_reads=settings.class_reads
-            ),
+            owner=owners,
             order=order,
             limit=limit,
             offset=offset,
             after=after,
         )
         following = page.next.cursor() if page.next else None
-        links = _next_link(request, following)
-        if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
-            csv = listing.as_csv(listing.overviews(session, page.items))
-            return Response(csv, media_type="text/csv; charset=utf-8", headers=links)
-        response.headers.update(links)
+        response.headers.update(_next_link(request, following))
         if view == "compact":
             rows = listing.overviews(session, page.items)
             return ExperimentsCompactPublic(
