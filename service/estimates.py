@@ -65,7 +65,8 @@ def epochs_asked(value: int | None) -> int:
 
 
 def seconds_per_epoch(epochs: Sequence[EpochRecord]) -> float | None:
-    return statistics.fmean(record.seconds for record in epochs) if epochs else None
+    # A list, not a generator: fmean then takes its length instead of counting as it sums.
+    return statistics.fmean([record.seconds for record in epochs]) if epochs else None
 
 
 def estimate(
