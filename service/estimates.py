@@ -65,8 +65,13 @@ def epochs_asked(value: int | None) -> int:
 
 
 def seconds_per_epoch(epochs: Sequence[EpochRecord]) -> float | None:
-    # A list, not a generator: fmean then takes its length instead of counting as it sums.
-    return statistics.fmean([record.seconds for record in epochs]) if epochs else None
+    return mean_seconds([record.seconds for record in epochs])
+
+
+def mean_seconds(seconds: Sequence[float]) -> float | None:
+    """The mean of epochs' durations; None for none. (A sequence, not a generator: fmean then
+    takes its length instead of counting as it sums.)"""
+    return statistics.fmean(seconds) if seconds else None
 
 
 def estimate(

@@ -6,7 +6,13 @@ import math
 
 from service.domain import EpochRecord, Status
 from service.domain.pages import RunHead
-from service.overview import overview
+from service.overview import EpochColumns, RunOverview
+from service.overview import overview as overview_of
+
+
+def overview(run: RunHead, epochs: list[EpochRecord]) -> RunOverview:
+    return overview_of(run, EpochColumns.of(epochs))
+
 
 RUN = RunHead("r", "run", Status.SUCCEEDED, ("t",), None, 1000, 0.3, 0.9)
 

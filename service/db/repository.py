@@ -221,6 +221,23 @@ def histories(session: Session, experiment_ids: Sequence[str]) -> dict[str, list
     return found
 
 
+def epoch_rows(session: Session, ids: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+    """The (epoch, loss, accuracy, val_loss, val_accuracy, seconds) of each epoch of the
+    experiments `ids`, each list in epoch order: what the compact table summarises, as the
+    database has them (a NaN loss is NULL here, None: the table leaves out NaN and None alike)."""
+    found: dict[str, list[tuple[Any, ...]]] = {experiment_id: [] for experiment_id in ids}
+    if not ids:
+        return found
+    rows = session.execute(
+        select(EpochRow.experiment_id, *EPOCH_COLUMNS[:6])
+        .where(EpochRow.experiment_id.in_(ids))
+        .order_by(EpochRow.experiment_id, EpochRow.epoch)
+    )
+    for experiment_id, *values in rows.tuples():
+        found[experiment_id].append(tuple(values))
+    return found
+
+
 def active_experiments(session: Session) -> list[Experiment]:
     """Every queued or running experiment, oldest first: the order the queue serves them."""
     rows = session.scalars(

@@ -16,7 +16,7 @@ from service.domain import Experiment, Status, utcnow
 from service.domain.pages import RunHead
 from service.estimates import Estimate, estimate, job_overhead, typical_seconds
 from service.jobs.fair_share import Policy
-from service.overview import COLUMNS, RunOverview, head, overview
+from service.overview import COLUMNS, EpochColumns, RunOverview, head, overview
 
 
 def estimates(
@@ -126,8 +126,8 @@ def overviews(session: Session, runs: Sequence[Experiment | RunHead]) -> list[Ru
     """The compact table's rows of `runs`: whole experiments, or what a compact page read of
     them (the same rows either way)."""
     heads = [run if isinstance(run, RunHead) else head(run) for run in runs]
-    histories = repository.histories(session, [run.id for run in heads])
-    return [overview(run, histories[run.id]) for run in heads]
+    epochs = repository.epoch_rows(session, [run.id for run in heads])
+    return [overview(run, EpochColumns.of_rows(epochs[run.id])) for run in heads]
 
 
 def as_csv(rows: Sequence[RunOverview]) -> str:
