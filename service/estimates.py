@@ -51,12 +51,27 @@ class Estimate:
     """Running: until its last epoch ends; None before its first epoch has been timed."""
 
 
+# What Keras's fit() runs when it is not told.
+DEFAULT_EPOCHS = 10
+
+
 def planned_epochs(experiment: Experiment) -> int:
-    return int(experiment.spec.get("fit", {}).get("epochs", 10))
+    return epochs_asked(experiment.spec.get("fit", {}).get("epochs"))
+
+
+def epochs_asked(value: int | None) -> int:
+    """The epochs a spec's fit asks for: `value`, or fit()'s default when it does not say."""
+    return int(DEFAULT_EPOCHS if value is None else value)
 
 
 def seconds_per_epoch(epochs: Sequence[EpochRecord]) -> float | None:
-    return statistics.fmean(record.seconds for record in epochs) if epochs else None
+    return mean_seconds([record.seconds for record in epochs])
+
+
+def mean_seconds(seconds: Sequence[float]) -> float | None:
+    """The mean of epochs' durations; None for none. (A sequence, not a generator: fmean then
+    takes its length instead of counting as it sums.)"""
+    return statistics.fmean(seconds) if seconds else None
 
 
 def estimate(

@@ -139,7 +139,8 @@ def _aliases(session: Session, experiment_ids: Sequence[str]) -> dict[str, list[
     return found
 
 
-def _tags(session: Session, experiment_ids: Sequence[str]) -> dict[str, list[str]]:
+def tags_of(session: Session, experiment_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The tags of each of `experiment_ids` that has any, in name order."""
     found: dict[str, list[str]] = {}
     if not experiment_ids:
         return found
@@ -168,7 +169,7 @@ def get_experiment(session: Session, experiment_id: str) -> Experiment:
         row,
         epochs_done=_epochs_done(session, experiment_id),
         aliases=_aliases(session, [experiment_id]).get(experiment_id, []),
-        tags=_tags(session, [experiment_id]).get(experiment_id, []),
+        tags=tags_of(session, [experiment_id]).get(experiment_id, []),
     )
 
 
@@ -183,13 +184,13 @@ def to_experiments(session: Session, rows: Sequence[ExperimentRow]) -> list[Expe
             .group_by(EpochRow.experiment_id)
         ).all()
     )
-    aliases, tags_of = _aliases(session, ids), _tags(session, ids)
+    aliases, tags = _aliases(session, ids), tags_of(session, ids)
     return [
         to_experiment(
             row,
             epochs_done=epoch_counts.get(row.id, 0),
             aliases=aliases.get(row.id, []),
-            tags=tags_of.get(row.id, []),
+            tags=tags.get(row.id, []),
         )
         for row in rows
     ]
@@ -217,6 +218,23 @@ def histories(session: Session, experiment_ids: Sequence[str]) -> dict[str, list
     )
     for experiment_id, *values in rows.tuples():
         found[experiment_id].append(to_epoch(values))
+    return found
+
+
+def epoch_rows(session: Session, ids: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+    """The (epoch, loss, accuracy, val_loss, val_accuracy, seconds) of each epoch of the
+    experiments `ids`, each list in epoch order: what the compact table summarises, as the
+    database has them (a NaN loss is NULL here, None: the table leaves out NaN and None alike)."""
+    found: dict[str, list[tuple[Any, ...]]] = {experiment_id: [] for experiment_id in ids}
+    if not ids:
+        return found
+    rows = session.execute(
+        select(EpochRow.experiment_id, *EPOCH_COLUMNS[:6])
+        .where(EpochRow.experiment_id.in_(ids))
+        .order_by(EpochRow.experiment_id, EpochRow.epoch)
+    )
+    for experiment_id, *values in rows.tuples():
+        found[experiment_id].append(tuple(values))
     return found
 
 

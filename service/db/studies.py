@@ -19,6 +19,7 @@ from service.domain import (
     Study,
     StudyDefinition,
     StudyStatus,
+    TrialHead,
     owner_of,
     utcnow,
 )
@@ -155,6 +156,26 @@ def trials(session: Session, study_id: str) -> list[Experiment]:
         ).all()
     )
     return [to_experiment(row, epochs_done=counts.get(row.id, 0)) for row in rows]
+
+
+def trial_heads(session: Session, study_id: str) -> list[TrialHead]:
+    """The study's trials in their order, as its leaderboard reads them."""
+    query = (
+        select(
+            ExperimentRow.id,
+            ExperimentRow.name,
+            ExperimentRow.status,
+            ExperimentRow.trial_params,
+            ExperimentRow.test_accuracy,
+            ExperimentRow.error,
+        )
+        .where(ExperimentRow.study_id == study_id)
+        .order_by(ExperimentRow.trial_number)
+    )
+    return [
+        TrialHead(id, name, Status(status), trial_params, test_accuracy, error)
+        for id, name, status, trial_params, test_accuracy, error in session.execute(query)
+    ]
 
 
 def trial_number(session: Session, experiment_id: str) -> int | None:

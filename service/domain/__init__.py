@@ -52,6 +52,7 @@ from service.domain.studies import (
     Study,
     StudyDefinition,
     StudyStatus,
+    TrialHead,
 )
 
 __all__ = [
@@ -90,6 +91,7 @@ __all__ = [
     "Study",
     "StudyDefinition",
     "StudyStatus",
+    "TrialHead",
     "alias_problem",
     "owner_of",
     "person_client_id",

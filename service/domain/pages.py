@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from service.domain.experiments import Experiment
+from service.domain.experiments import Experiment, Status
 from service.errors import InvalidCursor
 
 Order = Literal["created", "-created", "test_accuracy", "-test_accuracy"]
@@ -80,4 +80,28 @@ class ExperimentPage:
 
     items: list[Experiment]
     count: int
+    next: Position | None
+
+
+@dataclass(frozen=True)
+class RunHead:
+    """What the compact table shows of an experiment's own row, its epochs aside: `epochs` as
+    its spec's fit asks (None: the spec does not say), `params` its summary's total_params."""
+
+    id: str
+    name: str
+    status: Status
+    tags: tuple[str, ...]
+    epochs: int | None
+    params: int | None
+    test_loss: float | None
+    test_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class CompactPage:
+    """A page of the compact table read without the rest of each row (no count: the CSV, which
+    reads it, does not show one); `next` as in ExperimentPage."""
+
+    items: list[RunHead]
     next: Position | None

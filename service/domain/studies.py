@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from service.domain.experiments import Status
+
 
 class StudyStatus(enum.StrEnum):
     """Where a study is in its life; its trials carry their own Status."""
@@ -104,3 +106,16 @@ class Study:
     finished_at: datetime | None
     owner_id: str | None = None
     owner: str | None = None
+
+
+@dataclass(frozen=True)
+class TrialHead:
+    """What a study's leaderboard, curves and progress read of a trial: not its spec, summary
+    or epoch count, which a 100-trial leaderboard used to decode and count and never showed."""
+
+    id: str
+    name: str
+    status: Status
+    trial_params: dict[str, Any] | None
+    test_accuracy: float | None
+    error: str | None

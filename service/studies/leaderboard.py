@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service.domain import EpochRecord, Experiment, ObjectiveMetric, Status, Study
+from service.domain import EpochRecord, Experiment, ObjectiveMetric, Status, Study, TrialHead
 from service.studies.objective import best, maximises
 
 DEFAULT_THRESHOLD = 0.9
@@ -33,7 +33,7 @@ class LeaderboardRow:
 
 
 def leaderboard_row(
-    experiment: Experiment,
+    experiment: Experiment | TrialHead,
     history: list[EpochRecord],
     *,
     varied: dict[str, Any],

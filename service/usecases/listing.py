@@ -13,9 +13,10 @@ from service import spreadsheets
 from service.config import Settings
 from service.db import changes, claims, repository
 from service.domain import Experiment, Status, utcnow
+from service.domain.pages import RunHead
 from service.estimates import Estimate, estimate, job_overhead, typical_seconds
 from service.jobs.fair_share import Policy
-from service.overview import COLUMNS, RunOverview, overview
+from service.overview import COLUMNS, EpochColumns, RunOverview, head, overview
 
 
 def estimates(
@@ -36,6 +37,9 @@ def estimates(
         overhead=job_overhead(repository.recent_job_timings(session)),
     )
 
+
+# The statuses an estimate is made for (`estimate` answers for the queue and the running).
+ACTIVE = frozenset({Status.QUEUED, Status.RUNNING})
 
 # How long estimates may be reused while the change log stands still: they move with the clock
 # too (a running job's time left), by at most this much.
@@ -82,6 +86,14 @@ class EstimateCache:
             self._kept = (head, now, fresh)
             return fresh
 
+    def of(self, session: Session, experiments: Sequence[Experiment]) -> dict[str, Estimate]:
+        """The estimates of `experiments`: none computed when none of them is queued or
+        running, as only those have one. A page of finished runs is most of a term's reads,
+        and computing the whole queue's estimates was their slowest part once a second."""
+        if not any(experiment.status in ACTIVE for experiment in experiments):
+            return {}
+        return self.get(session)
+
     def _fresh_since(self, head: int) -> dict[str, Estimate] | None:
         kept = self._kept  # one read of one reference: no lock needed
         if kept is not None and kept[0] >= head and self.clock() - kept[1] <= self.max_age:
@@ -110,9 +122,12 @@ def in_run_order(
     return running + sorted(queued, key=lambda experiment: place.get(experiment.id, len(place)))
 
 
-def overviews(session: Session, experiments: Sequence[Experiment]) -> list[RunOverview]:
-    histories = repository.histories(session, [experiment.id for experiment in experiments])
-    return [overview(experiment, histories[experiment.id]) for experiment in experiments]
+def overviews(session: Session, runs: Sequence[Experiment | RunHead]) -> list[RunOverview]:
+    """The compact table's rows of `runs`: whole experiments, or what a compact page read of
+    them (the same rows either way)."""
+    heads = [run if isinstance(run, RunHead) else head(run) for run in runs]
+    epochs = repository.epoch_rows(session, [run.id for run in heads])
+    return [overview(run, EpochColumns.of_rows(epochs[run.id])) for run in heads]
 
 
 def as_csv(rows: Sequence[RunOverview]) -> str:

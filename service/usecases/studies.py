@@ -4,6 +4,7 @@ end, cancel, delete, and report its progress and leaderboard."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from service.domain import (
     Study,
     StudyDefinition,
     StudyStatus,
+    TrialHead,
 )
 from service.errors import NotCancellable, NotDeletable, SpecRejected
 from service.jobs.queue import JobQueue
@@ -327,7 +329,7 @@ def delete_study(
 
 
 # Reporting ----------------------------------------------------------------------------------
-def progress(trials: list[Experiment]) -> dict[str, int]:
+def progress(trials: Sequence[Experiment | TrialHead]) -> dict[str, int]:
     counts = {status.value: 0 for status in Status}
     for trial in trials:
         counts[trial.status.value] += 1
@@ -336,7 +338,7 @@ def progress(trials: list[Experiment]) -> dict[str, int]:
 
 def report(session: Session, study_id: str, *, threshold: float = DEFAULT_THRESHOLD) -> StudyReport:
     study = store.get_study(session, study_id)
-    trials = store.trials(session, study_id)
+    trials = store.trial_heads(session, study_id)
     histories = repository.histories(session, [trial.id for trial in trials])
     objective = study.definition.objective
     rows = [
@@ -367,7 +369,7 @@ def list_studies(
 def curves(session: Session, study_id: str) -> tuple[Study, list[tuple[str, list[EpochRecord]]]]:
     """Each trial's label (what was varied) and history, in trial order."""
     study = store.get_study(session, study_id)
-    trials = store.trials(session, study_id)
+    trials = store.trial_heads(session, study_id)
     histories = repository.histories(session, [trial.id for trial in trials])
     return study, [
         (trial_label(study, number, trial), histories[trial.id])
@@ -375,7 +377,7 @@ def curves(session: Session, study_id: str) -> tuple[Study, list[tuple[str, list
     ]
 
 
-def trial_label(study: Study, number: int, trial: Experiment) -> str:
+def trial_label(study: Study, number: int, trial: Experiment | TrialHead) -> str:
     """A planned trial's label (a preset's `Adam`), else what was varied, in a few words."""
     if study.plan is not None and number < len(study.plan):
         return study.plan[number].label

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import threading
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from service.db import leases
+from service.db import leases, pages
 from service.db.models import ExperimentRow
-from service.domain import EpochRecord
+from service.domain import FINISHED, EpochRecord, Status
 from service.estimates import Estimate
 from service.usecases import listing
 from tests.factories import tiny_spec
@@ -294,3 +296,82 @@ def test_estimates_are_recomputed_once_they_are_a_second_old(client: TestClient)
         assert cache.get(session) is kept
         now[0] += cache.max_age
         assert cache.get(session) is not kept  # running jobs' time left moves with the clock
+
+
+def test_reads_without_a_queued_or_running_run_compute_no_estimates(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only queued and running runs have an estimate, so a page of finished runs (most of a
+    term's reads) and a finished run's own page skip the queue's estimates altogether."""
+    done, waiting = _submit(client, "done"), _submit(client, "waiting")
+    with runtime_of(client).db.scope() as session:
+        session.execute(
+            update(ExperimentRow).where(ExperimentRow.id == done).values(status="succeeded")
+        )
+    cache = runtime_of(client).estimates
+    now = [time.monotonic() + 2 * cache.max_age]  # nothing kept is fresh: a read would compute
+    cache.clock = lambda: now[0]
+    computed = []
+    compute = listing.estimates
+
+    def counted(*args: object, **options: object) -> dict[str, Estimate]:
+        computed.append(1)
+        return compute(*args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(listing, "estimates", counted)
+    finished = client.get("/experiments", params={"status": "succeeded"}).json()["data"]
+    assert [run["queue_position"] for run in finished] == [None]
+    assert client.get(f"/experiments/{done}").json()["estimated_start"] is None
+    assert computed == []
+
+    assert client.get(f"/experiments/{waiting}").json()["queue_position"] == 1
+    assert client.get("/experiments").json()["data"][0]["queue_position"] == 1
+    assert computed == [1]
+
+
+def test_the_compact_csv_answers_as_the_whole_experiments_would(client: TestClient) -> None:
+    """A CSV page is read as `compact_page` (only the table's columns, the spec's epochs and
+    the summary's parameters taken from their JSON by the database): its rows, byte for byte,
+    and its next page are those built from the whole experiments, for runs in every status."""
+    runs = {status: _submit(client, f"={status}", "class", status, epochs=3) for status in Status}
+    diverged = (
+        *EPOCHS,
+        EpochRecord(3, math.nan, 0.1, val_loss=None, val_accuracy=None, seconds=3.0),
+    )
+    for status in Status:
+        if status is not Status.QUEUED:
+            _run(client, runs[status], diverged if status is Status.PRUNED else EPOCHS)
+    with runtime_of(client).db.scope() as session:
+        for status in FINISHED:
+            session.execute(
+                update(ExperimentRow).where(ExperimentRow.id == runs[status]).values(status=status)
+            )
+        scored = update(ExperimentRow).where(ExperimentRow.id == runs[Status.SUCCEEDED])
+        session.execute(scored.values(test_loss=0.25, test_accuracy=0.93))
+        unbuilt = update(ExperimentRow).where(ExperimentRow.id == runs[Status.FAILED])
+        session.execute(unbuilt.values(summary=None))
+
+    queries: list[dict[str, Any]] = [
+        {},
+        {"tags": ["class"], "order": "test_accuracy"},
+        {"order": "-test_accuracy", "limit": 2},
+        {"status": Status.RUNNING},
+        {"limit": 2, "offset": 3},
+    ]
+    with runtime_of(client).db.scope() as session:
+        as_csv = lambda runs: listing.as_csv(listing.overviews(session, runs))  # noqa: E731
+        for query in queries:
+            compact = pages.compact_page(session, **query)
+            whole = pages.list_experiments(session, **query)
+            assert as_csv(compact.items) == as_csv(whole.items), query
+            assert compact.next == whole.next, query
+        expected = as_csv(whole.items)
+        after = pages.compact_page(session, limit=2, after=whole.next)
+        assert as_csv(after.items) == as_csv(
+            pages.list_experiments(session, limit=2, after=whole.next).items
+        )
+    assert "'=succeeded" in expected
+
+    listed = client.get("/experiments", params={"format": "csv", "limit": 2, "offset": 3})
+    assert listed.text == expected
+    assert listed.headers["link"].startswith("</experiments?format=csv&limit=2&cursor=")

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import astuple
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from service.api.app import create_app
 from service.config import Settings
 from service.db import claims, leases
+from service.db import studies as store
+from service.db.models import ExperimentRow
 from service.db.session import Database
 from service.domain import EpochRecord
 from tests.factories import batchnorm_spec, dropout_spec, leaky_relu_spec, tiny_spec
+from tests.helpers import runtime_of
 
 
 def base() -> dict[str, Any]:
@@ -233,3 +238,28 @@ def test_the_list_counts_each_study_s_trials_as_its_own_page_does(client: TestCl
     assert listed[kept["id"]]["queued"] == 1
     assert listed[stopped["id"]]["cancelled"] == 2
     assert sum(listed[stopped["id"]].values()) == 2
+
+
+def test_the_leaderboard_reads_each_trial_s_head_as_the_whole_trial_has_it(
+    client: TestClient,
+) -> None:
+    """GET /studies/{id} reads its trials with store.trial_heads (no spec, summary or epoch
+    count, which it never shows): each head holds what the whole trial holds."""
+    body = {"preset": "optimizers", "epochs": 3, "train_size": 10000, "max_parallel": 2}
+    study = client.post("/studies", json=body).json()
+    first, second = (row["experiment_id"] for row in study["leaderboard"])
+    with runtime_of(client).db.scope() as session:
+        session.execute(
+            update(ExperimentRow)
+            .where(ExperimentRow.id == first)
+            .values(status="failed", error="diverged", test_accuracy=0.5)
+        )
+        heads = store.trial_heads(session, study["id"])
+        whole = store.trials(session, study["id"])
+    assert [astuple(head) for head in heads] == [
+        (t.id, t.name, t.status, t.trial_params, t.test_accuracy, t.error) for t in whole
+    ]
+    assert [head.id for head in heads] == [first, second]
+    board = client.get(f"/studies/{study['id']}").json()
+    assert board["progress"]["failed"] == 1
+    assert {row["experiment_id"]: row["error"] for row in board["leaderboard"]}[first] == "diverged"

@@ -180,31 +180,42 @@ def list_experiments(
     after = position(cursor, order) if cursor is not None else None
     if after and offset:
         raise InvalidCursor("give cursor or offset, not both: a cursor already says where")
+    owners = ownership.list_filter(
+        caller, "me" if mine else owner, class_reads=settings.class_reads
+    )
     with db.scope() as session:
+        if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
+            compact = pages.compact_page(
+                session,
+                status=status_filter,
+                tags=tag or (),
+                owner=owners,
+                order=order,
+                limit=limit,
+                offset=offset,
+                after=after,
+            )
+            csv = listing.as_csv(listing.overviews(session, compact.items))
+            links = _next_link(request, compact.next.cursor() if compact.next else None)
+            return Response(csv, media_type="text/csv; charset=utf-8", headers=links)
         page = pages.list_experiments(
             session,
             status=status_filter,
             tags=tag or (),
-            owner=ownership.list_filter(
-                caller, "me" if mine else owner, class_reads=settings.class_reads
-            ),
+            owner=owners,
             order=order,
             limit=limit,
             offset=offset,
             after=after,
         )
         following = page.next.cursor() if page.next else None
-        links = _next_link(request, following)
-        if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
-            csv = listing.as_csv(listing.overviews(session, page.items))
-            return Response(csv, media_type="text/csv; charset=utf-8", headers=links)
-        response.headers.update(links)
+        response.headers.update(_next_link(request, following))
         if view == "compact":
             rows = listing.overviews(session, page.items)
             return ExperimentsCompactPublic(
                 data=rows, count=page.count, limit=limit, offset=offset, next_cursor=following
             )
-        kept = estimates.get(session)
+        kept = estimates.of(session, page.items)
         return ExperimentsPublic(
             data=[ExperimentPublic.of(item, estimate=kept.get(item.id)) for item in page.items],
             count=page.count,
@@ -239,7 +250,7 @@ def read_experiment(
             repository.attempts(session, experiment_id),
             reproduction=reproduction_of(session, experiment),
             diagnostics=[FindingPublic.of(found) for found in diagnostics(session, experiment_id)],
-            estimate=estimates.get(session).get(experiment_id),
+            estimate=estimates.of(session, [experiment]).get(experiment_id),
         )
 
 
