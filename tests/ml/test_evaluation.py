@@ -5,6 +5,7 @@ model kept for the next job (traced.py) evaluates again without tracing anything
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -14,6 +15,7 @@ import pytest
 from service.insight.evaluation import evaluate_probabilities
 from service.ml.data import Split, load_mnist, split
 from service.ml.evaluation import EVALUATION_BATCH, evaluate_model, predict_probabilities
+from service.ml.inference import load_keras_model
 from service.ml.train import train
 from service.spec.experiment import ExperimentSpec
 from service.spec.notebook import NETS, notebook_spec
@@ -81,3 +83,14 @@ def test_a_kept_model_evaluates_again_without_tracing() -> None:
     second = evaluate_model(model, x_test, y_test)
     assert first == second
     assert model.predict_function.experimental_get_tracing_count() == 1
+
+
+def test_a_model_loaded_for_inference_evaluates_as_predict_does(tmp_path: Path) -> None:
+    """The worker's evaluation of an older experiment loads its model uncompiled (one batch
+    per call, no optimizer)."""
+    trained("leaky_relu").save(tmp_path / "model.keras")
+    model = load_keras_model(tmp_path / "model.keras")
+    x_test = small_split().x_test
+    expected = np.asarray(model.predict(x_test, batch_size=EVALUATION_BATCH, verbose=0))
+    found = predict_probabilities(model, x_test, batch_size=EVALUATION_BATCH)
+    assert np.array_equal(found, expected)
