@@ -57,11 +57,11 @@ class Settings(BaseSettings):
         description="threads per API process for the routes that read and write the database",
     )
     api_switch_interval_ms: float = Field(
-        default=5.0,
+        default=1.0,
         gt=0,
         le=100,
         description="how long a thread of an API process may hold Python's GIL while another "
-        "waits for it",
+        "waits for it (Python's default is 5)",
     )
     allowed_hosts: str = Field(
         default="",

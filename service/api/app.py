@@ -321,6 +321,11 @@ def tune_server_process(settings: Settings) -> None:
 
     numpy's BLAS runs one thread: its threads made one image's 784x300 product 2.5x slower
     (they wake and spin for microseconds of work), and a busy API has a request per core anyway.
+
+    The event loop answers /predict itself, and each time it waits on I/O or a forward pass
+    another thread (a database route, a model loading) may take the GIL: the loop then waits
+    up to a switch interval to get it back. Python's 5 ms made a class's /predict p99 about
+    twice what 1 ms does (bench/class_load.py).
     """
     threadpool_limits(1, user_api="blas")
     sys.setswitchinterval(settings.api_switch_interval_ms / 1000)
