@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from service.spec.cost import WORKSPACE_BYTES
 from tests.factories import tiny_spec
 
 SOFTMAX = {"type": "Dense", "units": 10, "activation": "softmax"}
@@ -101,7 +102,7 @@ def test_the_summary_estimates_memory_and_time(client: TestClient) -> None:
     assert estimate["activation_bytes_per_image"] == 8 * 784 + 10 * 10
     assert estimate["activation_bytes_per_batch"] == 64 * estimate["activation_bytes_per_image"]
     # Its 2,000 images copied twice (the peak while fit converts them), and the workspace.
-    assert estimate["memory_bytes"] == 48_000_000 + 2 * 4 * 784 * 2000
+    assert estimate["memory_bytes"] == WORKSPACE_BYTES + 2 * 4 * 784 * 2000
     assert estimate["flops_per_image"] == 784 + 2 * 784 * 10  # the Flatten, then the Dense
     assert estimate["seconds_per_epoch"] >= 0
     assert "rough" in estimate["note"]
