@@ -21,7 +21,14 @@ from service.domain import EpochRecord
 from service.insight.layers import LayerStats
 from service.ml.build import build_model, compile_model
 from service.ml.data import Split, load_mnist, split
-from service.ml.train import STEPS_PER_EXECUTION, Resume, TrainingResult, train, uses_xla
+from service.ml.train import (
+    STEPS_PER_EXECUTION,
+    NoHooks,
+    Resume,
+    TrainingResult,
+    train,
+    uses_xla,
+)
 from service.schemas.experiments import ExperimentCreate
 from service.spec.experiment import ExperimentSpec
 from tests.factories import Spec, batchnorm_spec, dropout_spec, leaky_relu_spec
@@ -142,7 +149,7 @@ def test_the_compiled_loop_drives_keras_callbacks_as_fit_does(data: Split) -> No
 
 
 @dataclass
-class StopAfter:
+class StopAfter(NoHooks):
     """Hooks that ask to stop after `calls` checks (one per graph call)."""
 
     calls: int
@@ -151,14 +158,6 @@ class StopAfter:
     def stop_requested(self) -> bool:
         self.checks += 1
         return self.checks > self.calls
-
-    def epoch_finished(
-        self, model: keras.Model, record: EpochRecord, history: list[EpochRecord]
-    ) -> bool:
-        return True
-
-    def layers_measured(self, epoch: int, layers: list[LayerStats]) -> None:
-        return None
 
 
 def test_a_stop_is_seen_between_the_compiled_calls(data: Split) -> None:
