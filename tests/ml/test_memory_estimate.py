@@ -1,8 +1,10 @@
 """The memory estimate that MAX_ACTIVATION_BYTES caps, against what a training really takes:
 each net is fitted for a few batches in a fresh process (service.ml.memory_probe), which reports
 its peak resident memory above its own baseline. The estimate must be at least the measurement
-and at most 1.5 times it. Memory, unlike time, is the same on a busy machine: these are ratios
-of bytes (bench/memory.py measures the larger nets behind the calibration)."""
+and at most twice it. Memory, unlike time, is the same on a busy machine, but not on another
+CPU: TensorFlow's kernels pick their scratch buffers by processor, and the per-pixel Dense below
+peaked at 157-159 MB on one machine (AMD EPYC) and 225-252 MB on another, with the same Keras
+(bench/memory.py measures the larger nets behind the calibration)."""
 
 from __future__ import annotations
 
@@ -75,4 +77,4 @@ def _measured_peak(spec: ExperimentSpec) -> int:
 def test_the_estimate_is_at_least_the_measured_peak_and_close_to_it(spec: ExperimentSpec) -> None:
     estimate = training_cost(spec).memory_bytes
     measured = _measured_peak(spec)
-    assert estimate / 1.5 <= measured <= estimate, f"measured {measured:,} B of {estimate:,} B"
+    assert estimate / 2 <= measured <= estimate, f"measured {measured:,} B of {estimate:,} B"
