@@ -225,7 +225,11 @@ def _insert(engine: Engine, batch: list[dict[str, Any]], sizes: Sizes, rng: rand
         return
     epochs = [row for experiment in batch for row in _epochs(experiment, sizes.epochs, rng)]
     tags = [
-        {"experiment_id": experiment["id"], "tag": f"tag-{int(experiment['id'][:8]) % TAGS}"}
+        {
+            "experiment_id": experiment["id"],
+            "tag": f"tag-{int(experiment['id'][:8]) % TAGS}",
+            "created_at": experiment["created_at"],
+        }
         for experiment in batch
     ]
     attempts = [

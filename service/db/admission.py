@@ -147,7 +147,10 @@ def admit(
             if session.execute(statement).scalar_one_or_none() is None:
                 return Admission(None)
             session.add_all(
-                ExperimentTagRow(experiment_id=values["id"], tag=tag) for tag in new.tags
+                ExperimentTagRow(
+                    experiment_id=values["id"], tag=tag, created_at=values["created_at"]
+                )
+                for tag in new.tags
             )
             session.flush()
             return Admission(get_experiment(session, values["id"]))

@@ -325,14 +325,25 @@ class ChangeRow(Base):
 
 
 class ExperimentTagRow(Base):
-    """One of an experiment's tags: a class or a question that groups runs."""
+    """One of an experiment's tags: a class or a question that groups runs.
+
+    `created_at` is the experiment's, copied when the tag is written (an experiment's never
+    changes), so that a tag's page in created order is one range of the (tag, created_at,
+    experiment_id) index instead of all the tag's runs looked up and sorted. Nullable only
+    because SQLite adds a NOT NULL column solely by rebuilding the table: every insert gives
+    it, and migration 0015 filled the rows before it."""
 
     __tablename__ = "experiment_tags"
 
     experiment_id: Mapped[str] = mapped_column(
         ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
     )
-    tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_experiment_tags_tag_created", "tag", "created_at", "experiment_id"),
+    )
 
 
 class ChallengeRow(Base):

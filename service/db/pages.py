@@ -7,15 +7,17 @@ each is one range of the (test_accuracy, id) index on SQLite and PostgreSQL alik
 NULLs sort at opposite ends.
 
 A page is read in two steps: the ids of its rows first, from index entries alone where an
-index covers the filter and the sort, then those rows. A tag's page joins the tag's entries in
-experiment_tags to the narrow (id, client_id, created_at, test_accuracy) index and sorts those;
-reading the rows themselves, wide with their spec and summary, to sort all of a tag's runs
-took several times as long.
+index covers the filter and the sort, then those rows. A tag's page in created order is a range
+of experiment_tags' (tag, created_at, experiment_id) index, each tag beside its experiment's
+created_at (0015); in accuracy order it joins the tag's entries to the narrow (id, client_id,
+created_at, test_accuracy) index and sorts those. Reading the rows themselves, wide with their
+spec and summary, to sort all of a tag's runs took several times as long.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, Select, and_, func, select, tuple_
@@ -46,7 +48,7 @@ def list_experiments(
     def filtered(query: Select[Any]) -> Select[Any]:
         return _filtered(query, status=status, tags=tags, owner=owner)
 
-    ids, more = _page_ids(session, filtered, order, limit, offset, after)
+    ids, more = _page_ids(session, filtered, _keys(order, tags), limit, offset, after)
     rows = _rows(session, ids)
     if tags and status is None and owner is None:
         count = _tagged_count(tags)
@@ -78,7 +80,7 @@ def compact_page(
     def filtered(query: Select[Any]) -> Select[Any]:
         return _filtered(query, status=status, tags=tags, owner=owner)
 
-    ids, more = _page_ids(session, filtered, order, limit, offset, after)
+    ids, more = _page_ids(session, filtered, _keys(order, tags), limit, offset, after)
     query = select(
         ExperimentRow.id,
         ExperimentRow.name,
@@ -113,19 +115,48 @@ def compact_page(
 Filter = Callable[[Select[Any]], Select[Any]]
 
 
+@dataclass(frozen=True)
+class _Keys:
+    """What a page sorts by: `value` (created_at or test_accuracy), then `id`, the tie-break;
+    the same values whichever table's columns they are read from."""
+
+    order: Order
+    value: InstrumentedAttribute[Any]
+    id: InstrumentedAttribute[Any]
+
+    @property
+    def descending(self) -> bool:
+        return self.order.startswith("-")
+
+    @property
+    def by_accuracy(self) -> bool:
+        return self.order.endswith("test_accuracy")
+
+
+def _keys(order: Order, tags: Sequence[str]) -> _Keys:
+    """The sort keys of a page in `order` of the runs carrying `tags`. A tag's page in created
+    order sorts by the first tag's own copy of created_at, so that its page is one range of
+    the (tag, created_at, experiment_id) index."""
+    if order.endswith("test_accuracy"):
+        return _Keys(order, ExperimentRow.test_accuracy, ExperimentRow.id)
+    if tags:
+        return _Keys(order, ExperimentTagRow.created_at, ExperimentTagRow.experiment_id)
+    return _Keys(order, ExperimentRow.created_at, ExperimentRow.id)
+
+
 def _page_ids(
     session: Session,
     filtered: Filter,
-    order: Order,
+    keys: _Keys,
     limit: int,
     offset: int,
     after: Position | None,
 ) -> tuple[list[str], bool]:
     """The ids of a page's rows in its order, and whether more rows follow them."""
     if offset and after is None:
-        ids = _offset_page(filtered, order, limit + 1, offset, session)
+        ids = _offset_page(filtered, keys, limit + 1, offset, session)
     else:
-        ids = _keyset_page(filtered, order, limit + 1, after, session)
+        ids = _keyset_page(filtered, keys, limit + 1, after, session)
     return ids[:limit], len(ids) > limit
 
 
@@ -134,9 +165,10 @@ def _filtered(
 ) -> Select[Any]:
     """The query of experiments kept to those of `owner`, in `status`, carrying every one of
     `tags`. Each tag is a join on experiment_tags' key (experiment, tag): at most one row an
-    experiment, and the planner may start from the tag's entries."""
-    for tag in sorted(set(tags)):
-        tagged = aliased(ExperimentTagRow)
+    experiment, and the planner may start from the tag's entries. The first tag joins
+    experiment_tags itself, not an alias, so that a page can sort by its columns (`_keys`)."""
+    for number, tag in enumerate(sorted(set(tags))):
+        tagged = ExperimentTagRow if number == 0 else aliased(ExperimentTagRow)
         query = query.join(
             tagged, and_(tagged.experiment_id == ExperimentRow.id, tagged.tag == tag)
         )
@@ -170,56 +202,49 @@ def _rows(session: Session, ids: list[str]) -> list[ExperimentRow]:
     return [found[experiment_id] for experiment_id in ids if experiment_id in found]
 
 
-def _sort_column(order: Order) -> InstrumentedAttribute[Any]:
-    return ExperimentRow.created_at if order.endswith("created") else ExperimentRow.test_accuracy
-
-
 def _offset_page(
-    filtered: Filter, order: Order, limit: int, offset: int, session: Session
+    filtered: Filter, keys: _Keys, limit: int, offset: int, session: Session
 ) -> list[str]:
     """The old way, kept for clients that page with `offset`: the same order as the keyset
     pages, every skipped row read."""
-    column, descending = _sort_column(order), order.startswith("-")
-    sort = column.desc() if descending else column.asc()
-    if order.endswith("test_accuracy"):
+    sort = keys.value.desc() if keys.descending else keys.value.asc()
+    if keys.by_accuracy:
         sort = sort.nulls_last()
-    by_id = ExperimentRow.id.desc() if descending else ExperimentRow.id.asc()
+    by_id = keys.id.desc() if keys.descending else keys.id.asc()
     query = filtered(select(ExperimentRow.id)).order_by(sort, by_id)
     return list(session.scalars(query.limit(limit).offset(offset)))
 
 
 def _keyset_page(
     filtered: Filter,
-    order: Order,
+    keys: _Keys,
     limit: int,
     after: Position | None,
     session: Session,
 ) -> list[str]:
-    column, descending = _sort_column(order), order.startswith("-")
-    key = tuple_(column, ExperimentRow.id)
+    descending = keys.descending
+    key = tuple_(keys.value, keys.id)
     rows: list[str] = []
     if after is None or after.value is not None:
-        query = _sorted(filtered(select(ExperimentRow.id)), descending, column)
-        if order.endswith("test_accuracy"):
-            query = query.where(column.is_not(None))
+        query = _sorted(filtered(select(ExperimentRow.id)), descending, keys.value, keys.id)
+        if keys.by_accuracy:
+            query = query.where(keys.value.is_not(None))
         if after is not None:
             query = query.where(
                 key < (after.value, after.id) if descending else key > (after.value, after.id)
             )
         rows = list(session.scalars(query.limit(limit)))
-    if len(rows) < limit and order.endswith("test_accuracy"):
-        query = _sorted(filtered(select(ExperimentRow.id)).where(column.is_(None)), descending)
+    if len(rows) < limit and keys.by_accuracy:
+        unscored = filtered(select(ExperimentRow.id)).where(keys.value.is_(None))
+        query = _sorted(unscored, descending, keys.id)
         if after is not None and after.value is None:
-            beyond = ExperimentRow.id < after.id if descending else ExperimentRow.id > after.id
+            beyond = keys.id < after.id if descending else keys.id > after.id
             query = query.where(beyond)
         rows += session.scalars(query.limit(limit - len(rows)))
     return rows
 
 
-def _sorted(
-    query: Select[Any], descending: bool, *columns: InstrumentedAttribute[Any]
-) -> Select[Any]:
-    keys = [*columns, ExperimentRow.id]
+def _sorted(query: Select[Any], descending: bool, *keys: InstrumentedAttribute[Any]) -> Select[Any]:
     return query.order_by(*(key.desc() if descending else key.asc() for key in keys))
 
 

@@ -118,7 +118,9 @@ def create_experiment(
     )
     session.add(row)
     session.flush()
-    session.add_all(ExperimentTagRow(experiment_id=row.id, tag=tag) for tag in tags)
+    session.add_all(
+        ExperimentTagRow(experiment_id=row.id, tag=tag, created_at=row.created_at) for tag in tags
+    )
     return to_experiment(row, tags=sorted(tags))
 
 

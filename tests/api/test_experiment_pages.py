@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, event
+from sqlalchemy import delete, event, select
 
-from service.db import pages
+from service.db import pages, repository
 from service.db.models import ExperimentRow, ExperimentTagRow, queued_experiment
 from service.db.session import Database
 from service.spec.experiment import ExperimentSpec
@@ -55,7 +55,8 @@ def _seed(db: Database) -> list[dict[str, Any]]:
             )
             session.add(ExperimentRow(**values))
             if number % 2 == 0:
-                session.add(ExperimentTagRow(experiment_id=values["id"], tag="a"))
+                tagged = {"experiment_id": values["id"], "created_at": values["created_at"]}
+                session.add(ExperimentTagRow(**tagged, tag="a"))
             rows.append({**values, "tags": ["a"] if number % 2 == 0 else []})
     return rows
 
@@ -209,3 +210,63 @@ def test_a_row_deleted_between_a_page_s_ids_and_its_rows_is_left_out(db: Databas
     assert [item.id for item in page.items] == [i for i in expected[:4] if i != gone]
     assert page.next is not None
     assert page.next.id == expected[3]
+
+
+def _plan_of_page_ids(db: Database, **filters: Any) -> list[str]:
+    """SQLite's plan of the statement that reads a list page's ids."""
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
+        statements.append((sql, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        with db.scope() as session:
+            pages.list_experiments(session, limit=4, **filters)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    sql, parameters = statements[0]
+    assert sql.startswith("SELECT experiments.id")
+    with db.engine.connect() as connection:
+        plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters)
+        return [row[-1] for row in plan]
+
+
+@pytest.mark.parametrize("order", ["-created", "created"])
+def test_a_tag_s_page_in_created_order_is_one_range_of_the_tag_s_index(
+    db: Database, order: str
+) -> None:
+    """No sort of all the tag's runs (SQLite's temporary B-tree): the page is the first rows of
+    (tag, created_at, experiment_id), by offset and after a cursor alike."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's EXPLAIN QUERY PLAN")
+    _seed(db)
+    with db.scope() as session:
+        first = pages.list_experiments(session, tags=["a"], order=order, limit=4)
+    assert first.next is not None
+    for filters in ({}, {"offset": 4}, {"after": first.next}):
+        plan = _plan_of_page_ids(db, tags=["a"], order=order, **filters)
+        assert any("ix_experiment_tags_tag_created" in step for step in plan), plan
+        assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+def test_a_tag_written_with_its_experiment_carries_its_created_at(db: Database) -> None:
+    with db.scope() as session:
+        experiment = repository.create_experiment(
+            session,
+            name="tagged",
+            description=None,
+            spec=SPEC,
+            summary={},
+            client_id="anonymous",
+            max_attempts=1,
+            tags=["a", "b"],
+        )
+    with db.scope() as session:
+        tags = session.scalars(
+            select(ExperimentTagRow).where(ExperimentTagRow.experiment_id == experiment.id)
+        ).all()
+        assert [(tag.tag, tag.created_at) for tag in tags] == [
+            ("a", experiment.created_at),
+            ("b", experiment.created_at),
+        ]

@@ -375,3 +375,18 @@ def test_the_compact_csv_answers_as_the_whole_experiments_would(client: TestClie
     listed = client.get("/experiments", params={"format": "csv", "limit": 2, "offset": 3})
     assert listed.text == expected
     assert listed.headers["link"].startswith("</experiments?format=csv&limit=2&cursor=")
+
+
+def test_a_tag_s_cursor_walk_shows_every_submitted_run_newest_first(client: TestClient) -> None:
+    """A tag's page sorts by the tag's copy of its experiment's created_at: a submission must
+    write it, or its run drops out of the walk after the first page."""
+    submitted = [_submit(client, f"net {number}", "walked") for number in range(3)]
+    walked: list[str] = []
+    page = client.get("/experiments", params={"tag": "walked", "limit": 1}).json()
+    while True:
+        walked += [row["id"] for row in page["data"]]
+        if page["next_cursor"] is None:
+            break
+        following = {"tag": "walked", "limit": 1, "cursor": page["next_cursor"]}
+        page = client.get("/experiments", params=following).json()
+    assert walked == submitted[::-1]

@@ -218,10 +218,11 @@ ROWS: dict[str, list[dict[str, Any]]] = {
             "recorded_at": T0 + timedelta(seconds=60),
         }
     ],
+    # created_at: the experiment's own (0015).
     "experiment_tags": [
-        {"experiment_id": LONE, "tag": "class-1"},
-        {"experiment_id": LONE, "tag": "dense"},
-        {"experiment_id": TRIAL, "tag": "class-1"},
+        {"experiment_id": LONE, "tag": "class-1", "created_at": T0},
+        {"experiment_id": LONE, "tag": "dense", "created_at": T0},
+        {"experiment_id": TRIAL, "tag": "class-1", "created_at": T0},
     ],
     "challenges": [
         {
@@ -344,6 +345,31 @@ def test_upgrade_keeps_every_row(settings: Settings, db: Database, revision: str
             {"id": TRIAL},
         )
     assert change_kinds(db, TRIAL)[-2:] == ["status", "epoch"]
+
+
+def test_0015_gives_each_tag_its_experiment_s_created_at(settings: Settings, db: Database) -> None:
+    command.upgrade(alembic_config(settings.database_url), "0014")
+    insert_rows(db)
+    later = T0 + timedelta(hours=1)
+    experiments = reflect(db).tables["experiments"]
+    with db.engine.begin() as connection:
+        connection.execute(
+            experiments.update().where(experiments.c.id == TRIAL).values(created_at=later)
+        )
+
+    upgrade_to_head(settings.database_url, db.engine)
+
+    query = sa.text(
+        "SELECT experiment_tags.experiment_id, experiment_tags.created_at = experiments.created_at "
+        "FROM experiment_tags JOIN experiments ON experiments.id = experiment_tags.experiment_id "
+        "ORDER BY experiment_tags.experiment_id, experiment_tags.tag"
+    )
+    with db.engine.connect() as connection:
+        assert [tuple(row) for row in connection.execute(query)] == [
+            (LONE, True),
+            (LONE, True),
+            (TRIAL, True),
+        ]
 
 
 def sqlite_file(tmp_path: Path) -> tuple[str, Database]:
