@@ -30,12 +30,13 @@ FILTERS: list[dict[str, Any]] = [
     {"status": "succeeded"},
     {"tag": "a"},
     {"tag": "a", "status": "succeeded"},
+    {"tag": ["b", "a"]},
 ]
 
 
 def _seed(db: Database) -> list[dict[str, Any]]:
     """23 experiments: created in threes at one instant (ties the id breaks), some scored with
-    equal accuracies, the queued ones without any; every other one tagged `a`."""
+    equal accuracies, the queued ones without any; every other one tagged `a`, every third `b`."""
     rows = []
     with db.scope() as session:
         for number in range(23):
@@ -54,10 +55,14 @@ def _seed(db: Database) -> list[dict[str, Any]]:
                 test_accuracy=0.9 + (number % 5) / 100 if scored else None,
             )
             session.add(ExperimentRow(**values))
-            if number % 2 == 0:
-                tagged = {"experiment_id": values["id"], "created_at": values["created_at"]}
-                session.add(ExperimentTagRow(**tagged, tag="a"))
-            rows.append({**values, "tags": ["a"] if number % 2 == 0 else []})
+            tags = [tag for tag, every in (("a", 2), ("b", 3)) if number % every == 0]
+            for tag in tags:
+                session.add(
+                    ExperimentTagRow(
+                        experiment_id=values["id"], tag=tag, created_at=values["created_at"]
+                    )
+                )
+            rows.append({**values, "tags": tags})
     return rows
 
 
@@ -66,7 +71,7 @@ def _expected(rows: list[dict[str, Any]], order: str, filters: dict[str, Any]) -
         row
         for row in rows
         if row["status"] == filters.get("status", row["status"])
-        and ("tag" not in filters or filters["tag"] in row["tags"])
+        and set(_as_list(filters.get("tag", []))) <= set(row["tags"])
     ]
     descending = order.startswith("-")
     if order.endswith("created"):
@@ -85,6 +90,10 @@ def _expected(rows: list[dict[str, Any]], order: str, filters: dict[str, Any]) -
     return [row["id"] for row in scored + unscored]
 
 
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
 def _walk(client: TestClient, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
     page = client.get("/experiments", params={**params, "view": "compact"}).json()
     yield page
@@ -94,7 +103,9 @@ def _walk(client: TestClient, params: dict[str, Any]) -> Iterator[dict[str, Any]
         yield page
 
 
-@pytest.mark.parametrize("filters", FILTERS, ids=["all", "status", "tag", "tag-and-status"])
+@pytest.mark.parametrize(
+    "filters", FILTERS, ids=["all", "status", "tag", "tag-and-status", "two-tags"]
+)
 @pytest.mark.parametrize("order", ORDERS)
 def test_a_cursor_walk_shows_each_match_once_in_order_as_offset_pages_do(
     client: TestClient, db: Database, order: str, filters: dict[str, Any]
