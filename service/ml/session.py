@@ -7,14 +7,15 @@ optimizer update goes through `ReplicaContext.all_reduce`, a `tf.custom_gradient
 traced graph, registers its gradient in TensorFlow's global gradient registry under a new
 name, never removed; that function holds the whole traced graph. So every train function
 traced for a new optimizer (traced.py retraces one per optimizer) stayed alive with its graph
-after the model dropped it: ~4,000 Python objects more per job, which every later collection
-of the garbage (clear_session's among them) walks again. The registry is read only while a
+after the model dropped it: 5,000-10,000 Python objects more per job (174k after 24 jobs of the
+optimizers preset, 33k now), which every later collection walks again (clearing the session
+took 100 ms by the 24th job, 8-30 ms now). The registry is read only while a
 graph is being differentiated, that is while a function is traced; between jobs nothing is.
 
 Saving (`save_model`) is `model.save` with the attribute skip-sets Keras builds to walk a
 model's state kept for the process: Keras 3.15 caches each under `saving_attr_skipset_<type>`
 but looks it up under `saving_attr_skiplist_<type>`, so every save built them all again (a
-reference Layer, Optimizer, Metric... per saved object: ~10 ms of a ~27 ms checkpoint). They
+reference Layer, Optimizer, Metric... per saved object: 3-5 ms of a checkpoint). They
 depend on Keras's classes only, and a session cleared between jobs would drop them anyway.
 """
 
