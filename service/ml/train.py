@@ -28,6 +28,7 @@ from service.ml.compiled_epochs import fit_compiled
 from service.ml.data import Split
 from service.ml.evaluation import evaluate_model
 from service.ml.layer_health import LayerHealth
+from service.ml.pipelines import fit_pipeline
 from service.ml.traced import TracedModels
 from service.spec.experiment import ExperimentSpec
 
@@ -281,13 +282,16 @@ def train(
             steps_per_call=steps_per_execution,
         )
     elif start_epoch < spec.fit.epochs:
+        # `fit(x, y, batch_size=...)` over the pipelines it would build, kept (pipelines.py).
+        batch_size = spec.fit.batch_size
         model.fit(
-            data.x_train,
-            data.y_train,
-            batch_size=spec.fit.batch_size,
+            fit_pipeline(data.x_train, data.y_train, batch_size=batch_size, shuffle=True),
             epochs=spec.fit.epochs,
             initial_epoch=start_epoch,
-            validation_data=validation,
+            validation_data=None
+            if validation is None
+            else fit_pipeline(*validation, batch_size=batch_size, shuffle=False),
+            shuffle=False,  # the pipeline shuffles, as fit's own does
             callbacks=callbacks,
             verbose=0,
         )

@@ -174,6 +174,7 @@ def _fit(
 
 def _finish(context: TrainingContext, result: TrainingResult) -> int:
     """Write the outcome: cancelled, failed (diverged or not evaluated), or succeeded."""
+    from service.ml.session import save_model
     from service.ml.train import check_finite
 
     if context.cancel.is_set():
@@ -188,7 +189,7 @@ def _finish(context: TrainingContext, result: TrainingResult) -> int:
         local_model = context.checkpoints.unchanged_file(result.model)
         if local_model is None:
             local_model = context.local_dir / "model.keras"
-            result.model.save(local_model)
+            save_model(result.model, local_model)
         uri = context.store.put_file(local_model, model_key(context.experiment_id))
     with context.timed("writes"):
         owned = context.transaction(

@@ -57,10 +57,12 @@ class Checkpoints:
     def save(self, model: Any, history: list[EpochRecord]) -> bool:
         """Upload the model to this attempt's folder, then publish it under the fence.
         False when the attempt lost its lease."""
+        from service.ml.session import save_model
+
         epoch = len(history)
         local = self.local_dir / "checkpoint.keras"
         self._saved = None
-        model.save(local)
+        save_model(model, local)
         saved = (model, _saved_numbers(model))
         key = checkpoint_key(self.experiment_id, self.attempt, epoch)
         self.store.put_file(local, key)

@@ -78,9 +78,10 @@ def _warm_up(settings: Settings) -> None:
 
 def _forget() -> None:
     """Drop the last job's models and graphs: Keras's global state (layer-name counters
-    included) is as a fresh process has it, and the memory goes back."""
-    import keras
+    included) is as a fresh process has it, and the memory goes back (service/ml/session.py:
+    the graphs of train functions replaced for a new optimizer included)."""
+    from service.ml.session import forget_job
 
-    # It collects the garbage itself (free_memory): a second collection found nothing to free
-    # and took 3-50 ms, growing job by job, while the slot's next job waited for it.
-    keras.backend.clear_session()
+    # It collects the garbage itself (clear_session's free_memory): a second collection found
+    # nothing to free and took 3-50 ms while the slot's next job waited for it.
+    forget_job()
