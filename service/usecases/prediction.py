@@ -203,4 +203,5 @@ class Predictions:
     def close(self) -> None:
         if self.preloader is not None:
             self.preloader.close()
+        self.resolver.close()
         self.loader.close()
