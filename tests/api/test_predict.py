@@ -376,6 +376,14 @@ def test_the_cache_keeps_its_bound_and_evicts_the_least_recently_used(
             assert len(cache) <= 2
 
 
+def test_by_default_the_cache_holds_a_class_of_thirty_two_models_each_beside_best_and_latest(
+    client: TestClient,
+) -> None:
+    # Each student's model in use, and their next one, preloaded as it finishes, before they
+    # ask: at 32 a class of 30 made LRU evict models still asked for (bench/class_load.py).
+    assert runtime_of(client).predictions.loader.cache.capacity >= 2 * 30 + 2
+
+
 def test_deleting_an_experiment_evicts_its_model(
     client: TestClient, served: str, mnist: Mnist
 ) -> None:
