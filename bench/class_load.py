@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import re
 import statistics
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -66,8 +68,30 @@ class Figures:
     """The service's own count of /predict answers within each latency bound (seconds), and
     the total under `inf`: what it took the server, without the network or this client."""
     lags: list[float] = field(default_factory=list)
-    """How late this client's event loop woke from short sleeps: its own share of every
-    latency it measures."""
+    """How late the client's event loops woke from short sleeps: their own share of every
+    latency they measure."""
+    client_processes: int = 1
+
+    def add(self, part: Figures) -> None:
+        """Another client process's raw samples: percentiles over the merge are exact."""
+        for route, values in part.seconds.items():
+            self.seconds[route].extend(values)
+        for route, count in part.failed.items():
+            self.failed[route] += count
+        for route, count in part.refused.items():
+            self.refused[route] += count
+        self.jobs.extend(part.jobs)
+        self.lags.extend(part.lags)
+
+    def portable(self) -> Figures:
+        """These figures with plain dicts, which pickle (a defaultdict's factory here does not)."""
+        return Figures(
+            seconds=dict(self.seconds),
+            failed=dict(self.failed),
+            refused=dict(self.refused),
+            jobs=self.jobs,
+            lags=self.lags,
+        )
 
 
 def spec(name: str, *, epochs: int, train_size: int) -> dict[str, Any]:
@@ -198,8 +222,9 @@ def run(
     slots: int,
     cache_size: int | None,
     extra_env: dict[str, str],
+    client_processes: int,
 ) -> Figures:
-    figures = Figures()
+    figures = Figures(client_processes=client_processes)
     image = _image()
     with tempfile.TemporaryDirectory(prefix="bench-class-load-") as folder:
         root = Path(folder)
@@ -231,7 +256,21 @@ def run(
                 added.raise_for_status()
                 tokens = [p["token"] for p in added.json()["data"]]
             fit = {"epochs": epochs, "train_size": train_size}
-            asyncio.run(_class(base, tokens, image, fit, seconds, figures))
+            deadline = time.monotonic() + seconds  # CLOCK_MONOTONIC: one clock for all processes
+            students = list(enumerate(tokens))
+            # Student i in client process i % N; the teacher in the first.
+            shares = [
+                (base, students[n::client_processes], image, fit, deadline, n == 0)
+                for n in range(client_processes)
+            ]
+            if client_processes == 1:
+                figures.add(_client(*shares[0]))
+            else:
+                # Forked: the children need nothing this process has not already imported.
+                context = multiprocessing.get_context("fork")
+                with ProcessPoolExecutor(client_processes, mp_context=context) as pool:
+                    for part in pool.map(_client, *zip(*shares, strict=True)):
+                        figures.add(part)
             with httpx.Client(base_url=base, timeout=60, headers=auth) as http:
                 figures.rows = [http.get(f"/experiments/{i}").json() for i in figures.jobs]
                 scraped = http.get("/metrics").text
@@ -240,15 +279,37 @@ def run(
     return figures
 
 
+def _client(
+    base: str,
+    students: list[tuple[int, str]],
+    image: Any,
+    fit: Any,
+    deadline: float,
+    teaches: bool,
+) -> Figures:
+    """One client process's share of the class (and the teacher, if `teaches`), with its own
+    event loop and lag probe."""
+    figures = Figures()
+    asyncio.run(_class(base, students, image, fit, deadline, teaches, figures))
+    return figures.portable()
+
+
 async def _class(
-    base: str, tokens: list[str], image: Any, fit: Any, seconds: float, figures: Figures
+    base: str,
+    students: list[tuple[int, str]],
+    image: Any,
+    fit: Any,
+    deadline: float,
+    teaches: bool,
+    figures: Figures,
 ) -> None:
-    limits = httpx.Limits(max_connections=4 * len(tokens) + 8)
+    limits = httpx.Limits(max_connections=4 * len(students) + 8)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
-        room = Class(http, figures, time.monotonic() + seconds)
-        tasks = [asyncio.create_task(room.stream(token)) for token in tokens]
-        working = [room.student(token, i, image, fit) for i, token in enumerate(tokens)]
-        await asyncio.gather(room.teacher(), room.lag(), *working)
+        room = Class(http, figures, deadline)
+        tasks = [asyncio.create_task(room.stream(token)) for _, token in students]
+        working = [room.student(token, i, image, fit) for i, token in students]
+        teaching = [room.teacher()] if teaches else []
+        await asyncio.gather(*teaching, room.lag(), *working)
         for task in tasks:  # a quiet stream is waiting for its next event: end it
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -337,7 +398,11 @@ def report(label: str, figures: Figures) -> list[str]:
         lines.append(f"  /predict as the service timed it: {within}")
     if figures.lags:
         _, lag95, lag99 = _percentiles(figures.lags)
-        lines.append(f"  this client's event-loop lag: p95={lag95:.1f} ms  p99={lag99:.1f} ms")
+        lines.append(
+            f"  the client's event-loop lag ({figures.client_processes} process"
+            f"{'es' if figures.client_processes > 1 else ''}): "
+            f"p95={lag95:.1f} ms  p99={lag99:.1f} ms"
+        )
     lines.append(
         f"  model loads: {figures.loads.get('request', 0):.0f} on the request path, "
         f"{figures.loads.get('preloader', 0):.0f} in the background"
@@ -361,10 +426,18 @@ def main() -> None:
         help="the modes to run, in order: PRELOAD_MODELS off or on, each optionally followed by "
         "settings of the service to compare, as in on+API_THREADS=4+API_SWITCH_INTERVAL_MS=1",
     )
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=1,
+        help="client processes the students are dealt to (a class is many machines: one "
+        "Python process for all adds its own event-loop lag to every latency)",
+    )
     args = parser.parse_args()
     print(
         f"{args.students} students for {args.seconds:.0f} s a mode, {args.epochs}-epoch jobs on "
-        f"{args.train_size} images, {args.slots} slots; load average {os.getloadavg()[0]:.2f}",
+        f"{args.train_size} images, {args.slots} slots, {args.client_processes} client "
+        f"process(es); load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
     for mode in args.modes.split(","):
@@ -379,6 +452,7 @@ def main() -> None:
             slots=args.slots,
             cache_size=args.cache_size,
             extra_env=extra_env,
+            client_processes=args.client_processes,
         )
         label = f"PRELOAD_MODELS={'true' if preload == 'on' else 'false'}"
         label += "".join(f", {name}={value}" for name, value in extra_env.items())

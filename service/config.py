@@ -182,9 +182,10 @@ class Settings(BaseSettings):
 
     # Serving models.
     model_cache_size: int = Field(
-        default=32,
+        default=64,
         ge=1,
-        description="warm models kept per API process: a class wants about one per student "
+        description="warm models kept per API process: a class wants about two per student, "
+        "the model each asks for and the one just finished and preloaded before they ask, "
         "beside best, latest and the aliases (the notebook's nets take 2-4 MiB each warm)",
     )
     preload_models: bool = Field(

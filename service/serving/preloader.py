@@ -6,8 +6,9 @@ Loading a model costs a few hundred milliseconds of CPU; on the request path eve
 that name waited on it (a class of thirty saw /predict p99 590 ms). So each API process keeps
 one background thread that, when the change feed shows a model succeeded or was deleted (or
 an alias was moved here), looks `best`, `latest` and the aliases asked for again, and loads
-what they name now, one model at a time; then what they moved past before its turn (in a
-burst of finishes each model was `latest` for a moment, and its owner asks for it next).
+what they name now, one model at a time; then every other model that succeeded, oldest first
+(in a burst of finishes each model was `latest` for a moment, or never was when two finished
+between two reads of the feed, and its owner asks for it next).
 
 Until the new model is warm, a name that moved answers from the model it named before, if that
 one is still warm, for at most `max_stale_seconds`; the answer names the model that gave it.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from service.domain import BEST, LATEST, ServableModel
@@ -72,6 +73,7 @@ class ModelPreloader:
         self._queued: dict[str, ServableModel] = {}  # by experiment id, oldest first
         self._failed: dict[str, float] = {}  # experiment id: when its background load failed
         self._to_resolve: set[str] = set()
+        self._succeeded: dict[str, None] = {}  # experiment ids to look up and queue, in order
         self._loading: str | None = None  # the experiment id whose model the thread loads
         self._busy = False
         self._closed = False
@@ -126,11 +128,13 @@ class ModelPreloader:
 
     # -- what tells it to look again -----------------------------------------------------------
 
-    def models_changed(self) -> None:
+    def models_changed(self, succeeded: Iterable[str] = ()) -> None:
         """A model succeeded or was deleted: look `best`, `latest` and the aliases asked for
-        in this process up again. Cheap and non-blocking: the change feed calls it on the loop."""
+        in this process up again, and queue the models of the experiments that `succeeded`
+        after what names name. Cheap and non-blocking: the change feed calls it on the loop."""
         with self._wake:
             self._to_resolve.update((BEST, LATEST, *self._names))
+            self._succeeded.update(dict.fromkeys(succeeded))
             self._wake.notify()
 
     def alias_moved(self, alias: str) -> None:
@@ -154,7 +158,7 @@ class ModelPreloader:
         """Wait until nothing is left to resolve or load; False if `timeout` passed first."""
         deadline = time.monotonic() + timeout
         with self._wake:
-            while self._to_resolve or self._queued or self._busy:
+            while self._to_resolve or self._succeeded or self._queued or self._busy:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -175,7 +179,7 @@ class ModelPreloader:
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not (self._closed or self._to_resolve or self._queued):
+                while not (self._closed or self._to_resolve or self._succeeded or self._queued):
                     self._busy = False
                     self._wake.notify_all()  # wait_idle
                     self._wake.wait()
@@ -183,8 +187,11 @@ class ModelPreloader:
                     return
                 self._busy = True
                 references, self._to_resolve = self._to_resolve, set()
+                succeeded, self._succeeded = list(self._succeeded), {}
             for reference in sorted(references):
                 self._resolve(reference)
+            for experiment_id in succeeded:
+                self._queue_succeeded(experiment_id)
             model = self._next()
             if model is not None:
                 self._load(model)
@@ -200,6 +207,22 @@ class ModelPreloader:
             log.exception("the model preloader could not look up %r", reference)
             return
         self.model_for(reference, model)
+
+    def _queue_succeeded(self, experiment_id: str) -> None:
+        """Queue a model that succeeded (the request path would load it for its owner's first
+        prediction); the lookup also lets that prediction skip the database."""
+        try:
+            model = self.resolver.refresh(experiment_id)
+        except (ModelNotFound, ModelNotReady):
+            return  # deleted since
+        except Exception:  # a database hiccup: the request path loads it as before
+            log.exception("the model preloader could not look up %r", experiment_id)
+            return
+        with self._lock:
+            named = {name.target.experiment_id for name in self._names.values()}
+            # A cache with no room beside what names name would evict one of those for it.
+            if not self.loader.is_warm(model) and self.loader.cache.capacity > len(named) + 1:
+                self._queue(model)
 
     def pending(self) -> list[str]:
         """The experiment ids queued to load, in the order they will be."""

@@ -190,7 +190,10 @@ class Predictions:
             if change.deletes_experiment:
                 self.forget(change.experiment_id)
         if self.preloader is not None and any(change.may_move_models for change in changes):
-            self.preloader.models_changed()
+            succeeded = [
+                c.experiment_id for c in changes if c.may_move_models and not c.deletes_experiment
+            ]
+            self.preloader.models_changed(succeeded)
 
     def alias_moved(self, alias: str) -> None:
         if self.preloader is not None:
@@ -203,4 +206,5 @@ class Predictions:
     def close(self) -> None:
         if self.preloader is not None:
             self.preloader.close()
+        self.resolver.close()
         self.loader.close()

@@ -376,6 +376,14 @@ def test_the_cache_keeps_its_bound_and_evicts_the_least_recently_used(
             assert len(cache) <= 2
 
 
+def test_by_default_the_cache_holds_a_class_of_thirty_two_models_each_beside_best_and_latest(
+    client: TestClient,
+) -> None:
+    # Each student's model in use, and their next one, preloaded as it finishes, before they
+    # ask: at 32 a class of 30 made LRU evict models still asked for (bench/class_load.py).
+    assert runtime_of(client).predictions.loader.cache.capacity >= 2 * 30 + 2
+
+
 def test_deleting_an_experiment_evicts_its_model(
     client: TestClient, served: str, mnist: Mnist
 ) -> None:
@@ -429,6 +437,50 @@ def test_only_a_few_pixel_lists_for_a_warm_model_are_answered_on_the_event_loop(
     assert inline(image=image) == served
     client.delete(f"/experiments/{served}")
     assert inline(image=image) is None
+
+
+def test_an_experiment_id_stays_on_the_event_loop_past_the_ttl_while_looked_up_again(
+    client: TestClient, served: str, mnist: Mnist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A student asks for their own model every second or so: past the TTL the id's model
+    # still answers on the loop, and the database is asked again in the background.
+    monkeypatch.setattr("service.serving.resolver.RESOLVE_TTL_SECONDS", 0.2)
+    predictions = runtime_of(client).predictions
+    image = mnist.x_test[0].tolist()
+
+    def inline(model: str) -> str | None:
+        body = {"image": image, "model": model}
+        warm = predictions.warm_model(PredictRequest.model_validate(body).images_to_predict())
+        return warm and warm.experiment_id
+
+    assert predict(client, {"image": image, "model": served})["model"]["experiment_id"] == served
+    put_alias(client, "production", served)
+    predict(client, {"image": image, "model": "production"})
+    wait_past_resolve_ttl()
+    assert inline(served) == served
+    assert inline("production") is None  # a name may have moved: the request path looks
+    assert predictions.resolver.wait_refreshed(timeout=10)
+    assert inline(served) == served
+
+
+def test_a_deleted_experiment_id_is_not_answered_once_looked_up_again(
+    client: TestClient, served: str, mnist: Mnist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The change feed forgets a deleted experiment at once; should it miss one (another
+    # process deleted it, and its change is not read yet), the background lookup does.
+    monkeypatch.setattr("service.serving.resolver.RESOLVE_TTL_SECONDS", 0.2)
+    predictions = runtime_of(client).predictions
+    image = mnist.x_test[0].tolist()
+    predict(client, {"image": image, "model": served})
+    monkeypatch.setattr(predictions, "forget", lambda experiment_id: None)
+    assert client.delete(f"/experiments/{served}").status_code == 204
+    wait_past_resolve_ttl()
+
+    assert predictions.resolver.recent(served) is not None  # the last stale answer
+    assert predictions.resolver.wait_refreshed(timeout=10)
+    assert predictions.resolver.recent(served) is None
+    response = client.post("/predict", json={"image": image, "model": served})
+    assert response.status_code == 404
 
 
 # -- bad inputs --------------------------------------------------------------------------------

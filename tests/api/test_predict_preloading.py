@@ -255,6 +255,26 @@ def test_what_names_name_now_loads_first_then_what_they_moved_past(
     assert store.read == [model_key(held), model_key(newest), model_key(passed)]
 
 
+def test_a_model_that_succeeded_is_preloaded_though_no_name_named_it_when_looked_at(
+    client: TestClient, store: GatedStore, preloader: ModelPreloader, model_file: Path
+) -> None:
+    # Two finish while the thread is busy: when it looks again, `latest` has moved past the
+    # first, which its owner asks for by id next.
+    serving(client, model_file)
+    store.hold()
+    held = publish(client, model_file, name="held", test_accuracy=0.9)
+    assert store.wait_read() == model_key(held)
+    passed = publish(client, model_file, name="passed", test_accuracy=0.5)
+    newest = publish(client, model_file, name="newest", test_accuracy=0.5)
+    requests_loaded = loads_by_requests()
+
+    store.release()
+    wait_for(lambda: warm(client, passed), timeout=WAIT, what="the passed model preloaded")
+    assert model_key(newest) in store.read
+    assert answered_by(client, passed) == passed
+    assert loads_by_requests() == requests_loaded
+
+
 def queued_by_asking(client: TestClient, preloader: ModelPreloader, experiment_id: str) -> bool:
     answered_by(client, "latest")  # from the model before while the new one waits to load
     return experiment_id in preloader.pending()
